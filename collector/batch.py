@@ -1,0 +1,94 @@
+"""The unit that moves between stages: a batch of spans as one OTLP ``ExportTraceServiceRequest``.
+
+A batch keeps the request's wire bytes and decodes them only when a stage asks for the message.
+Batches merge by concatenating wire bytes (``resource_spans`` is the only field of the request, so two
+serialized requests joined are one valid request), and exporters send the bytes they were given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+
+def count_spans(request: ExportTraceServiceRequest) -> int:
+    """Number of spans in a request, touching only the repeated containers, never a span."""
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+class SpanBatch:
+    """A batch of spans. Owned by one stage at a time: once passed on it belongs to the next stage."""
+
+    __slots__ = ("_payload", "_request", "span_count")
+
+    def __init__(
+        self,
+        *,
+        payload: bytes | None = None,
+        request: ExportTraceServiceRequest | None = None,
+        span_count: int | None = None,
+    ) -> None:
+        if payload is None and request is None:
+            raise ValueError("SpanBatch needs payload bytes or a request message")
+        self._payload = payload
+        self._request = request
+        if span_count is None:
+            span_count = count_spans(self.request)
+        self.span_count = span_count
+
+    @classmethod
+    def from_request(cls, request: ExportTraceServiceRequest, payload: bytes | None = None) -> SpanBatch:
+        """Wrap a decoded request; ``payload`` is its wire form when the caller still has it unchanged."""
+        return cls(payload=payload, request=request)
+
+    @classmethod
+    def from_bytes(cls, payload: bytes, span_count: int | None = None) -> SpanBatch:
+        """Wrap wire bytes (already validated by the caller). Decodes once if the count is unknown."""
+        return cls(payload=payload, span_count=span_count)
+
+    @classmethod
+    def concat(cls, batches: Iterable[SpanBatch]) -> SpanBatch:
+        """Merge batches by joining their wire bytes: no span is decoded or copied one by one."""
+        parts = list(batches)
+        if len(parts) == 1:
+            return parts[0]
+        return cls(payload=b"".join(b.to_bytes() for b in parts), span_count=sum(b.span_count for b in parts))
+
+    @property
+    def request(self) -> ExportTraceServiceRequest:
+        """The decoded request, for reading. Call :meth:`mutable_request` before changing it."""
+        if self._request is None:
+            assert self._payload is not None
+            self._request = ExportTraceServiceRequest.FromString(self._payload)
+        return self._request
+
+    def mutable_request(self) -> ExportTraceServiceRequest:
+        """The decoded request, for changing: the cached wire bytes are dropped and rebuilt on demand.
+
+        A stage that changes spans must also call :meth:`recount` if it added or removed spans.
+        """
+        request = self.request
+        self._payload = None
+        return request
+
+    def recount(self) -> None:
+        self.span_count = count_spans(self.request)
+
+    def to_bytes(self) -> bytes:
+        """The wire form of the batch (cached; serialized once if a stage changed the message)."""
+        if self._payload is None:
+            assert self._request is not None
+            self._payload = self._request.SerializeToString()
+        return self._payload
+
+    @property
+    def byte_size(self) -> int:
+        return len(self.to_bytes())
+
+    def copy(self) -> SpanBatch:
+        """An independent copy, for fan-out to a stage that mutates."""
+        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count)
+
+    def __repr__(self) -> str:
+        return f"SpanBatch(spans={self.span_count})"

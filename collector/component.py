@@ -1,0 +1,145 @@
+"""The component model: ids, kinds, factories, settings handed to each component, and its lifecycle.
+
+Every component comes from a :class:`Factory` (``type``, ``kind``, ``config_class``, ``create``).
+``start(host)`` returns quickly and owns the background tasks it starts; a failure to start raises.
+``shutdown()`` is idempotent, safe before ``start()``, and flushes what the component holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from collector.consumer import TracesConsumer
+from collector.telemetry import Telemetry
+
+_TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
+
+
+class Kind(enum.StrEnum):
+    RECEIVER = "receiver"
+    PROCESSOR = "processor"
+    EXPORTER = "exporter"
+    EXTENSION = "extension"
+
+    @property
+    def section(self) -> str:
+        return self.value + "s"
+
+
+@dataclass(frozen=True, order=True)
+class ComponentID:
+    """``type`` or ``type/name``, as written in config."""
+
+    type: str
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> ComponentID:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("component id must be a non-empty string such as 'otlp' or 'otlp/2'")
+        type_, sep, name = text.strip().partition("/")
+        if not _TYPE_RE.match(type_):
+            raise ValueError(f"invalid component type {type_!r} in id {text!r}")
+        if sep and not name:
+            raise ValueError(f"component id {text!r} has an empty name after '/'")
+        return cls(type_, name)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}" if self.name else self.type
+
+
+class Host:
+    """What a running component may ask of the service around it."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.fatal_error: BaseException | None = None
+        self._fatal = asyncio.Event()
+        self.extensions: dict[ComponentID, Component] = {}
+
+    def report_fatal_error(self, error: BaseException) -> None:
+        """A component's background task failed beyond repair: the service stops with exit code 1."""
+        if self.fatal_error is None:
+            self.fatal_error = error
+        self._fatal.set()
+
+    async def wait_fatal(self) -> BaseException | None:
+        await self._fatal.wait()
+        return self.fatal_error
+
+
+@dataclass
+class Settings:
+    """Handed to ``Factory.create``: who the component is and the service-wide facilities."""
+
+    id: ComponentID
+    kind: Kind
+    telemetry: Telemetry
+    logger: logging.Logger
+    pipeline: str = ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {self.kind.value: str(self.id)}
+
+
+@runtime_checkable
+class Component(Protocol):
+    async def start(self, host: Host) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class Receiver(Component, Protocol):
+    """Pushes batches into ``next`` given at creation."""
+
+
+class Processor(Component, TracesConsumer, Protocol):
+    """A consumer that passes (possibly changed, fewer or later) batches to ``next``."""
+
+
+class Exporter(Component, TracesConsumer, Protocol):
+    """The last stage: sends batches out of the process."""
+
+
+class Factory:
+    """Builds one kind of component. Subclass it or instantiate with a ``create`` callable.
+
+    ``create`` signatures by kind: receivers and processors ``(settings, config, next_consumer)``,
+    exporters and extensions ``(settings, config)``.
+    """
+
+    def __init__(
+        self,
+        type: str,
+        kind: Kind,
+        config_class: type[Any],
+        create: Callable[..., Any],
+        *,
+        stability: str = "beta",
+        description: str = "",
+    ) -> None:
+        if not _TYPE_RE.match(type):
+            raise ValueError(f"invalid component type {type!r}")
+        self.type = type
+        self.kind = Kind(kind)
+        self.config_class = config_class
+        self._create = create
+        self.stability = stability
+        self.description = description
+
+    def create(self, settings: Settings, config: Any, next_consumer: TracesConsumer | None = None) -> Any:
+        if self.kind in (Kind.RECEIVER, Kind.PROCESSOR):
+            if next_consumer is None:
+                raise ValueError(f"{self.kind} {settings.id} needs a next consumer")
+            return self._create(settings, config, next_consumer)
+        return self._create(settings, config)
+
+    def __repr__(self) -> str:
+        return f"Factory({self.kind.value} {self.type!r})"

@@ -1,0 +1,66 @@
+"""The one consumer protocol every stage speaks, and the fan-out used where a graph branches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from collector.batch import SpanBatch
+from collector.errors import ConsumerError
+
+
+@runtime_checkable
+class TracesConsumer(Protocol):
+    """``consume_traces`` takes ownership of the batch. Raise :class:`ConsumerError` to refuse it.
+
+    ``mutates_data`` declares whether the consumer changes batches it is given; fan-out hands such a
+    consumer its own copy.
+    """
+
+    mutates_data: bool
+
+    async def consume_traces(self, batch: SpanBatch) -> None: ...
+
+
+class FanOutConsumer:
+    """Delivers each batch to several consumers (a receiver feeding pipelines, a pipeline feeding exporters).
+
+    Consumers that mutate get a copy; the others share the batch. If any consumer refuses, the error
+    goes back to the sender (the most retriable view wins: one retriable refusal makes the whole retriable),
+    so that the client retries rather than loses data. As in the OTel Collector, a retry may then
+    duplicate data at consumers that had already accepted it.
+    """
+
+    __slots__ = ("_consumers", "mutates_data")
+
+    def __init__(self, consumers: Sequence[TracesConsumer]) -> None:
+        if not consumers:
+            raise ValueError("fan-out needs at least one consumer")
+        self._consumers = tuple(consumers)
+        self.mutates_data = False
+
+    @property
+    def consumers(self) -> tuple[TracesConsumer, ...]:
+        return self._consumers
+
+    async def consume_traces(self, batch: SpanBatch) -> None:
+        consumers = self._consumers
+        if len(consumers) == 1:
+            await consumers[0].consume_traces(batch)
+            return
+        batches = [batch.copy() if c.mutates_data else batch for c in consumers]
+        results = await asyncio.gather(
+            *(c.consume_traces(b) for c, b in zip(consumers, batches, strict=True)), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if not errors:
+            return
+        for err in errors:
+            if not isinstance(err, Exception):
+                raise err
+        consumer_errors = [e for e in errors if isinstance(e, ConsumerError)]
+        if len(consumer_errors) != len(errors):
+            raise next(e for e in errors if not isinstance(e, ConsumerError))
+        retriable = [e for e in consumer_errors if e.retriable]
+        raise retriable[0] if retriable else consumer_errors[0]
