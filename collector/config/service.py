@@ -1,0 +1,216 @@
+"""The whole collector config: components by id, pipelines and service telemetry, validated at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from collector.component import ComponentID, Factory, Kind
+from collector.config.loader import Provenance, load
+from collector.config.schema import ConfigError, ConfigIssue, Decoder, Duration, field, join
+from collector.registry import Registry
+
+TOP_LEVEL = ("receivers", "processors", "exporters", "extensions", "connectors", "service")
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    level: Literal["debug", "info", "warn", "error"] = "info"
+    encoding: Literal["console", "json"] = "console"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    address: str = "127.0.0.1:8888"  # "" turns the /metrics endpoint off
+    level: Literal["none", "basic", "normal", "detailed"] = "normal"
+
+    def validate(self) -> list[tuple[str, str]]:
+        if self.address and not valid_endpoint(self.address):
+            return [("address", f"must be host:port, got {self.address!r}")]
+        return []
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    receivers: tuple[str, ...] = field(min_len=1)
+    exporters: tuple[str, ...] = field(min_len=1)
+    processors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceSection:
+    pipelines: dict[str, PipelineSection] = field(min_len=1)
+    extensions: tuple[str, ...] = ()
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    shutdown_timeout: Duration = field(Duration(30.0), gt=0)
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    id: ComponentID
+    factory: Factory
+    config: Any
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    id: ComponentID
+    receivers: tuple[ComponentID, ...]
+    processors: tuple[ComponentID, ...]
+    exporters: tuple[ComponentID, ...]
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    receivers: dict[ComponentID, ComponentConfig]
+    processors: dict[ComponentID, ComponentConfig]
+    exporters: dict[ComponentID, ComponentConfig]
+    extensions: dict[ComponentID, ComponentConfig]
+    pipelines: dict[ComponentID, PipelineConfig]
+    service: ServiceSection
+    files: tuple[str, ...] = ()
+
+    def section(self, kind: Kind) -> dict[ComponentID, ComponentConfig]:
+        return {
+            Kind.RECEIVER: self.receivers,
+            Kind.PROCESSOR: self.processors,
+            Kind.EXPORTER: self.exporters,
+            Kind.EXTENSION: self.extensions,
+        }[kind]
+
+
+def valid_endpoint(endpoint: str) -> bool:
+    host, sep, port = endpoint.rpartition(":")
+    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535 and "/" not in host
+
+
+def _defined(raw: Mapping[str, Any], kind: Kind, cid: ComponentID) -> bool:
+    section = raw.get(kind.section)
+    return isinstance(section, Mapping) and any(
+        isinstance(k, str) and k.strip() == str(cid) for k in section
+    )
+
+
+def _kinds_with(registry: Registry, type_: str) -> list[str]:
+    return [k.value for k in Kind if registry.get(k, type_) is not None]
+
+
+def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | None = None,
+                 files: Sequence[str] = ()) -> CollectorConfig:
+    """Validate a merged raw config. Raises ConfigError listing every issue, each with file and key path."""
+    dec = Decoder()
+    for key in raw:
+        if key == "connectors":
+            dec.error("connectors", "connectors are not supported by tracetriage; use one pipeline per path")
+        elif key not in TOP_LEVEL:
+            dec.error(str(key), f"unknown top-level key (valid keys: {', '.join(TOP_LEVEL)})")
+
+    sections: dict[Kind, dict[ComponentID, ComponentConfig]] = {k: {} for k in Kind}
+    for kind in Kind:
+        section = raw.get(kind.section)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            dec.error(kind.section, "must be a mapping of component id to its settings")
+            continue
+        for key, value in section.items():
+            path = join(kind.section, str(key))
+            try:
+                cid = ComponentID.parse(key)
+            except ValueError as e:
+                dec.error(path, str(e))
+                continue
+            factory = registry.get(kind, cid.type)
+            if factory is None:
+                other = _kinds_with(registry, cid.type)
+                hint = f" ({cid.type!r} is a {' and '.join(other)}, not a {kind.value})" if other else ""
+                available = ", ".join(registry.types(kind)) or "none"
+                dec.error(path, f"unknown {kind.value} type {cid.type!r}{hint}; available: {available}")
+                continue
+            cfg = dec.decode_dataclass(factory.config_class, value, path)
+            sections[kind][cid] = ComponentConfig(cid, factory, cfg)
+
+    service_raw = raw.get("service")
+    if service_raw is None:
+        dec.error("service", "is required (service.pipelines says which components run)")
+        service_raw = {"pipelines": {}}
+    service = dec.decode_dataclass(ServiceSection, service_raw, "service")
+
+    pipelines: dict[ComponentID, PipelineConfig] = {}
+    for name, section in (service.pipelines or {}).items():
+        path = join("service.pipelines", name)
+        try:
+            pid = ComponentID.parse(name)
+        except ValueError as e:
+            dec.error(path, str(e))
+            continue
+        if pid.type in ("metrics", "logs", "profiles"):
+            dec.error(path, f"tracetriage processes traces only; a {pid.type} pipeline is not supported")
+            continue
+        if pid.type != "traces":
+            dec.error(path, "pipeline id must be 'traces' or 'traces/<name>'")
+            continue
+        if section is None:
+            continue
+        refs: dict[Kind, tuple[ComponentID, ...]] = {}
+        for kind, ids in ((Kind.RECEIVER, section.receivers), (Kind.PROCESSOR, section.processors),
+                          (Kind.EXPORTER, section.exporters)):
+            resolved: list[ComponentID] = []
+            for i, text in enumerate(ids):
+                ref_path = join(join(path, kind.section), i)
+                try:
+                    cid = ComponentID.parse(text)
+                except ValueError as e:
+                    dec.error(ref_path, str(e))
+                    continue
+                if cid in resolved:
+                    dec.error(ref_path, f"{kind.value} {str(cid)!r} is listed twice in this pipeline")
+                    continue
+                if cid not in sections[kind]:
+                    if not _defined(raw, kind, cid):  # defined but invalid: already reported there
+                        dec.error(ref_path, f"references {kind.value} {str(cid)!r}, which is not defined in "
+                                            f"{kind.section}")
+                    continue
+                resolved.append(cid)
+            refs[kind] = tuple(resolved)
+        pipelines[pid] = PipelineConfig(pid, refs[Kind.RECEIVER], refs[Kind.PROCESSOR], refs[Kind.EXPORTER])
+
+    for i, text in enumerate(service.extensions):
+        ref_path = join("service.extensions", i)
+        try:
+            cid = ComponentID.parse(text)
+        except ValueError as e:
+            dec.error(ref_path, str(e))
+            continue
+        if cid not in sections[Kind.EXTENSION] and not _defined(raw, Kind.EXTENSION, cid):
+            dec.error(ref_path, f"references extension {str(cid)!r}, which is not defined in extensions")
+
+    if dec.issues:
+        issues = prov.attribute(dec.issues) if prov else dec.issues
+        raise ConfigError(issues)
+    enabled_ext = {ComponentID.parse(t) for t in service.extensions}
+    return CollectorConfig(
+        receivers=sections[Kind.RECEIVER],
+        processors=sections[Kind.PROCESSOR],
+        exporters=sections[Kind.EXPORTER],
+        extensions={k: v for k, v in sections[Kind.EXTENSION].items() if k in enabled_ext},
+        pipelines=pipelines,
+        service=service,
+        files=tuple(files),
+    )
+
+
+def load_config(paths: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None) -> CollectorConfig:
+    """Read, merge and validate config files. Raises ConfigError listing every issue."""
+    raw, prov = load(paths, env)
+    return build_config(raw, registry, prov, paths)
+
+
+__all__ = ["CollectorConfig", "ComponentConfig", "ConfigError", "ConfigIssue", "PipelineConfig", "load_config"]

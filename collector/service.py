@@ -1,0 +1,196 @@
+"""The service: builds the pipeline graph before anything starts, starts downstream first, stops upstream first.
+
+Graph, per OTel Collector rules: one receiver instance per receiver id, fanning out to every pipeline
+that lists it; one exporter instance per exporter id, shared by every pipeline that lists it; processors
+are built per pipeline. Each processor is wrapped so its incoming and outgoing spans are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.batch import SpanBatch
+from collector.component import Component, ComponentID, Host, Kind, Settings
+from collector.config.service import CollectorConfig, ComponentConfig
+from collector.consumer import FanOutConsumer, TracesConsumer
+from collector.errors import ComponentStartError
+from collector.telemetry import Telemetry
+from collector.telemetry.server import MetricsServer
+
+log = logging.getLogger("tracetriage.service")
+
+START_TIMEOUT = 15.0
+
+
+class CountingConsumer:
+    """Counts spans (per batch) on the way into the wrapped consumer."""
+
+    __slots__ = ("_child", "_inner", "mutates_data")
+
+    def __init__(self, inner: TracesConsumer, child: Any) -> None:
+        self._inner = inner
+        self._child = child
+        self.mutates_data = inner.mutates_data
+
+    async def consume_traces(self, batch: SpanBatch) -> None:
+        self._child.inc(batch.span_count)
+        await self._inner.consume_traces(batch)
+
+
+@dataclass
+class _Built:
+    label: str  # "receiver otlp", "processor batch in pipeline traces"
+    component: Component
+
+
+@dataclass
+class BuiltGraph:
+    extensions: list[_Built] = field(default_factory=list)
+    exporters: list[_Built] = field(default_factory=list)
+    # processors per pipeline, in pipeline order (upstream first)
+    processors: list[list[_Built]] = field(default_factory=list)
+    receivers: list[_Built] = field(default_factory=list)
+
+
+class Service:
+    """Runs one validated :class:`CollectorConfig`."""
+
+    def __init__(self, config: CollectorConfig, telemetry: Telemetry | None = None) -> None:
+        self.config = config
+        self.telemetry = telemetry or Telemetry()
+        self.host = Host()
+        self.graph = BuiltGraph()
+        self.components: dict[tuple[Kind, ComponentID], Component] = {}
+        self._started: list[_Built] = []
+        self._metrics_server: MetricsServer | None = None
+        self._shutdown_done = False
+        addr = config.service.telemetry.metrics.address
+        if addr and config.service.telemetry.metrics.level != "none":
+            self._metrics_server = MetricsServer(self.telemetry, addr)
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self._metrics_server.port if self._metrics_server else None
+
+    def _settings(self, kind: Kind, cc: ComponentConfig, pipeline: str = "") -> Settings:
+        logger = logging.getLogger(f"tracetriage.{kind.value}.{cc.id}")
+        return Settings(id=cc.id, kind=kind, telemetry=self.telemetry, logger=logger, pipeline=pipeline)
+
+    def build(self) -> None:
+        """Create every component and wire the graph. Raises ComponentStartError if a factory fails."""
+        cfg = self.config
+        for cid, cc in cfg.extensions.items():
+            comp = self._create(Kind.EXTENSION, cc, None)
+            self.graph.extensions.append(_Built(f"extension {cid}", comp))
+            self.host.extensions[cid] = comp
+
+        exporters: dict[ComponentID, Any] = {}
+        for pipe in cfg.pipelines.values():
+            for eid in pipe.exporters:
+                if eid not in exporters:
+                    exporters[eid] = self._create(Kind.EXPORTER, cfg.exporters[eid], None)
+                    self.graph.exporters.append(_Built(f"exporter {eid}", exporters[eid]))
+
+        entries: dict[ComponentID, TracesConsumer] = {}
+        t = self.telemetry
+        for pid, pipe in cfg.pipelines.items():
+            nxt: TracesConsumer = FanOutConsumer([exporters[e] for e in pipe.exporters])
+            built: list[_Built] = []
+            for proc_id in reversed(pipe.processors):
+                labels = {"processor": str(proc_id), "pipeline": str(pid), "otel_signal": "traces"}
+                out = CountingConsumer(nxt, t.processor_outgoing_items.labels(**labels))
+                proc = self._create(Kind.PROCESSOR, cfg.processors[proc_id], out, pipeline=str(pid))
+                built.insert(0, _Built(f"processor {proc_id} in pipeline {pid}", proc))
+                nxt = CountingConsumer(proc, t.processor_incoming_items.labels(**labels))
+            self.graph.processors.append(built)
+            entries[pid] = nxt
+
+        for rid, rc in cfg.receivers.items():
+            targets = [entries[pid] for pid, pipe in cfg.pipelines.items() if rid in pipe.receivers]
+            if not targets:
+                continue  # defined but unused: not built, as in otelcol
+            comp = self._create(Kind.RECEIVER, rc, FanOutConsumer(targets))
+            self.graph.receivers.append(_Built(f"receiver {rid}", comp))
+
+    def _create(self, kind: Kind, cc: ComponentConfig, nxt: TracesConsumer | None, pipeline: str = "") -> Any:
+        try:
+            comp = cc.factory.create(self._settings(kind, cc, pipeline), cc.config, nxt)
+        except ComponentStartError:
+            raise
+        except (OSError, ValueError, TypeError) as e:
+            raise ComponentStartError(f"{kind.value} {cc.id}", e) from e
+        self.components[(kind, cc.id)] = comp
+        return comp
+
+    def _start_order(self) -> Iterable[_Built]:
+        yield from self.graph.extensions
+        yield from self.graph.exporters
+        for built in self.graph.processors:
+            yield from reversed(built)
+        yield from self.graph.receivers
+
+    async def start(self) -> None:
+        """Start everything, downstream first. On any failure, stop what started and raise."""
+        try:
+            if self._metrics_server is not None:
+                await self._metrics_server.start()
+            for b in self._start_order():
+                await self._start_one(b)
+        except BaseException:
+            await self.shutdown(limit=5.0)
+            raise
+        self.host.ready = True
+        log.info("Everything is ready. Begin running and processing data.")
+
+    async def _start_one(self, b: _Built) -> None:
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(b.component.start(self.host), START_TIMEOUT)
+        except ComponentStartError:
+            self._started.append(b)
+            raise
+        except TimeoutError as e:
+            self._started.append(b)
+            raise ComponentStartError(b.label, f"did not start within {START_TIMEOUT:.0f}s") from e
+        except (OSError, ValueError, RuntimeError) as e:
+            self._started.append(b)
+            raise ComponentStartError(b.label, e) from e
+        self._started.append(b)
+        log.debug("started %s in %.3fs", b.label, time.monotonic() - t0)
+
+    async def shutdown(self, limit: float | None = None) -> None:
+        """Stop receivers, then processors upstream first, then exporters and extensions.
+
+        Every stage flushes into a live successor. The whole is bounded by ``limit`` seconds (default
+        ``service.shutdown_timeout``); a stage still busy at the deadline is cancelled and logged.
+        """
+        if self._shutdown_done:
+            return
+        self._shutdown_done = True
+        self.host.ready = False
+        budget = self.config.service.shutdown_timeout if limit is None else limit
+        deadline = time.monotonic() + budget
+        started = {id(b) for b in self._started}
+        order: list[_Built] = list(self.graph.receivers)
+        for built in self.graph.processors:
+            order.extend(built)
+        order += self.graph.exporters + self.graph.extensions
+        for b in order:
+            if id(b) not in started:
+                continue
+            remaining = max(0.05, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(b.component.shutdown(), remaining)
+            except TimeoutError:
+                log.error("%s did not finish shutting down within the shutdown timeout (%.1fs); "
+                          "data it still held is lost", b.label, budget)
+            except Exception:
+                log.exception("%s failed to shut down cleanly", b.label)
+        if self._metrics_server is not None:
+            await self._metrics_server.shutdown()
+        log.info("Shutdown complete.")

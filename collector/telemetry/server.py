@@ -1,0 +1,45 @@
+"""The Prometheus ``/metrics`` endpoint of ``service.telemetry.metrics.address``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collector.errors import ComponentStartError
+from collector.telemetry.metrics import Telemetry
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class MetricsServer:
+    def __init__(self, telemetry: Telemetry, address: str) -> None:
+        self._telemetry = telemetry
+        host, _, port = address.rpartition(":")
+        self._host = host.strip("[]") or "0.0.0.0"
+        self._port = int(port)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._telemetry.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port, reuse_port=False)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise ComponentStartError("service.telemetry.metrics", f"cannot listen on "
+                                      f"{self._host}:{self._port}: {e.strerror or e}") from e
+        self._runner = runner
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def shutdown(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
