@@ -1,0 +1,29 @@
+"""tracetriage runtime: config, component model, pipelines, receivers, exporters, self-telemetry.
+
+The public API that processors in ``pipelines`` may use is re-exported here.
+"""
+
+from collector.batch import SpanBatch, count_spans
+from collector.component import ComponentID, Factory, Host, Kind, Settings
+from collector.consumer import FanOutConsumer, TracesConsumer
+from collector.errors import ConsumerError, PermanentError, RefusedError, TraceTriageError
+from collector.telemetry import Telemetry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ComponentID",
+    "ConsumerError",
+    "Factory",
+    "FanOutConsumer",
+    "Host",
+    "Kind",
+    "PermanentError",
+    "RefusedError",
+    "Settings",
+    "SpanBatch",
+    "Telemetry",
+    "TraceTriageError",
+    "TracesConsumer",
+    "count_spans",
+]
