@@ -3,8 +3,10 @@
 A component's config is a frozen dataclass. Field types drive decoding (``int``, ``float``, ``bool``,
 ``str``, :class:`Duration`, :class:`ByteSize`, ``Literal[...]``, ``list[T]``, ``dict[str, T]``,
 ``T | None``, nested dataclasses); field metadata adds bounds (``ge``, ``gt``, ``le``, ``lt``, ``min_len``)
-and ``alias`` (another accepted key name). A class may define ``validate(self)`` yielding
-``(relative_path, message)`` pairs for checks across fields. Decoding never stops at the first error.
+``alias`` (another accepted key name) and ``present_enables`` (for an optional section ``X | None``:
+the key written with no value, ``grpc:``, means "enabled with defaults", as in the OTel Collector).
+A class may define ``validate(self)`` yielding ``(relative_path, message)`` pairs for checks across
+fields. Decoding never stops at the first error.
 """
 
 from __future__ import annotations
@@ -224,6 +226,8 @@ class Decoder:
                 continue
             sub_path = join(path, key)
             before = len(self.issues)
+            if raw is None and f2.metadata.get("present_enables"):
+                raw = {}
             decoded = self.decode(hints[f2.name], raw, sub_path)
             if len(self.issues) == before:
                 self._check_bounds(f2, decoded, sub_path)

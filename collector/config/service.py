@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from collector.component import ComponentID, Factory, Kind
 from collector.config.loader import Provenance, load
+from collector.config.net import endpoint_issues
 from collector.config.schema import ConfigError, ConfigIssue, Decoder, Duration, field, join
 from collector.registry import Registry
 
@@ -25,10 +26,9 @@ class MetricsConfig:
     address: str = "127.0.0.1:8888"  # "" turns the /metrics endpoint off
     level: Literal["none", "basic", "normal", "detailed"] = "normal"
 
-    def validate(self) -> list[tuple[str, str]]:
-        if self.address and not valid_endpoint(self.address):
-            return [("address", f"must be host:port, got {self.address!r}")]
-        return []
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.address:
+            yield from endpoint_issues(self.address, "address", "127.0.0.1:8888")
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,6 @@ class CollectorConfig:
             Kind.EXPORTER: self.exporters,
             Kind.EXTENSION: self.extensions,
         }[kind]
-
-
-def valid_endpoint(endpoint: str) -> bool:
-    host, sep, port = endpoint.rpartition(":")
-    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535 and "/" not in host
 
 
 def _defined(raw: Mapping[str, Any], kind: Kind, cid: ComponentID) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from collector.config.net import parse_endpoint
 from collector.errors import ComponentStartError
 from collector.telemetry.metrics import Telemetry
 
@@ -13,9 +14,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class MetricsServer:
     def __init__(self, telemetry: Telemetry, address: str) -> None:
         self._telemetry = telemetry
-        host, _, port = address.rpartition(":")
-        self._host = host.strip("[]") or "0.0.0.0"
-        self._port = int(port)
+        self._host, self._port = parse_endpoint(address)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
