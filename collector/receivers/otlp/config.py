@@ -1,0 +1,74 @@
+"""Config of the ``otlp`` receiver, with the OTel Collector's names and defaults.
+
+```yaml
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 0.0.0.0:4317, max_recv_msg_size_mib: 4, tls: {...}}
+      http: {endpoint: 0.0.0.0:4318, max_request_body_size: 20MiB, traces_url_path: /v1/traces}
+```
+
+As in the OTel Collector, a protocol written with no value (``grpc:``) is enabled with its defaults,
+a protocol left out is not started, and at least one must be given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from collector.config.net import endpoint_issues
+from collector.config.schema import ByteSize, field
+from collector.config.tls import TLSServerConfig
+
+MIB = 1024 * 1024
+
+
+def _endpoint_issues(endpoint: str) -> Iterator[tuple[str, str]]:
+    return endpoint_issues(endpoint)
+
+
+@dataclass(frozen=True)
+class GRPCConfig:
+    endpoint: str = "0.0.0.0:4317"
+    max_recv_msg_size_mib: int = field(4, ge=1)
+    tls: TLSServerConfig | None = None
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from _endpoint_issues(self.endpoint)
+
+
+@dataclass(frozen=True)
+class HTTPConfig:
+    endpoint: str = "0.0.0.0:4318"
+    max_request_body_size: ByteSize = field(ByteSize(20 * MIB), gt=0)
+    traces_url_path: str = "/v1/traces"
+    tls: TLSServerConfig | None = None
+
+    @property
+    def traces_path(self) -> str:
+        """``traces_url_path`` made absolute, as the OTel Collector does."""
+        path = self.traces_url_path.strip()
+        return path if path.startswith("/") else "/" + path
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from _endpoint_issues(self.endpoint)
+        if any(c in self.traces_url_path for c in "?# "):
+            yield ("traces_url_path", f"must be a URL path such as /v1/traces, got {self.traces_url_path!r}")
+
+
+@dataclass(frozen=True)
+class ProtocolsConfig:
+    """The enabled protocols; None means not started. ``grpc:`` with no value enables gRPC with defaults."""
+
+    grpc: GRPCConfig | None = field(None, present_enables=True)
+    http: HTTPConfig | None = field(None, present_enables=True)
+
+
+@dataclass(frozen=True)
+class OTLPReceiverConfig:
+    protocols: ProtocolsConfig = field(default_factory=ProtocolsConfig)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.protocols.grpc is None and self.protocols.http is None:
+            yield ("protocols", "must enable at least one protocol: grpc, http")

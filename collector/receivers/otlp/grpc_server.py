@@ -1,0 +1,148 @@
+"""OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on grpc.aio.
+
+The method is registered generically with no deserializer, so the handler gets the request's wire
+bytes: they become the batch payload unchanged when every span passes the id check. The metrics and
+logs services answer UNIMPLEMENTED so a misconfigured client learns why instead of timing out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector.config.net import parse_endpoint
+from collector.config.tls import read_pem
+from collector.errors import ConsumerError
+from collector.receivers.otlp.config import MIB, GRPCConfig
+from collector.receivers.otlp.handler import ExportHandler, retry_delay
+
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+PROFILES_SERVICE = "opentelemetry.proto.collector.profiles.v1development.ProfilesService"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+_Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+def retry_info_metadata(message: str, delay: float) -> _Metadata:
+    """Trailing metadata carrying a ``google.rpc.Status`` (UNAVAILABLE) with a ``RetryInfo`` detail."""
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromNanoseconds(round(delay * 1e9))
+    detail = AnyProto()
+    detail.Pack(retry)
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[detail])
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+class GRPCServer:
+    """One grpc.aio server bound to the configured endpoint. ``start()`` returns the bound port."""
+
+    def __init__(self, config: GRPCConfig, handler: ExportHandler, logger: logging.Logger) -> None:
+        self._config = config
+        self._handler = handler
+        self._logger = logger
+        self._server: Any = None
+        self.port: int | None = None
+
+    def _handlers(self) -> Sequence[Any]:
+        trace = grpc.method_handlers_generic_handler(
+            TRACE_SERVICE,
+            {"Export": grpc.unary_unary_rpc_method_handler(self._export)},  # no (de)serializers: raw bytes
+        )
+        others = [
+            grpc.method_handlers_generic_handler(
+                service, {"Export": grpc.unary_unary_rpc_method_handler(_unimplemented(signal))}
+            )
+            for service, signal in ((METRICS_SERVICE, "metrics"), (LOGS_SERVICE, "logs"),
+                                    (PROFILES_SERVICE, "profiles"))
+        ]
+        return [trace, *others]
+
+    async def start(self) -> int:
+        """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
+        cfg = self._config
+        host, port = parse_endpoint(cfg.endpoint)
+        address = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
+        credentials = None
+        if cfg.tls is not None:
+            cfg.tls.ssl_context()  # load with the ssl module first: clear errors for bad files or a key mismatch
+            client_ca = read_pem(cfg.tls.client_ca_file, "client CA") if cfg.tls.client_ca_file else None
+            credentials = grpc.ssl_server_credentials(
+                [(read_pem(cfg.tls.key_file, "TLS key"), read_pem(cfg.tls.cert_file, "TLS certificate"))],
+                root_certificates=client_ca,
+                require_client_auth=client_ca is not None,
+            )
+        max_bytes = cfg.max_recv_msg_size_mib * MIB
+        server = grpc.aio.server(
+            handlers=self._handlers(),
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", max_bytes),
+            ],
+        )
+        try:
+            if credentials is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, credentials)
+        except RuntimeError as e:  # grpc raises RuntimeError("Failed to bind to address ...")
+            raise OSError(f"cannot listen on {address}: {e} (is the port in use?)") from None
+        if not bound:
+            raise OSError(f"cannot listen on {address} (is the port in use?)")
+        await server.start()
+        self._server = server
+        self.port = bound
+        return int(bound)
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new RPCs, let in-flight ones finish for up to ``grace`` seconds, then close."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+
+    async def _export(self, data: bytes, context: Any) -> bytes:
+        try:
+            request = ExportTraceServiceRequest.FromString(data)
+        except DecodeError as e:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode ExportTraceServiceRequest: {e}"
+            )
+            raise AssertionError("unreachable") from None  # abort raises
+        code: Any = None
+        message = ""
+        trailers: _Metadata = ()
+        try:
+            response = await self._handler.export(request, data, "grpc")
+        except ConsumerError as e:
+            message = str(e) or type(e).__name__
+            if e.retriable:
+                code = grpc.StatusCode.UNAVAILABLE
+                trailers = retry_info_metadata(message, retry_delay(e))
+            else:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+        except Exception as e:
+            self._logger.exception("otlp/grpc: unexpected error passing spans on")
+            code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}"
+        if code is not None:
+            await context.abort(code, message, trailing_metadata=trailers)
+        wire: bytes = response.SerializeToString()
+        return wire
+
+
+def _unimplemented(signal: str) -> Any:
+    async def handler(data: bytes, context: Any) -> bytes:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            f"tracetriage accepts traces only: the {signal} service is not implemented",
+        )
+        raise AssertionError("unreachable")
+
+    return handler

@@ -1,0 +1,76 @@
+"""What both transports do with a decoded request: check ids, pass the batch on, count, answer.
+
+Errors from the next consumer are raised to the transport, which maps them to its status codes
+(:func:`retry_delay` gives the back-off hint for a retriable refusal).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.batch import SpanBatch
+from collector.component import Settings
+from collector.consumer import TracesConsumer
+from collector.errors import ConsumerError
+from collector.receivers.otlp.validate import remove_invalid_spans
+
+Transport = Literal["grpc", "http"]
+
+DEFAULT_RETRY_DELAY = 1.0
+
+
+def retry_delay(error: ConsumerError) -> float:
+    """Seconds a client should wait before retrying a retriable refusal (default 1 s)."""
+    delay = error.retry_after
+    if delay is None or not math.isfinite(delay) or delay < 0:
+        return DEFAULT_RETRY_DELAY
+    return delay
+
+
+class ExportHandler:
+    """Shared by the gRPC and HTTP servers of one receiver."""
+
+    __slots__ = ("_accepted", "_next", "_refused")
+
+    def __init__(self, settings: Settings, next_consumer: TracesConsumer) -> None:
+        self._next = next_consumer
+        receiver = str(settings.id)
+        telemetry = settings.telemetry
+        self._accepted = {
+            t: telemetry.receiver_accepted_spans.labels(receiver=receiver, transport=t) for t in ("grpc", "http")
+        }
+        self._refused = {
+            t: telemetry.receiver_refused_spans.labels(receiver=receiver, transport=t) for t in ("grpc", "http")
+        }
+
+    async def export(
+        self, request: ExportTraceServiceRequest, payload: bytes | None, transport: Transport
+    ) -> ExportTraceServiceResponse:
+        """Pass the valid spans of ``request`` on. ``payload`` is its wire form, if the caller has it.
+
+        Raises whatever the next consumer raises (after counting the spans as refused).
+        """
+        response = ExportTraceServiceResponse()
+        check = remove_invalid_spans(request)
+        if check.rejected:
+            payload = None  # the message changed: the batch re-serializes it on demand
+            response.partial_success.rejected_spans = check.rejected
+            response.partial_success.error_message = check.message
+            self._refused[transport].inc(check.rejected)
+        count = check.accepted
+        if count == 0:
+            return response
+        batch = SpanBatch(payload=payload, request=request, span_count=count)
+        try:
+            await self._next.consume_traces(batch)
+        except Exception:
+            self._refused[transport].inc(count)
+            raise
+        self._accepted[transport].inc(count)
+        return response

@@ -1,0 +1,242 @@
+"""OTLP/HTTP on aiohttp: ``POST /v1/traces`` with protobuf or JSON bodies, gzip / deflate encoded.
+
+The body is read from the raw stream and inflated incrementally with a bound, so the size limit
+applies after decompression and a compression bomb costs at most ``max_request_body_size`` of memory.
+Answers are in the request's encoding: ``ExportTraceServiceResponse`` on success, ``google.rpc.Status``
+on error, with the status codes of the OTLP/HTTP spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from typing import Literal
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector import otlpjson
+from collector.config.net import parse_endpoint
+from collector.errors import ConsumerError
+from collector.receivers.otlp.config import HTTPConfig
+from collector.receivers.otlp.handler import ExportHandler, retry_delay
+
+Format = Literal["proto", "json"]
+_CONTENT_TYPES: dict[str, Format] = {"application/x-protobuf": "proto", "application/json": "json"}
+_MEDIA_TYPE = {"proto": "application/x-protobuf", "json": "application/json"}
+_GRPC_CODE_FOR_HTTP = {
+    400: code_pb2.INVALID_ARGUMENT,
+    404: code_pb2.NOT_FOUND,
+    405: code_pb2.UNIMPLEMENTED,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    500: code_pb2.INTERNAL,
+    503: code_pb2.UNAVAILABLE,
+}
+_OTHER_SIGNAL_PATHS = {"/v1/metrics": "metrics", "/v1/logs": "logs", "/v1development/profiles": "profiles"}
+_READ_CHUNK = 64 * 1024
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _request_format(request: web.BaseRequest) -> Format | None:
+    return _CONTENT_TYPES.get(request.content_type.lower())
+
+
+def status_response(
+    status: int, message: str, fmt: Format | None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An error answer: ``google.rpc.Status`` in the request's encoding, else plain text."""
+    if fmt is None:
+        return web.Response(status=status, text=message + "\n", headers=headers)
+    body = status_pb2.Status(code=_GRPC_CODE_FOR_HTTP.get(status, code_pb2.UNKNOWN), message=message)
+    data = body.SerializeToString() if fmt == "proto" else otlpjson.encode_message(body)
+    return web.Response(status=status, body=data, content_type=_MEDIA_TYPE[fmt], headers=headers)
+
+
+class _Inflater:
+    """Incremental, bounded decompression of a gzip / deflate body."""
+
+    __slots__ = ("_decomp", "_encoding", "_limit", "parts", "size")
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self._encoding = encoding
+        self._limit = limit
+        self._decomp: zlib._Decompress | None = None
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def _new(self, first: bytes) -> zlib._Decompress:
+        if self._encoding == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        # "deflate" is zlib-wrapped per RFC 9110, but some clients send a raw deflate stream.
+        zlib_wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            d = self._decomp
+            if d is None:
+                d = self._decomp = self._new(data)
+            try:
+                out = d.decompress(data, self._limit - self.size + 1)
+            except zlib.error as e:
+                raise _HTTPError(400, f"invalid {self._encoding} body: {e}") from None
+            if out:
+                self.size += len(out)
+                if self.size > self._limit:
+                    raise _HTTPError(413, f"request body larger than {self._limit} bytes after decompression")
+                self.parts.append(out)
+            if d.eof:
+                data = d.unused_data
+                if data and self._encoding != "gzip":
+                    raise _HTTPError(400, f"invalid {self._encoding} body: data after the end of the stream")
+                self._decomp = None  # gzip: a further member may follow
+            else:
+                data = d.unconsumed_tail
+
+    def finish(self) -> bytes:
+        if self._decomp is not None:
+            raise _HTTPError(400, f"invalid {self._encoding} body: truncated stream")
+        return b"".join(self.parts)
+
+
+class HTTPServer:
+    """One aiohttp server bound to the configured endpoint. ``start()`` returns the bound port."""
+
+    def __init__(self, config: HTTPConfig, handler: ExportHandler, logger: logging.Logger) -> None:
+        self._config = config
+        self._handler = handler
+        self._logger = logger
+        self._limit = int(config.max_request_body_size)
+        self._traces_path = config.traces_path
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=self._limit + 1)
+        app.router.add_route("*", self._traces_path, self._traces)
+        for path, signal in _OTHER_SIGNAL_PATHS.items():
+            if path != self._traces_path:
+                app.router.add_route("*", path, _other_signal(signal))
+        return app
+
+    async def start(self, grace: float) -> int:
+        """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
+        cfg = self._config
+        host, port = parse_endpoint(cfg.endpoint)
+        ssl_context = cfg.tls.ssl_context() if cfg.tls is not None else None
+        runner = web.AppRunner(
+            self._app(),
+            handle_signals=False,
+            access_log=None,
+            auto_decompress=False,  # we inflate ourselves, with a bound
+            shutdown_timeout=grace,
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host or "0.0.0.0", port, ssl_context=ssl_context)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening, let in-flight requests finish (up to the grace given at start), close."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self._limit
+        too_large = f"request body larger than {limit} bytes"
+        if request.content_length is not None and request.content_length > limit:
+            raise _HTTPError(413, too_large)
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        inflater: _Inflater | None = None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            inflater = _Inflater("gzip" if encoding == "x-gzip" else encoding, limit)
+        elif encoding not in ("", "identity"):
+            raise _HTTPError(
+                400, f"unsupported Content-Encoding {encoding!r} (supported: gzip, deflate, identity)"
+            )
+        parts: list[bytes] = []
+        raw = 0
+        while chunk := await request.content.readany():
+            raw += len(chunk)
+            if raw > limit:
+                raise _HTTPError(413, too_large)
+            if inflater is None:
+                parts.append(chunk)
+            else:
+                inflater.feed(chunk)
+        if inflater is None:
+            return b"".join(parts)
+        return inflater.finish() if raw else b""
+
+    async def _traces(self, request: web.Request) -> web.StreamResponse:
+        fmt = _request_format(request)
+        if request.method != "POST":
+            return status_response(
+                405, f"method {request.method} not allowed on {request.path}, use POST", fmt, {"Allow": "POST"}
+            )
+        if fmt is None:
+            return status_response(
+                415,
+                f"unsupported Content-Type {request.content_type!r}, "
+                "use application/x-protobuf or application/json",
+                None,
+            )
+        try:
+            body = await self._read_body(request)
+            trace_request = _decode(body, fmt)
+        except _HTTPError as e:
+            return status_response(e.status, e.message, fmt)
+        try:
+            response = await self._handler.export(trace_request, body if fmt == "proto" else None, "http")
+        except ConsumerError as e:
+            message = str(e) or type(e).__name__
+            if e.retriable:
+                seconds = max(1, math.ceil(retry_delay(e)))
+                return status_response(503, message, fmt, {"Retry-After": str(seconds)})
+            return status_response(400, message, fmt)
+        except Exception as e:
+            self._logger.exception("otlp/http: unexpected error passing spans on")
+            return status_response(500, f"internal error: {type(e).__name__}: {e}", fmt)
+        data = response.SerializeToString() if fmt == "proto" else otlpjson.encode_response(response)
+        return web.Response(status=200, body=data, content_type=_MEDIA_TYPE[fmt])
+
+
+def _decode(body: bytes, fmt: Format) -> ExportTraceServiceRequest:
+    if fmt == "proto":
+        try:
+            request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
+            return request
+        except DecodeError as e:
+            raise _HTTPError(400, f"cannot decode protobuf ExportTraceServiceRequest: {e}") from None
+    try:
+        return otlpjson.decode_request(body)
+    except ValueError as e:
+        raise _HTTPError(400, f"cannot decode JSON ExportTraceServiceRequest: {e}") from None
+
+
+def _other_signal(signal: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return status_response(
+            404, f"tracetriage accepts traces only: {signal} are not accepted ({request.path})",
+            _request_format(request),
+        )
+
+    return handler

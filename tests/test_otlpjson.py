@@ -1,0 +1,122 @@
+"""OTLP/JSON codec: hex ids, integer enums, int64 as strings or numbers, both key spellings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from collector.otlpjson import decode_request, decode_response, encode_message, encode_request, encode_response
+
+TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")
+PARENT_ID = bytes.fromhex("0102030405060708")
+
+
+def sample_request() -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add(schema_url="https://opentelemetry.io/schemas/1.21.0")
+    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="shop")))
+    ss = rs.scope_spans.add()
+    ss.scope.name = "lib"
+    span = ss.spans.add(trace_id=TRACE_ID, span_id=SPAN_ID, parent_span_id=PARENT_ID, name="GET /cart",
+                        kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=1_700_000_000_000_000_000,
+                        end_time_unix_nano=1_700_000_000_500_000_000, flags=0x301)
+    span.attributes.append(KeyValue(key="http.status_code", value=AnyValue(int_value=500)))
+    span.attributes.append(KeyValue(key="blob", value=AnyValue(bytes_value=b"\x00\xff")))
+    span.status.code = Status.STATUS_CODE_ERROR
+    span.links.add(trace_id=bytes(range(16)), span_id=bytes(range(8)))
+    ss.spans.add(trace_id=TRACE_ID, span_id=PARENT_ID, name="root")
+    return req
+
+
+def test_encode_uses_hex_ids_int_enums_and_is_compact() -> None:
+    data = encode_request(sample_request())
+    assert not data.endswith(b"\n") and b" " not in data.replace(b"GET /cart", b"")
+    doc = json.loads(data)
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert span["traceId"] == TRACE_ID.hex()
+    assert span["spanId"] == SPAN_ID.hex()
+    assert span["parentSpanId"] == PARENT_ID.hex()
+    assert span["kind"] == 2
+    assert span["status"]["code"] == 2
+    assert span["startTimeUnixNano"] == "1700000000000000000"
+    assert span["links"][0] == {"traceId": bytes(range(16)).hex(), "spanId": bytes(range(8)).hex()}
+    root = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+    assert "parentSpanId" not in root
+
+
+def test_round_trip() -> None:
+    req = sample_request()
+    assert decode_request(encode_request(req)) == req
+
+
+def test_decode_accepts_snake_case_enum_names_numbers_and_ignores_unknown_fields() -> None:
+    doc = {
+        "resource_spans": [{
+            "futureField": True,
+            "scope_spans": [{
+                "spans": [{
+                    "trace_id": TRACE_ID.hex().upper(), "span_id": SPAN_ID.hex(), "parent_span_id": "",
+                    "name": "x", "kind": "SPAN_KIND_CLIENT", "start_time_unix_nano": 1700000000000000000,
+                    "endTimeUnixNano": "1700000000000000001", "droppedAttributesCount": 3,
+                    "status": {"code": "STATUS_CODE_OK"}, "somethingNew": {"a": [1]},
+                    "links": [{"trace_id": TRACE_ID.hex(), "span_id": PARENT_ID.hex()}],
+                }],
+            }],
+        }],
+    }
+    req = decode_request(json.dumps(doc).encode())
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == TRACE_ID and span.span_id == SPAN_ID and span.parent_span_id == b""
+    assert span.kind == Span.SPAN_KIND_CLIENT and span.status.code == Status.STATUS_CODE_OK
+    assert span.start_time_unix_nano == 1700000000000000000 and span.end_time_unix_nano == 1700000000000000001
+    assert span.dropped_attributes_count == 3
+    assert span.links[0].span_id == PARENT_ID
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{},{},{"traceId":"xyz"}]}]}]}',
+     "resourceSpans[0].scopeSpans[0].spans[2].traceId: invalid hex 'xyz'"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"abc"}]}]}]}',
+     "resourceSpans[0].scopeSpans[0].spans[0].spanId: invalid hex 'abc'"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"00 01"}]}]}]}', "spanId: invalid hex '00 01'"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"links":[{"spanId":7}]}]}]}]}',
+     "resourceSpans[0].scopeSpans[0].spans[0].links[0].spanId: expected a hex string, got int"),
+    (b'{"resourceSpans":{}}', "resourceSpans: expected an array, got an object"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}',
+     "resourceSpans.scopeSpans.spans.startTimeUnixNano:"),
+    (b"[]", "expected a JSON object"),
+    (b"{", "invalid JSON"),
+    (b"\xff\xfe{\x00}\x00", "not UTF-8"),
+])
+def test_decode_errors_say_what_and_where(doc: bytes, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        decode_request(doc)
+    assert message in str(info.value)
+
+
+def test_empty_ids_allowed() -> None:
+    doc = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"","spanId":"","parentSpanId":""}]}]}]}'
+    req = decode_request(doc)
+    assert req.resource_spans[0].scope_spans[0].spans[0].trace_id == b""
+
+
+def test_responses_and_status() -> None:
+    assert encode_response(ExportTraceServiceResponse()) == b"{}"
+    resp = ExportTraceServiceResponse()
+    resp.partial_success.rejected_spans = 2
+    resp.partial_success.error_message = "bad ids"
+    data = encode_response(resp)
+    assert json.loads(data) == {"partialSuccess": {"rejectedSpans": "2", "errorMessage": "bad ids"}}
+    assert decode_response(data) == resp
+    assert decode_response(b'{"partialSuccess":{"rejectedSpans":2}}').partial_success.rejected_spans == 2
+    from google.rpc import status_pb2
+
+    assert json.loads(encode_message(status_pb2.Status(code=14, message="busy"))) == {"code": 14, "message": "busy"}
