@@ -1,0 +1,170 @@
+"""The ``file`` exporter: appends batches to a local file, as contrib's fileexporter.
+
+``format: json`` writes one OTLP/JSON ``ExportTraceServiceRequest`` per line; ``format: proto`` writes
+each request's wire bytes preceded by their length as a 4-byte big-endian integer. ``append: false``
+truncates the file at start. All file IO runs on one dedicated writer thread (so writes keep their
+order and never block the event loop); the buffer is flushed every ``flush_interval`` (0: after every
+write) and at shutdown. The queue is disabled by default so that a write error reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import struct
+from dataclasses import dataclass
+from typing import IO, Literal
+
+from collector.batch import SpanBatch
+from collector.component import Factory, Host, Kind, Settings
+from collector.config.schema import Duration, field
+from collector.errors import ComponentStartError, ConsumerError, RefusedError
+from collector.exporters.helper import QueueConfig, QueuedRetrySender, RetryConfig
+from collector.otlpjson import encode_request
+
+_LENGTH = struct.Struct(">I")
+DEFAULT_FLUSH_INTERVAL = Duration(1.0)
+NO_QUEUE = QueueConfig(enabled=False)
+NO_RETRY = RetryConfig(enabled=False)
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    path: str = field(min_len=1)
+    format: Literal["json", "proto"] = "json"
+    append: bool = False
+    flush_interval: Duration = field(DEFAULT_FLUSH_INTERVAL, ge=0)
+    sending_queue: QueueConfig = NO_QUEUE
+    retry_on_failure: RetryConfig = NO_RETRY
+
+
+def encode_record(batch: SpanBatch, fmt: str) -> bytes:
+    """One record of the file: a JSON line or a length-prefixed protobuf request."""
+    if fmt == "proto":
+        payload = batch.to_bytes()
+        return _LENGTH.pack(len(payload)) + payload
+    return encode_request(batch.request) + b"\n"
+
+
+class FileExporter:
+    __slots__ = (
+        "_config", "_dirty", "_file", "_flusher", "_io", "_logger", "_name", "_sender", "_stopped",
+        "mutates_data",
+    )
+
+    def __init__(self, settings: Settings, config: FileConfig) -> None:
+        self._config = config
+        self._logger = settings.logger
+        self._name = str(settings.id)
+        self._file: IO[bytes] | None = None
+        self._io: concurrent.futures.ThreadPoolExecutor | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._stopped = False
+        self._sender = QueuedRetrySender(
+            settings, self._write, queue=config.sending_queue, retry=config.retry_on_failure, timeout=0
+        )
+        self.mutates_data = False
+
+    async def start(self, host: Host) -> None:
+        if self._file is not None or self._stopped:
+            return
+        io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self._name}-io")
+        mode = "ab" if self._config.append else "wb"
+        try:
+            self._file = await asyncio.get_running_loop().run_in_executor(io, _open, self._config.path, mode)
+        except OSError as e:
+            io.shutdown(wait=False)
+            raise ComponentStartError(
+                self._name, f"cannot open {self._config.path!r} for writing: {e.strerror or e}"
+            ) from e
+        self._io = io
+        if self._config.flush_interval > 0:
+            self._flusher = asyncio.create_task(self._flush_loop(), name=f"{self._name}-flush")
+        await self._sender.start()
+
+    async def consume_traces(self, batch: SpanBatch) -> None:
+        await self._sender.consume_traces(batch)
+
+    async def _write(self, batch: SpanBatch) -> None:
+        if self._file is None or self._io is None:
+            raise RefusedError(f"file exporter {self._name} is not running")
+        fmt = self._config.format
+        if fmt == "json":
+            _ = batch.request  # decode on the loop; the JSON encoding then runs on the writer thread
+        flush_now = self._config.flush_interval <= 0
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._io, _write_record, self._file, batch, fmt, flush_now)
+        except OSError as e:
+            raise ConsumerError(f"writing {self._config.path!r}: {e.strerror or e}", retriable=True) from e
+        self._dirty = not flush_now
+
+    async def _flush_loop(self) -> None:
+        interval = float(self._config.flush_interval)
+        while True:
+            await asyncio.sleep(interval)
+            if self._dirty:
+                self._dirty = False
+                await self._flush()
+
+    async def _flush(self) -> None:
+        if self._file is None or self._io is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._io, self._file.flush)
+        except OSError as e:
+            self._logger.error("File exporter %s: flushing %s failed: %s", self._name, self._config.path, e)
+
+    async def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            await self._sender.drain()
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
+                self._flusher = None
+            await self._close()
+
+    async def _close(self) -> None:
+        file, io = self._file, self._io
+        self._file = self._io = None
+        if io is None or file is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(io, _close, file)
+        except OSError as e:
+            self._logger.error("File exporter %s: closing %s failed: %s", self._name, self._config.path, e)
+        finally:
+            io.shutdown(wait=False)
+
+
+def _open(path: str, mode: str) -> IO[bytes]:
+    return open(path, mode)
+
+
+def _write_record(file: IO[bytes], batch: SpanBatch, fmt: str, flush: bool) -> None:
+    file.write(encode_record(batch, fmt))
+    if flush:
+        file.flush()
+
+
+def _close(file: IO[bytes]) -> None:
+    try:
+        file.flush()
+    finally:
+        file.close()
+
+
+def create(settings: Settings, config: FileConfig) -> FileExporter:
+    return FileExporter(settings, config)
+
+
+factory = Factory("file", Kind.EXPORTER, FileConfig, create, description="Writes batches to a local file.")
+
+__all__ = ["FileConfig", "FileExporter", "encode_record", "factory"]

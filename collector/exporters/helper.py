@@ -1,0 +1,365 @@
+"""Queue and retry shared by every exporter, after the OTel Collector's exporterhelper.
+
+An exporter gives :class:`QueuedRetrySender` one ``async send(batch)`` callable that makes a single
+attempt and raises :class:`~collector.errors.ConsumerError` (``retriable`` / ``retry_after``) when it
+fails. The sender then
+
+* queues the batch (``sending_queue``): ``consume_traces`` returns at once, a bounded
+  ``asyncio.Queue`` holds up to ``queue_size`` batches and ``num_consumers`` tasks drain it; a full
+  queue raises :class:`~collector.errors.RefusedError` so receivers push back to their clients.
+  With the queue disabled, ``consume_traces`` sends in the caller's task and raises the final error;
+* retries retriable failures with jittered exponential backoff (``retry_on_failure``), honouring the
+  server's ``retry_after`` hint, and gives up after ``max_elapsed_time`` (0: never);
+* bounds every attempt by ``timeout`` (0: no bound);
+* counts ``otelcol_exporter_sent_spans``, ``otelcol_exporter_send_failed_spans``,
+  ``otelcol_exporter_enqueue_failed_spans`` and keeps the queue size/capacity gauges current.
+
+``send`` may return the number of spans the destination rejected in an otherwise successful call
+(OTLP partial success); those are counted as failed, the rest as sent.
+
+Every batch ends as sent, failed (counted and logged) or, if the service's shutdown deadline cancels
+:meth:`QueuedRetrySender.drain`, still queued (logged with the number of spans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from collector.batch import SpanBatch
+from collector.component import Settings
+from collector.config.schema import Duration, field
+from collector.errors import ConsumerError, RefusedError
+
+__all__ = [
+    "Backoff",
+    "ExporterBaseConfig",
+    "QueueConfig",
+    "QueuedRetrySender",
+    "RetryConfig",
+    "SendFunc",
+]
+
+SendFunc = Callable[[SpanBatch], Awaitable[int | None]]
+"""One attempt to deliver a batch; returns the number of spans rejected by the destination, or None."""
+
+# A server's retry hint is honoured up to this many seconds (or max_interval when that is larger).
+RETRY_AFTER_CAP = 60.0
+
+DEFAULT_TIMEOUT = Duration(5.0)
+DEFAULT_INITIAL_INTERVAL = Duration(5.0)
+DEFAULT_MAX_INTERVAL = Duration(30.0)
+DEFAULT_MAX_ELAPSED_TIME = Duration(300.0)
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """``sending_queue``: in-memory queue of batches in front of the senders."""
+
+    enabled: bool = True
+    num_consumers: int = field(10, ge=0)
+    queue_size: int = field(1000, ge=0)
+
+    def validate(self) -> list[tuple[str, str]]:
+        if not self.enabled:
+            return []
+        issues = []
+        if self.num_consumers <= 0:
+            issues.append(("num_consumers", "must be positive when the queue is enabled"))
+        if self.queue_size <= 0:
+            issues.append(("queue_size", "must be positive when the queue is enabled"))
+        return issues
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """``retry_on_failure``: exponential backoff for retriable failures."""
+
+    enabled: bool = True
+    initial_interval: Duration = field(DEFAULT_INITIAL_INTERVAL, ge=0)
+    randomization_factor: float = field(0.5, ge=0, le=1)
+    multiplier: float = field(1.5, ge=0)
+    max_interval: Duration = field(DEFAULT_MAX_INTERVAL, ge=0)
+    max_elapsed_time: Duration = field(DEFAULT_MAX_ELAPSED_TIME, ge=0)
+
+    def validate(self) -> list[tuple[str, str]]:
+        if not self.enabled or self.max_elapsed_time <= 0:
+            return []
+        issues = []
+        if self.max_elapsed_time < self.initial_interval:
+            issues.append(("max_elapsed_time", "must not be less than initial_interval"))
+        if self.max_elapsed_time < self.max_interval:
+            issues.append(("max_elapsed_time", "must not be less than max_interval"))
+        return issues
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExporterBaseConfig:
+    """The exporterhelper settings every queued exporter accepts; subclass and add your own fields."""
+
+    timeout: Duration = field(DEFAULT_TIMEOUT, ge=0)
+    sending_queue: QueueConfig = QueueConfig()
+    retry_on_failure: RetryConfig = RetryConfig()
+
+
+class Backoff:
+    """Jittered exponential backoff, as Go's ``backoff.ExponentialBackOff`` (no elapsed-time stop)."""
+
+    __slots__ = ("_config", "_current", "_random")
+
+    def __init__(self, config: RetryConfig, rng: random.Random | None = None) -> None:
+        self._config = config
+        self._current = float(config.initial_interval)
+        self._random = rng or random.Random()
+
+    def next_delay(self) -> float:
+        cfg = self._config
+        current = self._current
+        delta = cfg.randomization_factor * current
+        delay = current - delta + self._random.random() * (2 * delta)
+        self._current = min(current * cfg.multiplier, float(cfg.max_interval))
+        return max(delay, 0.0)
+
+
+class QueuedRetrySender:
+    """Queue + retry + telemetry around an exporter's single-attempt ``send``.
+
+    Use: create in the exporter's constructor, ``await start()`` in the exporter's ``start`` (after the
+    connection exists), delegate ``consume_traces``, and ``await drain()`` first thing in ``shutdown``
+    (before closing the connection).
+    """
+
+    __slots__ = (
+        "_active",
+        "_capacity_gauge",
+        "_closed",
+        "_consumers",
+        "_enqueue_failed",
+        "_failed",
+        "_idle",
+        "_in_flight_spans",
+        "_logger",
+        "_name",
+        "_queue",
+        "_queue_config",
+        "_queue_gauge",
+        "_retry",
+        "_send",
+        "_sent",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        send: SendFunc,
+        *,
+        queue: QueueConfig,
+        retry: RetryConfig,
+        timeout: float,
+    ) -> None:
+        self._send = send
+        self._queue_config = queue
+        self._retry = retry
+        self._timeout = float(timeout)
+        self._logger = settings.logger
+        self._name = str(settings.id)
+        tel = settings.telemetry
+        self._sent = tel.exporter_sent_spans.labels(exporter=self._name)
+        self._failed = tel.exporter_send_failed_spans.labels(exporter=self._name)
+        self._enqueue_failed = tel.exporter_enqueue_failed_spans.labels(exporter=self._name)
+        self._queue_gauge = tel.exporter_queue_size.labels(exporter=self._name)
+        self._capacity_gauge = tel.exporter_queue_capacity.labels(exporter=self._name)
+        self._queue: asyncio.Queue[SpanBatch] | None = None
+        if queue.enabled:
+            self._queue = asyncio.Queue(maxsize=queue.queue_size)
+            self._capacity_gauge.set(queue.queue_size)
+        else:
+            self._capacity_gauge.set(0)
+        self._queue_gauge.set(0)
+        self._consumers: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._active = 0  # sends in progress (consumers and synchronous callers)
+        self._in_flight_spans = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_config(cls, settings: Settings, send: SendFunc, config: ExporterBaseConfig) -> QueuedRetrySender:
+        return cls(
+            settings, send, queue=config.sending_queue, retry=config.retry_on_failure, timeout=config.timeout
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    @property
+    def queue_size(self) -> int:
+        """Batches waiting in the queue (not counting those being sent)."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def start(self) -> None:
+        """Start the queue consumers (no-op with the queue disabled or when already started)."""
+        if self._queue is None or self._consumers or self._closed:
+            return
+        for i in range(self._queue_config.num_consumers):
+            self._consumers.append(asyncio.create_task(self._consume(), name=f"{self._name}-sender-{i}"))
+
+    async def drain(self) -> None:
+        """Stop accepting batches, deliver (with retry) what is queued or in flight, stop the consumers.
+
+        Idempotent. If the caller cancels this (shutdown deadline), the consumers are cancelled and the
+        spans still queued or in flight are logged.
+        """
+        self._closed = True
+        try:
+            if self._queue is not None and self._consumers:
+                await self._queue.join()
+            await self._idle.wait()
+        except asyncio.CancelledError:
+            self._report_abandoned()
+            raise
+        finally:
+            await self._stop_consumers()
+        if self._queue is not None and not self._queue.empty():
+            # Never started: nothing could drain the queue.
+            self._report_abandoned()
+
+    async def _stop_consumers(self) -> None:
+        tasks, self._consumers = self._consumers, []
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            # gather: the consumers' CancelledError become results, a cancellation of drain() still raises.
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, Exception):
+                    self._logger.error("Exporter %s: a queue consumer failed", self._name, exc_info=result)
+
+    def _report_abandoned(self) -> None:
+        queued_batches = 0
+        queued_spans = 0
+        if self._queue is not None:
+            while not self._queue.empty():
+                batch = self._queue.get_nowait()
+                self._queue.task_done()
+                queued_batches += 1
+                queued_spans += batch.span_count
+            self._queue_gauge.set(0)
+        if queued_batches or self._in_flight_spans:
+            self._logger.error(
+                "Exporter %s stopped before delivering everything: %d spans still queued (%d batches), "
+                "%d spans in flight; they are dropped",
+                self._name, queued_spans, queued_batches, self._in_flight_spans,
+            )
+
+    # -- consumer side -----------------------------------------------------------------------------------
+
+    async def consume_traces(self, batch: SpanBatch) -> None:
+        if self._closed:
+            self._enqueue_failed.inc(batch.span_count)
+            raise RefusedError(f"exporter {self._name} is shutting down")
+        if self._queue is None:
+            err = await self.send_with_retry(batch)
+            if err is not None:
+                raise err
+            return
+        try:
+            self._queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            self._enqueue_failed.inc(batch.span_count)
+            self._logger.warning(
+                "Exporter %s: sending queue is full (%d batches), refusing %d spans",
+                self._name, self._queue.maxsize, batch.span_count,
+            )
+            raise RefusedError(f"sending queue of exporter {self._name} is full") from None
+        self._queue_gauge.set(self._queue.qsize())
+
+    async def _consume(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        while True:
+            batch = await queue.get()
+            self._queue_gauge.set(queue.qsize())
+            try:
+                await self.send_with_retry(batch)
+            finally:
+                queue.task_done()
+
+    # -- retry -------------------------------------------------------------------------------------------
+
+    async def send_with_retry(self, batch: SpanBatch) -> ConsumerError | None:
+        """Send one batch with retry and count the outcome. Returns the final error (already counted
+        and logged), or None once sent."""
+        self._active += 1
+        self._in_flight_spans += batch.span_count
+        self._idle.clear()
+        try:
+            return await self._send_with_retry(batch)
+        finally:
+            self._active -= 1
+            self._in_flight_spans -= batch.span_count
+            if self._active == 0:
+                self._idle.set()
+
+    async def _send_with_retry(self, batch: SpanBatch) -> ConsumerError | None:
+        retry = self._retry
+        backoff = Backoff(retry)
+        started = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            err = await self._attempt(batch)
+            if err is None:
+                return None
+            if not err.retriable:
+                return self._give_up(batch, err, "the error is not retryable")
+            if not retry.enabled:
+                return self._give_up(batch, err, "retry_on_failure is disabled")
+            delay = backoff.next_delay()
+            if err.retry_after is not None and err.retry_after > 0:
+                cap = max(RETRY_AFTER_CAP, float(retry.max_interval))
+                delay = max(delay, min(err.retry_after, cap))
+            elapsed = time.monotonic() - started
+            if retry.max_elapsed_time > 0 and elapsed + delay > retry.max_elapsed_time:
+                return self._give_up(
+                    batch, err, f"no more retries left after {attempts} attempts in {elapsed:.1f}s"
+                )
+            self._logger.info(
+                "Exporter %s: sending %d spans failed, will retry in %.3fs: %s",
+                self._name, batch.span_count, delay, err,
+            )
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, batch: SpanBatch) -> ConsumerError | None:
+        try:
+            if self._timeout > 0:
+                async with asyncio.timeout(self._timeout):
+                    rejected = await self._send(batch)
+            else:
+                rejected = await self._send(batch)
+        except ConsumerError as e:
+            return e
+        except TimeoutError:
+            return ConsumerError(f"attempt timed out after {self._timeout:g}s", retriable=True)
+        except Exception as e:
+            self._logger.exception("Exporter %s: unexpected error while sending, will treat as retryable",
+                                   self._name)
+            return ConsumerError(f"unexpected error: {e!r}", retriable=True)
+        rejected = min(max(rejected or 0, 0), batch.span_count)
+        if rejected:
+            self._failed.inc(rejected)
+        self._sent.inc(batch.span_count - rejected)
+        return None
+
+    def _give_up(self, batch: SpanBatch, err: ConsumerError, why: str) -> ConsumerError:
+        self._failed.inc(batch.span_count)
+        self._logger.error(
+            "Exporter %s: dropping %d spans, %s: %s", self._name, batch.span_count, why, err,
+        )
+        return err

@@ -1,0 +1,217 @@
+"""The ``otlp`` exporter: OTLP over gRPC (``TraceService/Export``), as the OTel Collector's otlpexporter.
+
+The batch's wire bytes go out unchanged (no re-serialization). Failures map to the OTLP spec: the
+codes CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS are retriable, and
+RESOURCE_EXHAUSTED is when the status carries ``google.rpc.RetryInfo`` (whose delay becomes the retry
+hint); every other code is permanent. A partial success is logged and its rejected spans counted as
+failed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from collector.batch import SpanBatch
+from collector.component import Factory, Host, Kind, Settings
+from collector.config.schema import Duration, field
+from collector.config.tls import TLSClientConfig, read_pem
+from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
+from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+RETRIABLE_CODES = frozenset({
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DATA_LOSS,
+})
+
+_HOST_PORT_RE = re.compile(r"^(?:\[(?P<ip6>[0-9a-fA-F:.%\w]+)\]|(?P<host>[^:/\s\[\]]+)):(?P<port>\d{1,5})$")
+DEFAULT_KEEPALIVE_TIMEOUT = Duration(10.0)
+DEFAULT_TLS = TLSClientConfig()
+
+
+@dataclass(frozen=True)
+class KeepaliveConfig:
+    time: Duration = Duration(0.0)
+    timeout: Duration = field(DEFAULT_KEEPALIVE_TIMEOUT, ge=0)
+    permit_without_stream: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class OTLPConfig(ExporterBaseConfig):
+    endpoint: str
+    tls: TLSClientConfig = DEFAULT_TLS
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: Literal["gzip", "none", ""] = "gzip"
+    balancer_name: Literal["round_robin", "pick_first", ""] = "round_robin"
+    authority: str = ""
+    keepalive: KeepaliveConfig | None = None
+
+    def validate(self) -> list[tuple[str, str]]:
+        try:
+            grpc_target(self.endpoint)
+        except ValueError as e:
+            return [("endpoint", str(e))]
+        return []
+
+
+def grpc_target(endpoint: str) -> str:
+    """The gRPC target for a configured endpoint (``host:port``; an ``http(s)://`` prefix is dropped)."""
+    text = endpoint.strip()
+    if not text:
+        raise ValueError("must be host:port, e.g. tempo:4317")
+    for prefix in ("http://", "https://"):
+        if text.startswith(prefix):
+            text = text[len(prefix):].rstrip("/")
+    if text.startswith(("unix:", "dns:")):
+        return text
+    m = _HOST_PORT_RE.match(text)
+    if not m:
+        raise ValueError(f"must be host:port, e.g. tempo:4317, got {endpoint!r}")
+    port = int(m.group("port"))
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range in {endpoint!r}")
+    return text
+
+
+def retry_delay_from(metadata: Any) -> float | None:
+    """The delay of a ``google.rpc.RetryInfo`` in a gRPC status' trailing metadata, if any."""
+    if not metadata:
+        return None
+    for key, value in metadata:
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return None
+        for detail in status.details:
+            info = error_details_pb2.RetryInfo()
+            if detail.Unpack(info):
+                return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+    return None
+
+
+def error_from_rpc(err: grpc.aio.AioRpcError) -> ConsumerError:
+    """Map a failed Export call to a retriable or permanent ConsumerError."""
+    code = err.code()
+    delay = retry_delay_from(err.trailing_metadata())
+    text = f"gRPC {code.name if code else 'UNKNOWN'}: {err.details() or ''}".rstrip(": ")
+    if code in RETRIABLE_CODES:
+        return ConsumerError(text, retriable=True, retry_after=delay)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None:
+        return ConsumerError(text, retriable=True, retry_after=delay)
+    return PermanentError(text)
+
+
+class OTLPExporter:
+    __slots__ = ("_call", "_channel", "_config", "_logger", "_metadata", "_name", "_sender", "_target",
+                 "mutates_data")
+
+    def __init__(self, settings: Settings, config: OTLPConfig) -> None:
+        self._config = config
+        self._logger = settings.logger
+        self._name = str(settings.id)
+        self._target = grpc_target(config.endpoint)
+        self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
+        self._channel: grpc.aio.Channel | None = None
+        self._call: grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] | None = None
+        self._sender = QueuedRetrySender.from_config(settings, self._export, config)
+        self.mutates_data = False
+
+    def _options(self) -> list[tuple[str, Any]]:
+        cfg = self._config
+        options: list[tuple[str, Any]] = []
+        if cfg.balancer_name:
+            options.append(("grpc.lb_policy_name", cfg.balancer_name))
+        if cfg.authority:
+            options.append(("grpc.default_authority", cfg.authority))
+        if cfg.tls.server_name_override:
+            options.append(("grpc.ssl_target_name_override", cfg.tls.server_name_override))
+        if cfg.keepalive is not None and cfg.keepalive.time > 0:
+            options += [
+                ("grpc.keepalive_time_ms", int(cfg.keepalive.time * 1000)),
+                ("grpc.keepalive_timeout_ms", int(cfg.keepalive.timeout * 1000)),
+                ("grpc.keepalive_permit_without_calls", int(cfg.keepalive.permit_without_stream)),
+            ]
+        return options
+
+    def _credentials(self) -> grpc.ChannelCredentials | None:
+        tls = self._config.tls
+        if tls.insecure:
+            return None
+        root = read_pem(tls.ca_file, "CA") if tls.ca_file else None
+        cert = read_pem(tls.cert_file, "TLS certificate") if tls.cert_file else None
+        key = read_pem(tls.key_file, "TLS key") if tls.key_file else None
+        return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
+
+    async def start(self, host: Host) -> None:
+        if self._channel is not None or self._sender.closed:
+            return
+        try:
+            creds = self._credentials()
+        except OSError as e:
+            raise ComponentStartError(self._name, e) from e
+        compression = grpc.Compression.Gzip if self._config.compression == "gzip" else grpc.Compression.NoCompression
+        if creds is None:
+            channel = grpc.aio.insecure_channel(self._target, options=self._options(), compression=compression)
+        else:
+            channel = grpc.aio.secure_channel(self._target, creds, options=self._options(), compression=compression)
+        self._channel = channel
+        self._call = channel.unary_unary(
+            EXPORT_METHOD,
+            request_serializer=None,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        await self._sender.start()
+
+    async def consume_traces(self, batch: SpanBatch) -> None:
+        await self._sender.consume_traces(batch)
+
+    async def _export(self, batch: SpanBatch) -> int | None:
+        call = self._call
+        if call is None:
+            raise RefusedError(f"otlp exporter {self._name} is not started")
+        timeout = float(self._config.timeout) or None
+        try:
+            response = await call(batch.to_bytes(), timeout=timeout, metadata=self._metadata or None)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+        partial = response.partial_success
+        if partial.rejected_spans > 0 or partial.error_message:
+            self._logger.warning(
+                "Exporter %s: partial success, %d of %d spans rejected: %s",
+                self._name, partial.rejected_spans, batch.span_count, partial.error_message,
+            )
+        return int(partial.rejected_spans)
+
+    async def shutdown(self) -> None:
+        try:
+            await self._sender.drain()
+        finally:
+            channel, self._channel = self._channel, None
+            self._call = None
+            if channel is not None:
+                await channel.close()
+
+
+def create(settings: Settings, config: OTLPConfig) -> OTLPExporter:
+    return OTLPExporter(settings, config)
+
+
+factory = Factory("otlp", Kind.EXPORTER, OTLPConfig, create, description="Sends batches over OTLP/gRPC.")
+
+__all__ = ["OTLPConfig", "OTLPExporter", "error_from_rpc", "factory", "grpc_target", "retry_delay_from"]
