@@ -1,0 +1,142 @@
+"""``health_check`` extension: an HTTP endpoint for liveness/readiness probes, as in the OTel Collector.
+
+``GET <path>`` answers 200 ``{"status": "Server available", "upSince": ..., "uptime": ...}`` once the
+service is ready (every pipeline started) and no component reported a fatal error, else 503
+``{"status": "Server not available"}``. ``response_body`` replaces those bodies with fixed strings.
+``check_collector_pipeline`` is accepted for config compatibility and ignored: it is deprecated (and
+never worked reliably) in the OTel Collector too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from collector.component import Factory, Host, Kind, Settings
+from collector.config import Duration, field
+from collector.config.net import parse_endpoint
+from collector.errors import ComponentStartError
+
+DEFAULT_ENDPOINT = "0.0.0.0:13133"
+
+
+@dataclass(frozen=True)
+class ResponseBodyConfig:
+    """Fixed bodies to answer with instead of the JSON status documents."""
+
+    healthy: str = ""
+    unhealthy: str = ""
+
+
+@dataclass(frozen=True)
+class CheckCollectorPipelineConfig:
+    """Deprecated in the OTel Collector; accepted and ignored here."""
+
+    enabled: bool = False
+    interval: Duration = field(Duration(300.0))
+    exporter_failure_threshold: int = 5
+
+
+@dataclass(frozen=True)
+class HealthCheckConfig:
+    endpoint: str = DEFAULT_ENDPOINT
+    path: str = "/"
+    response_body: ResponseBodyConfig | None = None
+    check_collector_pipeline: CheckCollectorPipelineConfig | None = None
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        try:
+            parse_endpoint(self.endpoint)
+        except ValueError as e:
+            yield "endpoint", str(e)
+        if not self.path.startswith("/"):
+            yield "path", f"must start with '/', got {self.path!r}"
+
+
+def _go_duration(seconds: float) -> str:
+    """A duration as Go prints it, roughly (``1h2m3.5s``), as the OTel Collector reports uptime."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = f"{int(hours)}h" if hours else ""
+    if hours or minutes:
+        out += f"{int(minutes)}m"
+    return out + f"{secs:.6g}s"
+
+
+class HealthCheckExtension:
+    """The HTTP server; ``port`` is the bound port after :meth:`start` (useful with port 0)."""
+
+    def __init__(self, settings: Settings, config: HealthCheckConfig) -> None:
+        self.id = settings.id
+        self._config = config
+        self._logger = settings.logger
+        self._host: Host | None = None
+        self._runner: web.AppRunner | None = None
+        self._started_at = time.monotonic()
+        self._up_since = dt.datetime.now(dt.UTC)
+        self.port: int | None = None
+
+    def healthy(self) -> bool:
+        host = self._host
+        return host is not None and host.ready and host.fatal_error is None
+
+    async def start(self, host: Host) -> None:
+        if self._runner is not None:
+            return
+        self._host = host
+        bind_host, port = parse_endpoint(self._config.endpoint)
+        app = web.Application()
+        app.router.add_get(self._config.path, self._handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, bind_host, port)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise ComponentStartError(str(self.id), e) from e
+        self._runner = runner
+        self._started_at = time.monotonic()
+        self._up_since = dt.datetime.now(dt.UTC)
+        addresses = runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
+        self._logger.info(
+            "health_check %s listening on %s:%d%s", self.id, bind_host, self.port, self._config.path
+        )
+
+    async def shutdown(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        custom = self._config.response_body
+        if self.healthy():
+            if custom is not None and custom.healthy:
+                return web.Response(status=200, text=custom.healthy)
+            body = {
+                "status": "Server available",
+                "upSince": self._up_since.isoformat().replace("+00:00", "Z"),
+                "uptime": _go_duration(time.monotonic() - self._started_at),
+            }
+            return web.Response(status=200, text=json.dumps(body), content_type="application/json")
+        if custom is not None and custom.unhealthy:
+            return web.Response(status=503, text=custom.unhealthy)
+        return web.Response(
+            status=503, text=json.dumps({"status": "Server not available"}), content_type="application/json"
+        )
+
+
+def create(settings: Settings, config: HealthCheckConfig) -> HealthCheckExtension:
+    return HealthCheckExtension(settings, config)
+
+
+factory = Factory(
+    "health_check", Kind.EXTENSION, HealthCheckConfig, create,
+    description="HTTP health endpoint: 200 when the service is ready, 503 otherwise.",
+)
