@@ -7,7 +7,7 @@ serialized requests joined are one valid request), and exporters send the bytes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -17,10 +17,47 @@ def count_spans(request: ExportTraceServiceRequest) -> int:
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
-class SpanBatch:
-    """A batch of spans. Owned by one stage at a time: once passed on it belongs to the next stage."""
+class Ack:
+    """Tells the source of some data (a Kafka partition's records) when every part of it is done.
 
-    __slots__ = ("_payload", "_request", "span_count")
+    Reference counted: each holder of the data (a batch, a buffered trace) holds one reference and
+    releases it when the data is delivered or given up for good. When the count falls to zero,
+    ``on_done`` runs once. Sources that do not need to know (OTLP receivers) attach no Ack.
+    """
+
+    __slots__ = ("_on_done", "_refs")
+
+    def __init__(self, on_done: Callable[[], None], refs: int = 1) -> None:
+        self._on_done: Callable[[], None] | None = on_done
+        self._refs = refs
+
+    def retain(self, n: int = 1) -> None:
+        if self._on_done is None:
+            raise RuntimeError("Ack retained after it was done")
+        self._refs += n
+
+    def release(self) -> None:
+        self._refs -= 1
+        if self._refs == 0 and self._on_done is not None:
+            callback, self._on_done = self._on_done, None
+            callback()
+
+    @property
+    def done(self) -> bool:
+        return self._on_done is None
+
+
+class SpanBatch:
+    """A batch of spans. Owned by one stage at a time: once passed on it belongs to the next stage.
+
+    ``acks`` are the completion references the batch holds (see :class:`Ack`). The rule for every
+    stage: a batch passed on keeps its acks; a stage that merges batches merges their acks (``concat``);
+    one that splits or copies a batch retains them once more for each extra part (``copy``,
+    ``with_acks_of``); and whoever ends a batch's life, by delivering it or dropping it for good, calls
+    :meth:`release`. A batch refused with a retriable error stays the caller's, acks and all.
+    """
+
+    __slots__ = ("_payload", "_request", "acks", "span_count")
 
     def __init__(
         self,
@@ -33,6 +70,7 @@ class SpanBatch:
             raise ValueError("SpanBatch needs payload bytes or a request message")
         self._payload = payload
         self._request = request
+        self.acks: list[Ack] | None = None
         if span_count is None:
             span_count = count_spans(self.request)
         self.span_count = span_count
@@ -53,7 +91,11 @@ class SpanBatch:
         parts = list(batches)
         if len(parts) == 1:
             return parts[0]
-        return cls(payload=b"".join(b.to_bytes() for b in parts), span_count=sum(b.span_count for b in parts))
+        merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=sum(b.span_count for b in parts))
+        acks = [a for b in parts if b.acks for a in b.acks]
+        if acks:
+            merged.acks = acks
+        return merged
 
     @property
     def request(self) -> ExportTraceServiceRequest:
@@ -87,8 +129,28 @@ class SpanBatch:
         return len(self.to_bytes())
 
     def copy(self) -> SpanBatch:
-        """An independent copy, for fan-out to a stage that mutates."""
-        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count)
+        """An independent copy, for fan-out to a stage that mutates. It holds its own references to the
+        acks, so each copy must be released."""
+        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count).with_acks_of(self)
+
+    def view(self) -> SpanBatch:
+        """Another batch object over the same (read-only) bytes and message, with its own ack references."""
+        return SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count).with_acks_of(self)
+
+    def with_acks_of(self, other: SpanBatch) -> SpanBatch:
+        """Give this batch (a part or copy of ``other``) its own reference to each of ``other``'s acks."""
+        if other.acks:
+            for a in other.acks:
+                a.retain()
+            self.acks = (self.acks or []) + list(other.acks)
+        return self
+
+    def release(self) -> None:
+        """The batch is done: delivered, or dropped for good. Releases its acks (once)."""
+        acks, self.acks = self.acks, None
+        if acks:
+            for a in acks:
+                a.release()
 
     def __repr__(self) -> str:
         return f"SpanBatch(spans={self.span_count})"

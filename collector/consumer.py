@@ -26,7 +26,7 @@ class TracesConsumer(Protocol):
 class FanOutConsumer:
     """Delivers each batch to several consumers (a receiver feeding pipelines, a pipeline feeding exporters).
 
-    Consumers that mutate get a copy; the others share the batch. If any consumer refuses, the error
+    Consumers that mutate get a copy; the others share the bytes. If any consumer refuses, the error
     goes back to the sender (the most retriable view wins: one retriable refusal makes the whole retriable),
     so that the client retries rather than loses data. As in the OTel Collector, a retry may then
     duplicate data at consumers that had already accepted it.
@@ -49,13 +49,19 @@ class FanOutConsumer:
         if len(consumers) == 1:
             await consumers[0].consume_traces(batch)
             return
-        batches = [batch.copy() if c.mutates_data else batch for c in consumers]
+        # Each consumer owns what it gets: a copy if it mutates, else a view of the same bytes; both
+        # hold their own references to the acks. The original stays ours until all have taken theirs.
+        batches = [batch.copy() if c.mutates_data else batch.view() for c in consumers]
         results = await asyncio.gather(
             *(c.consume_traces(b) for c, b in zip(consumers, batches, strict=True)), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if not errors:
+            batch.release()
             return
+        for b, r in zip(batches, results, strict=True):
+            if isinstance(r, BaseException):
+                b.release()  # refused: that consumer never owned it; the caller keeps the original
         for err in errors:
             if not isinstance(err, Exception):
                 raise err

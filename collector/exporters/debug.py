@@ -68,8 +68,13 @@ class DebugExporter:
         return None
 
     async def consume_traces(self, batch: SpanBatch) -> None:
-        if not self._sampler.allow():
-            return
+        try:
+            if self._sampler.allow():
+                self._log(batch)
+        finally:
+            batch.release()
+
+    def _log(self, batch: SpanBatch) -> None:
         request = batch.request
         log = self._logger
         log.info("Traces resource spans: %d, spans: %d", len(request.resource_spans), batch.span_count)

@@ -267,7 +267,8 @@ class QueuedRetrySender:
         if self._queue is None:
             err = await self.send_with_retry(batch)
             if err is not None:
-                raise err
+                raise err  # the caller keeps the batch (and its acks) and decides
+            batch.release()
             return
         try:
             self._queue.put_nowait(batch)
@@ -288,6 +289,7 @@ class QueuedRetrySender:
             self._queue_gauge.set(queue.qsize())
             try:
                 await self.send_with_retry(batch)
+                batch.release()  # delivered or given up for good (counted): done either way
             finally:
                 queue.task_done()
 

@@ -229,6 +229,7 @@ class BatchProcessor:
                     await self._next.consume_traces(batch)
                 except ConsumerError as err:
                     if not err.retriable:
+                        batch.release()
                         self._metrics.dropped.inc(count)
                         self._logger.error(
                             "batch processor %s: next stage rejected %d spans permanently, dropped: %s",
@@ -245,6 +246,7 @@ class BatchProcessor:
                     delay = min(delay * 2, BACKOFF_MAX)
                     continue
                 except Exception:
+                    batch.release()
                     self._metrics.dropped.inc(count)
                     self._logger.exception(
                         "batch processor %s: next stage failed unexpectedly, %d spans dropped", self.id, count

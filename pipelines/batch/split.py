@@ -12,7 +12,8 @@ def split_batch(batch: SpanBatch, max_spans: int) -> list[SpanBatch]:
     """Split ``batch`` (decoded once) into batches of ``max_spans`` spans, the last one possibly fewer.
 
     Span order is kept; each part repeats the resource and scope (with their schema URLs) of the spans
-    it holds. A batch within the bound is returned as it is.
+    it holds, and holds its own references to the batch's acks. A batch within the bound is returned
+    as it is.
     """
     if max_spans <= 0:
         raise ValueError("max_spans must be positive")
@@ -45,4 +46,7 @@ def split_batch(batch: SpanBatch, max_spans: int) -> list[SpanBatch]:
                     room = max_spans
     if room < max_spans:
         parts.append(SpanBatch(request=out, span_count=max_spans - room))
+    for part in parts:
+        part.with_acks_of(batch)
+    batch.release()  # each part now holds its own references
     return parts
