@@ -1,0 +1,221 @@
+"""Whole traces, as the pipeline's trace buffer hands them to trace-level stages.
+
+A :class:`Trace` keeps its spans as wire bytes, grouped by origin (the resource and instrumentation scope
+they were sent with): each group is one ``bytearray`` of framed ``ScopeSpans.spans`` entries (tag
+``0x12``, length, span bytes), exactly as they stood in the request. Nothing is decoded on the way in.
+A stage that needs the spans calls :meth:`Trace.groups`, which decodes each group with one protobuf call
+into a mutable ``ScopeSpans`` message; a stage that changes spans calls :meth:`Trace.mark_modified` so
+the trace is re-encoded from the messages when it leaves the buffer.
+
+Trace-level stages (``tail_sampling``, ``root_cause``, ``alert_routing``) implement :class:`TraceStage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
+
+from collector.batch import Ack
+from collector.component import Host
+
+
+class Origin:
+    """The resource and scope a group of spans came with, as framed wire fields (interned, shared)."""
+
+    __slots__ = ("_resource", "_scope", "_service", "resource_fields", "scope_fields")
+
+    def __init__(self, resource_fields: bytes, scope_fields: bytes) -> None:
+        # resource_fields: the framed `resource` and `schema_url` fields of the ResourceSpans;
+        # scope_fields: the framed `scope` and `schema_url` fields of the ScopeSpans.
+        self.resource_fields = resource_fields
+        self.scope_fields = scope_fields
+        self._resource: Resource | None = None
+        self._scope: ScopeSpans | None = None
+        self._service: str | None = None
+
+    def resource(self) -> Resource:
+        """The decoded resource (shared by every trace with this origin: read it, don't change it)."""
+        if self._resource is None:
+            from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+            self._resource = ResourceSpans.FromString(self.resource_fields).resource
+        return self._resource
+
+    def resource_schema_url(self) -> str:
+        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+        return ResourceSpans.FromString(self.resource_fields).schema_url
+
+    def scope(self) -> InstrumentationScope:
+        if self._scope is None:
+            self._scope = ScopeSpans.FromString(self.scope_fields)
+        return self._scope.scope
+
+    @property
+    def service_name(self) -> str:
+        """``service.name`` of the resource ("" when absent)."""
+        if self._service is None:
+            self._service = ""
+            for kv in self.resource().attributes:
+                if kv.key == "service.name":
+                    self._service = kv.value.string_value
+                    break
+        return self._service
+
+
+class SpanGroup:
+    """Decoded spans of one trace that share an origin. ``scope_spans.spans`` may be changed in place
+    (then call ``Trace.mark_modified``)."""
+
+    __slots__ = ("origin", "scope_spans")
+
+    def __init__(self, origin: Origin, scope_spans: ScopeSpans) -> None:
+        self.origin = origin
+        self.scope_spans = scope_spans
+
+    @property
+    def spans(self) -> Sequence[Span]:
+        return self.scope_spans.spans
+
+    @property
+    def resource(self) -> Resource:
+        return self.origin.resource()
+
+    @property
+    def service_name(self) -> str:
+        return self.origin.service_name
+
+
+class Trace:
+    """One trace: framed span bytes per origin, plus what stages learn about it in ``notes``."""
+
+    __slots__ = (
+        "_decoded", "_modified", "acks", "arrival", "byte_size", "chunks", "decision_at", "notes",
+        "root_seen", "span_count", "trace_id",
+    )
+
+    def __init__(self, trace_id: bytes, arrival: float) -> None:
+        self.trace_id = trace_id
+        self.arrival = arrival  # monotonic time the first span arrived
+        self.decision_at = 0.0  # monotonic time the buffer hands it on
+        self.chunks: dict[Origin, bytearray] = {}
+        self.span_count = 0
+        self.byte_size = 0
+        self.root_seen = False
+        self.acks: list[Ack] | None = None
+        self.notes: dict[str, Any] = {}
+        self._decoded: list[SpanGroup] | None = None
+        self._modified = False
+
+    def add(self, origin: Origin, framed: bytes | memoryview, spans: int) -> None:
+        """Append framed span entries (as they stood in a ``ScopeSpans``) from ``origin``."""
+        chunk = self.chunks.get(origin)
+        if chunk is None:
+            self.chunks[origin] = bytearray(framed)
+        else:
+            chunk += framed
+        self.span_count += spans
+        self.byte_size += len(framed)
+        self._decoded = None
+
+    def groups(self) -> list[SpanGroup]:
+        """The spans, decoded (once per trace; one protobuf call per origin)."""
+        if self._decoded is None:
+            self._decoded = [SpanGroup(o, ScopeSpans.FromString(bytes(c))) for o, c in self.chunks.items()]
+        return self._decoded
+
+    def iter_spans(self) -> Iterator[tuple[SpanGroup, Span]]:
+        for g in self.groups():
+            for s in g.scope_spans.spans:
+                yield g, s
+
+    def mark_modified(self) -> None:
+        """A stage changed span messages from :meth:`groups`: re-encode them when the trace leaves."""
+        self._modified = True
+
+    def wire_chunks(self) -> Iterator[tuple[Origin, bytes | bytearray]]:
+        """Framed span entries per origin, as they leave the buffer (re-encoded if modified)."""
+        if self._modified and self._decoded is not None:
+            for g in self._decoded:
+                yield g.origin, g.scope_spans.SerializeToString()
+            return
+        yield from self.chunks.items()
+
+    def release(self) -> None:
+        acks, self.acks = self.acks, None
+        if acks:
+            for a in acks:
+                a.release()
+
+    def __repr__(self) -> str:
+        return f"Trace({self.trace_id.hex()}, spans={self.span_count})"
+
+
+@dataclass(frozen=True)
+class TraceBufferSettings:
+    """How the pipeline's one trace buffer holds traces (the tail_sampling names and defaults)."""
+
+    decision_wait: float = 30.0
+    num_traces: int = 50000
+    expected_new_traces_per_sec: int = 0
+    sampled_cache_size: int = 0
+    non_sampled_cache_size: int = 0
+    block_on_overflow: bool = False
+    decision_wait_after_root_received: float = 0.0  # 0: off
+    maximum_trace_size_bytes: int = 0  # 0: no limit
+    drop_pending_traces_on_shutdown: bool = False
+
+
+@runtime_checkable
+class TraceStage(Protocol):
+    """A processor that works on whole traces (``trace_level = True`` on the class).
+
+    The pipeline puts one trace buffer in front of each run of consecutive trace stages and calls
+    ``process_traces`` with the traces whose decision time has come, in config order. A stage returns
+    the traces it lets through (all of them, for a stage that only looks); traces it does not return
+    are dropped by the buffer (and remembered as not sampled in its decision cache).
+
+    ``buffer_settings`` configures that buffer: the tail_sampling stage's settings win
+    (``defines_buffer = True``), else the first stage's.
+    """
+
+    trace_level: ClassVar[bool]
+    defines_buffer: ClassVar[bool]
+    mutates_data: bool
+    buffer_settings: TraceBufferSettings
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]: ...
+
+    async def start(self, host: Host) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+def make_origin(resource: Resource, scope: InstrumentationScope | None = None, resource_schema_url: str = "",
+                scope_schema_url: str = "") -> Origin:
+    """An origin from decoded messages (for tests and tools; the buffer interns origins from wire bytes)."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+    rs = ResourceSpans(resource=resource, schema_url=resource_schema_url)
+    ss = ScopeSpans(schema_url=scope_schema_url)
+    if scope is not None:
+        ss.scope.CopyFrom(scope)
+    return Origin(rs.SerializeToString(), ss.SerializeToString())
+
+
+def make_trace(groups: Sequence[tuple[Resource | Origin, Sequence[Span]]], arrival: float = 0.0) -> Trace:
+    """A trace from decoded spans grouped by resource (for tests and tools). The trace id is the first span's."""
+    first = next((spans[0] for _, spans in groups if spans), None)
+    trace = Trace(first.trace_id if first is not None else b"\0" * 16, arrival)
+    for res, spans in groups:
+        origin = res if isinstance(res, Origin) else make_origin(res)
+        framed = ScopeSpans(spans=spans).SerializeToString()
+        trace.add(origin, framed, len(spans))
+        if any(not s.parent_span_id for s in spans):
+            trace.root_seen = True
+    return trace
