@@ -21,6 +21,7 @@ from collector.consumer import FanOutConsumer, TracesConsumer
 from collector.errors import ComponentStartError
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
+from collector.trace_buffer import TraceBuffer
 
 log = logging.getLogger("tracetriage.service")
 
@@ -35,6 +36,11 @@ class CountingConsumer:
     def __init__(self, inner: TracesConsumer, child: Any) -> None:
         self._inner = inner
         self._child = child
+        self.mutates_data = inner.mutates_data
+
+    def retarget(self, inner: TracesConsumer) -> None:
+        """Point at another consumer (used while the graph is built, before anything runs)."""
+        self._inner = inner
         self.mutates_data = inner.mutates_data
 
     async def consume_traces(self, batch: SpanBatch) -> None:
@@ -97,16 +103,24 @@ class Service:
                     self.graph.exporters.append(_Built(f"exporter {eid}", exporters[eid]))
 
         entries: dict[ComponentID, TracesConsumer] = {}
-        t = self.telemetry
         for pid, pipe in cfg.pipelines.items():
             nxt: TracesConsumer = FanOutConsumer([exporters[e] for e in pipe.exporters])
             built: list[_Built] = []
+            run: list[tuple[ComponentID, Any]] = []  # consecutive trace-level stages, upstream first
             for proc_id in reversed(pipe.processors):
-                labels = {"processor": str(proc_id), "pipeline": str(pid), "otel_signal": "traces"}
-                out = CountingConsumer(nxt, t.processor_outgoing_items.labels(**labels))
+                labels = self._labels(proc_id, pid)
+                out = CountingConsumer(nxt, self.telemetry.processor_outgoing_items.labels(**labels))
                 proc = self._create(Kind.PROCESSOR, cfg.processors[proc_id], out, pipeline=str(pid))
                 built.insert(0, _Built(f"processor {proc_id} in pipeline {pid}", proc))
-                nxt = CountingConsumer(proc, t.processor_incoming_items.labels(**labels))
+                if getattr(proc, "trace_level", False):
+                    run.insert(0, (proc_id, proc))
+                    continue
+                if run:  # this span-level stage feeds the trace buffer of the run just below it
+                    out.retarget(self._trace_buffer(pid, run, nxt, built))
+                    run = []
+                nxt = CountingConsumer(proc, self.telemetry.processor_incoming_items.labels(**labels))
+            if run:
+                nxt = self._trace_buffer(pid, run, nxt, built)
             self.graph.processors.append(built)
             entries[pid] = nxt
 
@@ -116,6 +130,27 @@ class Service:
                 continue  # defined but unused: not built, as in otelcol
             comp = self._create(Kind.RECEIVER, rc, FanOutConsumer(targets))
             self.graph.receivers.append(_Built(f"receiver {rid}", comp))
+
+    @staticmethod
+    def _labels(proc_id: ComponentID, pid: ComponentID) -> dict[str, str]:
+        return {"processor": str(proc_id), "pipeline": str(pid), "otel_signal": "traces"}
+
+    def _trace_buffer(self, pid: ComponentID, run: list[tuple[ComponentID, Any]], nxt: TracesConsumer,
+                      built: list[_Built]) -> TracesConsumer:
+        """One buffer in front of a run of trace-level stages: it holds each trace once and hands whole
+        traces to the stages in config order. Settings come from the stage that defines them
+        (tail_sampling), else the first stage."""
+        owner_id, owner = next(((i, p) for i, p in run if getattr(p, "defines_buffer", False)), run[0])
+        t = self.telemetry
+        counters = [(t.processor_incoming_items.labels(**self._labels(i, pid)),
+                     t.processor_outgoing_items.labels(**self._labels(i, pid))) for i, _ in run]
+        settings = Settings(id=owner_id, kind=Kind.PROCESSOR, telemetry=t,
+                            logger=logging.getLogger(f"tracetriage.trace_buffer.{pid}"), pipeline=str(pid))
+        buffer = TraceBuffer(settings, owner.buffer_settings, [(str(i), p) for i, p in run], nxt, counters)
+        first = next(idx for idx, b in enumerate(built) if b.component is run[0][1])
+        built.insert(first, _Built(f"trace buffer of {', '.join(str(i) for i, _ in run)} in pipeline {pid}",
+                                   buffer))
+        return buffer
 
     def _create(self, kind: Kind, cc: ComponentConfig, nxt: TracesConsumer | None, pipeline: str = "") -> Any:
         try:

@@ -49,7 +49,7 @@ class Origin:
     def resource_schema_url(self) -> str:
         from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
-        return ResourceSpans.FromString(self.resource_fields).schema_url
+        return str(ResourceSpans.FromString(self.resource_fields).schema_url)
 
     def scope(self) -> InstrumentationScope:
         if self._scope is None:
@@ -80,7 +80,8 @@ class SpanGroup:
 
     @property
     def spans(self) -> Sequence[Span]:
-        return self.scope_spans.spans
+        spans: Sequence[Span] = self.scope_spans.spans
+        return spans
 
     @property
     def resource(self) -> Resource:

@@ -1,0 +1,436 @@
+"""The pipeline's one trace buffer: assembles spans into whole traces and hands them, at decision time,
+to the trace-level stages that follow (``root_cause``, ``alert_routing``, ``tail_sampling``, ...).
+
+* Spans are held as framed wire bytes per trace and origin (see :mod:`collector.traces`), never as one
+  protobuf object per span. The request is split by trace on the wire (:func:`collector.wire.split_by_trace`).
+* A trace is decided ``decision_wait`` after its first span arrived, or ``decision_wait_after_root_received``
+  after its root span, whichever is first. The stages run in config order; what the last returns is kept,
+  sent on as batches built from the stored bytes, and remembered in the sampled decision cache; the
+  rest are remembered as not sampled.
+* Late spans (their trace already decided) follow the cached decision. Without a cache, a late span
+  starts a new trace, as in the OTel Collector's tail sampling processor.
+* Bounded: at ``num_traces`` pending traces the oldest is decided early (counted), or, with
+  ``block_on_overflow``, new traces are refused (retryable, so receivers push back). A trace above
+  ``maximum_trace_size_bytes`` is dropped at once and remembered as not sampled. Decided batches wait in
+  a bounded outbox; when the next stage refuses them they are retried and new data is refused meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from collector.batch import SpanBatch
+from collector.component import Host, Settings
+from collector.consumer import TracesConsumer
+from collector.errors import ConsumerError, RefusedError
+from collector.traces import Origin, Trace, TraceBufferSettings, TraceStage
+from collector.wire import WireError, build_request, split_by_trace
+
+PREFIX = "otelcol_processor_tail_sampling_"
+MAX_ORIGINS = 4096
+OUTBOX_BATCHES = 64
+TICK_MAX = 1.0
+CHUNK = 2000  # traces per stage call before yielding to the event loop
+BACKOFF_INITIAL, BACKOFF_MAX = 0.05, 5.0
+
+
+class _DecisionCache:
+    """Trace id -> decision time, first in first out, bounded (size 0 = off)."""
+
+    __slots__ = ("_items", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: dict[bytes, float] = {}
+
+    def add(self, trace_id: bytes, at: float) -> None:
+        if self.size <= 0:
+            return
+        items = self._items
+        if trace_id not in items and len(items) >= self.size:
+            del items[next(iter(items))]
+        items[trace_id] = at
+
+    def get(self, trace_id: bytes) -> float | None:
+        return self._items.get(trace_id)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _Metrics:
+    def __init__(self, settings: Settings, label: str) -> None:
+        t = settings.telemetry
+        lab = ("processor",)
+        self.on_memory = t.gauge(PREFIX + "sampling_traces_on_memory",
+                                 "Number of traces currently in the in-memory storage.", lab).labels(label)
+        self.new_trace = t.counter(PREFIX + "new_trace_id_received",
+                                   "Counts the arrival of new traces.", lab).labels(label)
+        self.late_age = t.histogram(PREFIX + "sampling_late_span_age",
+                                    "Time (in seconds) from the sampling decision to the arrival of a late span.",
+                                    lab, buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)).labels(label)
+        self.too_early = t.counter(PREFIX + "sampling_trace_dropped_too_early",
+                                   "Count of traces decided before decision_wait because num_traces was reached.",
+                                   lab).labels(label)
+        self.early_release = t.counter(PREFIX + "early_releases_from_cache_decision",
+                                       "Spans released immediately because of a cached sampled decision.",
+                                       lab).labels(label)
+        self.timer_latency = t.histogram(PREFIX + "sampling_decision_timer_latency",
+                                         "Latency (in milliseconds) of each run of the sampling decision timer.",
+                                         lab, buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)).labels(label)
+        self.timer_lag = t.gauge(PREFIX + "sampling_decision_timer_lag_seconds",
+                                 "How late the oldest due trace was decided at the last timer run.", lab).labels(label)
+        self.late_dropped = t.counter("tracetriage_trace_buffer_late_spans_dropped",
+                                      "Late spans dropped because their trace was decided not sampled.",
+                                      lab).labels(label)
+        self.too_large = t.counter("tracetriage_trace_buffer_traces_too_large",
+                                   "Traces dropped for exceeding maximum_trace_size_bytes.", lab).labels(label)
+        self.refused = t.counter("otelcol_processor_refused_spans",
+                                 "Number of spans that were rejected by the processor.", lab).labels(label)
+        self.malformed = t.counter("tracetriage_trace_buffer_malformed_batches",
+                                   "Batches whose wire form could not be split by trace.", lab).labels(label)
+        self.spans_on_memory = t.gauge("tracetriage_trace_buffer_spans",
+                                       "Spans held in the trace buffer.", lab).labels(label)
+        self.outbox = t.gauge("tracetriage_trace_buffer_outbox_batches",
+                              "Decided batches waiting for the next stage.", lab).labels(label)
+        self.stage_errors = t.counter("tracetriage_trace_stage_errors",
+                                      "Trace stage calls that raised; their traces were passed on unchanged.",
+                                      ("processor",))
+
+
+class TraceBuffer:
+    """Consumer in front of a run of trace-level stages. See the module docstring."""
+
+    mutates_data = False  # it reads the batch's bytes; stages change their own decoded copies
+
+    def __init__(self, settings: Settings, buffer: TraceBufferSettings, stages: Sequence[tuple[str, TraceStage]],
+                 next_consumer: TracesConsumer, stage_counters: Sequence[tuple[Any, Any]] = ()) -> None:
+        if not stages:
+            raise ValueError("a trace buffer needs at least one trace stage")
+        self.settings = buffer
+        self._stages = list(stages)
+        self._stage_counters = list(stage_counters)
+        self._next = next_consumer
+        self._logger = settings.logger
+        self._label = str(settings.id)
+        self._m = _Metrics(settings, self._label)
+        self._pending: dict[bytes, Trace] = {}  # insertion order = arrival order
+        self._root_due: collections.deque[Trace] = collections.deque()
+        self._spans = 0
+        self._sampled = _DecisionCache(buffer.sampled_cache_size)
+        self._not_sampled = _DecisionCache(buffer.non_sampled_cache_size)
+        self._origins: dict[tuple[bytes, bytes], Origin] = {}
+        self._outbox: collections.deque[SpanBatch] = collections.deque()
+        self._outbox_wake = asyncio.Event()
+        self._tick_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._host: Host | None = None
+        self._closing = False
+        self._closed = False
+        wait = buffer.decision_wait
+        if buffer.decision_wait_after_root_received > 0:
+            wait = min(wait, buffer.decision_wait_after_root_received)
+        self._tick = min(TICK_MAX, max(0.01, wait / 10))
+
+    # -- introspection ---------------------------------------------------------------------------------
+
+    @property
+    def pending_traces(self) -> int:
+        return len(self._pending)
+
+    @property
+    def pending_spans(self) -> int:
+        return self._spans
+
+    # -- intake ----------------------------------------------------------------------------------------
+
+    async def consume_traces(self, batch: SpanBatch) -> None:
+        if self._closing:
+            self._m.refused.inc(batch.span_count)
+            raise RefusedError(f"{self._label}: shutting down")
+        if len(self._outbox) >= OUTBOX_BATCHES:
+            self._m.refused.inc(batch.span_count)
+            raise RefusedError(f"{self._label}: the next stage is not keeping up ({len(self._outbox)} decided "
+                               f"batches waiting)")
+        try:
+            chunks = split_by_trace(batch.to_bytes())
+        except (WireError, IndexError) as e:
+            self._m.malformed.inc()
+            batch.release()
+            raise ConsumerError(f"{self._label}: malformed trace data: {e}") from e
+        now = time.monotonic()
+        cfg = self.settings
+        pending = self._pending
+        if cfg.block_on_overflow:
+            new_ids = {tid for c in chunks for tid in c.by_trace if tid not in pending}
+            if len(pending) + len(new_ids) > cfg.num_traces:
+                self._m.refused.inc(batch.span_count)
+                raise RefusedError(f"{self._label}: num_traces ({cfg.num_traces}) reached (block_on_overflow)")
+        acks = batch.acks
+        late: list[tuple[Origin, bytes, int]] = []
+        touched: set[bytes] = set()
+        overflow: list[Trace] = []
+        for chunk in chunks:
+            origin = self._origin(chunk.resource_fields, chunk.scope_fields)
+            for tid, ts in chunk.by_trace.items():
+                count = ts.count
+                trace = pending.get(tid)
+                if trace is None:
+                    decided = self._sampled.get(tid)
+                    if decided is not None:
+                        self._m.late_age.observe(now - decided)
+                        self._m.early_release.inc(count)
+                        late.append((origin, b"".join(ts.entries), count))
+                        continue
+                    decided = self._not_sampled.get(tid)
+                    if decided is not None:
+                        self._m.late_age.observe(now - decided)
+                        self._m.late_dropped.inc(count)
+                        continue
+                    trace = Trace(tid, now)
+                    trace.decision_at = now + cfg.decision_wait
+                    pending[tid] = trace
+                    self._m.new_trace.inc()
+                    if len(pending) > cfg.num_traces:
+                        overflow.append(pending.pop(next(iter(pending))))
+                trace.add(origin, b"".join(ts.entries), count)
+                self._spans += count
+                if ts.has_root and not trace.root_seen:
+                    trace.root_seen = True
+                    if cfg.decision_wait_after_root_received > 0:
+                        due = now + cfg.decision_wait_after_root_received
+                        if due < trace.decision_at:
+                            trace.decision_at = due
+                            self._root_due.append(trace)
+                            self._tick_wake.set()
+                if acks and tid not in touched:
+                    touched.add(tid)
+                    for a in acks:
+                        a.retain()
+                    trace.acks = (trace.acks or []) + list(acks)
+                if cfg.maximum_trace_size_bytes and trace.byte_size > cfg.maximum_trace_size_bytes:
+                    self._drop_too_large(trace)
+        if late:
+            out = SpanBatch.from_bytes(build_request((o.resource_fields, o.scope_fields, [b]) for o, b, _ in late),
+                                       sum(c for _, _, c in late))
+            out.with_acks_of(batch)
+            self._enqueue(out)
+        batch.release()
+        self._m.on_memory.set(len(pending))
+        self._m.spans_on_memory.set(self._spans)
+        if overflow:
+            self._m.too_early.inc(len(overflow))
+            for t in overflow:
+                self._spans -= t.span_count
+            await self._decide(overflow)
+
+    def _origin(self, resource_fields: bytes, scope_fields: bytes) -> Origin:
+        key = (resource_fields, scope_fields)
+        origin = self._origins.get(key)
+        if origin is None:
+            if len(self._origins) >= MAX_ORIGINS:
+                self._origins.clear()
+            origin = self._origins[key] = Origin(resource_fields, scope_fields)
+        return origin
+
+    def _drop_too_large(self, trace: Trace) -> None:
+        if self._pending.pop(trace.trace_id, None) is None:
+            return
+        self._spans -= trace.span_count
+        self._m.too_large.inc()
+        self._logger.warning("%s: trace %s dropped: %d bytes exceed maximum_trace_size_bytes %d", self._label,
+                             trace.trace_id.hex(), trace.byte_size, self.settings.maximum_trace_size_bytes)
+        self._not_sampled.add(trace.trace_id, time.monotonic())
+        trace.release()
+
+    # -- decisions -------------------------------------------------------------------------------------
+
+    def _due(self, now: float) -> list[Trace]:
+        pending = self._pending
+        due: list[Trace] = []
+        root_due = self._root_due
+        while root_due and root_due[0].decision_at <= now:
+            t = root_due.popleft()
+            if pending.get(t.trace_id) is t:
+                del pending[t.trace_id]
+                due.append(t)
+        while pending:
+            first = next(iter(pending.values()))
+            if first.arrival + self.settings.decision_wait > now:
+                break
+            del pending[first.trace_id]
+            due.append(first)
+        return due
+
+    async def _decide(self, traces: list[Trace]) -> None:
+        """Run the stages over ``traces`` in chunks; keep and send on what survives."""
+        for i in range(0, len(traces), CHUNK):
+            part = traces[i:i + CHUNK]
+            kept = self._run_stages(part)
+            now = time.monotonic()
+            kept_ids = {id(t) for t in kept}
+            for t in part:
+                if id(t) in kept_ids:
+                    self._sampled.add(t.trace_id, now)
+                else:
+                    self._not_sampled.add(t.trace_id, now)
+                    t.release()
+            if kept:
+                self._enqueue(self._to_batch(kept))
+            if i + CHUNK < len(traces):
+                await asyncio.sleep(0)
+
+    def _run_stages(self, traces: list[Trace]) -> list[Trace]:
+        for idx, (name, stage) in enumerate(self._stages):
+            counters = self._stage_counters[idx] if idx < len(self._stage_counters) else None
+            if counters is not None:
+                counters[0].inc(sum(t.span_count for t in traces))
+            try:
+                traces = stage.process_traces(traces)
+            except Exception:
+                self._m.stage_errors.labels(name).inc()
+                self._logger.exception("%s: trace stage %s failed on %d traces; passing them on unchanged",
+                                       self._label, name, len(traces))
+            if counters is not None:
+                counters[1].inc(sum(t.span_count for t in traces))
+            if not traces:
+                break
+        return traces
+
+    @staticmethod
+    def _to_batch(traces: list[Trace]) -> SpanBatch:
+        groups: dict[Origin, list[bytes | bytearray]] = {}
+        acks = []
+        count = 0
+        for t in traces:
+            for origin, entries in t.wire_chunks():
+                groups.setdefault(origin, []).append(entries)
+            count += t.span_count
+            if t.acks:
+                acks.extend(t.acks)
+                t.acks = None
+        payload = build_request((o.resource_fields, o.scope_fields, e) for o, e in groups.items())
+        batch = SpanBatch.from_bytes(payload, count)
+        if acks:
+            batch.acks = acks
+        return batch
+
+    def _enqueue(self, batch: SpanBatch) -> None:
+        self._outbox.append(batch)
+        self._m.outbox.set(len(self._outbox))
+        self._outbox_wake.set()
+
+    # -- background tasks ------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while not self._closing:
+            self._tick_wake.clear()
+            try:
+                async with asyncio.timeout(self._tick):
+                    await self._tick_wake.wait()
+            except TimeoutError:
+                pass
+            if self._closing:
+                return
+            started = time.monotonic()
+            due = self._due(started)
+            if not due:
+                continue
+            lag = started - min(t.decision_at for t in due[:1] + due[-1:])
+            self._m.timer_lag.set(max(0.0, lag))
+            for t in due:
+                self._spans -= t.span_count
+            await self._decide(due)
+            self._m.on_memory.set(len(self._pending))
+            self._m.spans_on_memory.set(self._spans)
+            self._m.timer_latency.observe((time.monotonic() - started) * 1000)
+
+    async def _sender(self) -> None:
+        """Sends decided batches in order; retries retriable refusals (backpressure stays upstream)."""
+        while True:
+            while not self._outbox:
+                if self._closing and self._closed:
+                    return
+                self._outbox_wake.clear()
+                await self._outbox_wake.wait()
+            batch = self._outbox[0]
+            delay = BACKOFF_INITIAL
+            while True:
+                try:
+                    await self._next.consume_traces(batch)
+                    break
+                except ConsumerError as err:
+                    if not err.retriable:
+                        self._logger.error("%s: next stage rejected %d spans permanently: %s", self._label,
+                                           batch.span_count, err)
+                        batch.release()
+                        break
+                    wait = min(err.retry_after if err.retry_after is not None else delay, BACKOFF_MAX)
+                    await asyncio.sleep(max(wait, 0.0))
+                    delay = min(delay * 2, BACKOFF_MAX)
+            self._outbox.popleft()
+            self._m.outbox.set(len(self._outbox))
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is not None:
+            self._logger.error("%s: background task %s failed", self._label, task.get_name(), exc_info=err)
+            if self._host is not None:
+                self._host.report_fatal_error(err)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        if self._tasks:
+            return
+        self._host = host
+        for name, coro in (("ticker", self._ticker()), ("sender", self._sender())):
+            task = asyncio.create_task(coro, name=f"trace-buffer-{name} {self._label}")
+            task.add_done_callback(self._task_done)
+            self._tasks.append(task)
+
+    async def shutdown(self) -> None:
+        """Decide every pending trace now (or drop them with ``drop_pending_traces_on_shutdown``) and send
+        what is kept before returning."""
+        if self._closed:
+            return
+        self._closing = True
+        self._tick_wake.set()
+        try:
+            ticker = self._tasks[0] if self._tasks else None
+            if ticker is not None:
+                await asyncio.wait([ticker])
+            remaining = list(self._pending.values())
+            self._pending.clear()
+            self._root_due.clear()
+            self._spans = 0
+            if remaining:
+                if self.settings.drop_pending_traces_on_shutdown:
+                    self._logger.info("%s: dropping %d pending traces at shutdown", self._label, len(remaining))
+                    for t in remaining:
+                        t.release()
+                else:
+                    await self._decide(remaining)
+            self._closed = True
+            self._outbox_wake.set()
+            if len(self._tasks) > 1:
+                await asyncio.wait([self._tasks[1]])
+            elif self._outbox:  # never started: deliver inline
+                await self._sender()
+        except asyncio.CancelledError:
+            lost = sum(b.span_count for b in self._outbox)
+            if lost:
+                self._logger.error("%s: shutdown cancelled with %d decided spans not sent", self._label, lost)
+            raise
+        finally:
+            self._closed = True
+            for task in self._tasks:
+                task.cancel()
+            self._m.on_memory.set(0)
+            self._m.spans_on_memory.set(0)

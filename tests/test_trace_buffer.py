@@ -1,0 +1,294 @@
+"""The per-pipeline trace buffer: assembly, decision timing, late spans, overflow, size limit, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import ClassVar
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from collector import ComponentID, ConsumerError, Host, Kind, RefusedError, Settings, SpanBatch, Telemetry
+from collector.batch import Ack
+from collector.trace_buffer import TraceBuffer
+from collector.traces import Trace, TraceBufferSettings
+
+PREFIX = "otelcol_processor_tail_sampling_"
+
+
+def tid(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def span(trace: int, span_id: int, parent: int = 0, error: bool = False, name: str = "op") -> Span:
+    s = Span(trace_id=tid(trace), span_id=span_id.to_bytes(8, "big"), name=name,
+             parent_span_id=parent.to_bytes(8, "big") if parent else b"",
+             start_time_unix_nano=1_000, end_time_unix_nano=2_000)
+    s.attributes.append(KeyValue(key="k", value=AnyValue(int_value=span_id)))
+    if error:
+        s.status.code = Status.STATUS_CODE_ERROR
+    return s
+
+
+def batch(*groups: tuple[str, list[Span]]) -> SpanBatch:
+    req = ExportTraceServiceRequest()
+    for service, spans in groups:
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+        ss = rs.scope_spans.add()
+        ss.scope.name = "lib"
+        ss.spans.extend(spans)
+    return SpanBatch.from_bytes(req.SerializeToString())
+
+
+class KeepErrors:
+    """A trace stage for these tests: keeps traces with a span in error, records what it saw."""
+
+    trace_level: ClassVar[bool] = True
+    defines_buffer: ClassVar[bool] = True
+
+    def __init__(self, buffer: TraceBufferSettings) -> None:
+        self.buffer_settings = buffer
+        self.mutates_data = False
+        self.seen: list[Trace] = []
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        self.seen.extend(traces)
+        return [t for t in traces if any(s.status.code == Status.STATUS_CODE_ERROR for _, s in t.iter_spans())]
+
+    async def start(self, host: Host) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+class Rename:
+    """A stage that changes the root span's name (proves changes made by one stage reach the output)."""
+
+    trace_level: ClassVar[bool] = True
+    defines_buffer: ClassVar[bool] = False
+    buffer_settings = TraceBufferSettings()
+    mutates_data = True
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        for t in traces:
+            for _, s in t.iter_spans():
+                if not s.parent_span_id:
+                    s.name = "renamed"
+                    t.mark_modified()
+        return traces
+
+    async def start(self, host: Host) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+class Sink:
+    mutates_data = False
+
+    def __init__(self) -> None:
+        self.batches: list[SpanBatch] = []
+        self.refuse = 0
+
+    async def consume_traces(self, b: SpanBatch) -> None:
+        if self.refuse:
+            self.refuse -= 1
+            raise ConsumerError("busy", retriable=True, retry_after=0.01)
+        self.batches.append(b)
+        b.release()
+
+    def spans(self) -> dict[bytes, Span]:
+        out = {}
+        for b in self.batches:
+            for rs in b.request.resource_spans:
+                for ss in rs.scope_spans:
+                    for s in ss.spans:
+                        out[s.span_id] = s
+        return out
+
+    def traces(self) -> set[bytes]:
+        return {s.trace_id for s in self.spans().values()}
+
+
+def make(tel: Telemetry | None = None, stages: list | None = None, **kw: object) -> tuple[TraceBuffer, KeepErrors, Sink]:
+    cfg = TraceBufferSettings(**{"decision_wait": 0.2, **kw})  # type: ignore[arg-type]
+    keep = KeepErrors(cfg)
+    sink = Sink()
+    settings = Settings(ComponentID("tail_sampling"), Kind.PROCESSOR, tel or Telemetry(), logging.getLogger("tb"))
+    buf = TraceBuffer(settings, cfg, [(f"s{i}", s) for i, s in enumerate(stages or [keep])], sink)
+    return buf, keep, sink
+
+
+def metric(tel: Telemetry, name: str) -> float:
+    return tel.registry.get_sample_value(name, {"processor": "tail_sampling"}) or 0.0
+
+
+async def wait_until(cond: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def test_spans_from_several_batches_and_services_become_one_trace() -> None:
+    tel = Telemetry()
+    buf, keep, sink = make(tel)
+    await buf.start(Host())
+    root = span(1, 1, error=True)
+    await buf.consume_traces(batch(("frontend", [root, span(2, 5)])))
+    await buf.consume_traces(batch(("payment", [span(1, 2, parent=1), span(1, 3, parent=2)]), ("db", [span(2, 6, 5)])))
+    assert buf.pending_traces == 2 and buf.pending_spans == 5
+    assert metric(tel, PREFIX + "sampling_traces_on_memory") == 2
+    await wait_until(lambda: len(keep.seen) == 2)
+    await wait_until(lambda: sink.batches)
+    t1 = next(t for t in keep.seen if t.trace_id == tid(1))
+    assert t1.span_count == 3 and {g.service_name for g in t1.groups()} == {"frontend", "payment"}
+    got = sink.spans()
+    assert set(got) == {(i).to_bytes(8, "big") for i in (1, 2, 3)}  # trace 2 had no error: dropped
+    assert got[root.span_id] == root  # unchanged, attributes and all
+    assert metric(tel, PREFIX + "new_trace_id_received_total") == 2
+    await wait_until(lambda: metric(tel, PREFIX + "sampling_traces_on_memory") == 0)
+    await buf.shutdown()
+
+
+async def test_resource_and_scope_survive() -> None:
+    buf, _, sink = make(decision_wait=0.05)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("frontend", [span(1, 1, error=True)])))
+    await wait_until(lambda: sink.batches)
+    rs = sink.batches[0].request.resource_spans[0]
+    assert rs.resource.attributes[0].value.string_value == "frontend"
+    assert rs.scope_spans[0].scope.name == "lib"
+    await buf.shutdown()
+
+
+async def test_decision_wait_after_root_received() -> None:
+    buf, keep, _ = make(decision_wait=30.0, decision_wait_after_root_received=0.05)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 2, parent=1)])))
+    await asyncio.sleep(0.2)
+    assert not keep.seen  # no root yet: waits for decision_wait
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True)])))
+    await wait_until(lambda: keep.seen)
+    assert keep.seen[0].span_count == 2
+    await buf.shutdown()
+
+
+async def test_late_spans_follow_the_cached_decision() -> None:
+    tel = Telemetry()
+    buf, keep, sink = make(tel, decision_wait=0.05, sampled_cache_size=100, non_sampled_cache_size=100)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(2, 2)])))
+    await wait_until(lambda: len(keep.seen) == 2)
+    await wait_until(lambda: sink.batches)
+    await buf.consume_traces(batch(("a", [span(1, 10, parent=1), span(2, 20, parent=2)])))
+    assert buf.pending_traces == 0  # neither started a new trace
+    await wait_until(lambda: (10).to_bytes(8, "big") in sink.spans())
+    assert (20).to_bytes(8, "big") not in sink.spans()
+    assert metric(tel, PREFIX + "early_releases_from_cache_decision_total") == 1
+    assert metric(tel, "tracetriage_trace_buffer_late_spans_dropped_total") == 1
+    assert metric(tel, PREFIX + "sampling_late_span_age_count") == 2
+    await buf.shutdown()
+
+
+async def test_late_spans_without_cache_start_a_new_trace() -> None:
+    buf, keep, sink = make(decision_wait=0.05)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True)])))
+    await wait_until(lambda: len(keep.seen) == 1)
+    await buf.consume_traces(batch(("a", [span(1, 2, parent=1, error=True)])))
+    assert buf.pending_traces == 1
+    await wait_until(lambda: len(keep.seen) == 2)
+    await buf.shutdown()
+    assert set(sink.spans()) == {(1).to_bytes(8, "big"), (2).to_bytes(8, "big")}
+
+
+async def test_overflow_decides_the_oldest_early() -> None:
+    tel = Telemetry()
+    buf, keep, sink = make(tel, decision_wait=30.0, num_traces=3)
+    await buf.start(Host())
+    for t in range(1, 6):
+        await buf.consume_traces(batch(("a", [span(t, t, error=True)])))
+    assert buf.pending_traces == 3
+    assert [t.trace_id for t in keep.seen] == [tid(1), tid(2)]
+    assert metric(tel, PREFIX + "sampling_trace_dropped_too_early_total") == 2
+    await wait_until(lambda: sink.traces() == {tid(1), tid(2)})
+    await buf.shutdown()
+    assert sink.traces() == {tid(t) for t in range(1, 6)}
+
+
+async def test_block_on_overflow_refuses_and_loses_nothing() -> None:
+    buf, keep, sink = make(decision_wait=0.1, num_traces=2, block_on_overflow=True)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(2, 2, error=True)])))
+    third = batch(("a", [span(3, 3, error=True)]))
+    with pytest.raises(RefusedError):
+        await buf.consume_traces(third)
+    assert buf.pending_traces == 2
+    await wait_until(lambda: buf.pending_traces == 0)
+    await buf.consume_traces(third)  # the client's retry
+    await buf.shutdown()
+    assert sink.traces() == {tid(1), tid(2), tid(3)}
+
+
+async def test_trace_over_maximum_size_is_dropped() -> None:
+    tel = Telemetry()
+    buf, keep, sink = make(tel, decision_wait=0.05, maximum_trace_size_bytes=150, non_sampled_cache_size=10)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, i, error=True) for i in range(1, 4)])))
+    await buf.consume_traces(batch(("a", [span(2, 9, error=True)])))
+    assert buf.pending_traces == 1
+    assert metric(tel, "tracetriage_trace_buffer_traces_too_large_total") == 1
+    await buf.consume_traces(batch(("a", [span(1, 7, error=True)])))  # late span of the dropped trace
+    await buf.shutdown()
+    assert sink.traces() == {tid(2)}
+
+
+@pytest.mark.parametrize("drop", [False, True])
+async def test_shutdown_decides_or_drops_pending(drop: bool) -> None:
+    buf, keep, sink = make(decision_wait=30.0, drop_pending_traces_on_shutdown=drop)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(2, 2, error=True)])))
+    await buf.shutdown()
+    assert sink.traces() == (set() if drop else {tid(1), tid(2)})
+    with pytest.raises(RefusedError):
+        await buf.consume_traces(batch(("a", [span(3, 3)])))
+
+
+async def test_acks_complete_when_every_trace_is_decided_and_sent() -> None:
+    buf, keep, sink = make(decision_wait=0.05)
+    sink.refuse = 2  # the next stage pushes back twice: the buffer retries
+    await buf.start(Host())
+    done: list[int] = []
+    b = batch(("a", [span(1, 1, error=True), span(2, 2)]))
+    b.acks = [Ack(lambda: done.append(1))]
+    await buf.consume_traces(b)
+    await asyncio.sleep(0.01)
+    assert not done
+    await wait_until(lambda: done == [1])
+    assert sink.traces() == {tid(1)}
+    await buf.shutdown()
+
+
+async def test_stages_run_in_order_and_changes_reach_the_output() -> None:
+    cfg = TraceBufferSettings(decision_wait=0.05)
+    keep = KeepErrors(cfg)
+    buf, _, sink = make(stages=[Rename(), keep], decision_wait=0.05)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(1, 2, parent=1)])))
+    await wait_until(lambda: sink.batches)
+    names = {s.span_id: s.name for s in sink.spans().values()}
+    assert names == {(1).to_bytes(8, "big"): "renamed", (2).to_bytes(8, "big"): "op"}
+    await buf.shutdown()
+
+
+async def test_malformed_bytes_are_refused_permanently() -> None:
+    buf, _, _ = make()
+    with pytest.raises(ConsumerError) as ei:
+        await buf.consume_traces(SpanBatch.from_bytes(b"\x0a\x05\x12\x09zz", span_count=1))
+    assert not ei.value.retriable
