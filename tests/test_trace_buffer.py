@@ -116,7 +116,8 @@ class Sink:
         return {s.trace_id for s in self.spans().values()}
 
 
-def make(tel: Telemetry | None = None, stages: list | None = None, **kw: object) -> tuple[TraceBuffer, KeepErrors, Sink]:
+def make(tel: Telemetry | None = None, stages: list | None = None,
+         **kw: object) -> tuple[TraceBuffer, KeepErrors, Sink]:
     cfg = TraceBufferSettings(**{"decision_wait": 0.2, **kw})  # type: ignore[arg-type]
     keep = KeepErrors(cfg)
     sink = Sink()
@@ -223,7 +224,7 @@ async def test_overflow_decides_the_oldest_early() -> None:
 
 
 async def test_block_on_overflow_refuses_and_loses_nothing() -> None:
-    buf, keep, sink = make(decision_wait=0.1, num_traces=2, block_on_overflow=True)
+    buf, _keep, sink = make(decision_wait=0.1, num_traces=2, block_on_overflow=True)
     await buf.start(Host())
     await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(2, 2, error=True)])))
     third = batch(("a", [span(3, 3, error=True)]))
@@ -238,7 +239,7 @@ async def test_block_on_overflow_refuses_and_loses_nothing() -> None:
 
 async def test_trace_over_maximum_size_is_dropped() -> None:
     tel = Telemetry()
-    buf, keep, sink = make(tel, decision_wait=0.05, maximum_trace_size_bytes=150, non_sampled_cache_size=10)
+    buf, _keep, sink = make(tel, decision_wait=0.05, maximum_trace_size_bytes=150, non_sampled_cache_size=10)
     await buf.start(Host())
     await buf.consume_traces(batch(("a", [span(1, i, error=True) for i in range(1, 4)])))
     await buf.consume_traces(batch(("a", [span(2, 9, error=True)])))
@@ -251,7 +252,7 @@ async def test_trace_over_maximum_size_is_dropped() -> None:
 
 @pytest.mark.parametrize("drop", [False, True])
 async def test_shutdown_decides_or_drops_pending(drop: bool) -> None:
-    buf, keep, sink = make(decision_wait=30.0, drop_pending_traces_on_shutdown=drop)
+    buf, _keep, sink = make(decision_wait=30.0, drop_pending_traces_on_shutdown=drop)
     await buf.start(Host())
     await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(2, 2, error=True)])))
     await buf.shutdown()
@@ -261,7 +262,7 @@ async def test_shutdown_decides_or_drops_pending(drop: bool) -> None:
 
 
 async def test_acks_complete_when_every_trace_is_decided_and_sent() -> None:
-    buf, keep, sink = make(decision_wait=0.05)
+    buf, _keep, sink = make(decision_wait=0.05)
     sink.refuse = 2  # the next stage pushes back twice: the buffer retries
     await buf.start(Host())
     done: list[int] = []
