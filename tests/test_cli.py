@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -276,3 +277,17 @@ extensions:
 
     wait_for(healthy)
     assert col.terminate() == 0
+
+
+def test_json_logs_and_level(tmp_path: Path, collector_factory) -> None:
+    metrics_port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(_base_config(free_port(), metrics_port).replace(
+        "  telemetry: {", "  telemetry: {logs: {level: info, encoding: json}, "))
+    col = collector_factory([cfg], metrics_port)
+    col.wait_ready()
+    assert col.terminate() == 0
+    lines = [json.loads(line) for line in col.stderr.splitlines() if line.startswith("{")]
+    assert lines, col.stderr
+    assert {"ts", "level", "logger", "msg"} <= set(lines[0])
+    assert any(entry["msg"].startswith("Everything is ready") for entry in lines)
