@@ -19,13 +19,18 @@ ENTRY_POINT_GROUP = "tracetriage.components"
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "collector.receivers.otlp",
+    "collector.receivers.kafka",
     "collector.exporters.debug",
     "collector.exporters.file",
     "collector.exporters.otlp",
     "collector.exporters.otlphttp",
+    "collector.exporters.kafka",
     "collector.extensions.health_check",
+    "collector.extensions.file_storage",
     "pipelines.batch",
     "pipelines.memory_limiter",
+    "pipelines.tail_sampling",
+    "pipelines.alert_routing",
 )
 
 log = logging.getLogger("tracetriage.registry")

@@ -82,7 +82,7 @@ class FileExporter:
         self._io = io
         if self._config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"{self._name}-flush")
-        await self._sender.start()
+        await self._sender.start(host)
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         await self._sender.consume_traces(batch)

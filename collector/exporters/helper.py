@@ -7,6 +7,9 @@ fails. The sender then
 * queues the batch (``sending_queue``): ``consume_traces`` returns at once, a bounded
   ``asyncio.Queue`` holds up to ``queue_size`` batches and ``num_consumers`` tasks drain it; a full
   queue raises :class:`~collector.errors.RefusedError` so receivers push back to their clients.
+  With ``storage: <file_storage extension id>`` the queue is on disk
+  (:class:`~collector.exporters.persistent_queue.PersistentQueue`): ``consume_traces`` returns once
+  the batch is written, and batches left by a previous run are sent first after a restart;
   With the queue disabled, ``consume_traces`` sends in the caller's task and raises the final error;
 * retries retriable failures with jittered exponential backoff (``retry_on_failure``), honouring the
   server's ``retry_after`` hint, and gives up after ``max_elapsed_time`` (0: never);
@@ -30,9 +33,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from collector.batch import SpanBatch
-from collector.component import Settings
+from collector.component import ComponentID, Host, Kind, Settings
 from collector.config.schema import Duration, field
-from collector.errors import ConsumerError, RefusedError
+from collector.errors import ComponentStartError, ConsumerError, RefusedError
+from collector.exporters.persistent_queue import BatchQueue, MemoryQueue, PersistentQueue
 
 __all__ = [
     "Backoff",
@@ -62,11 +66,17 @@ class QueueConfig:
     enabled: bool = True
     num_consumers: int = field(10, ge=0)
     queue_size: int = field(1000, ge=0)
+    storage: str | None = None  # id of a file_storage extension: the queue is kept on disk
 
     def validate(self) -> list[tuple[str, str]]:
         if not self.enabled:
             return []
         issues = []
+        if self.storage is not None:
+            try:
+                ComponentID.parse(self.storage)
+            except ValueError as e:
+                issues.append(("storage", str(e)))
         if self.num_consumers <= 0:
             issues.append(("num_consumers", "must be positive when the queue is enabled"))
         if self.queue_size <= 0:
@@ -136,6 +146,7 @@ class QueuedRetrySender:
         "_active",
         "_capacity_gauge",
         "_closed",
+        "_component",
         "_consumers",
         "_enqueue_failed",
         "_failed",
@@ -167,15 +178,17 @@ class QueuedRetrySender:
         self._timeout = float(timeout)
         self._logger = settings.logger
         self._name = str(settings.id)
+        self._component = (settings.kind, settings.id)
         tel = settings.telemetry
         self._sent = tel.exporter_sent_spans.labels(exporter=self._name)
         self._failed = tel.exporter_send_failed_spans.labels(exporter=self._name)
         self._enqueue_failed = tel.exporter_enqueue_failed_spans.labels(exporter=self._name)
         self._queue_gauge = tel.exporter_queue_size.labels(exporter=self._name)
         self._capacity_gauge = tel.exporter_queue_capacity.labels(exporter=self._name)
-        self._queue: asyncio.Queue[SpanBatch] | None = None
+        self._queue: BatchQueue | None = None
         if queue.enabled:
-            self._queue = asyncio.Queue(maxsize=queue.queue_size)
+            if queue.storage is None:
+                self._queue = MemoryQueue(queue.queue_size)
             self._capacity_gauge.set(queue.queue_size)
         else:
             self._capacity_gauge.set(0)
@@ -204,12 +217,56 @@ class QueuedRetrySender:
     def closed(self) -> bool:
         return self._closed
 
-    async def start(self) -> None:
-        """Start the queue consumers (no-op with the queue disabled or when already started)."""
-        if self._queue is None or self._consumers or self._closed:
+    @property
+    def persistent(self) -> bool:
+        return self._queue is not None and self._queue.persistent
+
+    async def start(self, host: Host | None = None) -> None:
+        """Start the queue consumers (no-op with the queue disabled or when already started).
+
+        With ``sending_queue.storage`` the ``host`` must be given: the storage extension is looked up
+        there, and the batches a previous run left on disk are queued first. Raises
+        :class:`ComponentStartError` if the extension is missing or its directory unusable.
+        """
+        if self._consumers or self._closed:
+            return
+        if self._queue_config.enabled and self._queue_config.storage is not None and self._queue is None:
+            self._queue = await self._open_persistent(host, self._queue_config.storage)
+        if self._queue is None:
             return
         for i in range(self._queue_config.num_consumers):
             self._consumers.append(asyncio.create_task(self._consume(), name=f"{self._name}-sender-{i}"))
+
+    async def _open_persistent(self, host: Host | None, storage: str) -> PersistentQueue:
+        # Imported here: the extension module is a component of its own, not a dependency of every exporter.
+        from collector.extensions.file_storage import FileStorageExtension
+
+        who = f"exporter {self._name}"
+        if host is None:
+            raise ComponentStartError(who, "sending_queue.storage needs the exporter to pass the host to start()")
+        try:
+            ext_id = ComponentID.parse(storage)
+        except ValueError as e:
+            raise ComponentStartError(who, f"sending_queue.storage: {e}") from e
+        ext = host.extensions.get(ext_id)
+        if ext is None:
+            raise ComponentStartError(
+                who, f"sending_queue.storage refers to extension {storage!r}, which is not defined in "
+                     f"extensions or not enabled in service.extensions")
+        if not isinstance(ext, FileStorageExtension):
+            raise ComponentStartError(who, f"sending_queue.storage: extension {storage!r} is not a file_storage")
+        kind, cid = self._component
+        try:
+            queue = PersistentQueue(ext.directory_for(kind if kind is not None else Kind.EXPORTER, cid),
+                                    self._queue_config.queue_size, fsync=ext.fsync, logger=self._logger)
+            recovered = await queue.open()
+        except OSError as e:
+            raise ComponentStartError(who, f"cannot open the persistent queue: {e}") from e
+        if recovered:
+            self._logger.info("Exporter %s: %d batches (%d spans) left by the previous run will be sent first",
+                              self._name, recovered, queue.recovered_spans)
+        self._queue_gauge.set(queue.qsize())
+        return queue
 
     async def drain(self) -> None:
         """Stop accepting batches, deliver (with retry) what is queued or in flight, stop the consumers.
@@ -227,7 +284,9 @@ class QueuedRetrySender:
             raise
         finally:
             await self._stop_consumers()
-        if self._queue is not None and not self._queue.empty():
+            if self._queue is not None and self._queue.persistent:
+                await self._queue.close()
+        if self._queue is not None and self._queue.qsize():
             # Never started: nothing could drain the queue.
             self._report_abandoned()
 
@@ -245,12 +304,17 @@ class QueuedRetrySender:
         queued_batches = 0
         queued_spans = 0
         if self._queue is not None:
-            while not self._queue.empty():
-                batch = self._queue.get_nowait()
-                self._queue.task_done()
+            for batch in self._queue.take_all_nowait():
                 queued_batches += 1
                 queued_spans += batch.span_count
             self._queue_gauge.set(0)
+            if self._queue.persistent and (queued_batches or self._in_flight_spans):
+                self._logger.warning(
+                    "Exporter %s stopped before delivering everything: %d spans queued (%d batches) and %d "
+                    "in flight stay in the persistent queue and will be sent after a restart",
+                    self._name, queued_spans, queued_batches, self._in_flight_spans,
+                )
+                return
         if queued_batches or self._in_flight_spans:
             self._logger.error(
                 "Exporter %s stopped before delivering everything: %d spans still queued (%d batches), "
@@ -265,13 +329,20 @@ class QueuedRetrySender:
             self._enqueue_failed.inc(batch.span_count)
             raise RefusedError(f"exporter {self._name} is shutting down")
         if self._queue is None:
+            if self._queue_config.enabled:  # a persistent queue not opened yet
+                self._enqueue_failed.inc(batch.span_count)
+                raise RefusedError(f"exporter {self._name} is not started yet")
             err = await self.send_with_retry(batch)
             if err is not None:
                 raise err  # the caller keeps the batch (and its acks) and decides
             batch.release()
             return
         try:
-            self._queue.put_nowait(batch)
+            await self._queue.put(batch)
+        except OSError as e:
+            self._enqueue_failed.inc(batch.span_count)
+            self._logger.error("Exporter %s: cannot write to the persistent queue: %s", self._name, e)
+            raise RefusedError(f"persistent queue of exporter {self._name} cannot be written: {e}") from None
         except asyncio.QueueFull:
             self._enqueue_failed.inc(batch.span_count)
             self._logger.warning(
@@ -285,13 +356,19 @@ class QueuedRetrySender:
         queue = self._queue
         assert queue is not None
         while True:
-            batch = await queue.get()
+            entry = await queue.get()
             self._queue_gauge.set(queue.qsize())
+            batch = entry.batch
+            finished = False
             try:
                 await self.send_with_retry(batch)
-                batch.release()  # delivered or given up for good (counted): done either way
+                finished = True
             finally:
-                queue.task_done()
+                # Cancelled by the shutdown deadline: a persistent entry stays on disk for the next run.
+                if finished or not queue.persistent:
+                    await queue.done(entry)
+                if finished:
+                    batch.release()  # delivered or given up for good (counted): done either way
 
     # -- retry -------------------------------------------------------------------------------------------
 

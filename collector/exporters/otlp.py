@@ -176,7 +176,7 @@ class OTLPExporter:
             request_serializer=None,
             response_deserializer=ExportTraceServiceResponse.FromString,
         )
-        await self._sender.start()
+        await self._sender.start(host)
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         await self._sender.consume_traces(batch)

@@ -153,7 +153,7 @@ class OTLPHTTPExporter:
                 ssl_arg = ctx
         connector = aiohttp.TCPConnector(ssl=ssl_arg)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-        await self._sender.start()
+        await self._sender.start(host)
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         await self._sender.consume_traces(batch)

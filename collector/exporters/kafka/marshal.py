@@ -1,0 +1,320 @@
+"""Turns a batch's wire bytes into Kafka records, without decoding a span into a message.
+
+The request is walked once on the wire (``ExportTraceServiceRequest`` -> ``ResourceSpans`` ->
+``ScopeSpans`` -> ``Span``): each span stays the byte slice it was, and only its ``trace_id`` field is
+read. With ``partition_traces_by_id`` the spans are grouped by the partition their trace id's key
+hashes to (Kafka's default partitioner), so every span of a trace lands on one partition while many
+traces share a record. Each group becomes one or more records no larger than the size limit: the
+resource and scope headers are copied in front of the span slices that need them.
+
+The record key is the trace id as 32 lowercase hex characters, as the contrib exporter writes it
+(``[]byte(traceID.String())``); a record holding several traces carries the key of its first trace,
+which hashes to the same partition as all the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from collector.exporters.kafka.partition import partition_for_key
+
+# Room left for the record's own framing (key, headers, varints) under max_message_bytes.
+RECORD_OVERHEAD = 512
+# A header copied into a chunk costs its bytes plus a tag and a length varint.
+_FRAME = 11
+
+
+class WireError(ValueError):
+    """The bytes are not a well-formed ExportTraceServiceRequest."""
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    b = buf[pos]
+    pos += 1
+    if b < 0x80:
+        return b, pos
+    result = b & 0x7F
+    shift = 7
+    while True:
+        if shift > 63:
+            raise WireError("varint too long")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _skip(buf: bytes, pos: int, wire_type: int) -> int:
+    """Position after a field's value of ``wire_type`` starting at ``pos``."""
+    if wire_type == 0:
+        _, pos = _varint(buf, pos)
+        return pos
+    if wire_type == 2:
+        n, pos = _varint(buf, pos)
+        return pos + n
+    if wire_type == 1:
+        return pos + 8
+    if wire_type == 5:
+        return pos + 4
+    raise WireError(f"unsupported wire type {wire_type}")
+
+
+def _field(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
+    """Read one field header at ``pos``: (field number, wire type, value start, value end)."""
+    tag, p = _varint(buf, pos)
+    wire_type = tag & 7
+    if wire_type == 2:
+        n, p = _varint(buf, p)
+        value_end = p + n
+    else:
+        value_end = _skip(buf, p, wire_type)
+    if value_end > end:
+        raise WireError("field runs past the end of its message")
+    return tag >> 3, wire_type, p, value_end
+
+
+def trace_id_of(buf: bytes, start: int, end: int) -> bytes:
+    """The ``trace_id`` (field 1) of the span encoded in ``buf[start:end]``; empty if absent."""
+    if end - start >= 18 and buf[start] == 0x0A and buf[start + 1] == 16:
+        return buf[start + 2:start + 18]  # the usual layout: trace_id first, 16 bytes
+    pos = start
+    while pos < end:
+        number, wire_type, vstart, vend = _field(buf, pos, end)
+        if number == 1 and wire_type == 2:
+            return buf[vstart:vend]
+        pos = vend
+    return b""
+
+
+def frame(tag: int, body: bytes) -> bytes:
+    return bytes((tag,)) + encode_varint(len(body)) + body
+
+
+class Layout:
+    """The resource and scope headers of a walked request, and the span slices grouped by target."""
+
+    __slots__ = ("groups", "keys", "rs_heads", "ss_heads", "ss_rs")
+
+    def __init__(self) -> None:
+        self.rs_heads: list[bytes] = []  # non-scope fields of each ResourceSpans (resource, schema_url)
+        self.ss_heads: list[bytes] = []  # non-span fields of each ScopeSpans (scope, schema_url)
+        self.ss_rs: list[int] = []  # the ResourceSpans index of each ScopeSpans
+        # group (partition, or 0 when not partitioning) -> [(scope index, framed span slices)]
+        self.groups: dict[int, list[tuple[int, list[bytes]]]] = {}
+        self.keys: dict[int, bytes] = {}  # group -> record key (hex trace id of its first trace)
+
+    def encode(self, chunk: list[tuple[int, list[bytes]]]) -> bytes:
+        """An ExportTraceServiceRequest holding the spans of ``chunk`` under their own headers."""
+        out: list[bytes] = []
+        cur_rs = -1
+        rs_parts: list[bytes] = []
+        for sidx, spans in chunk:
+            rs = self.ss_rs[sidx]
+            if rs != cur_rs:
+                if rs_parts:
+                    out.append(frame(0x0A, self.rs_heads[cur_rs] + b"".join(rs_parts)))
+                cur_rs, rs_parts = rs, []
+            rs_parts.append(frame(0x12, self.ss_heads[sidx] + b"".join(spans)))
+        if rs_parts:
+            out.append(frame(0x0A, self.rs_heads[cur_rs] + b"".join(rs_parts)))
+        return b"".join(out)
+
+    def chunks(self, group: int, limit: int) -> list[tuple[list[tuple[int, list[bytes]]], int]]:
+        """The group's spans cut into chunks whose encoding stays within ``limit`` bytes (a span larger
+        than that gets a chunk of its own). Returns (chunk, span count) pairs."""
+        out: list[tuple[list[tuple[int, list[bytes]]], int]] = []
+        chunk: list[tuple[int, list[bytes]]] = []
+        size = 0
+        count = 0
+        for sidx, spans in self.layout_of(group):
+            head = len(self.ss_heads[sidx]) + len(self.rs_heads[self.ss_rs[sidx]]) + 2 * _FRAME
+            taken: list[bytes] = []
+            for span in spans:
+                need = len(span) + (head if not taken else 0)
+                if size + need > limit and (taken or chunk):
+                    if taken:
+                        chunk.append((sidx, taken))
+                    out.append((chunk, count))
+                    chunk, taken, size, count = [], [], 0, 0
+                    need = len(span) + head
+                taken.append(span)
+                size += need
+                count += 1
+            if taken:
+                chunk.append((sidx, taken))
+        if chunk:
+            out.append((chunk, count))
+        return out
+
+    def layout_of(self, group: int) -> list[tuple[int, list[bytes]]]:
+        return self.groups.get(group, [])
+
+
+def walk(buf: bytes, partitions: int | None) -> Layout:
+    """Walk a request's wire bytes once. ``partitions``: group spans by the partition of their trace
+    id's key among that many partitions; None: keep every span in group 0. Raises WireError."""
+    layout = Layout()
+    groups = layout.groups
+    keys = layout.keys
+    cache: dict[bytes, int] = {}
+    end = len(buf)
+    pos = 0
+    try:
+        while pos < end:
+            number, wire_type, rs_start, rs_end = _field(buf, pos, end)
+            pos = rs_end
+            if number != 1 or wire_type != 2:
+                continue  # not resource_spans: ExportTraceServiceRequest has no other field
+            rs_index = len(layout.rs_heads)
+            rs_head: list[bytes] = []
+            p = rs_start
+            while p < rs_end:
+                field_start = p
+                number, wire_type, ss_start, ss_end = _field(buf, p, rs_end)
+                p = ss_end
+                if number != 2 or wire_type != 2:
+                    rs_head.append(buf[field_start:ss_end])
+                    continue
+                sidx = len(layout.ss_heads)
+                ss_head: list[bytes] = []
+                local: dict[int, list[bytes]] = {}
+                q = ss_start
+                while q < ss_end:
+                    span_at = q
+                    tag = buf[q]
+                    if tag != 0x12:
+                        number, wire_type, _, vend = _field(buf, q, ss_end)
+                        ss_head.append(buf[span_at:vend])
+                        q = vend
+                        continue
+                    n, body = _varint(buf, q + 1)
+                    q = body + n
+                    if q > ss_end:
+                        raise WireError("span runs past the end of its ScopeSpans")
+                    piece = buf[span_at:q]
+                    if partitions is None:
+                        target = 0
+                    else:
+                        if buf[body] == 0x0A and buf[body + 1] == 16 and q - body >= 18:
+                            tid = buf[body + 2:body + 18]
+                        else:
+                            tid = trace_id_of(buf, body, q)
+                        target = cache.get(tid, -1)
+                        if target < 0:
+                            key = tid.hex().encode()
+                            target = partition_for_key(key, partitions)
+                            cache[tid] = target
+                            keys.setdefault(target, key)
+                    spans = local.get(target)
+                    if spans is None:
+                        local[target] = [piece]
+                    else:
+                        spans.append(piece)
+                layout.ss_heads.append(b"".join(ss_head))
+                layout.ss_rs.append(rs_index)
+                for target, spans in local.items():
+                    g = groups.get(target)
+                    if g is None:
+                        groups[target] = [(sidx, spans)]
+                    else:
+                        g.append((sidx, spans))
+            layout.rs_heads.append(b"".join(rs_head))
+    except IndexError:
+        raise WireError("message truncated") from None
+    return layout
+
+
+class Record:
+    """One Kafka record to produce: target partition (None: let the client pick), key, value."""
+
+    __slots__ = ("chunk", "group", "key", "partition", "spans", "value")
+
+    def __init__(self, partition: int | None, key: bytes | None, value: bytes, spans: int,
+                 group: int, chunk: list[tuple[int, list[bytes]]] | None) -> None:
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.spans = spans
+        self.group = group
+        self.chunk = chunk
+
+
+Encoder = Callable[[bytes], bytes]
+
+
+def identity(payload: bytes) -> bytes:
+    return payload
+
+
+def build_records(layout: Layout, *, partitioned: bool, limit: int, encode: Encoder = identity) -> list[Record]:
+    """Records for every group of ``layout``, each value (after ``encode``) within ``limit`` bytes
+    where a single span allows it."""
+    records: list[Record] = []
+    for group in layout.groups:
+        partition = group if partitioned else None
+        key = layout.keys.get(group) if partitioned else None
+        records.extend(_records_for(layout, group, partition, key, limit, encode, layout.chunks(group, limit)))
+    return records
+
+
+def _records_for(layout: Layout, group: int, partition: int | None, key: bytes | None, limit: int,
+                 encode: Encoder, chunks: list[tuple[list[tuple[int, list[bytes]]], int]]) -> list[Record]:
+    out: list[Record] = []
+    for chunk, count in chunks:
+        value = encode(layout.encode(chunk))
+        if len(value) > limit and count > 1:
+            # The encoding grew the chunk past the limit (JSON): cut it in halves until it fits.
+            out.extend(_records_for(layout, group, partition, key, limit, encode, split_chunk(chunk, count)))
+            continue
+        out.append(Record(partition, key, value, count, group, chunk))
+    return out
+
+
+def split_chunk(chunk: list[tuple[int, list[bytes]]], count: int) -> list[tuple[list[tuple[int, list[bytes]]], int]]:
+    """Cut a chunk of ``count`` spans (> 1) into two of about half as many spans."""
+    half = count // 2
+    first: list[tuple[int, list[bytes]]] = []
+    second: list[tuple[int, list[bytes]]] = []
+    seen = 0
+    for sidx, spans in chunk:
+        if seen >= half:
+            second.append((sidx, spans))
+        elif seen + len(spans) <= half:
+            first.append((sidx, spans))
+        else:
+            cut = half - seen
+            first.append((sidx, spans[:cut]))
+            second.append((sidx, spans[cut:]))
+        seen += len(spans)
+    return [(first, half), (second, count - half)]
+
+
+def split_record(layout: Layout, record: Record, encode: Encoder = identity) -> list[Record]:
+    """Two records with about half the spans each (the broker refused the record as too large)."""
+    assert record.chunk is not None and record.spans > 1
+    limit = max(len(record.value) - 1, 1)  # the halves fit; no further cutting
+    return _records_for(layout, record.group, record.partition, record.key, limit, encode,
+                        split_chunk(record.chunk, record.spans))
+
+
+__all__ = [
+    "RECORD_OVERHEAD",
+    "Layout",
+    "Record",
+    "WireError",
+    "build_records",
+    "split_record",
+    "trace_id_of",
+    "walk",
+]

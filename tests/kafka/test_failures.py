@@ -1,0 +1,137 @@
+"""Durable delivery against a real broker that pauses, dies and comes back, and collectors that are killed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.conftest import wait_for
+from tests.kafka.broker import Broker, create_topic_sync
+from tests.kafka.util import Agent, Loader, Sampler, spans_of
+
+pytestmark = pytest.mark.timeout(150)
+
+
+def topic_spans(address: str, topic: str, expected: int, timeout: float = 60) -> set[tuple[bytes, bytes]]:
+    """Every span in the topic, read until ``expected`` distinct spans are seen or the timeout passes."""
+
+    async def read() -> set[tuple[bytes, bytes]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=address, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        seen: set[tuple[bytes, bytes]] = set()
+        deadline = time.monotonic() + timeout
+        try:
+            while len(seen) < expected and time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        seen.update(spans_of(ExportTraceServiceRequest.FromString(r.value)))
+        finally:
+            await consumer.stop()
+        return seen
+
+    return asyncio.run(read())
+
+
+def test_broker_paused_under_load_loses_nothing(tmp_path: Path, broker: Broker,
+                                                collector_env: dict[str, str]) -> None:
+    create_topic_sync(broker.address, "spans", 4)
+    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
+    sampler = Sampler(tmp_path / "sampler", broker, collector_env, "spans")
+    agent.proc.wait_ready()
+    sampler.proc.wait_ready()
+    loader = Loader(agent.grpc_port)
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            loader.send(traces=10, spans_per_trace=5)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        time.sleep(1.0)
+        broker.pause()
+        time.sleep(10.0)  # the point of the test: a broker frozen for 10 s
+        broker.resume()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join(60)
+    loader.close()
+    assert len(loader.acked) > 1000
+    wait_for(lambda: set(sampler.spans()) >= loader.acked, timeout=90, interval=0.5)
+
+
+def test_broker_replaced_exporter_reconnects_and_delivers(tmp_path: Path, broker: Broker,
+                                                          collector_env: dict[str, str]) -> None:
+    create_topic_sync(broker.address, "spans", 4)
+    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
+    agent.proc.wait_ready()
+    loader = Loader(agent.grpc_port)
+    loader.send(traces=20, spans_per_trace=5)
+    wait_for(lambda: agent.proc.metric("otelcol_exporter_sent_spans_total") == 100, timeout=30)
+    before = set(loader.acked)  # delivered to the old broker, gone with it
+    broker.stop()
+    for _ in range(10):
+        loader.send(traces=20, spans_per_trace=5)  # accepted into the queue while no broker runs
+    held = loader.acked - before
+    broker.start()
+    create_topic_sync(broker.address, "spans", 4)
+    loader.close()
+    seen = topic_spans(broker.address, "spans", len(held))
+    assert seen == held
+    assert agent.proc.proc.poll() is None
+
+
+def test_agent_killed_while_broker_down_loses_no_acknowledged_span(tmp_path: Path, broker: Broker,
+                                                                   collector_env: dict[str, str]) -> None:
+    create_topic_sync(broker.address, "spans", 4)
+    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
+    agent.proc.wait_ready()
+    broker.stop()
+    loader = Loader(agent.grpc_port)
+    for _ in range(10):
+        loader.send(traces=20, spans_per_trace=5)
+    loader.close()
+    assert len(list((agent.storage).rglob("*.batch"))) > 0
+    agent.proc.proc.kill()  # SIGKILL: no shutdown, no flush
+    agent.proc.proc.wait()
+    agent.restart()
+    agent.proc.wait_ready()
+    broker.start()
+    create_topic_sync(broker.address, "spans", 4)
+    seen = topic_spans(broker.address, "spans", len(loader.acked))
+    assert seen == loader.acked
+    wait_for(lambda: not list(agent.storage.rglob("*.batch")), timeout=30, interval=0.2)
+
+
+def test_sampler_killed_mid_stream_its_traces_are_exported_after_restart(
+        tmp_path: Path, broker: Broker, collector_env: dict[str, str]) -> None:
+    create_topic_sync(broker.address, "spans", 4)
+    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
+    # A batch processor that holds everything for a minute: the records' offsets must not be committed.
+    sampler = Sampler(tmp_path / "sampler", broker, collector_env, "spans", batch_timeout="60s")
+    agent.proc.wait_ready()
+    sampler.proc.wait_ready()
+    loader = Loader(agent.grpc_port)
+    for _ in range(10):
+        loader.send(traces=20, spans_per_trace=5)
+    loader.close()
+    total = len(loader.acked)
+    wait_for(lambda: sampler.proc.metric("otelcol_receiver_accepted_spans_total", receiver="kafka") >= total,
+             timeout=60, interval=0.2)
+    time.sleep(2.5)  # more than the commit interval: a wrong commit would have happened by now
+    assert sampler.spans() == []
+    sampler.proc.proc.kill()
+    sampler.proc.proc.wait()
+    restarted = Sampler(tmp_path / "sampler2", broker, collector_env, "spans")
+    restarted.proc.wait_ready()
+    wait_for(lambda: set(restarted.spans()) >= loader.acked, timeout=90, interval=0.5)
