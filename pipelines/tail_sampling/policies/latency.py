@@ -1,0 +1,71 @@
+"""``latency``: the trace's duration, from its earliest span start to its latest span end.
+
+As in the OTel Collector the duration grows span by span (in stored order) and the trace is sampled as
+soon as it is in range: ``>= threshold_ms`` without an upper bound, else ``threshold_ms < d <=
+upper_threshold_ms`` (whole milliseconds, truncated toward zero). Since the running duration never
+shrinks, the whole trace's duration decides, except with an upper bound when the whole trace is longer
+than it: then the spans are walked in order to find a moment when the duration was in range.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+from collector.traces import Trace
+from pipelines.tail_sampling.config import LatencyConfig
+from pipelines.tail_sampling.policies.base import Decision
+
+_START = attrgetter("start_time_unix_nano")
+_END = attrgetter("end_time_unix_nano")
+MS = 1_000_000
+
+
+class Latency:
+    __slots__ = ("lower_ms", "min_ns", "name", "over_ns", "upper_ms")
+
+    def __init__(self, name: str, cfg: LatencyConfig) -> None:
+        self.name = name
+        self.lower_ms = cfg.threshold_ms
+        self.upper_ms = cfg.upper_threshold_ms
+        if self.upper_ms:  # ms in (lower, upper]  <=>  (lower + 1) * MS <= ns < (upper + 1) * MS
+            self.min_ns = (self.lower_ms + 1) * MS
+            self.over_ns = (self.upper_ms + 1) * MS
+        else:  # ms >= lower  <=>  ns >= lower * MS (for lower 0: ns > -MS, truncation toward zero)
+            self.min_ns = self.lower_ms * MS if self.lower_ms else -MS + 1
+            self.over_ns = 0
+
+    def _in_range(self, ns: int) -> bool:
+        return ns >= self.min_ns and (not self.over_ns or ns < self.over_ns)
+
+    def evaluate(self, trace: Trace, now: float) -> Decision:
+        lo, hi = -1, 0
+        for group in trace.groups():
+            spans = group.scope_spans.spans
+            if spans:
+                start = min(map(_START, spans))
+                hi = max(hi, max(map(_END, spans)))
+                lo = start if lo < 0 else min(lo, start)
+        if lo < 0:
+            return Decision.NOT_SAMPLED  # no spans
+        if lo == 0:
+            return self._walk(trace)  # a span without a start: follow contrib's running minimum exactly
+        d = hi - lo
+        if self._in_range(d):
+            return Decision.SAMPLED
+        if self.over_ns and d >= self.over_ns:
+            return self._walk(trace)  # too long now, but maybe in range after some span
+        return Decision.NOT_SAMPLED
+
+    def _walk(self, trace: Trace) -> Decision:
+        lo = hi = 0
+        for group in trace.groups():
+            for span in group.scope_spans.spans:
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                if lo == 0 or start < lo:
+                    lo = start
+                if hi == 0 or end > hi:
+                    hi = end
+                if self._in_range(hi - lo):
+                    return Decision.SAMPLED
+        return Decision.NOT_SAMPLED

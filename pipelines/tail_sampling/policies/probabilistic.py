@@ -1,0 +1,62 @@
+"""``probabilistic``: ``sampling_percentage`` of traces, decided by the trace id alone.
+
+The OTel Collector's computation, so both decide alike for the same trace id and salt: the 64-bit FNV-1a
+hash of ``hash_salt`` (default ``"default-hash-seed"``) followed by the 16 trace id bytes is compared with
+``threshold = trunc(round64((2**64 - 1) * percentage / 100))``, where ``round64`` rounds to 64 significant
+bits (Go's ``big.Float`` at the boundary's precision, nearest even); sampled when ``hash <= threshold``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from collector.traces import Trace
+from pipelines.tail_sampling.config import ProbabilisticConfig
+from pipelines.tail_sampling.policies.base import Decision
+
+DEFAULT_HASH_SALT = "default-hash-seed"
+MAX_UINT64 = 2**64 - 1
+FNV64_OFFSET = 0xCBF29CE484222325
+FNV64_PRIME = 0x100000001B3
+
+
+def fnv1a_64(data: bytes, state: int = FNV64_OFFSET) -> int:
+    """64-bit FNV-1a of ``data``, continuing from ``state``.
+
+    The low 64 bits of xor-with-a-byte and of a product depend only on the low 64 bits of the operands, so
+    one mask at the end gives the same result as one per byte (and is faster in Python)."""
+    h = state
+    for b in data:
+        h = (h ^ b) * FNV64_PRIME
+    return h & MAX_UINT64
+
+
+def threshold(ratio: float) -> int:
+    """``ratio`` of the uint64 range, as contrib's ``calculateThreshold`` computes it."""
+    if ratio <= 0:
+        return 0
+    exact = MAX_UINT64 * Fraction(ratio)
+    num, den = exact.numerator, exact.denominator
+    e = num.bit_length() - den.bit_length()  # 2**e <= exact < 2**(e + 1) after the adjustment
+    if exact < Fraction(2) ** e:
+        e -= 1
+    unit = Fraction(2) ** (e - 63)  # 64 significant bits
+    rounded = round(exact / unit) * unit  # round() on a Fraction rounds half to even
+    return min(int(rounded), MAX_UINT64)
+
+
+class Probabilistic:
+    __slots__ = ("name", "salt_state", "threshold")
+
+    def __init__(self, name: str, cfg: ProbabilisticConfig) -> None:
+        self.name = name
+        self.salt_state = fnv1a_64((cfg.hash_salt or DEFAULT_HASH_SALT).encode())
+        self.threshold = threshold(cfg.sampling_percentage / 100)
+
+    def hash(self, trace_id: bytes) -> int:
+        return fnv1a_64(trace_id, self.salt_state)
+
+    def evaluate(self, trace: Trace, now: float) -> Decision:
+        if fnv1a_64(trace.trace_id, self.salt_state) <= self.threshold:
+            return Decision.SAMPLED
+        return Decision.NOT_SAMPLED

@@ -1,0 +1,48 @@
+"""``status_code``: a span whose status code is one of ``status_codes`` (OK, ERROR, UNSET).
+
+Fast path: a set code is encoded as the ``Status.code`` field (tag ``0x18``) followed by the varint code,
+so when the codes sought exclude UNSET (which is not encoded) and none of ``18 01`` (OK) / ``18 02``
+(ERROR) occurs anywhere in the trace's bytes, no span can match and the spans are not decoded. Otherwise
+every span's status is read.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from collector.traces import Trace
+from pipelines.tail_sampling.config import StatusCodeConfig
+from pipelines.tail_sampling.policies.base import Decision, wire_chunks
+
+CODES = {"UNSET": Status.STATUS_CODE_UNSET, "OK": Status.STATUS_CODE_OK, "ERROR": Status.STATUS_CODE_ERROR}
+_CODE = attrgetter("status.code")
+WIRE = {"OK": b"\x18\x01", "ERROR": b"\x18\x02"}
+
+
+class StatusCode:
+    __slots__ = ("codes", "name", "patterns")
+
+    def __init__(self, name: str, cfg: StatusCodeConfig) -> None:
+        self.name = name
+        self.codes = frozenset(CODES[c] for c in cfg.status_codes)
+        self.patterns = None if "UNSET" in cfg.status_codes else tuple({WIRE[c] for c in cfg.status_codes})
+
+    def evaluate(self, trace: Trace, now: float) -> Decision:
+        patterns = self.patterns
+        if patterns is not None and not _contains(wire_chunks(trace), patterns):
+            return Decision.NOT_SAMPLED
+        codes = self.codes
+        for group in trace.groups():
+            if not codes.isdisjoint(map(_CODE, group.scope_spans.spans)):
+                return Decision.SAMPLED
+        return Decision.NOT_SAMPLED
+
+
+def _contains(chunks: list[bytes | bytearray], patterns: tuple[bytes, ...]) -> bool:
+    for chunk in chunks:
+        for pattern in patterns:
+            if pattern in chunk:
+                return True
+    return False

@@ -1,0 +1,197 @@
+"""The ``tail_sampling`` stage: evaluates every policy for each whole trace the pipeline's trace buffer
+hands it, combines the votes as the OTel Collector does and returns the traces to keep.
+
+Combination: drop policies run first and a DROPPED vote ends the evaluation and drops the trace; then an
+INVERTED_NOT_SAMPLED vote drops it; then any SAMPLED vote keeps it; then an INVERTED_SAMPLED vote keeps
+it when no policy voted NOT_SAMPLED; otherwise it is dropped. With ``sample_on_first_match`` evaluation
+stops at the first SAMPLED vote. A policy that fails counts in ``sampling_policy_evaluation_error`` and
+does not vote.
+
+The buffer owns timing, the decision cache and memory; this stage only decides. It records the deciding
+policy's name (for kept traces; the dropping one otherwise) in ``trace.notes["tail_sampling.policy"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+from google.protobuf.message import DecodeError
+
+from collector.component import Host, Settings
+from collector.consumer import TracesConsumer
+from collector.traces import Trace, TraceBufferSettings
+from pipelines.tail_sampling.config import Config
+from pipelines.tail_sampling.policies import Decision, Policy, PolicyEvaluationError, build
+
+PREFIX = "otelcol_processor_tail_sampling_"
+NOTE_POLICY = "tail_sampling.policy"
+# Microsecond buckets for sampling_decision_latency, observed for one trace in LATENCY_EVERY (a histogram
+# observation costs more than most policies).
+LATENCY_EVERY = 16
+LATENCY_BUCKETS_US = (1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 4000,
+                      5000, 10000, 20000, 30000, 50000)
+
+_SAMPLED, _NOT_SAMPLED, _DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED
+_INV_SAMPLED, _INV_NOT_SAMPLED = Decision.INVERTED_SAMPLED, Decision.INVERTED_NOT_SAMPLED
+_VOTES = len(Decision)
+
+# Label values (sampled, decision) of each vote, as contrib's decisionToAttributes.
+_LABELS = {
+    _SAMPLED: ("true", "sampled"), _INV_SAMPLED: ("true", "sampled"),
+    _NOT_SAMPLED: ("false", "not_sampled"), _INV_NOT_SAMPLED: ("false", "not_sampled"),
+    _DROPPED: ("false", "dropped"),
+}
+
+
+class _Metrics:
+    """Policy-level metrics (the buffer-level ones belong to the trace buffer)."""
+
+    __slots__ = ("errors", "global_sampled", "latency", "spans_sampled", "traces_sampled")
+
+    def __init__(self, settings: Settings) -> None:
+        t = settings.telemetry
+        self.traces_sampled = t.counter(
+            PREFIX + "count_traces_sampled", "Count of traces that were sampled or not per sampling policy",
+            ("policy", "sampled", "decision"),
+        )
+        self.spans_sampled = t.counter(
+            PREFIX + "count_spans_sampled", "Count of spans that were sampled or not per sampling policy",
+            ("policy", "sampled", "decision"),
+        )
+        self.global_sampled = t.counter(
+            PREFIX + "global_count_traces_sampled",
+            "Global count of traces that were sampled or not by at least one policy", ("sampled", "decision"),
+        )
+        self.latency = t.histogram(
+            PREFIX + "sampling_decision_latency", "Latency (in microseconds) of a given sampling policy",
+            ("policy",), buckets=LATENCY_BUCKETS_US,
+        )
+        self.errors = t.counter(
+            PREFIX + "sampling_policy_evaluation_error", "Count of sampling policy evaluation errors"
+        )
+
+
+class _Slot:
+    """One top-level policy with its metric label and per-call tallies."""
+
+    __slots__ = ("is_drop", "label", "latency", "policy", "spans", "traces")
+
+    def __init__(self, policy: Policy, is_drop: bool, label: str, metrics: _Metrics) -> None:
+        self.policy = policy
+        self.is_drop = is_drop
+        self.label = label
+        self.latency = metrics.latency.labels(label)
+        self.traces = [0] * _VOTES  # by vote, in this call
+        self.spans = [0] * _VOTES
+
+
+class TailSamplingProcessor:
+    """See the module docstring. ``clock`` gives the ``now`` handed to policies (monotonic seconds)."""
+
+    trace_level: ClassVar[bool] = True
+    defines_buffer: ClassVar[bool] = True
+
+    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_seen", "_slots", "buffer_settings", "config",
+                 "id", "mutates_data")
+
+    def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.id = settings.id
+        self.config = config
+        self.mutates_data = False
+        self.buffer_settings: TraceBufferSettings = config.buffer_settings
+        self._next = next_consumer  # the buffer sends kept traces on; kept for the Processor contract
+        self._clock = clock
+        self._first_match = config.sample_on_first_match
+        self._seen = 0  # traces decided, for sampling the latency histogram
+        self._metrics = _Metrics(settings)
+        prefix = f"{settings.id.name}." if settings.id.name else ""
+        slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
+        # Drop policies first: their vote wins, and evaluation stops at it.
+        self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """The top-level policies in evaluation order (drop policies first)."""
+        return tuple(s.policy for s in self._slots)
+
+    def decide(self, trace: Trace, now: float) -> tuple[Decision, str]:
+        """The final decision (SAMPLED, NOT_SAMPLED or DROPPED) and the name of the deciding policy."""
+        # Lists indexed by the vote: Enum hashing runs in Python, list indexing by an IntEnum does not.
+        first: list[str | None] = [None] * _VOTES
+        errors = 0
+        spans = trace.span_count
+        self._seen += 1
+        timed = self._seen % LATENCY_EVERY == 1
+        for slot in self._slots:
+            started = time.perf_counter_ns() if timed else 0
+            try:
+                vote = slot.policy.evaluate(trace, now)
+            except (PolicyEvaluationError, DecodeError):
+                errors += 1
+                vote = Decision.ERROR
+            if timed:
+                slot.latency.observe((time.perf_counter_ns() - started) / 1000)
+            if vote is Decision.ERROR:
+                continue
+            slot.traces[vote] += 1
+            slot.spans[vote] += spans
+            if first[vote] is None:
+                first[vote] = slot.policy.name
+            if vote is _DROPPED or (vote is _SAMPLED and self._first_match):
+                break
+        if errors:
+            self._metrics.errors.inc(errors)
+        name = first[_DROPPED]
+        if name is not None:
+            return _DROPPED, name
+        name = first[_INV_NOT_SAMPLED]
+        if name is not None:
+            return _NOT_SAMPLED, name
+        name = first[_SAMPLED]
+        if name is not None:
+            return _SAMPLED, name
+        name = first[_INV_SAMPLED]
+        if name is not None and first[_NOT_SAMPLED] is None:
+            return _SAMPLED, name
+        return _NOT_SAMPLED, ""
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        now = self._clock()
+        kept: list[Trace] = []
+        sampled = not_sampled = dropped = 0
+        for trace in traces:
+            decision, policy = self.decide(trace, now)
+            trace.notes[NOTE_POLICY] = policy
+            if decision is _SAMPLED:
+                kept.append(trace)
+                sampled += 1
+            elif decision is _DROPPED:
+                dropped += 1
+            else:
+                not_sampled += 1
+        self._flush_metrics(sampled, not_sampled, dropped)
+        return kept
+
+    def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int) -> None:
+        """Counters once per call, not per trace."""
+        m = self._metrics
+        for count, labels in ((sampled, _LABELS[_SAMPLED]), (not_sampled, _LABELS[_NOT_SAMPLED]),
+                              (dropped, _LABELS[_DROPPED])):
+            if count:
+                m.global_sampled.labels(*labels).inc(count)
+        for slot in self._slots:
+            for vote, vote_labels in _LABELS.items():
+                n_traces = slot.traces[vote]
+                if n_traces:
+                    m.traces_sampled.labels(slot.label, *vote_labels).inc(n_traces)
+                    m.spans_sampled.labels(slot.label, *vote_labels).inc(slot.spans[vote])
+                    slot.traces[vote] = slot.spans[vote] = 0
+
+    async def start(self, host: Host) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
