@@ -1,0 +1,171 @@
+"""Alerts: what one kind of failure looks like to a receiver, built from root_cause's :class:`Failure`.
+
+An alert is identified by its labels (``team``, ``service``, ``span_name``, ``signal``, ``severity``).
+Failures with the same labels update one :class:`Alert` (count, last seen, the latest failure as the
+example); its annotations are built from that example only when a notification is made, so the
+span path does no string formatting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pipelines.root_cause.model import Failure
+
+LABEL_NAMES = ("team", "service", "span_name", "signal", "severity")
+
+LabelValues = tuple[str, str, str, str, str]
+"""Label values in :data:`LABEL_NAMES` order: the identity of an alert."""
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert that has not ended
+
+
+def label_values(failure: Failure, team: str, severity: str) -> LabelValues:
+    primary = failure.primary
+    return (team, primary.service, primary.span_name, failure.signal, severity)
+
+
+def fingerprint(values: LabelValues) -> str:
+    """16 hex digits identifying a label set (stable across processes)."""
+    h = hashlib.blake2b(digest_size=8)
+    for name, value in zip(LABEL_NAMES, values, strict=True):
+        h.update(name.encode())
+        h.update(b"\xff")
+        h.update(value.encode())
+        h.update(b"\xff")
+    return h.hexdigest()
+
+
+def summary(failure: Failure) -> str:
+    p = failure.primary
+    text = f"{p.service}: {p.span_name} failing"
+    if p.depth > 0:
+        text += f" (root cause of {failure.signal_service}:{failure.signal_span_name})"
+    return text
+
+
+def build_annotations(failure: Failure, trace_url: str) -> dict[str, str]:
+    p = failure.primary
+    trace_id = failure.trace_id.hex()
+    out = {
+        "summary": summary(failure),
+        "trace_id": trace_id,
+        "path": " -> ".join(p.path),
+        "signal_span": f"{failure.signal_service}:{failure.signal_span_name}",
+    }
+    if p.blamed_callee and p.span_service:
+        out["caller"] = p.span_service
+    if p.error_type:
+        out["error_type"] = p.error_type
+    if p.error_message:
+        out["error_message"] = p.error_message
+    if trace_url:
+        out["trace_url"] = trace_url.format(trace_id=trace_id)
+    return out
+
+
+def rfc3339(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Alert:
+    """One label set in one aggregation group: mutable, updated by every matching failure."""
+
+    __slots__ = ("count", "ends_at", "example", "fingerprint", "last_seen", "starts_at", "values")
+
+    def __init__(self, values: LabelValues, example: Failure, now: float, wall: float) -> None:
+        self.values = values
+        self.fingerprint = fingerprint(values)
+        self.example = example  # the latest failure
+        self.count = 1
+        self.last_seen = now  # monotonic
+        self.starts_at = wall  # wall clock, for receivers
+        self.ends_at: float | None = None  # wall clock once resolved
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(zip(LABEL_NAMES, self.values, strict=True))
+
+    @property
+    def resolved(self) -> bool:
+        return self.ends_at is not None
+
+    def seen(self, failure: Failure, now: float) -> None:
+        self.example = failure
+        self.count += 1
+        self.last_seen = now
+
+    def snapshot(self, trace_url: str) -> AlertSnapshot:
+        return AlertSnapshot(
+            status="resolved" if self.ends_at is not None else "firing",
+            labels=self.labels,
+            annotations=build_annotations(self.example, trace_url),
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            fingerprint=self.fingerprint,
+            count=self.count,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSnapshot:
+    """An alert as it stood when a notification was made (what notifiers render)."""
+
+    status: str  # "firing" | "resolved"
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: float  # wall clock
+    ends_at: float | None
+    fingerprint: str
+    count: int
+
+    @property
+    def starts_at_text(self) -> str:
+        return rfc3339(self.starts_at)
+
+    @property
+    def ends_at_text(self) -> str:
+        return rfc3339(self.ends_at) if self.ends_at is not None else ZERO_TIME
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What one aggregation group tells one receiver at one flush (immutable: it crosses to a sender task).
+
+    ``routing_key`` is filled in by the router for PagerDuty: the key chosen when the group first
+    triggered, reused for its repeats and its resolve.
+    """
+
+    receiver: str
+    group_key: str
+    dedup_key: str  # sha256 of the group key, hex: stable id of the group for receivers that deduplicate
+    group_labels: dict[str, str]
+    status: str  # "firing" when any alert fires, else "resolved"
+    alerts: tuple[AlertSnapshot, ...]  # firing first (most failures first), then resolved
+    count: int  # failures counted in the group since it started
+    external_url: str = ""
+    routing_key: str | None = None
+
+    @property
+    def firing(self) -> tuple[AlertSnapshot, ...]:
+        return tuple(a for a in self.alerts if a.status == "firing")
+
+    @property
+    def example(self) -> AlertSnapshot:
+        """The alert that stands for the group in one-line formats (the first firing one, else the first)."""
+        return self.alerts[0]
+
+    def common_labels(self) -> dict[str, str]:
+        return _common([a.labels for a in self.alerts])
+
+    def common_annotations(self) -> dict[str, str]:
+        return _common([a.annotations for a in self.alerts])
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    first, rest = maps[0], maps[1:]
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in rest)}

@@ -1,0 +1,196 @@
+"""Config of the ``alert_routing`` processor.
+
+```yaml
+alert_routing:
+  ownership: {catalog: [configs/catalog/*.yaml], resource_attribute: service.owner, default_team: sre}
+  group_by: [team, service, span_name]
+  group_wait: 10s
+  group_interval: 5m
+  repeat_interval: 4h
+  resolve_timeout: 5m
+  trace_url: "https://grafana.example/explore?traceId={trace_id}"
+  route:
+    receiver: default
+    routes:
+      - {matchers: ['team="payments"'], receiver: payments-pager}
+  receivers:
+    - {name: payments-pager, pagerduty: {routing_key: "${env:PD_PAYMENTS_KEY}"}}
+    - {name: default, webhook: {url: "http://alerts.internal/hook"}}
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from collector.config import Duration, field
+from collector.exporters.helper import RetryConfig
+from pipelines.alert_routing.route import MatcherError, parse_matcher
+from pipelines.ownership import OwnershipConfig
+
+DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_GROUP_BY = ("team", "service", "span_name")
+RECEIVER_KINDS = ("webhook", "pagerduty", "slack")
+
+
+@dataclass(frozen=True)
+class NotifierRetryConfig(RetryConfig):
+    """``retry``: backoff for 429, 5xx, timeouts and connection errors (a server's Retry-After wins when
+    longer); a notification is given up (``status="failed"``) after ``max_elapsed_time`` (0: never)."""
+
+    initial_interval: Duration = field(Duration(1.0), ge=0)
+    max_interval: Duration = field(Duration(30.0), ge=0)
+    max_elapsed_time: Duration = field(Duration(120.0), ge=0)
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """``rate_limit``: at most ``rate`` requests per ``period`` to one receiver."""
+
+    rate: int = field(10, ge=1)
+    period: Duration = field(Duration(1.0), gt=0)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Alertmanager webhook v4 JSON POSTed to ``url``; ``max_alerts`` (0: all) truncates ``alerts``."""
+
+    url: str = field(min_len=1)
+    max_alerts: int = field(0, ge=0)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from _url_issues("url", self.url)
+
+
+@dataclass(frozen=True)
+class PagerDutyConfig:
+    """Events API v2. Without ``routing_key`` each alert's team is paged with the team's key from the
+    ownership catalog; a team without one goes to ``fallback_receiver`` (or is counted undeliverable)."""
+
+    routing_key: str = ""
+    url: str = DEFAULT_PAGERDUTY_URL
+    fallback_receiver: str = ""
+    client: str = "tracetriage"
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from _url_issues("url", self.url)
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    """Slack incoming webhook; ``channel`` overrides the webhook's default channel when set."""
+
+    webhook_url: str = field(min_len=1)
+    channel: str = ""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from _url_issues("webhook_url", self.webhook_url)
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """A named destination: exactly one of ``webhook``, ``pagerduty``, ``slack``, plus delivery settings."""
+
+    name: str = field(min_len=1)
+    webhook: WebhookConfig | None = None
+    pagerduty: PagerDutyConfig | None = field(None, present_enables=True)
+    slack: SlackConfig | None = None
+    timeout: Duration = field(Duration(10.0), gt=0)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    retry: NotifierRetryConfig = field(default_factory=NotifierRetryConfig)
+    outbox_size: int = field(1000, ge=1)
+
+    @property
+    def kind(self) -> str:
+        return next((k for k in RECEIVER_KINDS if getattr(self, k) is not None), "")
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        given = [k for k in RECEIVER_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            has = ", ".join(given) if given else "none"
+            yield "", f"receiver {self.name!r} needs exactly one of webhook, pagerduty, slack (has {has})"
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """A node of the route tree; unset settings are inherited from the parent (the root: from the
+    processor's top-level settings)."""
+
+    receiver: str = ""
+    group_by: tuple[str, ...] | None = None
+    group_wait: Duration | None = field(None, ge=0)
+    group_interval: Duration | None = field(None, gt=0)
+    repeat_interval: Duration | None = field(None, gt=0)
+    matchers: tuple[str, ...] = ()
+    continue_: bool = field(False, alias="continue")
+    routes: tuple[RouteConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """``alert_routing`` processor settings (see the module docstring and README for every key)."""
+
+    route: RouteConfig
+    receivers: tuple[ReceiverConfig, ...] = field(min_len=1)
+    decision_wait: Duration = field(Duration(10.0), gt=0)
+    ownership: OwnershipConfig = field(default_factory=OwnershipConfig)
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    group_wait: Duration = field(Duration(10.0), ge=0)
+    group_interval: Duration = field(Duration(300.0), gt=0)
+    repeat_interval: Duration = field(Duration(4 * 3600.0), gt=0)
+    resolve_timeout: Duration = field(Duration(300.0), gt=0)
+    severity: str = field("page", min_len=1)
+    trace_url: str = ""
+    external_url: str = ""
+    max_groups: int = field(10000, ge=1)
+    max_alerts_per_group: int = field(1000, ge=1)
+    shutdown_timeout: Duration = field(Duration(5.0), ge=0)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if getattr(self, "route", None) is None or getattr(self, "receivers", None) is None:
+            return  # missing: the decoder has reported it
+        if self.trace_url:
+            try:
+                self.trace_url.format(trace_id="0" * 32)
+            except (KeyError, IndexError, ValueError) as e:
+                yield "trace_url", f"must be a template whose only placeholder is {{trace_id}} ({e!r})"
+        names: dict[str, int] = {}
+        for i, r in enumerate(self.receivers):
+            if r.name in names:
+                yield f"receivers[{i}].name", f"receiver {r.name!r} is already defined at receivers[{names[r.name]}]"
+            else:
+                names[r.name] = i
+        defined = ", ".join(sorted(names)) or "none"
+        for i, r in enumerate(self.receivers):
+            fb = r.pagerduty.fallback_receiver if r.pagerduty is not None else ""
+            if not fb:
+                continue
+            where = f"receivers[{i}].pagerduty.fallback_receiver"
+            if fb == r.name:
+                yield where, f"receiver {r.name!r} cannot be its own fallback"
+            elif fb not in names:
+                yield where, f"unknown receiver {fb!r} (defined: {defined})"
+        if not self.route.receiver:
+            yield "route.receiver", "is required on the root route"
+        if self.route.matchers:
+            yield "route.matchers", "the root route matches every alert and must not have matchers"
+        if self.route.continue_:
+            yield "route.continue", "cannot be set on the root route"
+        stack: list[tuple[str, RouteConfig]] = [("route", self.route)]
+        while stack:
+            path, rc = stack.pop()
+            if rc.receiver and rc.receiver not in names:
+                yield f"{path}.receiver", f"unknown receiver {rc.receiver!r} (defined: {defined})"
+            for j, text in enumerate(rc.matchers):
+                try:
+                    parse_matcher(text)
+                except MatcherError as e:
+                    yield f"{path}.matchers[{j}]", str(e)
+            stack.extend((f"{path}.routes[{k}]", child) for k, child in enumerate(rc.routes))
+
+
+def _url_issues(key: str, url: str) -> Iterator[tuple[str, str]]:
+    if url and not url.startswith(("http://", "https://")):
+        yield key, f"must be an http:// or https:// URL, got {url!r}"

@@ -1,0 +1,40 @@
+"""The metrics of ``alert_routing`` (created once per service registry; labelled per processor/receiver)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from collector import Telemetry
+
+
+class AlertMetrics:
+    __slots__ = ("failures", "groups", "outbox", "overflow", "sent", "undeliverable")
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.failures: Counter = telemetry.counter(
+            "tracetriage_alert_failures_total",
+            "Failures (root causes found by root_cause) taken in by the alert router.", ("processor",),
+        )
+        self.groups: Gauge = telemetry.gauge(
+            "tracetriage_alert_groups", "Aggregation groups held by the alert router.", ("processor",),
+        )
+        self.overflow: Counter = telemetry.counter(
+            "tracetriage_alert_overflow_total",
+            "Failures not grouped because a bound was reached (reason: max_groups, max_alerts_per_group).",
+            ("processor", "reason"),
+        )
+        self.sent: Counter = telemetry.counter(
+            "tracetriage_alerts_sent_total",
+            "Notifications by outcome: sent, failed (permanent error or retries exhausted), "
+            "dropped (outbox full or left at shutdown).",
+            ("receiver", "status"),
+        )
+        self.undeliverable: Counter = telemetry.counter(
+            "tracetriage_alerts_undeliverable_total",
+            "Notifications with no destination: a pagerduty receiver without routing_key found no key for "
+            "the team and has no fallback_receiver.",
+            ("receiver", "team"),
+        )
+        self.outbox: Gauge = telemetry.gauge(
+            "tracetriage_alert_outbox_size", "Notifications waiting in a receiver's outbox.", ("receiver",),
+        )

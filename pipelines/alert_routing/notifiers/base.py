@@ -1,0 +1,261 @@
+"""What every receiver shares: a bounded outbox, one sender task, a rate limit, retry with backoff.
+
+The grouping engine hands a :class:`Notification` to :meth:`Notifier.enqueue`, which never blocks:
+when the outbox holds ``outbox_size`` notifications the **oldest** is dropped (a newer notification
+about the same incident carries the newer state) and counted as ``status="dropped"``.
+
+One sender task per receiver sends in order (a group's resolve never overtakes its trigger). Each
+attempt waits for the rate limiter (asyncio-throttle), is bounded by ``timeout``, and its failure is
+retried when retryable (429, 408, 5xx, timeouts, connection errors) with jittered exponential backoff;
+a server's ``Retry-After`` is honoured when longer (up to a cap). A notification is given up
+(``status="failed"``) on a permanent error or once ``retry.max_elapsed_time`` would be exceeded.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import email.utils
+import json
+import logging
+import time
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from asyncio_throttle.throttler import Throttler
+
+from collector import TraceTriageError
+from collector.exporters.helper import RETRY_AFTER_CAP, Backoff
+from pipelines.alert_routing.alerts import Notification
+from pipelines.alert_routing.config import ReceiverConfig
+from pipelines.alert_routing.metrics import AlertMetrics
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+ERROR_BODY_PREVIEW = 200
+DROP_LOG_INTERVAL = 10.0  # seconds between warnings about a full outbox (every drop is counted)
+
+
+class NotifyError(TraceTriageError):
+    """One attempt to deliver a notification failed; ``retriable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retriable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+class Notifier(abc.ABC):
+    """One receiver: outbox + sender task. Subclasses say how a notification becomes an HTTP request."""
+
+    kind: ClassVar[str]
+
+    __slots__ = (
+        "_closed", "_config", "_drop_logged_at", "_dropped_unlogged", "_idle", "_in_flight", "_logger",
+        "_m_dropped", "_m_failed", "_m_outbox", "_m_sent", "_outbox", "_ready", "_session", "_task", "_throttler",
+        "name",
+    )
+
+    def __init__(self, config: ReceiverConfig, metrics: AlertMetrics, logger: logging.Logger) -> None:
+        self.name = config.name
+        self._config = config
+        self._logger = logger
+        self._outbox: collections.deque[Notification] = collections.deque()
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is queued or being sent
+        self._idle.set()
+        self._in_flight: Notification | None = None
+        self._throttler = Throttler(rate_limit=config.rate_limit.rate, period=float(config.rate_limit.period))
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._drop_logged_at = float("-inf")
+        self._dropped_unlogged = 0
+        self._m_sent = metrics.sent.labels(self.name, "sent")
+        self._m_failed = metrics.sent.labels(self.name, "failed")
+        self._m_dropped = metrics.sent.labels(self.name, "dropped")
+        self._m_outbox = metrics.outbox.labels(self.name)
+        self._m_outbox.set(0)
+
+    # -- what a receiver kind defines ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def render(self, notification: Notification) -> tuple[str, dict[str, Any]]:
+        """The URL to POST to and the JSON body for one notification."""
+
+    def headers(self) -> dict[str, str]:
+        return JSON_HEADERS
+
+    # -- outbox -------------------------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Notifications queued or being sent."""
+        return len(self._outbox) + (self._in_flight is not None)
+
+    def enqueue(self, notification: Notification) -> None:
+        """Queue a notification; never blocks (a full outbox drops its oldest entry)."""
+        if self._closed:
+            self._m_dropped.inc()
+            self._logger.warning("receiver %s is shut down: notification for group %s dropped",
+                                 self.name, notification.group_key)
+            return
+        if len(self._outbox) >= self._config.outbox_size:
+            old = self._outbox.popleft()
+            self._m_dropped.inc()
+            self._dropped_unlogged += 1
+            now = time.monotonic()
+            if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
+                self._logger.warning(
+                    "receiver %s: outbox full (%d), dropped the oldest notification (group %s); %d dropped since "
+                    "the last report", self.name, self._config.outbox_size, old.group_key, self._dropped_unlogged,
+                )
+                self._drop_logged_at = now
+                self._dropped_unlogged = 0
+        self._outbox.append(notification)
+        self._m_outbox.set(len(self._outbox))
+        self._idle.clear()
+        self._ready.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def start(self, session: aiohttp.ClientSession) -> asyncio.Task[None]:
+        self._session = session
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"alert_routing-receiver {self.name}")
+        return self._task
+
+    def close(self) -> None:
+        """Take no more notifications (those offered later are counted as dropped)."""
+        self._closed = True
+
+    async def wait_idle(self) -> None:
+        """Until the outbox is empty and nothing is being sent (or the sender task has ended)."""
+        task = self._task
+        if task is None or task.done():
+            return
+        idle = asyncio.ensure_future(self._idle.wait())
+        try:
+            await asyncio.wait([idle, task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+
+    async def stop(self) -> int:
+        """Stop the sender; returns the notifications abandoned (queued or in flight, counted as dropped).
+        Idempotent."""
+        self._closed = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        abandoned = self.pending
+        if abandoned:
+            self._m_dropped.inc(abandoned)
+            self._outbox.clear()
+            self._in_flight = None
+            self._m_outbox.set(0)
+            self._idle.set()
+        return abandoned
+
+    async def _run(self) -> None:
+        while True:
+            if not self._outbox:
+                self._idle.set()
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            notification = self._outbox.popleft()
+            self._m_outbox.set(len(self._outbox))
+            self._in_flight = notification
+            await self._deliver(notification)
+            self._in_flight = None
+
+    # -- sending ------------------------------------------------------------------------------------------
+
+    async def _deliver(self, notification: Notification) -> bool:
+        """Send with retry; count and log the outcome. True once sent."""
+        try:
+            url, body = self.render(notification)
+            data = json.dumps(body).encode()
+        except (NotifyError, ValueError, TypeError, KeyError) as e:
+            self._m_failed.inc()
+            self._logger.error("receiver %s: cannot build the notification for group %s: %s",
+                               self.name, notification.group_key, e)
+            return False
+        retry = self._config.retry
+        backoff = Backoff(retry)
+        started = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self._throttler.acquire()  # type: ignore[no-untyped-call]
+                await self._post(url, data)
+            except NotifyError as err:
+                if not err.retriable or not retry.enabled:
+                    return self._give_up(notification, err, "the error is not retryable"
+                                         if not err.retriable else "retry is disabled")
+                delay = backoff.next_delay()
+                if err.retry_after is not None and err.retry_after > 0:
+                    delay = max(delay, min(err.retry_after, max(RETRY_AFTER_CAP, float(retry.max_interval))))
+                elapsed = time.monotonic() - started
+                if retry.max_elapsed_time > 0 and elapsed + delay > retry.max_elapsed_time:
+                    return self._give_up(notification, err, f"gave up after {attempts} attempts in {elapsed:.1f}s")
+                self._logger.info("receiver %s: sending group %s failed, retrying in %.3fs: %s",
+                                  self.name, notification.group_key, delay, err)
+                await asyncio.sleep(delay)
+                continue
+            self._m_sent.inc()
+            self._logger.debug("receiver %s: sent %s notification for group %s", self.name,
+                               notification.status, notification.group_key)
+            return True
+
+    def _give_up(self, notification: Notification, err: NotifyError, why: str) -> bool:
+        self._m_failed.inc()
+        self._logger.error("receiver %s: %s notification for group %s not delivered, %s: %s",
+                           self.name, notification.status, notification.group_key, why, err)
+        return False
+
+    async def _post(self, url: str, data: bytes) -> None:
+        session = self._session
+        if session is None:
+            raise NotifyError(f"receiver {self.name} is not started", retriable=True, retry_after=1.0)
+        where = _host_of(url)  # never the full URL: Slack and others carry secrets in the path
+        timeout = float(self._config.timeout)
+        try:
+            async with asyncio.timeout(timeout), session.post(url, data=data, headers=self.headers()) as resp:
+                status = resp.status
+                if 200 <= status < 300:
+                    await resp.read()
+                    return
+                preview = (await resp.content.read(ERROR_BODY_PREVIEW)).decode("utf-8", "replace")
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        except TimeoutError:
+            raise NotifyError(f"{where} did not answer within {timeout:g}s", retriable=True) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise NotifyError(f"cannot reach {where}: {e!r}", retriable=True) from None
+        retriable = status in (408, 429) or status >= 500
+        raise NotifyError(f"{where} answered HTTP {status}: {preview!r}", retriable=retriable,
+                          retry_after=retry_after)
+
+
+def _host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the receiver"

@@ -1,0 +1,212 @@
+"""The ``alert_routing`` trace stage: failures from ``root_cause`` become grouped, routed notifications.
+
+``process_traces`` only looks: for each :class:`Failure` in ``trace.notes[FAILURES]`` it asks the
+ownership catalog for the root-cause service's team and counts the failure into the grouping engine
+(dictionary work, no I/O, no awaiting). The engine's scheduler task decides when a group notifies; the
+router below picks the destination once per group (for a ``pagerduty`` receiver without a routing key:
+the team's key from the catalog, else the ``fallback_receiver``, else counted undeliverable) and each
+receiver's sender task delivers from its bounded outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, ClassVar
+
+import aiohttp
+
+from collector import Host, Settings, TracesConsumer
+from collector.traces import Trace, TraceBufferSettings
+from pipelines.alert_routing.alerts import Notification
+from pipelines.alert_routing.config import Config
+from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
+from pipelines.alert_routing.metrics import AlertMetrics
+from pipelines.alert_routing.notifiers import Notifier, PagerDutyNotifier, make_notifier
+from pipelines.alert_routing.route import build_routes
+from pipelines.ownership import Ownership
+from pipelines.root_cause.model import FAILURES, Failure
+
+Binding = tuple[Notifier, str | None]  # the receiver that got the group's first page, and its routing key
+
+
+class AlertRoutingProcessor:
+    """See the module docstring."""
+
+    trace_level: ClassVar[bool] = True
+    defines_buffer: ClassVar[bool] = False
+
+    __slots__ = (
+        "_closed", "_config", "_engine", "_host", "_logger", "_metrics", "_notifiers", "_ownership",
+        "_session", "_severity", "_tasks", "buffer_settings", "id", "mutates_data",
+    )
+
+    def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> None:
+        # next_consumer is unused: the trace buffer calls process_traces and passes traces on itself.
+        self.id = settings.id
+        self.mutates_data = False
+        self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
+        self._config = config
+        self._logger = settings.logger
+        self._severity = config.severity
+        self._metrics = AlertMetrics(settings.telemetry)
+        self._ownership = Ownership(config.ownership, settings.telemetry, settings.logger)
+        self._notifiers: dict[str, Notifier] = {
+            r.name: make_notifier(r, self._metrics, settings.logger) for r in config.receivers
+        }
+        self._engine = GroupingEngine(
+            build_routes(config),
+            self._dispatch,
+            resolve_timeout=float(config.resolve_timeout),
+            max_groups=config.max_groups,
+            max_alerts_per_group=config.max_alerts_per_group,
+            trace_url=config.trace_url,
+            external_url=config.external_url,
+            metrics=self._metrics,
+            label=str(settings.id),
+            logger=settings.logger,
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._host: Host | None = None
+        self._closed = False
+
+    @property
+    def engine(self) -> GroupingEngine:
+        return self._engine
+
+    @property
+    def ownership(self) -> Ownership:
+        return self._ownership
+
+    @property
+    def notifiers(self) -> dict[str, Notifier]:
+        return self._notifiers
+
+    # -- span path --------------------------------------------------------------------------------------
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        add = self._engine.add
+        owner_of = self._ownership.owner_of
+        severity = self._severity
+        for trace in traces:
+            failures: list[Failure] | None = trace.notes.get(FAILURES)
+            if not failures:
+                continue
+            for failure in failures:
+                p = failure.primary
+                # A blamed callee (an uninstrumented database) is not described by the caller's resource.
+                team = owner_of(p.service, None if p.blamed_callee else p.resource_attributes).name
+                add((team, p.service, p.span_name, failure.signal, severity), failure)
+        self._engine.count_failures()
+        return traces
+
+    # -- routing (scheduler task) -------------------------------------------------------------------------
+
+    def _dispatch(self, group: AggregationGroup, notification: Notification) -> None:
+        binding: Binding | None = group.binding  # type: ignore[assignment]  # only this router sets it
+        if binding is None:
+            if notification.status != "firing":
+                return  # nothing of this group was ever delivered: nothing to resolve
+            binding = self._bind(notification)
+            if binding is None:
+                return
+            group.binding = binding
+        notifier, key = binding
+        if key is not None:
+            notification = dataclasses.replace(notification, routing_key=key)
+        notifier.enqueue(notification)
+
+    def _bind(self, notification: Notification) -> Binding | None:
+        """Where a group's pages go: the route's receiver, or for a pagerduty receiver without a routing key,
+        the team's key from the catalog, else its fallback receiver (followed), else nowhere (counted)."""
+        labels = notification.example.labels
+        team, service = labels.get("team", ""), labels.get("service", "")
+        notifier = self._notifiers[notification.receiver]
+        seen = {notifier.name}
+        while True:
+            if not isinstance(notifier, PagerDutyNotifier):
+                return notifier, None
+            if notifier.routing_key:
+                return notifier, notifier.routing_key
+            key = self._ownership.pagerduty_key_for(service, team)
+            if key:
+                return notifier, key
+            fallback = notifier.fallback_receiver
+            if fallback and fallback not in seen and fallback in self._notifiers:
+                seen.add(fallback)
+                notifier = self._notifiers[fallback]
+                continue
+            self._metrics.undeliverable.labels(notifier.name, team).inc()
+            self._logger.warning(
+                "alert_routing %s: no PagerDuty routing key for team %r (service %r) in receiver %s and no "
+                "fallback_receiver: group %s not paged", self.id, team, service, notifier.name,
+                notification.group_key,
+            )
+            return None
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        if self._tasks or self._closed:
+            return
+        self._host = host
+        await self._ownership.start(host)  # loads the catalog (raises CatalogError if no file loads)
+        self._session = aiohttp.ClientSession()
+        for notifier in self._notifiers.values():
+            self._keep(await notifier.start(self._session))
+        await self._engine.start()
+        if self._engine.task is not None:
+            self._keep(self._engine.task)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is None:
+            return
+        self._logger.error("alert_routing %s: background task %s failed", self.id, task.get_name(), exc_info=err)
+        if self._host is not None:
+            self._host.report_fatal_error(err)
+
+    async def shutdown(self) -> None:
+        """Flush groups never notified, send what the outboxes hold for up to ``shutdown_timeout``, drop the
+        rest (counted and logged). Idempotent; safe before start."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            flushed, discarded = await self._engine.close()
+            timeout = float(self._config.shutdown_timeout)
+            notifiers = list(self._notifiers.values())
+            for n in notifiers:
+                n.close()
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*(n.wait_idle() for n in notifiers))
+            except TimeoutError:
+                pass
+            dropped = sum([await n.stop() for n in notifiers])
+            log = self._logger.warning if dropped else self._logger.info
+            log(
+                "alert_routing %s stopped: %d groups flushed at shutdown, %d firing groups forgotten, "
+                "%d notifications not delivered within %gs", self.id, flushed, discarded, dropped, timeout,
+            )
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            await self._ownership.shutdown()
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+
+
+def create(settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> Any:
+    return AlertRoutingProcessor(settings, config, next_consumer)
