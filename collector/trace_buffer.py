@@ -118,7 +118,8 @@ class TraceBuffer:
         self._logger = settings.logger
         self._label = str(settings.id)
         self._m = _Metrics(settings, self._label)
-        self._pending: dict[bytes, Trace] = {}  # insertion order = arrival order
+        self._pending: dict[bytes, Trace] = {}
+        self._arrivals: collections.deque[Trace] = collections.deque()  # arrival order; may hold decided traces
         self._root_due: collections.deque[Trace] = collections.deque()
         self._spans = 0
         self._sampled = _DecisionCache(buffer.sampled_cache_size)
@@ -194,10 +195,11 @@ class TraceBuffer:
                     trace = Trace(tid, now)
                     trace.decision_at = now + cfg.decision_wait
                     pending[tid] = trace
+                    self._arrivals.append(trace)
                     self._m.new_trace.inc()
                     if len(pending) > cfg.num_traces:
-                        overflow.append(pending.pop(next(iter(pending))))
-                trace.add(origin, b"".join(ts.entries), count)
+                        overflow.append(self._pop_oldest())
+                trace.add(origin, b"".join(ts.entries), count, ts.start, ts.end)
                 self._spans += count
                 if ts.has_root and not trace.root_seen:
                     trace.root_seen = True
@@ -249,21 +251,30 @@ class TraceBuffer:
 
     # -- decisions -------------------------------------------------------------------------------------
 
-    def _due(self, now: float) -> list[Trace]:
-        pending = self._pending
-        due: list[Trace] = []
-        root_due = self._root_due
-        while root_due and root_due[0].decision_at <= now:
-            t = root_due.popleft()
+    def _pop_oldest(self) -> Trace:
+        """Remove and return the oldest pending trace (there is one)."""
+        arrivals, pending = self._arrivals, self._pending
+        while True:
+            t = arrivals.popleft()
             if pending.get(t.trace_id) is t:
                 del pending[t.trace_id]
+                return t
+
+    def _due(self, now: float) -> list[Trace]:
+        """Pending traces whose decision time has come (both queues skip traces decided meanwhile)."""
+        pending = self._pending
+        due: list[Trace] = []
+        for queue in (self._root_due, self._arrivals):
+            while queue:
+                t = queue[0]
+                if pending.get(t.trace_id) is not t:
+                    queue.popleft()
+                    continue
+                if t.decision_at > now:
+                    break
+                queue.popleft()
+                del pending[t.trace_id]
                 due.append(t)
-        while pending:
-            first = next(iter(pending.values()))
-            if first.arrival + self.settings.decision_wait > now:
-                break
-            del pending[first.trace_id]
-            due.append(first)
         return due
 
     async def _decide(self, traces: list[Trace]) -> None:
@@ -409,6 +420,7 @@ class TraceBuffer:
             remaining = list(self._pending.values())
             self._pending.clear()
             self._root_due.clear()
+            self._arrivals.clear()
             self._spans = 0
             if remaining:
                 if self.settings.drop_pending_traces_on_shutdown:

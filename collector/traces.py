@@ -96,8 +96,8 @@ class Trace:
     """One trace: framed span bytes per origin, plus what stages learn about it in ``notes``."""
 
     __slots__ = (
-        "_decoded", "_modified", "acks", "arrival", "byte_size", "chunks", "decision_at", "notes",
-        "root_seen", "span_count", "trace_id",
+        "_decoded", "_modified", "acks", "arrival", "byte_size", "chunks", "decision_at", "end", "notes",
+        "root_seen", "span_count", "start", "trace_id",
     )
 
     def __init__(self, trace_id: bytes, arrival: float) -> None:
@@ -108,13 +108,20 @@ class Trace:
         self.span_count = 0
         self.byte_size = 0
         self.root_seen = False
+        self.start = -1  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
+        self.end = 0  # latest span end (unix ns)
         self.acks: list[Ack] | None = None
         self.notes: dict[str, Any] = {}
         self._decoded: list[SpanGroup] | None = None
         self._modified = False
 
-    def add(self, origin: Origin, framed: bytes | memoryview, spans: int) -> None:
-        """Append framed span entries (as they stood in a ``ScopeSpans``) from ``origin``."""
+    def add(self, origin: Origin, framed: bytes | memoryview, spans: int, start: int, end: int) -> None:
+        """Append framed span entries (as they stood in a ``ScopeSpans``) from ``origin``; ``start`` and
+        ``end`` are the earliest start and latest end among them."""
+        if self.start < 0 or start < self.start:
+            self.start = start
+        if end > self.end:
+            self.end = end
         chunk = self.chunks.get(origin)
         if chunk is None:
             self.chunks[origin] = bytearray(framed)
@@ -216,7 +223,9 @@ def make_trace(groups: Sequence[tuple[Resource | Origin, Sequence[Span]]], arriv
     for res, spans in groups:
         origin = res if isinstance(res, Origin) else make_origin(res)
         framed = ScopeSpans(spans=spans).SerializeToString()
-        trace.add(origin, framed, len(spans))
+        if spans:
+            trace.add(origin, framed, len(spans), min(s.start_time_unix_nano for s in spans),
+                      max(s.end_time_unix_nano for s in spans))
         if any(not s.parent_span_id for s in spans):
             trace.root_seen = True
     return trace

@@ -10,9 +10,12 @@ encoded are decoded with protobuf instead (correct, only slower).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+_TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
 
 
 class WireError(ValueError):
@@ -85,14 +88,17 @@ def _fields(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, 
 
 
 class TraceSpans:
-    """The framed span entries of one trace within one ``ScopeSpans``."""
+    """The framed span entries of one trace within one ``ScopeSpans``, with the earliest start and latest
+    end time among them (a span without times counts as 0)."""
 
-    __slots__ = ("count", "entries", "has_root")
+    __slots__ = ("count", "end", "entries", "has_root", "start")
 
-    def __init__(self, entry: bytes, has_root: bool) -> None:
+    def __init__(self, entry: bytes, has_root: bool, start: int, end: int) -> None:
         self.entries = [entry]
         self.count = 1
         self.has_root = has_root
+        self.start = start
+        self.end = end
 
 
 class ScopeChunk:
@@ -157,26 +163,43 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
             scope_parts.append(data[field_start:e])
             i = e
             continue
-        # Canonical span: 0x0a 0x10 <16-byte trace id> 0x12 0x08 <8-byte span id> [0x1a ...] [0x22 0x08 ...]
+        # Canonical span: 0x0a 0x10 <16-byte trace id> 0x12 0x08 <8-byte span id> [0x1a trace_state]
+        # [0x22 0x08 parent] [0x2a name] [0x30 kind] [0x39 start fixed64] [0x41 end fixed64] ...
+        start = stop = 0
         if ln >= 28 and data[i] == 0x0A and data[i + 1] == 0x10 and data[i + 18] == 0x12 and data[i + 19] == 0x08:
             tid = data[i + 2:i + 18]
             j = i + 28
             if j < e and data[j] == 0x1A:
                 tl, j = read_varint(data, j + 1)
                 j += tl
-            is_root = not (j < e and data[j] == 0x22 and data[j + 1] != 0)
+            is_root = True
+            if j < e and data[j] == 0x22:
+                is_root = data[j + 1] == 0
+                j += 2 + data[j + 1]
+            if j < e and data[j] == 0x2A:
+                nl = data[j + 1]
+                j = (j + 2 + nl) if nl < 0x80 else sum(read_varint(data, j + 1))
+            if j < e and data[j] == 0x30:
+                j += 2 if data[j + 1] < 0x80 else 3
+            if j + 18 <= e and data[j] == 0x39 and data[j + 9] == 0x41:
+                start, stop = _TIMES(data, j + 1)
         else:
             span = Span.FromString(data[i:e])
             tid = span.trace_id
             is_root = not span.parent_span_id
+            start, stop = span.start_time_unix_nano, span.end_time_unix_nano
         entry = by_trace.get(tid)
         if entry is None:
-            by_trace[tid] = TraceSpans(data[field_start:e], is_root)
+            by_trace[tid] = TraceSpans(data[field_start:e], is_root, start, stop)
         else:
             entry.entries.append(data[field_start:e])
             entry.count += 1
             if is_root:
                 entry.has_root = True
+            if start < entry.start:
+                entry.start = start
+            if stop > entry.end:
+                entry.end = stop
         i = e
     chunk = ScopeChunk(resource_fields, b"".join(scope_parts))
     chunk.by_trace = by_trace

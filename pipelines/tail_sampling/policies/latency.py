@@ -2,21 +2,18 @@
 
 As in the OTel Collector the duration grows span by span (in stored order) and the trace is sampled as
 soon as it is in range: ``>= threshold_ms`` without an upper bound, else ``threshold_ms < d <=
-upper_threshold_ms`` (whole milliseconds, truncated toward zero). Since the running duration never
+upper_threshold_ms`` (whole milliseconds, truncated toward zero). The trace's earliest start and latest end
+are kept by the trace buffer as spans arrive, so the common case reads no span. Since the running duration never
 shrinks, the whole trace's duration decides, except with an upper bound when the whole trace is longer
 than it: then the spans are walked in order to find a moment when the duration was in range.
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from collector.traces import Trace
 from pipelines.tail_sampling.config import LatencyConfig
 from pipelines.tail_sampling.policies.base import Decision
 
-_START = attrgetter("start_time_unix_nano")
-_END = attrgetter("end_time_unix_nano")
 MS = 1_000_000
 
 
@@ -38,13 +35,7 @@ class Latency:
         return ns >= self.min_ns and (not self.over_ns or ns < self.over_ns)
 
     def evaluate(self, trace: Trace, now: float) -> Decision:
-        lo, hi = -1, 0
-        for group in trace.groups():
-            spans = group.scope_spans.spans
-            if spans:
-                start = min(map(_START, spans))
-                hi = max(hi, max(map(_END, spans)))
-                lo = start if lo < 0 else min(lo, start)
+        lo, hi = trace.start, trace.end  # kept by the trace buffer as spans arrive: no decoding
         if lo < 0:
             return Decision.NOT_SAMPLED  # no spans
         if lo == 0:
