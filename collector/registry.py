@@ -30,6 +30,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "pipelines.batch",
     "pipelines.memory_limiter",
     "pipelines.tail_sampling",
+    "pipelines.root_cause",
     "pipelines.alert_routing",
 )
 

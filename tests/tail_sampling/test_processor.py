@@ -116,7 +116,8 @@ def test_kept_traces_keep_their_order_and_metrics_are_counted() -> None:
 def test_evaluation_errors_are_counted_and_do_not_vote() -> None:
     proc, tel = make({"policies": [ERRORS, pol("all", "always_sample")]})
     broken = Trace(b"\1" * 16, 0.0)
-    broken.add(make_origin(trace(span()).groups()[0].resource), b"\x12\x05\x18\x02\xff", 1, 0, 0)  # truncated span bytes
+    # truncated span bytes
+    broken.add(make_origin(trace(span()).groups()[0].resource), b"\x12\x05\x18\x02\xff", 1, 0, 0)
     assert proc.process_traces([broken]) == [broken]  # always_sample does not read spans
     assert broken.notes[NOTE_POLICY] == "all"
     assert metric(tel, "sampling_policy_evaluation_error") == 1

@@ -1,0 +1,36 @@
+"""``annotate: true``: the primary root cause written on the signal span as ``rootcause.*`` attributes."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from pipelines.root_cause.model import RootCause
+
+SERVICE = "rootcause.service"
+SPAN_NAME = "rootcause.span_name"
+SPAN_ID = "rootcause.span_id"
+DEPTH = "rootcause.depth"
+PATH = "rootcause.path"
+KEYS = frozenset((SERVICE, SPAN_NAME, SPAN_ID, DEPTH, PATH))
+
+
+def annotate(span: Span, cause: RootCause) -> None:
+    """Replace the span's ``rootcause.*`` attributes (those five keys) with ``cause``'s."""
+    attrs = span.attributes
+    for i in range(len(attrs) - 1, -1, -1):
+        if attrs[i].key in KEYS:
+            del attrs[i]
+    # Filled in place: cheaper than building AnyValue messages and copying them in.
+    kv = attrs.add()
+    kv.key, kv.value.string_value = SERVICE, cause.service
+    kv = attrs.add()
+    kv.key, kv.value.string_value = SPAN_NAME, cause.span_name
+    kv = attrs.add()
+    kv.key, kv.value.string_value = SPAN_ID, cause.span_id.hex()
+    kv = attrs.add()
+    kv.key, kv.value.int_value = DEPTH, cause.depth
+    kv = attrs.add()
+    kv.key = PATH
+    values = kv.value.array_value.values
+    for element in cause.path:
+        values.add().string_value = element

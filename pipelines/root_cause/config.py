@@ -1,0 +1,69 @@
+"""Config of the ``root_cause`` processor."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from collector.config import Duration, field
+from pipelines.ownership import OwnershipConfig
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Where walks start: spans in error matching every matcher given (at least one).
+
+    ``span_name_regex`` is searched anywhere in the name (as Go's ``MatchString`` in the OTel Collector);
+    anchor it with ``^...$`` for a whole-name match.
+    """
+
+    name: str = field(min_len=1)
+    service: str = ""
+    span_name: str = ""
+    span_name_regex: str = ""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not (self.service or self.span_name or self.span_name_regex):
+            yield "", "needs at least one of service, span_name, span_name_regex"
+        if self.span_name and self.span_name_regex:
+            yield "span_name_regex", "give span_name or span_name_regex, not both"
+        if self.span_name_regex:
+            try:
+                re.compile(self.span_name_regex)
+            except re.error as e:
+                yield "span_name_regex", f"invalid regular expression: {e}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """``root_cause`` settings.
+
+    * ``signals``: where walks start (default: every root span, i.e. a span with no parent or whose
+      parent is not in the trace; signal name ``root``). A span matching several signals belongs to the
+      first.
+    * ``annotate``: write ``rootcause.*`` attributes on each signal span in error.
+    * ``decision_wait``: how long the pipeline's trace buffer waits for a trace's spans (when no
+      ``tail_sampling`` in the pipeline sets it).
+    * ``ownership``: as ``alert_routing``'s block; used only for the ``team`` label of
+      ``tracetriage_root_causes_total`` ("unknown" without it).
+    * ``max_root_causes``: root causes kept per failure (the first by primary order; all are counted).
+    * ``max_path_length``: elements of ``rootcause.path`` and ``RootCause.path``; longer paths keep the
+      signal, a ``"... N spans ..."`` marker and the spans nearest the root cause.
+    * ``max_signals_per_trace``: signal spans in error walked per trace; more are counted and skipped.
+    """
+
+    signals: tuple[Signal, ...] = ()
+    annotate: bool = True
+    decision_wait: Duration = field(Duration(10.0), gt=0)
+    ownership: OwnershipConfig | None = None
+    max_root_causes: int = field(100, ge=1)
+    max_path_length: int = field(64, ge=3)
+    max_signals_per_trace: int = field(100, ge=1)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        seen: set[str] = set()
+        for i, signal in enumerate(self.signals):
+            if signal.name in seen:
+                yield f"signals[{i}].name", f"{signal.name!r} is used by an earlier signal"
+            seen.add(signal.name)

@@ -1,0 +1,116 @@
+"""The ``root_cause`` trace stage: walks each trace, leaves ``Failure``s in ``trace.notes``, annotates.
+
+It lets every trace through. Per trace it costs a scan of the wire bytes when no span can be in error
+(see :mod:`pipelines.root_cause.walk`); traces with errors are decoded, indexed once and walked.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from collector import Host, Settings
+from collector.errors import ComponentStartError
+from collector.traces import Trace, TraceBufferSettings
+from pipelines.ownership import CatalogError, Ownership
+from pipelines.root_cause.annotate import annotate
+from pipelines.root_cause.config import Config
+from pipelines.root_cause.model import FAILURES, Failure
+from pipelines.root_cause.walk import SignalMatcher, find_failures
+
+MAX_LABEL_VALUES = 1000  # distinct services / teams in the metric; beyond that: "other"
+UNKNOWN_TEAM = "unknown"
+
+
+class _Labels:
+    """Bounded label values: the first ``limit`` distinct values pass, the rest become "other"."""
+
+    __slots__ = ("limit", "seen")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(value)
+        return value
+
+
+class RootCauseProcessor:
+    """See the module docstring."""
+
+    trace_level: ClassVar[bool] = True
+    defines_buffer: ClassVar[bool] = False
+
+    __slots__ = (
+        "_annotate", "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals",
+        "_skipped", "_teams", "buffer_settings", "id", "mutates_data",
+    )
+
+    def __init__(self, settings: Settings, config: Config) -> None:
+        self.id = settings.id
+        self.mutates_data = config.annotate
+        self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
+        self._annotate = config.annotate
+        self._log = settings.logger
+        self._signals = tuple(
+            SignalMatcher(s.name, s.service, s.span_name, s.span_name_regex) for s in config.signals
+        )
+        self._limits = (config.max_root_causes, config.max_path_length, config.max_signals_per_trace)
+        self._ownership = (
+            Ownership(config.ownership, settings.telemetry, settings.logger) if config.ownership is not None
+            else None
+        )
+        self._services = _Labels(MAX_LABEL_VALUES)
+        self._teams = _Labels(MAX_LABEL_VALUES)
+        t = settings.telemetry
+        self._root_causes = t.counter(
+            "tracetriage_root_causes_total",
+            "Failed requests by signal and primary root cause (service and owning team).",
+            ("signal", "service", "team"),
+        )
+        self._skipped = t.counter(
+            "tracetriage_root_cause_signals_skipped_total",
+            "Signal spans in error not walked (more than max_signals_per_trace in one trace).", ("processor",),
+        ).labels(str(settings.id))
+
+    async def start(self, host: Host) -> None:
+        if self._ownership is not None:
+            try:
+                await self._ownership.start(host)
+            except CatalogError as e:
+                raise ComponentStartError(f"processor {self.id}", e) from e
+
+    async def shutdown(self) -> None:
+        if self._ownership is not None:
+            await self._ownership.shutdown()
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        max_rc, max_path, max_signals = self._limits
+        for trace in traces:
+            result = find_failures(trace, self._signals, max_root_causes=max_rc, max_path=max_path,
+                                   max_signals=max_signals)
+            if not result.failures:
+                continue
+            trace.notes[FAILURES] = result.failures
+            if result.signals_skipped:
+                self._skipped.inc(result.signals_skipped)
+            for failure in result.failures:
+                self._count(failure)
+            if self._annotate:
+                for failure, span in zip(result.failures, result.signal_spans, strict=True):
+                    annotate(span, failure.primary)
+                trace.mark_modified()
+        return traces
+
+    def _count(self, failure: Failure) -> None:
+        cause = failure.primary
+        team = UNKNOWN_TEAM
+        if self._ownership is not None:
+            # The root-cause span's resource describes the caller when the callee is blamed.
+            attrs = None if cause.blamed_callee else cause.resource_attributes
+            team = self._ownership.owner_of(cause.service, attrs).name
+        self._root_causes.labels(failure.signal, self._services(cause.service), self._teams(team)).inc()
