@@ -26,7 +26,7 @@ from collector.telemetry.logs import setup_logging
 log = logging.getLogger("tracetriage")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-COMMANDS = ("run", "validate", "components")
+COMMANDS = ("run", "validate", "components", "loadgen", "demo")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", "-c", action="append", required=True, metavar="FILE",
                         help="config file; repeat to merge later files over earlier ones")
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
+    from collector.loadgen.cli import add_parser as add_loadgen
+
+    add_loadgen(sub)
     return p
 
 
@@ -55,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "components":
         return cmd_components()
+    if args.command == "loadgen":
+        from collector.loadgen.cli import main as loadgen_main
+
+        return loadgen_main(args)
     registry = Registry.default()
     try:
         config = load_config(args.config, registry)
