@@ -41,9 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", "-c", action="append", required=True, metavar="FILE",
                         help="config file; repeat to merge later files over earlier ones")
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
+    from collector.demo.run import add_parser as add_demo
     from collector.loadgen.cli import add_parser as add_loadgen
 
     add_loadgen(sub)
+    add_demo(sub)
     return p
 
 
@@ -58,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "components":
         return cmd_components()
+    if args.command == "demo":
+        from collector.demo.run import main as demo_main
+
+        return demo_main(args)
     if args.command == "loadgen":
         from collector.loadgen.cli import main as loadgen_main
 
