@@ -60,6 +60,8 @@ class Sampler:
             **env, "KAFKA_BROKERS": broker.address, "KAFKA_TOPIC": topic, "KAFKA_ENCODING": encoding,
             "KAFKA_GROUP_ID": group, "KAFKA_INITIAL_OFFSET": "earliest", "TT_BATCH_TIMEOUT": batch_timeout,
             "TT_FILE_OUT": str(self.out), "TT_FILE_FORMAT": "proto",
+            # every trace kept, decided quickly: the tests count spans end to end through the trace stages
+            "TT_SAMPLING_PERCENTAGE": "100", "TT_DECISION_WAIT": "1s",
             "TT_METRICS": f"127.0.0.1:{self.metrics_port}", "TT_HEALTH": f"127.0.0.1:{free_port()}",
         }
         self.proc = _start(self.configs, workdir, self.metrics_port, self.env)
