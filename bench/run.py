@@ -5,12 +5,16 @@ Prints one JSON object per line. Figures:
 * ``passthrough``, ``tail_sampling``, ``full``: spans per collector CPU-second (CPU time of the collector
   process from /proc; the load generator runs in its own process), each also divided by parse_ceiling.
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
+* ``latency``: p50/p99 from the client's export call to the record's arrival in Kafka (agent pipeline
+  otlp -> kafka), at a steady moderate rate.
+* ``accuracy``: root-cause top-1 accuracy against the load generator's ground truth, per fault scenario.
 The collector exports to a tansu broker (Kafka protocol) started here.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,32 +33,37 @@ POLICIES = """
 
 def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_url: str = "",
            decision_wait: str = "2s") -> str:
-    processors = {
-        "passthrough": "[batch]",
-        "tail_sampling": "[tail_sampling, batch]",
-        "full": "[root_cause, alert_routing, tail_sampling, batch]",
-        "memory": "[tail_sampling]",
+    names = {
+        "passthrough": ["batch"],
+        "tail_sampling": ["tail_sampling", "batch"],
+        "full": ["root_cause", "alert_routing", "tail_sampling", "batch"],
+        "memory": ["tail_sampling"],
     }[scenario]
+    catalog = Path(__file__).resolve().parent.parent / "configs/catalog"
+    blocks = {
+        "batch": "  batch: {send_batch_size: 8192, timeout: 200ms}",
+        "tail_sampling": f"""  tail_sampling:
+    decision_wait: {decision_wait}
+    num_traces: 1000000
+    policies:{POLICIES}""",
+        "root_cause": f"""  root_cause:
+    decision_wait: {decision_wait}""",
+        "alert_routing": f"""  alert_routing:
+    decision_wait: {decision_wait}
+    group_wait: 1s
+    ownership: {{catalog: ["{catalog}/*.yaml"]}}
+    route: {{receiver: sink}}
+    receivers:
+      - {{name: sink, webhook: {{url: "{hook_url or 'http://127.0.0.1:9/hook'}"}}}}""",
+    }
+    processors = "\n".join(blocks[n] for n in names)
     return f"""
 receivers:
   otlp:
     protocols:
       grpc: {{endpoint: "127.0.0.1:{grpc_port}", max_recv_msg_size_mib: 16}}
 processors:
-  batch: {{send_batch_size: 8192, timeout: 200ms}}
-  tail_sampling:
-    decision_wait: {decision_wait}
-    num_traces: 1000000
-    policies:{POLICIES}
-  root_cause:
-    decision_wait: {decision_wait}
-  alert_routing:
-    decision_wait: {decision_wait}
-    group_wait: 1s
-    ownership: {{catalog: ["{Path(__file__).resolve().parent.parent / 'configs/catalog'}/*.yaml"]}}
-    route: {{receiver: sink}}
-    receivers:
-      - {{name: sink, webhook: {{url: "{hook_url or 'http://127.0.0.1:9/hook'}"}}}}
+{processors}
 exporters:
   kafka:
     brokers: ["{brokers}"]
@@ -63,12 +72,12 @@ exporters:
     sending_queue: {{queue_size: 5000}}
 service:
   telemetry:
-    logs: {{level: warn}}
+    logs: {{level: info}}
     metrics: {{address: "127.0.0.1:{metrics_port}"}}
   pipelines:
     traces:
       receivers: [otlp]
-      processors: {processors}
+      processors: [{", ".join(names)}]
       exporters: [kafka]
 """
 
@@ -137,8 +146,9 @@ def memory(requests: int, workdir: Path) -> None:
             run_sender(f"127.0.0.1:{grpc_port}", 2)  # warm-up
             time.sleep(1)
             rss0 = col.rss()
+            spans0 = col.metric("tracetriage_trace_buffer_spans")
             run_sender(f"127.0.0.1:{grpc_port}", requests)
-            spans = col.metric("tracetriage_trace_buffer_spans")
+            spans = col.metric("tracetriage_trace_buffer_spans") - spans0
             time.sleep(1)
             rss1 = col.rss()
             emit({"bench": "memory", "buffered_spans": int(spans), "rss_delta_bytes": rss1 - rss0,
@@ -148,13 +158,161 @@ def memory(requests: int, workdir: Path) -> None:
             col.stop()
 
 
+LATENCY_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
+exporters:
+  kafka:
+    brokers: ["{brokers}"]
+    traces: {{topic: latency_spans, encoding: otlp_proto}}
+    partition_traces_by_id: true
+service:
+  telemetry:
+    metrics: {{address: "127.0.0.1:{metrics_port}"}}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [kafka]}}
+"""
+
+
+async def _latency_run(grpc_port: int, brokers: str, seconds: float, rate: float) -> list[float]:
+    import grpc
+    from aiokafka import AIOKafkaConsumer
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest as Req
+
+    sent: dict[bytes, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer("latency_spans", bootstrap_servers=brokers, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False, fetch_max_wait_ms=5)
+    await consumer.start()
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=20)
+            now = time.perf_counter()
+            for records in batches.values():
+                for rec in records:
+                    req = Req.FromString(rec.value)
+                    for rs in req.resource_spans:
+                        for ss in rs.scope_spans:
+                            for sp in ss.spans:
+                                t = sent.pop(sp.trace_id, None)
+                                if t is not None:
+                                    latencies.append(now - t)
+
+    task = asyncio.create_task(consume())
+    load = ReferenceLoad(seed=99)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        call = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        interval = SPANS_PER_REQUEST / rate
+        deadline = time.perf_counter() + seconds
+        for payload in load.requests(10**9):
+            if time.perf_counter() > deadline:
+                break
+            ids = {sp.trace_id for rs in Req.FromString(payload).resource_spans for ss in rs.scope_spans
+                   for sp in ss.spans}
+            t0 = time.perf_counter()
+            for tid in ids:
+                sent[tid] = t0
+            await call(payload, timeout=10)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - t0)))
+    wait_deadline = time.perf_counter() + 30
+    while sent and time.perf_counter() < wait_deadline:
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    await consumer.stop()
+    return sorted(latencies)
+
+
+def latency(workdir: Path, short: bool) -> None:
+    with tansu() as brokers:
+        grpc_port, metrics_port = free_port(), free_port()
+        col = Collector(LATENCY_CONFIG.format(grpc_port=grpc_port, metrics_port=metrics_port, brokers=brokers),
+                        workdir, metrics_port)
+        try:
+            col.wait_ready()
+            run_sender(f"127.0.0.1:{grpc_port}", 2)  # warm-up: connections, topic
+            rate = 20_000.0
+            lat = asyncio.run(_latency_run(grpc_port, brokers, 3.0 if short else 15.0, rate))
+            emit({"bench": "latency", "pipeline": "otlp -> kafka (partition_traces_by_id)", "rate_spans_s": rate,
+                  "traces": len(lat), "p50_ms": round(lat[len(lat) // 2] * 1000, 2) if lat else None,
+                  "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None})
+        finally:
+            col.stop()
+
+
+ACCURACY_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
+processors:
+  root_cause: {{decision_wait: 2s, annotate: true}}
+exporters:
+  file: {{path: "{out}"}}
+service:
+  telemetry:
+    metrics: {{address: "127.0.0.1:{metrics_port}"}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [root_cause], exporters: [file]}}
+"""
+
+
+def accuracy(workdir: Path, short: bool) -> None:
+    from collector.loadgen import Generator, load_plan, load_topology
+    from collector.loadgen.send import SendOptions, send
+    from collector.otlpjson import decode_request
+
+    grpc_port, metrics_port = free_port(), free_port()
+    out = workdir / "accuracy.jsonl"
+    col = Collector(ACCURACY_CONFIG.format(grpc_port=grpc_port, metrics_port=metrics_port, out=out), workdir,
+                    metrics_port)
+    try:
+        col.wait_ready()
+        truths: dict[str, object] = {}
+
+        def record(batch: object) -> None:
+            for t in batch.truths:  # type: ignore[attr-defined]
+                truths[t.trace_id] = t
+
+        gen = Generator(load_topology(), load_plan("accuracy"), seed=11)
+        count = 400 if short else 4000
+        asyncio.run(send(gen, SendOptions(endpoint=f"127.0.0.1:{grpc_port}", count=count, rate=20_000),
+                         on_batch=record))
+        wait_until(lambda: col.metric("tracetriage_trace_buffer_spans") == 0
+                   and col.metric("otelcol_receiver_accepted_spans_total") > 0, 60)
+        time.sleep(1.5)
+    finally:
+        col.stop()
+    found: dict[str, str] = {}
+    for line in out.read_text().splitlines():
+        for rs in decode_request(line.encode()).resource_spans:
+            for ss in rs.scope_spans:
+                for sp in ss.spans:
+                    for kv in sp.attributes:
+                        if kv.key == "rootcause.service":
+                            found[sp.trace_id.hex()] = kv.value.string_value
+    per: dict[str, list[int]] = {}
+    for tid, truth in truths.items():
+        if not truth.error or not truth.root_causes:  # type: ignore[attr-defined]
+            continue
+        ok = found.get(tid) == truth.root_causes[0].service  # type: ignore[attr-defined]
+        per.setdefault(truth.scenario, [0, 0])[0] += ok  # type: ignore[attr-defined]
+        per[truth.scenario][1] += 1  # type: ignore[attr-defined]
+    for scenario, (hits, n) in sorted(per.items()):
+        emit({"bench": "accuracy", "scenario": scenario, "failed_traces": n, "top1": round(hits / n, 4)})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", action="store_true", help="small counts (used by the test suite)")
-    p.add_argument("--only", action="append", choices=["parse_ceiling", "passthrough", "tail_sampling", "full",
-                                                        "memory"])
+    names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "memory", "latency", "accuracy"]
+    p.add_argument("--only", action="append", choices=names)
     a = p.parse_args()
-    only = set(a.only or ["parse_ceiling", "passthrough", "tail_sampling", "full", "memory"])
+    only = set(a.only or names)
     requests = 40 if a.short else 1000
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,6 +321,10 @@ def main() -> None:
                 throughput(scenario, requests, ceiling, Path(tmp))
         if "memory" in only:
             memory(40 if a.short else 2000, Path(tmp))
+        if "latency" in only:
+            latency(Path(tmp), a.short)
+        if "accuracy" in only:
+            accuracy(Path(tmp), a.short)
 
 
 if __name__ == "__main__":

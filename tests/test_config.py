@@ -204,3 +204,31 @@ def test_component_id_parse() -> None:
     for bad in ("", "otlp/", "9x", "a b"):
         with pytest.raises(ValueError):
             ComponentID.parse(bad)
+
+
+def test_sending_queue_storage_must_name_an_enabled_file_storage(tmp_path: Path) -> None:
+    reg = Registry.default()
+    base = """
+receivers: {otlp: {protocols: {grpc: {endpoint: "127.0.0.1:0"}}}}
+exporters:
+  otlp: {endpoint: "x:1", sending_queue: {storage: STORAGE}}
+extensions:
+  file_storage: {directory: /tmp}
+  health_check: {}
+service:
+  extensions: [EXTS]
+  pipelines: {traces: {receivers: [otlp], exporters: [otlp]}}
+"""
+    cases = {
+        ("file_storage/missing", "file_storage"): "which is not defined in extensions",
+        ("file_storage", "health_check"): "must be listed in service.extensions",
+        ("health_check", "health_check"): "is not a storage extension",
+    }
+    for (storage, exts), message in cases.items():
+        p = write(tmp_path, "c.yaml", base.replace("STORAGE", storage).replace("EXTS", exts))
+        with pytest.raises(ConfigError) as ei:
+            load_config([p], reg, env={})
+        assert "exporters.otlp.sending_queue.storage: " in str(ei.value)
+        assert message in str(ei.value), str(ei.value)
+    ok = write(tmp_path, "ok.yaml", base.replace("STORAGE", "file_storage").replace("EXTS", "file_storage"))
+    load_config([ok], reg, env={})

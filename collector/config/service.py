@@ -187,6 +187,22 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
         if cid not in sections[Kind.EXTENSION] and not _defined(raw, Kind.EXTENSION, cid):
             dec.error(ref_path, f"references extension {str(cid)!r}, which is not defined in extensions")
 
+    for eid, cc in sections[Kind.EXPORTER].items():
+        storage = getattr(getattr(cc.config, "sending_queue", None), "storage", None)
+        if not storage:
+            continue
+        path = join(join(Kind.EXPORTER.section, str(eid)), "sending_queue.storage")
+        try:
+            sid = ComponentID.parse(storage)
+        except ValueError:
+            continue  # reported by the exporter's own validation
+        if sid not in sections[Kind.EXTENSION]:
+            dec.error(path, f"references extension {storage!r}, which is not defined in extensions")
+        elif storage not in service.extensions and str(sid) not in service.extensions:
+            dec.error(path, f"extension {storage!r} must be listed in service.extensions to be used")
+        elif sid.type != "file_storage":
+            dec.error(path, f"{storage!r} is not a storage extension (use a file_storage extension)")
+
     if dec.issues:
         issues = prov.attribute(dec.issues) if prov else dec.issues
         raise ConfigError(issues)
