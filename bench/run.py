@@ -35,8 +35,8 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
            decision_wait: str = "2s") -> str:
     names = {
         "passthrough": ["batch"],
-        "tail_sampling": ["tail_sampling", "batch"],
-        "full": ["root_cause", "alert_routing", "tail_sampling", "batch"],
+        "tail_sampling": ["tail_sampling"],
+        "full": ["root_cause", "alert_routing", "tail_sampling"],
         "memory": ["tail_sampling"],
     }[scenario]
     catalog = Path(__file__).resolve().parent.parent / "configs/catalog"
