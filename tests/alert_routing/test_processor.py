@@ -345,3 +345,25 @@ async def test_hanging_receiver_does_not_slow_process_traces(server: CaptureServ
         await ok.shutdown()
         await stuck.shutdown()
         await hang.stop()
+
+
+async def test_catalog_edited_on_disk_changes_the_next_pages_team(server: CaptureServer, catalog: Path) -> None:
+    proc = await started(config(server, catalog, route={"receiver": "pd"}))
+    try:
+        proc.process_traces([failed_trace(make_failure())])
+        first = (await server.wait_count(1, "/pd"))[0]
+        assert first["payload"]["custom_details"]["labels"]["team"] == "payments"
+        assert first["routing_key"] == "PD-PAYMENTS-1"
+        # The payment service moves to the warehouse team, on disk only: no restart, no config change.
+        write_catalog(catalog, {**COMPONENTS, "payment": "warehouse"}, GROUPS)
+        deadline = time.monotonic() + 3
+        while proc.ownership.owner_of("payment").name != "warehouse":
+            assert time.monotonic() < deadline, "catalog not reloaded"
+            await asyncio.sleep(0.02)
+        proc.process_traces([failed_trace(make_failure())])
+        pages = await server.wait_count(2, "/pd")
+        nxt = next(p for p in pages[1:] if p["event_action"] == "trigger")
+        assert nxt["payload"]["custom_details"]["labels"]["team"] == "warehouse"
+        assert nxt["routing_key"] == "PD-WAREHOUSE"
+    finally:
+        await proc.shutdown()
