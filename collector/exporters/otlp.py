@@ -24,7 +24,7 @@ from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.config.tls import TLSClientConfig, read_pem
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
-from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender
+from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -190,13 +190,7 @@ class OTLPExporter:
             response = await call(batch.to_bytes(), timeout=timeout, metadata=self._metadata or None)
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e) from None
-        partial = response.partial_success
-        if partial.rejected_spans > 0 or partial.error_message:
-            self._logger.warning(
-                "Exporter %s: partial success, %d of %d spans rejected: %s",
-                self._name, partial.rejected_spans, batch.span_count, partial.error_message,
-            )
-        return int(partial.rejected_spans)
+        return rejected_spans(self._logger, self._name, response, batch)
 
     async def shutdown(self) -> None:
         try:

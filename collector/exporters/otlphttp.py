@@ -31,7 +31,7 @@ from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
-from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender
+from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
 from collector.otlpjson import decode_response, encode_request
 
 TRACES_PATH = "v1/traces"
@@ -208,13 +208,7 @@ class OTLPHTTPExporter:
         except (DecodeError, ValueError) as e:
             self._logger.debug("Exporter %s: unparseable response body ignored: %s", self._name, e)
             return None
-        partial = response.partial_success
-        if partial.rejected_spans > 0 or partial.error_message:
-            self._logger.warning(
-                "Exporter %s: partial success, %d of %d spans rejected: %s",
-                self._name, partial.rejected_spans, batch.span_count, partial.error_message,
-            )
-        return int(partial.rejected_spans)
+        return rejected_spans(self._logger, self._name, response, batch)
 
     async def shutdown(self) -> None:
         try:

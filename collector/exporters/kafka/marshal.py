@@ -17,42 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from collector.exporters.kafka.partition import partition_for_key
+from collector.wire import WireError, frame
+from collector.wire import read_varint as _varint
 
 # Room left for the record's own framing (key, headers, varints) under max_message_bytes.
 RECORD_OVERHEAD = 512
 # A header copied into a chunk costs its bytes plus a tag and a length varint.
 _FRAME = 11
-
-
-class WireError(ValueError):
-    """The bytes are not a well-formed ExportTraceServiceRequest."""
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    b = buf[pos]
-    pos += 1
-    if b < 0x80:
-        return b, pos
-    result = b & 0x7F
-    shift = 7
-    while True:
-        if shift > 63:
-            raise WireError("varint too long")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _skip(buf: bytes, pos: int, wire_type: int) -> int:
@@ -95,10 +66,6 @@ def trace_id_of(buf: bytes, start: int, end: int) -> bytes:
             return buf[vstart:vend]
         pos = vend
     return b""
-
-
-def frame(tag: int, body: bytes) -> bytes:
-    return bytes((tag,)) + encode_varint(len(body)) + body
 
 
 class Layout:
