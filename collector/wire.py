@@ -93,10 +93,10 @@ class TraceSpans:
 
     __slots__ = ("count", "end", "entries", "has_root", "start")
 
-    def __init__(self, entry: bytes, has_root: bool, start: int, end: int) -> None:
-        self.entries = [entry]
-        self.count = 1
-        self.has_root = has_root
+    def __init__(self, start: int, end: int) -> None:
+        self.entries: list[bytes] = []
+        self.count = 0
+        self.has_root = False
         self.start = start
         self.end = end
 
@@ -138,6 +138,12 @@ def split_by_trace(data: bytes) -> list[ScopeChunk]:
 def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> ScopeChunk:
     scope_parts: list[bytes] = []
     by_trace: dict[bytes, TraceSpans] = {}
+    times = _TIMES
+    # Spans of one trace often stand next to each other: such a run is sliced once, and a span is
+    # recognised as continuing it by comparing its trace id in place.
+    entry: TraceSpans | None = None
+    tid = b""
+    run_start = run_end = 0
     i = start
     while i < end:
         field_start = i
@@ -165,9 +171,11 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
             continue
         # Canonical span: 0x0a 0x10 <16-byte trace id> 0x12 0x08 <8-byte span id> [0x1a trace_state]
         # [0x22 0x08 parent] [0x2a name] [0x30 kind] [0x39 start fixed64] [0x41 end fixed64] ...
-        start = stop = 0
+        start_ns = stop_ns = 0
         if ln >= 28 and data[i] == 0x0A and data[i + 1] == 0x10 and data[i + 18] == 0x12 and data[i + 19] == 0x08:
-            tid = data[i + 2:i + 18]
+            same = entry is not None and field_start == run_end and data.startswith(tid, i + 2)
+            if not same:
+                tid = data[i + 2:i + 18]
             j = i + 28
             if j < e and data[j] == 0x1A:
                 tl, j = read_varint(data, j + 1)
@@ -182,25 +190,32 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
             if j < e and data[j] == 0x30:
                 j += 2 if data[j + 1] < 0x80 else 3
             if j + 18 <= e and data[j] == 0x39 and data[j + 9] == 0x41:
-                start, stop = _TIMES(data, j + 1)
+                start_ns, stop_ns = times(data, j + 1)
         else:
             span = Span.FromString(data[i:e])
+            same = False
             tid = span.trace_id
             is_root = not span.parent_span_id
-            start, stop = span.start_time_unix_nano, span.end_time_unix_nano
-        entry = by_trace.get(tid)
-        if entry is None:
-            by_trace[tid] = TraceSpans(data[field_start:e], is_root, start, stop)
-        else:
-            entry.entries.append(data[field_start:e])
-            entry.count += 1
-            if is_root:
-                entry.has_root = True
-            if start < entry.start:
-                entry.start = start
-            if stop > entry.end:
-                entry.end = stop
+            start_ns, stop_ns = span.start_time_unix_nano, span.end_time_unix_nano
+        if not same:
+            if entry is not None:
+                entry.entries.append(data[run_start:run_end])
+            entry = by_trace.get(tid)
+            if entry is None:
+                entry = by_trace[tid] = TraceSpans(start_ns, stop_ns)
+            run_start = field_start
+        assert entry is not None
+        run_end = e
+        entry.count += 1
+        if is_root:
+            entry.has_root = True
+        if start_ns < entry.start:
+            entry.start = start_ns
+        if stop_ns > entry.end:
+            entry.end = stop_ns
         i = e
+    if entry is not None:
+        entry.entries.append(data[run_start:run_end])
     chunk = ScopeChunk(resource_fields, b"".join(scope_parts))
     chunk.by_trace = by_trace
     return chunk

@@ -293,3 +293,33 @@ async def test_malformed_bytes_are_refused_permanently() -> None:
     with pytest.raises(ConsumerError) as ei:
         await buf.consume_traces(SpanBatch.from_bytes(b"\x0a\x05\x12\x09zz", span_count=1))
     assert not ei.value.retriable
+
+
+def test_wire_split_handles_interleaved_runs_and_non_canonical_spans() -> None:
+    """Spans of a trace in runs, interleaved with other traces, and one span encoded out of field order."""
+    from collector.wire import frame, split_by_trace
+
+    spans = [span(1, 1), span(1, 2, 1), span(2, 3), span(1, 4, 1), span(2, 5, 3), span(2, 6, 3)]
+    odd = span(3, 7)
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    ss.spans.extend(spans)
+    # Append a span whose fields are in reverse order (valid protobuf, not canonical): the protobuf fallback.
+    body = b"".join(reversed(_fields_of(odd.SerializeToString())))
+    data = frame(0x0A, frame(0x12, ss.SerializeToString() + frame(0x12, body)))
+    chunks = split_by_trace(data)
+    by = chunks[0].by_trace
+    assert {k: v.count for k, v in by.items()} == {tid(1): 3, tid(2): 3, tid(3): 1}
+    assert by[tid(1)].has_root and by[tid(2)].has_root and by[tid(3)].has_root
+    from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+    for t, ids in ((1, [1, 2, 4]), (2, [3, 5, 6]), (3, [7])):
+        decoded = ScopeSpans.FromString(b"".join(by[tid(t)].entries))
+        assert [int.from_bytes(s.span_id, "big") for s in decoded.spans] == ids
+        assert by[tid(t)].start == 1_000 and by[tid(t)].end == 2_000
+
+
+def _fields_of(data: bytes) -> list[bytes]:
+    from collector.wire import _fields
+
+    return [data[f:e] for _, f, _, e in _fields(data, 0, len(data))]
