@@ -172,6 +172,7 @@ class TraceBuffer:
                 self._m.refused.inc(batch.span_count)
                 raise RefusedError(f"{self._label}: num_traces ({cfg.num_traces}) reached (block_on_overflow)")
         acks = batch.acks
+        new_traces = 0
         late: list[tuple[Origin, bytes, int]] = []
         touched: set[bytes] = set()
         overflow: list[Trace] = []
@@ -196,7 +197,7 @@ class TraceBuffer:
                     trace.decision_at = now + cfg.decision_wait
                     pending[tid] = trace
                     self._arrivals.append(trace)
-                    self._m.new_trace.inc()
+                    new_traces += 1
                     if len(pending) > cfg.num_traces:
                         overflow.append(self._pop_oldest())
                 trace.add(origin, b"".join(ts.entries), count, ts.start, ts.end)
@@ -222,6 +223,8 @@ class TraceBuffer:
             out.with_acks_of(batch)
             self._enqueue(out)
         batch.release()
+        if new_traces:
+            self._m.new_trace.inc(new_traces)
         self._m.on_memory.set(len(pending))
         self._m.spans_on_memory.set(self._spans)
         if overflow:

@@ -96,7 +96,7 @@ class Trace:
     """One trace: framed span bytes per origin, plus what stages learn about it in ``notes``."""
 
     __slots__ = (
-        "_decoded", "_modified", "acks", "arrival", "byte_size", "chunks", "decision_at", "end", "notes",
+        "_decoded", "_modified", "_notes", "acks", "arrival", "byte_size", "chunks", "decision_at", "end",
         "root_seen", "span_count", "start", "trace_id",
     )
 
@@ -111,9 +111,16 @@ class Trace:
         self.start = -1  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
         self.end = 0  # latest span end (unix ns)
         self.acks: list[Ack] | None = None
-        self.notes: dict[str, Any] = {}
+        self._notes: dict[str, Any] | None = None
         self._decoded: list[SpanGroup] | None = None
         self._modified = False
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """What stages learn about the trace, for the stages after them (created on first use)."""
+        if self._notes is None:
+            self._notes = {}
+        return self._notes
 
     def add(self, origin: Origin, framed: bytes | memoryview, spans: int, start: int, end: int) -> None:
         """Append framed span entries (as they stood in a ``ScopeSpans``) from ``origin``; ``start`` and
