@@ -47,6 +47,13 @@ class Ack:
         return self._on_done is None
 
 
+def release_all(acks: list[Ack] | None) -> None:
+    """Release each of ``acks`` (the references a batch or a buffered trace held)."""
+    if acks:
+        for a in acks:
+            a.release()
+
+
 class SpanBatch:
     """A batch of spans. Owned by one stage at a time: once passed on it belongs to the next stage.
 
@@ -148,9 +155,7 @@ class SpanBatch:
     def release(self) -> None:
         """The batch is done: delivered, or dropped for good. Releases its acks (once)."""
         acks, self.acks = self.acks, None
-        if acks:
-            for a in acks:
-                a.release()
+        release_all(acks)
 
     def __repr__(self) -> str:
         return f"SpanBatch(spans={self.span_count})"

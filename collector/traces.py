@@ -20,14 +20,14 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
-from collector.batch import Ack
+from collector.batch import Ack, release_all
 from collector.component import Host
 
 
 class Origin:
     """The resource and scope a group of spans came with, as framed wire fields (interned, shared)."""
 
-    __slots__ = ("_resource", "_scope", "_service", "resource_fields", "scope_fields")
+    __slots__ = ("_resource", "_service", "resource_fields", "scope_fields")
 
     def __init__(self, resource_fields: bytes, scope_fields: bytes) -> None:
         # resource_fields: the framed `resource` and `schema_url` fields of the ResourceSpans;
@@ -35,7 +35,6 @@ class Origin:
         self.resource_fields = resource_fields
         self.scope_fields = scope_fields
         self._resource: Resource | None = None
-        self._scope: ScopeSpans | None = None
         self._service: str | None = None
 
     def resource(self) -> Resource:
@@ -45,16 +44,6 @@ class Origin:
 
             self._resource = ResourceSpans.FromString(self.resource_fields).resource
         return self._resource
-
-    def resource_schema_url(self) -> str:
-        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
-
-        return str(ResourceSpans.FromString(self.resource_fields).schema_url)
-
-    def scope(self) -> InstrumentationScope:
-        if self._scope is None:
-            self._scope = ScopeSpans.FromString(self.scope_fields)
-        return self._scope.scope
 
     @property
     def service_name(self) -> str:
@@ -162,10 +151,9 @@ class Trace:
         yield from self.chunks.items()
 
     def release(self) -> None:
+        """The trace is done (sent on inside a batch, or dropped): release its acks (once)."""
         acks, self.acks = self.acks, None
-        if acks:
-            for a in acks:
-                a.release()
+        release_all(acks)
 
     def __repr__(self) -> str:
         return f"Trace({self.trace_id.hex()}, spans={self.span_count})"

@@ -106,10 +106,10 @@ class ScopeChunk:
 
     __slots__ = ("by_trace", "resource_fields", "scope_fields")
 
-    def __init__(self, resource_fields: bytes, scope_fields: bytes) -> None:
+    def __init__(self, resource_fields: bytes, scope_fields: bytes, by_trace: dict[bytes, TraceSpans]) -> None:
         self.resource_fields = resource_fields
         self.scope_fields = scope_fields
-        self.by_trace: dict[bytes, TraceSpans] = {}
+        self.by_trace = by_trace
 
 
 def split_by_trace(data: bytes) -> list[ScopeChunk]:
@@ -216,9 +216,7 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
         i = e
     if entry is not None:
         entry.entries.append(data[run_start:run_end])
-    chunk = ScopeChunk(resource_fields, b"".join(scope_parts))
-    chunk.by_trace = by_trace
-    return chunk
+    return ScopeChunk(resource_fields, b"".join(scope_parts), by_trace)
 
 
 def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearray]]]) -> bytes:

@@ -17,7 +17,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 from typing import Any, TextIO
 
 from collector.config.schema import ConfigError
@@ -201,7 +200,3 @@ def main(args: argparse.Namespace) -> int:
         return asyncio.run(_demo(args, args.brokers, out))
     with embedded_broker() as brokers:
         return asyncio.run(_demo(args, brokers, out))
-
-
-def catalog_dir() -> Path:
-    return Path(str(resources.files("collector.demo") / "catalog"))
