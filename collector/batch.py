@@ -8,8 +8,12 @@ serialized requests joined are one valid request), and exporters send the bytes 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+if TYPE_CHECKING:
+    from collector.wire import ScopeChunk
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -64,7 +68,7 @@ class SpanBatch:
     :meth:`release`. A batch refused with a retriable error stays the caller's, acks and all.
     """
 
-    __slots__ = ("_payload", "_request", "acks", "span_count")
+    __slots__ = ("_payload", "_request", "_split", "acks", "span_count")
 
     def __init__(
         self,
@@ -72,11 +76,13 @@ class SpanBatch:
         payload: bytes | None = None,
         request: ExportTraceServiceRequest | None = None,
         span_count: int | None = None,
+        split: list[ScopeChunk] | None = None,
     ) -> None:
-        if payload is None and request is None:
-            raise ValueError("SpanBatch needs payload bytes or a request message")
+        if payload is None and request is None and split is None:
+            raise ValueError("SpanBatch needs payload bytes, a request message or split spans")
         self._payload = payload
         self._request = request
+        self._split = split
         self.acks: list[Ack] | None = None
         if span_count is None:
             span_count = count_spans(self.request)
@@ -98,7 +104,14 @@ class SpanBatch:
         parts = list(batches)
         if len(parts) == 1:
             return parts[0]
-        merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=sum(b.span_count for b in parts))
+        count = sum(b.span_count for b in parts)
+        if all(b._split is not None and b._payload is None for b in parts):
+            merged = cls(split=[c for b in parts for c in b._split or ()], span_count=count)
+        else:
+            split = None
+            if all(b._split is not None for b in parts):
+                split = [c for b in parts for c in b._split or ()]
+            merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=count, split=split)
         acks = [a for b in parts if b.acks for a in b.acks]
         if acks:
             merged.acks = acks
@@ -108,9 +121,19 @@ class SpanBatch:
     def request(self) -> ExportTraceServiceRequest:
         """The decoded request, for reading. Call :meth:`mutable_request` before changing it."""
         if self._request is None:
-            assert self._payload is not None
-            self._request = ExportTraceServiceRequest.FromString(self._payload)
+            self._request = ExportTraceServiceRequest.FromString(self.to_bytes())
         return self._request
+
+    def split(self) -> list[ScopeChunk]:
+        """The spans grouped by resource, scope and trace id, as wire bytes (:func:`collector.wire.split_by_trace`;
+        computed once, or handed over by the receiver that already walked the request).
+
+        Raises ``WireError`` (``InvalidSpanIds`` for a span with invalid ids)."""
+        if self._split is None:
+            from collector.wire import split_by_trace
+
+            self._split = split_by_trace(self.to_bytes())
+        return self._split
 
     def mutable_request(self) -> ExportTraceServiceRequest:
         """The decoded request, for changing: the cached wire bytes are dropped and rebuilt on demand.
@@ -119,6 +142,7 @@ class SpanBatch:
         """
         request = self.request
         self._payload = None
+        self._split = None
         return request
 
     def recount(self) -> None:
@@ -127,8 +151,16 @@ class SpanBatch:
     def to_bytes(self) -> bytes:
         """The wire form of the batch (cached; serialized once if a stage changed the message)."""
         if self._payload is None:
-            assert self._request is not None
-            self._payload = self._request.SerializeToString()
+            if self._request is not None:
+                self._payload = self._request.SerializeToString()
+            else:
+                from collector.wire import build_request
+
+                assert self._split is not None
+                self._payload = build_request(
+                    (c.resource_fields, c.scope_fields, [e for ts in c.by_trace.values() for e in ts.entries])
+                    for c in self._split
+                )
         return self._payload
 
     @property
@@ -138,11 +170,12 @@ class SpanBatch:
     def copy(self) -> SpanBatch:
         """An independent copy, for fan-out to a stage that mutates. It holds its own references to the
         acks, so each copy must be released."""
-        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count).with_acks_of(self)
+        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count, split=self._split).with_acks_of(self)
 
     def view(self) -> SpanBatch:
         """Another batch object over the same (read-only) bytes and message, with its own ack references."""
-        return SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count).with_acks_of(self)
+        return SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count,
+                         split=self._split).with_acks_of(self)
 
     def with_acks_of(self, other: SpanBatch) -> SpanBatch:
         """Give this batch (a part or copy of ``other``) its own reference to each of ``other``'s acks."""

@@ -28,7 +28,7 @@ from collector.component import Host, Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError, RefusedError
 from collector.traces import Origin, Trace, TraceBufferSettings, TraceStage
-from collector.wire import WireError, build_request, split_by_trace
+from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans, WireError, trace_spans
 
 PREFIX = "otelcol_processor_tail_sampling_"
 MAX_ORIGINS = 4096
@@ -158,7 +158,10 @@ class TraceBuffer:
             raise RefusedError(f"{self._label}: the next stage is not keeping up ({len(self._outbox)} decided "
                                f"batches waiting)")
         try:
-            chunks = split_by_trace(batch.to_bytes())
+            try:
+                chunks = batch.split()
+            except InvalidSpanIds:
+                chunks = self._without_invalid_spans(batch)
         except (WireError, IndexError) as e:
             self._m.malformed.inc()
             batch.release()
@@ -173,7 +176,7 @@ class TraceBuffer:
                 raise RefusedError(f"{self._label}: num_traces ({cfg.num_traces}) reached (block_on_overflow)")
         acks = batch.acks
         new_traces = 0
-        late: list[tuple[Origin, bytes, int]] = []
+        late: list[ScopeChunk] = []
         touched: set[bytes] = set()
         overflow: list[Trace] = []
         for chunk in chunks:
@@ -186,7 +189,7 @@ class TraceBuffer:
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.early_release.inc(count)
-                        late.append((origin, b"".join(ts.entries), count))
+                        late.append(ScopeChunk(origin.resource_fields, origin.scope_fields, {tid: ts}, count))
                         continue
                     decided = self._not_sampled.get(tid)
                     if decided is not None:
@@ -218,8 +221,7 @@ class TraceBuffer:
                 if cfg.maximum_trace_size_bytes and trace.byte_size > cfg.maximum_trace_size_bytes:
                     self._drop_too_large(trace)
         if late:
-            out = SpanBatch.from_bytes(build_request((o.resource_fields, o.scope_fields, [b]) for o, b, _ in late),
-                                       sum(c for _, _, c in late))
+            out = SpanBatch(split=late, span_count=sum(c.spans for c in late))
             out.with_acks_of(batch)
             self._enqueue(out)
         batch.release()
@@ -232,6 +234,17 @@ class TraceBuffer:
             for t in overflow:
                 self._spans -= t.span_count
             await self._decide(overflow)
+
+    def _without_invalid_spans(self, batch: SpanBatch) -> list[ScopeChunk]:
+        """Drop spans with invalid ids (data that did not come through a receiver's id check, such as
+        Kafka records), count them as refused, and split the rest."""
+        from collector.receivers.otlp.validate import remove_invalid_spans
+
+        check = remove_invalid_spans(batch.mutable_request())
+        self._m.refused.inc(check.rejected)
+        self._logger.warning("%s: %s", self._label, check.message)
+        batch.span_count = check.accepted
+        return batch.split()
 
     def _origin(self, resource_fields: bytes, scope_fields: bytes) -> Origin:
         key = (resource_fields, scope_fields)
@@ -317,18 +330,25 @@ class TraceBuffer:
 
     @staticmethod
     def _to_batch(traces: list[Trace]) -> SpanBatch:
-        groups: dict[Origin, list[bytes | bytearray]] = {}
+        """A batch of decided traces, kept grouped by origin and trace (so an exporter that sends by trace,
+        such as Kafka's, needs no walk); its wire form is built only if a later stage asks for it."""
+        groups: dict[Origin, dict[bytes, TraceSpans]] = {}
         acks = []
         count = 0
         for t in traces:
             for origin, entries in t.wire_chunks():
-                groups.setdefault(origin, []).append(entries)
+                ts = trace_spans([bytes(entries)], t.spans_of(origin), t.root_seen, t.start, t.end)
+                by_trace = groups.get(origin)
+                if by_trace is None:
+                    by_trace = groups[origin] = {}
+                by_trace[t.trace_id] = ts
             count += t.span_count
             if t.acks:
                 acks.extend(t.acks)
                 t.acks = None
-        payload = build_request((o.resource_fields, o.scope_fields, e) for o, e in groups.items())
-        batch = SpanBatch.from_bytes(payload, count)
+        split = [ScopeChunk(o.resource_fields, o.scope_fields, by_trace, sum(ts.count for ts in by_trace.values()))
+                 for o, by_trace in groups.items()]
+        batch = SpanBatch(split=split, span_count=count)
         if acks:
             batch.acks = acks
         return batch

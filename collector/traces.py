@@ -85,8 +85,8 @@ class Trace:
     """One trace: framed span bytes per origin, plus what stages learn about it in ``notes``."""
 
     __slots__ = (
-        "_decoded", "_modified", "_notes", "acks", "arrival", "byte_size", "chunks", "decision_at", "end",
-        "root_seen", "span_count", "start", "trace_id",
+        "_counts", "_decoded", "_modified", "_notes", "acks", "arrival", "byte_size", "chunks", "decision_at",
+        "end", "root_seen", "span_count", "start", "trace_id",
     )
 
     def __init__(self, trace_id: bytes, arrival: float) -> None:
@@ -94,6 +94,7 @@ class Trace:
         self.arrival = arrival  # monotonic time the first span arrived
         self.decision_at = 0.0  # monotonic time the buffer hands it on
         self.chunks: dict[Origin, bytearray] = {}
+        self._counts: dict[Origin, int] | None = None  # spans per origin, kept once there are two origins
         self.span_count = 0
         self.byte_size = 0
         self.root_seen = False
@@ -118,14 +119,28 @@ class Trace:
             self.start = start
         if end > self.end:
             self.end = end
-        chunk = self.chunks.get(origin)
+        chunks = self.chunks
+        chunk = chunks.get(origin)
         if chunk is None:
-            self.chunks[origin] = bytearray(framed)
+            if chunks:
+                counts = self._counts
+                if counts is None:
+                    counts = self._counts = {next(iter(chunks)): self.span_count}
+                counts[origin] = spans
+            chunks[origin] = bytearray(framed)
         else:
             chunk += framed
+            if self._counts is not None:
+                self._counts[origin] += spans
         self.span_count += spans
         self.byte_size += len(framed)
         self._decoded = None
+
+    def spans_of(self, origin: Origin) -> int:
+        """How many of the trace's spans came from ``origin``."""
+        if self._counts is None:
+            return self.span_count if origin in self.chunks else 0
+        return self._counts.get(origin, 0)
 
     def groups(self) -> list[SpanGroup]:
         """The spans, decoded (once per trace; one protobuf call per origin)."""

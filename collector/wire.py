@@ -15,11 +15,24 @@ from collections.abc import Iterable, Iterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from collector.wire_np import MIN_BYTES, split_np
+
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
 
 
 class WireError(ValueError):
     """Bytes that are not a well-formed OTLP trace request."""
+
+
+class InvalidSpanIds(WireError):
+    """A span's ids are invalid (trace id or span id all zero or of the wrong length, parent id neither
+    empty nor 8 bytes). Receivers then remove the offending spans with protobuf and report them."""
+
+
+_Z16 = bytes(16)
+_Z8 = bytes(8)
+# Status.code = ERROR (field 3, varint 2): spans whose bytes lack it cannot be in error.
+ERROR_STATUS = b"\x18\x02"
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -91,31 +104,49 @@ class TraceSpans:
     """The framed span entries of one trace within one ``ScopeSpans``, with the earliest start and latest
     end time among them (a span without times counts as 0)."""
 
-    __slots__ = ("count", "end", "entries", "has_root", "start")
+    __slots__ = ("count", "end", "entries", "has_root", "maybe_error", "start")
 
-    def __init__(self, start: int, end: int) -> None:
-        self.entries: list[bytes] = []
-        self.count = 0
-        self.has_root = False
-        self.start = start
-        self.end = end
+    # No __init__ (created in hot loops: a Python-level call per trace costs more than setting the fields).
+    entries: list[bytes]
+    count: int
+    has_root: bool
+    start: int
+    end: int
+    maybe_error: bool  # False: no span among them has an ERROR status (the bytes 0x18 0x02 do not occur)
+
+
+def trace_spans(entries: list[bytes], count: int, has_root: bool, start: int, end: int,
+                maybe_error: bool = True) -> TraceSpans:
+    ts = TraceSpans()
+    ts.entries = entries
+    ts.count = count
+    ts.has_root = has_root
+    ts.start = start
+    ts.end = end
+    ts.maybe_error = maybe_error
+    return ts
 
 
 class ScopeChunk:
-    """The spans of one ``ScopeSpans`` grouped by trace id."""
+    """The spans of one ``ScopeSpans`` grouped by trace id; ``spans`` is how many there are."""
 
-    __slots__ = ("by_trace", "resource_fields", "scope_fields")
+    __slots__ = ("by_trace", "resource_fields", "scope_fields", "spans")
 
-    def __init__(self, resource_fields: bytes, scope_fields: bytes, by_trace: dict[bytes, TraceSpans]) -> None:
+    def __init__(self, resource_fields: bytes, scope_fields: bytes, by_trace: dict[bytes, TraceSpans],
+                 spans: int) -> None:
         self.resource_fields = resource_fields
         self.scope_fields = scope_fields
         self.by_trace = by_trace
+        self.spans = spans
 
 
 def split_by_trace(data: bytes) -> list[ScopeChunk]:
     """Walk a serialized ``ExportTraceServiceRequest`` and group its framed span entries by trace id,
-    per resource and scope. Touches each span's first few bytes only."""
-    chunks: list[ScopeChunk] = []
+    per resource and scope, checking every span's ids on the way. Touches each span's first few bytes
+    only (with array operations for large requests, see :mod:`collector.wire_np`).
+
+    Raises :class:`WireError` for malformed bytes, :class:`InvalidSpanIds` for a span with invalid ids."""
+    scopes: list[tuple[bytes, bytes, int, int, int]] = []
     n = len(data)
     for tag, _, rs_start, rs_end in _fields(data, 0, n):
         if tag != 0x0A:
@@ -129,94 +160,161 @@ def split_by_trace(data: bytes) -> list[ScopeChunk]:
                 resource_parts.append(data[f2:e2])
         resource_fields = b"".join(resource_parts)
         for ss_start, ss_end in scope_ranges:
-            chunk = _split_scope(data, ss_start, ss_end, resource_fields)
-            if chunk.by_trace:
-                chunks.append(chunk)
+            head, first = _scope_head(data, ss_start, ss_end)
+            scopes.append((resource_fields, head, first, ss_end, ss_start))
+    if n >= MIN_BYTES:
+        fast = split_np(data, [(r, h, f, e) for r, h, f, e, _ in scopes])
+        if fast is not None:
+            return fast
+    chunks: list[ScopeChunk] = []
+    for resource_fields, _, _, ss_end, ss_start in scopes:
+        chunk = _split_scope(data, ss_start, ss_end, resource_fields)
+        if chunk.by_trace:
+            chunks.append(chunk)
     return chunks
 
 
+def _scope_head(data: bytes, start: int, end: int) -> tuple[bytes, int]:
+    """The framed fields of a ``ScopeSpans`` before its first span, and where that span starts."""
+    parts: list[bytes] = []
+    i = start
+    while i < end and data[i] != 0x12:
+        tag = data[i]
+        if tag & 0x80:
+            raise WireError("unexpected multi-byte tag in an OTLP container")
+        if tag & 7 == 2:
+            ln, j = read_varint(data, i + 1)
+            j += ln
+        elif tag & 7 == 0:
+            _, j = read_varint(data, i + 1)
+        elif tag & 7 == 5:
+            j = i + 5
+        elif tag & 7 == 1:
+            j = i + 9
+        else:
+            raise WireError(f"unsupported wire type {tag & 7}")
+        if j > end:
+            raise WireError("field runs past its container")
+        parts.append(data[i:j])
+        i = j
+    return b"".join(parts), i
+
+
 def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> ScopeChunk:
+    """The Python walk of one ``ScopeSpans`` (small requests, and what the vectorized walk leaves)."""
     scope_parts: list[bytes] = []
     by_trace: dict[bytes, TraceSpans] = {}
     times = _TIMES
-    # Spans of one trace often stand next to each other: such a run is sliced once, and a span is
-    # recognised as continuing it by comparing its trace id in place.
-    entry: TraceSpans | None = None
+    # Spans of one trace often stand next to each other: such a run is sliced once and summarized in
+    # locals, and only its end touches the trace's entry.
     tid = b""
-    run_start = run_end = 0
+    run_start = run_end = -1
+    r_count = 0
+    r_root = False
+    r_lo = r_hi = 0
+    total = 0
     i = start
     while i < end:
-        field_start = i
         tag = data[i]
-        if tag & 7 != 2 or tag & 0x80:
-            raise WireError("unexpected field in ScopeSpans")
         # Inline varint fast path: span lengths below 16 KiB take one or two bytes.
         b = data[i + 1]
         if b < 0x80:
-            ln = b
-            i += 2
+            k = i + 2
+            e = k + b
         else:
             b2 = data[i + 2]
             if b2 < 0x80:
-                ln = (b & 0x7F) | (b2 << 7)
-                i += 3
+                k = i + 3
+                e = k + ((b & 0x7F) | (b2 << 7))
             else:
-                ln, i = read_varint(data, i + 1)
-        e = i + ln
+                ln, k = read_varint(data, i + 1)
+                e = k + ln
         if e > end:
             raise WireError("span runs past its ScopeSpans")
         if tag != 0x12:
-            scope_parts.append(data[field_start:e])
+            if tag & 7 != 2 or tag & 0x80:
+                raise WireError("unexpected field in ScopeSpans")
+            scope_parts.append(data[i:e])
             i = e
             continue
         # Canonical span: 0x0a 0x10 <16-byte trace id> 0x12 0x08 <8-byte span id> [0x1a trace_state]
         # [0x22 0x08 parent] [0x2a name] [0x30 kind] [0x39 start fixed64] [0x41 end fixed64] ...
-        start_ns = stop_ns = 0
-        if ln >= 28 and data[i] == 0x0A and data[i + 1] == 0x10 and data[i + 18] == 0x12 and data[i + 19] == 0x08:
-            same = entry is not None and field_start == run_end and data.startswith(tid, i + 2)
-            if not same:
-                tid = data[i + 2:i + 18]
-            j = i + 28
+        s_ns = x_ns = 0
+        if e - k >= 28 and data[k] == 0x0A and data[k + 1] == 0x10 and data[k + 18] == 0x12 and data[k + 19] == 0x08:
+            t = tid if i == run_end and data.startswith(tid, k + 2) else data[k + 2:k + 18]
+            if data.startswith(_Z8, k + 20):
+                raise InvalidSpanIds("spanId is all zero")
+            j = k + 28
             if j < e and data[j] == 0x1A:
                 tl, j = read_varint(data, j + 1)
                 j += tl
-            is_root = True
+            root = True
             if j < e and data[j] == 0x22:
-                is_root = data[j + 1] == 0
-                j += 2 + data[j + 1]
+                pl = data[j + 1]
+                if pl:
+                    if pl != 8:
+                        raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
+                    root = False
+                j += 2 + pl
             if j < e and data[j] == 0x2A:
                 nl = data[j + 1]
                 j = (j + 2 + nl) if nl < 0x80 else sum(read_varint(data, j + 1))
             if j < e and data[j] == 0x30:
                 j += 2 if data[j + 1] < 0x80 else 3
             if j + 18 <= e and data[j] == 0x39 and data[j + 9] == 0x41:
-                start_ns, stop_ns = times(data, j + 1)
+                s_ns, x_ns = times(data, j + 1)
         else:
-            span = Span.FromString(data[i:e])
-            same = False
-            tid = span.trace_id
-            is_root = not span.parent_span_id
-            start_ns, stop_ns = span.start_time_unix_nano, span.end_time_unix_nano
-        if not same:
-            if entry is not None:
-                entry.entries.append(data[run_start:run_end])
-            entry = by_trace.get(tid)
-            if entry is None:
-                entry = by_trace[tid] = TraceSpans(start_ns, stop_ns)
-            run_start = field_start
-        assert entry is not None
-        run_end = e
-        entry.count += 1
-        if is_root:
-            entry.has_root = True
-        if start_ns < entry.start:
-            entry.start = start_ns
-        if stop_ns > entry.end:
-            entry.end = stop_ns
-        i = e
-    if entry is not None:
-        entry.entries.append(data[run_start:run_end])
-    return ScopeChunk(resource_fields, b"".join(scope_parts), by_trace)
+            span = Span.FromString(data[k:e])
+            t = span.trace_id
+            if len(t) != 16 or len(span.span_id) != 8 or span.span_id == _Z8 or (
+                    span.parent_span_id and len(span.parent_span_id) != 8):
+                raise InvalidSpanIds("invalid trace, span or parent span id")
+            root = not span.parent_span_id
+            s_ns, x_ns = span.start_time_unix_nano, span.end_time_unix_nano
+        if t is tid and i == run_end:
+            r_count += 1
+            if root:
+                r_root = True
+            if s_ns < r_lo:
+                r_lo = s_ns
+            if x_ns > r_hi:
+                r_hi = x_ns
+        else:
+            if r_count:
+                _add_run(by_trace, tid, data[run_start:run_end], r_count, r_root, r_lo, r_hi)
+                total += r_count
+            if t == _Z16:
+                raise InvalidSpanIds("traceId is all zero")
+            tid = t
+            run_start = i
+            r_count = 1
+            r_root = root
+            r_lo = s_ns
+            r_hi = x_ns
+        run_end = i = e
+    if r_count:
+        _add_run(by_trace, tid, data[run_start:run_end], r_count, r_root, r_lo, r_hi)
+        total += r_count
+    return ScopeChunk(resource_fields, b"".join(scope_parts), by_trace, total)
+
+
+def _add_run(by_trace: dict[bytes, TraceSpans], tid: bytes, run: bytes, count: int, root: bool, lo: int,
+             hi: int) -> None:
+    entry = by_trace.get(tid)
+    maybe_error = ERROR_STATUS in run
+    if entry is None:
+        by_trace[tid] = trace_spans([run], count, root, lo, hi, maybe_error)
+        return
+    if maybe_error:
+        entry.maybe_error = True
+    entry.entries.append(run)
+    entry.count += count
+    if root:
+        entry.has_root = True
+    if lo < entry.start:
+        entry.start = lo
+    if hi > entry.end:
+        entry.end = hi
 
 
 def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearray]]]) -> bytes:

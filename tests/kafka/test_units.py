@@ -155,3 +155,36 @@ async def test_storage_extension_must_exist(tmp_path: Path) -> None:
     ext = FileStorageExtension(_settings(), FileStorageConfig(directory=str(tmp_path / "nope")))
     with pytest.raises(ComponentStartError, match="does not exist"):
         await ext.start(Host())
+
+
+def test_trace_partitions_match_partition_for_key() -> None:
+    from collector.exporters.kafka.partition import trace_partitions
+
+    rnd = random.Random(5)
+    ids = [rnd.randbytes(16) for _ in range(2000)] + [bytes(15) + b"\x01", b"\xff" * 16]
+    for n in (1, 3, 4, 12):
+        assert trace_partitions(ids, n) == [partition_for_key(t.hex().encode(), n) for t in ids]
+    assert trace_partitions([], 4) == []
+
+
+@pytest.mark.parametrize("limit", [1_000_000, 8_000])
+def test_records_by_trace_group_split_batches_by_partition(limit: int) -> None:
+    from collector.exporters.kafka.marshal import records_by_trace, split_record
+    from collector.wire import split_by_trace
+
+    req = make_request(random.Random(3), traces=40, spans_per_trace=25)
+    records = records_by_trace(split_by_trace(req.SerializeToString()), 4, limit)
+    assert all(len(r.value) <= limit for r in records)
+    got = []
+    for rec in records:
+        assert rec.key is not None and rec.partition is not None and partition_for_key(rec.key, 4) == rec.partition
+        ids = spans_of(ExportTraceServiceRequest.FromString(rec.value))
+        assert rec.spans == len(ids)
+        for tid, _ in ids:
+            assert partition_for_key(tid.hex().encode(), 4) == rec.partition
+        got.extend(ids)
+    assert sorted(got) == sorted(spans_of(req))
+    # A record the broker refuses as too large is cut in halves that keep partition and key.
+    halves = split_record(records[0])
+    assert len(halves) == 2 and sum(h.spans for h in halves) == records[0].spans
+    assert all(h.partition == records[0].partition and h.key == records[0].key for h in halves)

@@ -24,16 +24,17 @@ from collector.exporters.helper import QueuedRetrySender
 from collector.exporters.kafka.config import KafkaExporterConfig
 from collector.exporters.kafka.marshal import (
     RECORD_OVERHEAD,
-    Layout,
     Record,
     WireError,
     build_records,
     identity,
+    records_by_trace,
     split_record,
     walk,
 )
 from collector.kafka_common import client_kwargs
 from collector.otlpjson import encode_request
+from collector.wire import InvalidSpanIds
 
 CONNECT_BACKOFF_MAX = 5.0
 STOP_TIMEOUT = 10.0
@@ -140,22 +141,26 @@ class KafkaExporter:
             partitions: int | None = None
             if cfg.partition_traces_by_id:
                 partitions = len(await producer.partitions_for(topic))
-            payload = batch.to_bytes()
-            layout: Layout | None = None
-            if partitions is None and len(payload) <= limit and self._encode is identity:
-                records = [Record(None, None, payload, batch.span_count, 0, None)]
+            if partitions is not None:
+                try:
+                    records = records_by_trace(batch.split(), partitions, limit, self._encode)
+                except InvalidSpanIds:  # not from a receiver that checks ids: sent as it is, span by span
+                    records = build_records(walk(batch.to_bytes(), partitions), partitioned=True, limit=limit,
+                                            encode=self._encode)
             else:
-                layout = walk(payload, partitions)
-                records = build_records(layout, partitioned=partitions is not None, limit=limit,
-                                        encode=self._encode)
-            return await self._produce(producer, topic, payload, layout, records)
+                payload = batch.to_bytes()
+                if len(payload) <= limit and self._encode is identity:
+                    records = [Record(None, None, payload, batch.span_count, payload)]
+                else:
+                    records = build_records(walk(payload, None), partitioned=False, limit=limit,
+                                            encode=self._encode)
+            return await self._produce(producer, topic, records)
         except WireError as e:
             raise PermanentError(f"batch is not a valid ExportTraceServiceRequest: {e}") from None
         except (KafkaError, OSError) as e:
             raise error_from_kafka(e) from None
 
-    async def _produce(self, producer: AIOKafkaProducer, topic: str, payload: bytes, layout: Layout | None,
-                       records: list[Record]) -> int:
+    async def _produce(self, producer: AIOKafkaProducer, topic: str, records: list[Record]) -> int:
         """Send records; those refused as too large are halved and sent again. Returns the number of
         spans rejected for good (single spans larger than the broker accepts)."""
         rejected = 0
@@ -185,11 +190,7 @@ class KafkaExporter:
                     self._logger.error("Exporter %s: a span of %d bytes is larger than Kafka accepts; dropped",
                                        self._name, len(rec.value))
                     continue
-                if layout is None:
-                    layout = walk(payload, None)
-                    rec = build_records(layout, partitioned=False, limit=len(rec.value) + 1,
-                                        encode=self._encode)[0]
-                records.extend(split_record(layout, rec, self._encode))
+                records.extend(split_record(rec, self._encode))
         return rejected
 
     async def shutdown(self) -> None:

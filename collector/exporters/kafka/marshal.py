@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from collector.exporters.kafka.partition import partition_for_key
-from collector.wire import WireError, frame
+from collector.exporters.kafka.partition import partition_for_key, trace_partitions
+from collector.wire import ScopeChunk, WireError, build_request, frame
 from collector.wire import read_varint as _varint
 
 # Room left for the record's own framing (key, headers, varints) under max_message_bytes.
@@ -203,18 +203,17 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
 
 
 class Record:
-    """One Kafka record to produce: target partition (None: let the client pick), key, value."""
+    """One Kafka record to produce: target partition (None: let the client pick), key, value; ``raw`` is
+    the value as an ``ExportTraceServiceRequest`` before encoding (the same object for otlp_proto)."""
 
-    __slots__ = ("chunk", "group", "key", "partition", "spans", "value")
+    __slots__ = ("key", "partition", "raw", "spans", "value")
 
-    def __init__(self, partition: int | None, key: bytes | None, value: bytes, spans: int,
-                 group: int, chunk: list[tuple[int, list[bytes]]] | None) -> None:
+    def __init__(self, partition: int | None, key: bytes | None, value: bytes, spans: int, raw: bytes) -> None:
         self.partition = partition
         self.key = key
         self.value = value
         self.spans = spans
-        self.group = group
-        self.chunk = chunk
+        self.raw = raw
 
 
 Encoder = Callable[[bytes], bytes]
@@ -239,12 +238,13 @@ def _records_for(layout: Layout, group: int, partition: int | None, key: bytes |
                  encode: Encoder, chunks: list[tuple[list[tuple[int, list[bytes]]], int]]) -> list[Record]:
     out: list[Record] = []
     for chunk, count in chunks:
-        value = encode(layout.encode(chunk))
+        raw = layout.encode(chunk)
+        value = encode(raw)
         if len(value) > limit and count > 1:
             # The encoding grew the chunk past the limit (JSON): cut it in halves until it fits.
             out.extend(_records_for(layout, group, partition, key, limit, encode, split_chunk(chunk, count)))
             continue
-        out.append(Record(partition, key, value, count, group, chunk))
+        out.append(Record(partition, key, value, count, raw))
     return out
 
 
@@ -267,12 +267,56 @@ def split_chunk(chunk: list[tuple[int, list[bytes]]], count: int) -> list[tuple[
     return [(first, half), (second, count - half)]
 
 
-def split_record(layout: Layout, record: Record, encode: Encoder = identity) -> list[Record]:
+def split_record(record: Record, encode: Encoder = identity) -> list[Record]:
     """Two records with about half the spans each (the broker refused the record as too large)."""
-    assert record.chunk is not None and record.spans > 1
+    assert record.spans > 1
+    layout = walk(record.raw, None)
+    chunk = layout.layout_of(0)
+    count = sum(len(spans) for _, spans in chunk)
     limit = max(len(record.value) - 1, 1)  # the halves fit; no further cutting
-    return _records_for(layout, record.group, record.partition, record.key, limit, encode,
-                        split_chunk(record.chunk, record.spans))
+    return _records_for(layout, 0, record.partition, record.key, limit, encode, split_chunk(chunk, count))
+
+
+def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
+                     encode: Encoder = identity) -> list[Record]:
+    """Records for spans already grouped by trace (a batch's :meth:`~collector.batch.SpanBatch.split`):
+    each trace goes to the partition its key hashes to, and all traces of a partition share records.
+    Only a partition whose spans exceed ``limit`` is walked span by span to be cut."""
+    ids = list(dict.fromkeys(tid for chunk in split for tid in chunk.by_trace))
+    targets = dict(zip(ids, trace_partitions(ids, partitions), strict=True))
+    keys: dict[int, bytes] = {}
+    counts: dict[int, int] = {}
+    # partition -> (resource fields, scope fields) -> framed span entries
+    parts: dict[int, dict[tuple[bytes, bytes], list[bytes]]] = {}
+    for tid, target in targets.items():
+        if target not in keys:
+            keys[target] = tid.hex().encode()
+            counts[target] = 0
+            parts[target] = {}
+    for chunk in split:
+        origin = (chunk.resource_fields, chunk.scope_fields)
+        for tid, ts in chunk.by_trace.items():
+            target = targets[tid]
+            counts[target] += ts.count
+            by_origin = parts[target]
+            entries = by_origin.get(origin)
+            if entries is None:
+                by_origin[origin] = list(ts.entries)
+            else:
+                entries.extend(ts.entries)
+    records: list[Record] = []
+    for target, by_origin in parts.items():
+        raw = build_request((rf, sf, entries) for (rf, sf), entries in by_origin.items())
+        value = encode(raw)
+        key = keys[target]
+        if len(value) <= limit or counts[target] <= 1:
+            records.append(Record(target, key, value, counts[target], raw))
+            continue
+        layout = walk(raw, None)
+        for rec in build_records(layout, partitioned=False, limit=limit, encode=encode):
+            rec.partition, rec.key = target, key
+            records.append(rec)
+    return records
 
 
 __all__ = [
@@ -281,6 +325,7 @@ __all__ = [
     "Record",
     "WireError",
     "build_records",
+    "records_by_trace",
     "split_record",
     "trace_id_of",
     "walk",

@@ -19,6 +19,7 @@ from collector.component import Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError
 from collector.receivers.otlp.validate import remove_invalid_spans
+from collector.wire import ScopeChunk, WireError, split_by_trace
 
 Transport = Literal["grpc", "http"]
 
@@ -57,16 +58,27 @@ class ExportHandler:
         Raises whatever the next consumer raises (after counting the spans as refused).
         """
         response = ExportTraceServiceResponse()
-        check = remove_invalid_spans(request)
-        if check.rejected:
-            payload = None  # the message changed: the batch re-serializes it on demand
-            response.partial_success.rejected_spans = check.rejected
-            response.partial_success.error_message = check.message
-            self._refused[transport].inc(check.rejected)
-        count = check.accepted
+        # The ids are checked by the one wire walk that also groups the spans by trace (handed on with
+        # the batch, so no later stage walks them again). A request with an invalid id, or one the walk
+        # does not take (not canonically encoded), goes through protobuf instead.
+        split: list[ScopeChunk] | None = None
+        if payload is None:
+            payload = request.SerializeToString()
+        try:
+            split = split_by_trace(payload)
+            count = sum(c.spans for c in split)
+        except WireError:
+            split = None
+            check = remove_invalid_spans(request)
+            if check.rejected:
+                response.partial_success.rejected_spans = check.rejected
+                response.partial_success.error_message = check.message
+                self._refused[transport].inc(check.rejected)
+            payload = None  # re-serialized (canonically) on demand
+            count = check.accepted
         if count == 0:
             return response
-        batch = SpanBatch(payload=payload, request=request, span_count=count)
+        batch = SpanBatch(payload=payload, request=request, span_count=count, split=split)
         try:
             await self._next.consume_traces(batch)
         except Exception:

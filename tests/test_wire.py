@@ -1,0 +1,135 @@
+"""The wire split: the vectorized walk (large requests) and the Python walk give the same result on any
+request, and both refuse invalid ids."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+import collector.wire as wire
+from bench.reference import ReferenceLoad
+from collector.wire import ERROR_STATUS, InvalidSpanIds, ScopeChunk, split_by_trace
+
+
+def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
+    with monkeypatch.context() as m:
+        m.setattr(wire, "MIN_BYTES", 1 << 62)
+        return split_by_trace(data)
+
+
+def summary(chunks: list[ScopeChunk]) -> list[object]:
+    out: list[object] = []
+    for c in chunks:
+        traces = {}
+        for tid, ts in c.by_trace.items():
+            joined = b"".join(ts.entries)
+            # maybe_error may say yes wrongly, never no wrongly.
+            assert ts.maybe_error or ERROR_STATUS not in joined
+            traces[tid] = (joined, ts.count, ts.has_root, ts.start, ts.end)
+        out.append((c.resource_fields, c.scope_fields, c.spans, traces))
+    return out
+
+
+def random_request(rnd: random.Random, trace_state: float) -> bytes:
+    req = ExportTraceServiceRequest()
+    tids = [rnd.randbytes(16) for _ in range(rnd.randint(1, 30))]
+    for _ in range(rnd.randint(1, 4)):
+        rs = req.resource_spans.add()
+        service = AnyValue(string_value=f"s{rnd.randint(0, 9)}")
+        rs.resource.attributes.append(KeyValue(key="service.name", value=service))
+        if rnd.random() < 0.3:
+            rs.schema_url = "https://example.com/r"
+        for _ in range(rnd.randint(0, 3)):
+            ss = rs.scope_spans.add()
+            if rnd.random() < 0.7:
+                ss.scope.name = "lib"
+            if rnd.random() < 0.3:
+                ss.schema_url = "https://example.com/s"
+            tid = rnd.choice(tids)
+            for _ in range(rnd.randint(0, 120)):
+                if rnd.random() < 0.3:
+                    tid = rnd.choice(tids)
+                s = ss.spans.add(trace_id=tid, span_id=rnd.randbytes(7) + b"\x01")
+                if rnd.random() < 0.7:
+                    s.parent_span_id = rnd.randbytes(8)
+                if rnd.random() < trace_state:
+                    s.trace_state = "vendor=1"
+                if rnd.random() < 0.9:
+                    s.name = "n" * rnd.choice([0, 3, 20, 130, 200])
+                if rnd.random() < 0.8:
+                    s.kind = rnd.randint(0, 5)  # type: ignore[assignment]
+                if rnd.random() < 0.95:
+                    s.start_time_unix_nano = rnd.randint(0, 2**63)
+                    s.end_time_unix_nano = rnd.randint(0, 2**63)
+                for k in range(rnd.randint(0, 12)):
+                    value = AnyValue(bytes_value=rnd.randbytes(rnd.randint(0, 60)))
+                    s.attributes.append(KeyValue(key=f"k{k}", value=value))
+                if rnd.random() < 0.2:
+                    s.links.add(trace_id=rnd.choice(tids), span_id=rnd.randbytes(8))
+                if rnd.random() < 0.1:
+                    s.status.code = 2  # type: ignore[assignment]
+                if rnd.random() < 0.05:
+                    s.status.message = "boom"
+    return req.SerializeToString()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorized_and_python_walks_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rnd = random.Random(seed)
+    used = 0
+    real = wire.split_np
+
+    def counting(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[ScopeChunk] | None:
+        nonlocal used
+        result = real(data, scopes)
+        used += result is not None
+        return result
+
+    monkeypatch.setattr(wire, "split_np", counting)
+    for i in range(60):
+        data = random_request(rnd, trace_state=0.0 if i % 2 else 0.02)
+        assert summary(split_by_trace(data)) == summary(python_split(data, monkeypatch)), i
+        parsed = ExportTraceServiceRequest.FromString(data)
+        assert sum(c.spans for c in split_by_trace(data)) == sum(
+            len(ss.spans) for rs in parsed.resource_spans for ss in rs.scope_spans)
+    assert used > 10  # the vectorized walk did run
+
+
+def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = wire.split_np
+    used: list[bool] = []
+    monkeypatch.setattr(wire, "split_np", lambda d, s: used.append(True) or real(d, s))
+    for data in ReferenceLoad().requests(3):
+        fast = split_by_trace(data)
+        assert used and summary(fast) == summary(python_split(data, monkeypatch))
+        assert sum(ts.maybe_error for c in fast for ts in c.by_trace.values()) >= 5  # 5 traces have an error
+
+
+@pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk
+@pytest.mark.parametrize("bad", ["trace_zero", "span_zero", "parent_len"])
+def test_invalid_ids_are_refused(spans: int, bad: str) -> None:
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    for i in range(spans):
+        s = ss.spans.add(trace_id=(i // 5 + 1).to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"),
+                         name="op", start_time_unix_nano=1, end_time_unix_nano=2)
+        s.attributes.append(KeyValue(key="padding", value=AnyValue(string_value="x" * 20)))
+    victim = ss.spans[spans // 2]
+    if bad == "trace_zero":
+        victim.trace_id = bytes(16)
+    elif bad == "span_zero":
+        victim.span_id = bytes(8)
+    else:
+        victim.parent_span_id = b"\x01\x02\x03"
+    with pytest.raises(InvalidSpanIds):
+        split_by_trace(req.SerializeToString())
+
+
+def test_malformed_bytes_raise_wire_error() -> None:
+    data = next(ReferenceLoad().requests(1))
+    for cut in (len(data) - 1, len(data) // 2, 100):
+        with pytest.raises(wire.WireError):
+            split_by_trace(data[:cut])
