@@ -41,25 +41,25 @@ BACKOFF_INITIAL, BACKOFF_MAX = 0.05, 5.0
 class _DecisionCache:
     """Trace id -> decision time, first in first out, bounded (size 0 = off)."""
 
-    __slots__ = ("_items", "size")
+    __slots__ = ("items", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: dict[bytes, float] = {}
+        self.items: dict[bytes, float] = {}  # read directly on the hot path; change only through add()
 
     def add(self, trace_id: bytes, at: float) -> None:
         if self.size <= 0:
             return
-        items = self._items
+        items = self.items
         if trace_id not in items and len(items) >= self.size:
             del items[next(iter(items))]
         items[trace_id] = at
 
     def get(self, trace_id: bytes) -> float | None:
-        return self._items.get(trace_id)
+        return self.items.get(trace_id)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
 
 class _Metrics:
@@ -179,36 +179,46 @@ class TraceBuffer:
         late: list[ScopeChunk] = []
         touched: set[bytes] = set()
         overflow: list[Trace] = []
+        sampled_cache = self._sampled.items
+        not_sampled_cache = self._not_sampled.items
+        arrivals = self._arrivals
+        decision_at = now + cfg.decision_wait
+        root_wait = cfg.decision_wait_after_root_received
+        num_traces = cfg.num_traces
+        max_bytes = cfg.maximum_trace_size_bytes
+        spans_added = 0
         for chunk in chunks:
             origin = self._origin(chunk.resource_fields, chunk.scope_fields)
             for tid, ts in chunk.by_trace.items():
                 count = ts.count
                 trace = pending.get(tid)
+                entries = ts.entries
+                framed = entries[0] if len(entries) == 1 else b"".join(entries)
                 if trace is None:
-                    decided = self._sampled.get(tid)
+                    decided = sampled_cache.get(tid)
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.early_release.inc(count)
                         late.append(ScopeChunk(origin.resource_fields, origin.scope_fields, {tid: ts}, count))
                         continue
-                    decided = self._not_sampled.get(tid)
+                    decided = not_sampled_cache.get(tid)
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.late_dropped.inc(count)
                         continue
-                    trace = Trace(tid, now)
-                    trace.decision_at = now + cfg.decision_wait
-                    pending[tid] = trace
-                    self._arrivals.append(trace)
+                    trace = pending[tid] = Trace.first_part(tid, now, decision_at, origin, framed, count, ts.start,
+                                                            ts.end, ts.maybe_error, False)
+                    arrivals.append(trace)
                     new_traces += 1
-                    if len(pending) > cfg.num_traces:
+                    if len(pending) > num_traces:
                         overflow.append(self._pop_oldest())
-                trace.add(origin, b"".join(ts.entries), count, ts.start, ts.end)
-                self._spans += count
+                else:
+                    trace.add(origin, framed, count, ts.start, ts.end, ts.maybe_error)
+                spans_added += count
                 if ts.has_root and not trace.root_seen:
                     trace.root_seen = True
-                    if cfg.decision_wait_after_root_received > 0:
-                        due = now + cfg.decision_wait_after_root_received
+                    if root_wait > 0:
+                        due = now + root_wait
                         if due < trace.decision_at:
                             trace.decision_at = due
                             self._root_due.append(trace)
@@ -218,8 +228,11 @@ class TraceBuffer:
                     for a in acks:
                         a.retain()
                     trace.acks = (trace.acks or []) + list(acks)
-                if cfg.maximum_trace_size_bytes and trace.byte_size > cfg.maximum_trace_size_bytes:
+                if max_bytes and trace.byte_size > max_bytes:
+                    self._spans += spans_added
+                    spans_added = 0
                     self._drop_too_large(trace)
+        self._spans += spans_added
         if late:
             out = SpanBatch(split=late, span_count=sum(c.spans for c in late))
             out.with_acks_of(batch)

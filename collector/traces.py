@@ -86,24 +86,49 @@ class Trace:
 
     __slots__ = (
         "_counts", "_decoded", "_modified", "_notes", "acks", "arrival", "byte_size", "chunks", "decision_at",
-        "end", "root_seen", "span_count", "start", "trace_id",
+        "end", "maybe_error", "root_seen", "span_count", "start", "trace_id",
     )
 
     def __init__(self, trace_id: bytes, arrival: float) -> None:
         self.trace_id = trace_id
         self.arrival = arrival  # monotonic time the first span arrived
         self.decision_at = 0.0  # monotonic time the buffer hands it on
-        self.chunks: dict[Origin, bytearray] = {}
+        # Framed span entries per origin: the bytes as they arrived, made a bytearray once more arrive.
+        self.chunks: dict[Origin, bytes | bytearray] = {}
         self._counts: dict[Origin, int] | None = None  # spans per origin, kept once there are two origins
         self.span_count = 0
         self.byte_size = 0
         self.root_seen = False
         self.start = -1  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
         self.end = 0  # latest span end (unix ns)
+        self.maybe_error = False  # False: no span has an ERROR status or an ``error`` attribute (wire walk)
         self.acks: list[Ack] | None = None
         self._notes: dict[str, Any] | None = None
         self._decoded: list[SpanGroup] | None = None
         self._modified = False
+
+    @classmethod
+    def first_part(cls, trace_id: bytes, arrival: float, decision_at: float, origin: Origin, framed: bytes,
+                   spans: int, start: int, end: int, maybe_error: bool, root_seen: bool) -> Trace:
+        """A trace with its first spans: ``Trace(trace_id, arrival)`` then :meth:`add`, in one step (the
+        trace buffer's hot path)."""
+        t = cls.__new__(cls)
+        t.trace_id = trace_id
+        t.arrival = arrival
+        t.decision_at = decision_at
+        t.chunks = {origin: framed}
+        t._counts = None
+        t.span_count = spans
+        t.byte_size = len(framed)
+        t.root_seen = root_seen
+        t.start = start
+        t.end = end
+        t.maybe_error = maybe_error
+        t.acks = None
+        t._notes = None
+        t._decoded = None
+        t._modified = False
+        return t
 
     @property
     def notes(self) -> dict[str, Any]:
@@ -112,9 +137,13 @@ class Trace:
             self._notes = {}
         return self._notes
 
-    def add(self, origin: Origin, framed: bytes | memoryview, spans: int, start: int, end: int) -> None:
+    def add(self, origin: Origin, framed: bytes | memoryview, spans: int, start: int, end: int,
+            maybe_error: bool = True) -> None:
         """Append framed span entries (as they stood in a ``ScopeSpans``) from ``origin``; ``start`` and
-        ``end`` are the earliest start and latest end among them."""
+        ``end`` are the earliest start and latest end among them; ``maybe_error`` False promises that none
+        has an ERROR status or an ``error`` attribute."""
+        if maybe_error:
+            self.maybe_error = True
         if self.start < 0 or start < self.start:
             self.start = start
         if end > self.end:
@@ -127,8 +156,10 @@ class Trace:
                 if counts is None:
                     counts = self._counts = {next(iter(chunks)): self.span_count}
                 counts[origin] = spans
-            chunks[origin] = bytearray(framed)
+            chunks[origin] = bytes(framed)
         else:
+            if type(chunk) is bytes:
+                chunk = chunks[origin] = bytearray(chunk)
             chunk += framed
             if self._counts is not None:
                 self._counts[origin] += spans
@@ -145,7 +176,7 @@ class Trace:
     def groups(self) -> list[SpanGroup]:
         """The spans, decoded (once per trace; one protobuf call per origin)."""
         if self._decoded is None:
-            self._decoded = [SpanGroup(o, ScopeSpans.FromString(bytes(c))) for o, c in self.chunks.items()]
+            self._decoded = [SpanGroup(o, ScopeSpans.FromString(c)) for o, c in self.chunks.items()]
         return self._decoded
 
     def iter_spans(self) -> Iterator[tuple[SpanGroup, Span]]:
@@ -156,6 +187,7 @@ class Trace:
     def mark_modified(self) -> None:
         """A stage changed span messages from :meth:`groups`: re-encode them when the trace leaves."""
         self._modified = True
+        self.maybe_error = True  # what the wire walk found may no longer hold
 
     def wire_chunks(self) -> Iterator[tuple[Origin, bytes | bytearray]]:
         """Framed span entries per origin, as they leave the buffer (re-encoded if modified)."""

@@ -31,8 +31,10 @@ class InvalidSpanIds(WireError):
 
 _Z16 = bytes(16)
 _Z8 = bytes(8)
-# Status.code = ERROR (field 3, varint 2): spans whose bytes lack it cannot be in error.
+# Status.code = ERROR (field 3, varint 2), and the length and first letter of an attribute key "error":
+# spans whose bytes contain neither have no ERROR status and no ``error`` attribute.
 ERROR_STATUS = b"\x18\x02"
+ERROR_KEY = b"\x05e"
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -112,7 +114,7 @@ class TraceSpans:
     has_root: bool
     start: int
     end: int
-    maybe_error: bool  # False: no span among them has an ERROR status (the bytes 0x18 0x02 do not occur)
+    maybe_error: bool  # False: no span among them has an ERROR status or an ``error`` attribute
 
 
 def trace_spans(entries: list[bytes], count: int, has_root: bool, start: int, end: int,
@@ -301,7 +303,7 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
 def _add_run(by_trace: dict[bytes, TraceSpans], tid: bytes, run: bytes, count: int, root: bool, lo: int,
              hi: int) -> None:
     entry = by_trace.get(tid)
-    maybe_error = ERROR_STATUS in run
+    maybe_error = ERROR_STATUS in run or ERROR_KEY in run
     if entry is None:
         by_trace[tid] = trace_spans([run], count, root, lo, hi, maybe_error)
         return

@@ -137,8 +137,10 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     ends = np.append(rs[1:], q.size)
     run_f = f[rs]
     run_e = e[ends - 1]
-    # Runs whose bytes may hold an ERROR status (Status.code: 0x18 0x02): an exact "no" for the rest.
-    err_at = np.flatnonzero((head == 0x18) & (arr[1:n] == 0x02))
+    # Runs whose bytes may hold an ERROR status (Status.code: 0x18 0x02) or an ``error`` attribute key
+    # (0x05 "e"...): an exact "no" for the rest.
+    nxt = arr[1:n]
+    err_at = np.flatnonzero(((head == 0x18) & (nxt == 0x02)) | ((head == 0x05) & (nxt == 0x65)))
     maybe_error = np.zeros(rs.size, dtype=bool)
     if err_at.size:
         r_of = np.searchsorted(run_f, err_at, side="right") - 1

@@ -11,7 +11,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 import collector.wire as wire
 from bench.reference import ReferenceLoad
-from collector.wire import ERROR_STATUS, InvalidSpanIds, ScopeChunk, split_by_trace
+from collector.wire import ERROR_KEY, ERROR_STATUS, InvalidSpanIds, ScopeChunk, split_by_trace
 
 
 def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
@@ -27,7 +27,7 @@ def summary(chunks: list[ScopeChunk]) -> list[object]:
         for tid, ts in c.by_trace.items():
             joined = b"".join(ts.entries)
             # maybe_error may say yes wrongly, never no wrongly.
-            assert ts.maybe_error or ERROR_STATUS not in joined
+            assert ts.maybe_error or (ERROR_STATUS not in joined and ERROR_KEY not in joined)
             traces[tid] = (joined, ts.count, ts.has_root, ts.start, ts.end)
         out.append((c.resource_fields, c.scope_fields, c.spans, traces))
     return out
@@ -69,6 +69,8 @@ def random_request(rnd: random.Random, trace_state: float) -> bytes:
                     s.attributes.append(KeyValue(key=f"k{k}", value=value))
                 if rnd.random() < 0.2:
                     s.links.add(trace_id=rnd.choice(tids), span_id=rnd.randbytes(8))
+                if rnd.random() < 0.05:
+                    s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
                 if rnd.random() < 0.1:
                     s.status.code = 2  # type: ignore[assignment]
                 if rnd.random() < 0.05:

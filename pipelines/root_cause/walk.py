@@ -61,7 +61,6 @@ CALLEE_ATTRIBUTES = ("peer.service", "server.address", "db.system")
 
 # Wire-level evidence that a span may be in error: Status.code (field 3, varint) = 2 is always encoded
 # as 18 02; an attribute key "error" always contains its UTF-8 bytes.
-_STATUS_ERROR_BYTES = b"\x18\x02"
 _ERROR_KEY_BYTES = b"error"
 
 
@@ -121,14 +120,11 @@ def find_failures(
     max_signals: int = 100,
 ) -> WalkResult:
     """Every signal span in error of ``trace`` with its root causes (``signals`` empty: root spans)."""
-    status_maybe = key_maybe = False
-    for _, chunk in trace.wire_chunks():
-        status_maybe = status_maybe or _STATUS_ERROR_BYTES in chunk
-        key_maybe = key_maybe or _ERROR_KEY_BYTES in chunk
-        if status_maybe and key_maybe:
-            break
-    if not (status_maybe or key_maybe):
+    # The wire walk on the way in already knows whether an ERROR status or an ``error`` attribute can be
+    # there (trace.maybe_error); most traces stop here without being decoded.
+    if not trace.maybe_error:
         return NO_FAILURES
+    key_maybe = any(_ERROR_KEY_BYTES in chunk for _, chunk in trace.wire_chunks())
     groups = trace.groups()
     if not _any_in_error(groups, key_maybe):
         return NO_FAILURES

@@ -93,8 +93,8 @@ class TailSamplingProcessor:
     trace_level: ClassVar[bool] = True
     defines_buffer: ClassVar[bool] = True
 
-    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_seen", "_slots", "buffer_settings", "config",
-                 "id", "mutates_data")
+    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_prepare", "_seen", "_slots", "buffer_settings",
+                 "config", "id", "mutates_data")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -111,6 +111,8 @@ class TailSamplingProcessor:
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
         # Drop policies first: their vote wins, and evaluation stops at it.
         self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
+        # Policies that work faster on all the traces of a call at once (``prepare(traces)``) get them first.
+        self._prepare = [prep for s in self._slots if (prep := getattr(s.policy, "prepare", None)) is not None]
 
     @property
     def policies(self) -> tuple[Policy, ...]:
@@ -119,12 +121,14 @@ class TailSamplingProcessor:
 
     def decide(self, trace: Trace, now: float) -> tuple[Decision, str]:
         """The final decision (SAMPLED, NOT_SAMPLED or DROPPED) and the name of the deciding policy."""
-        # Lists indexed by the vote: Enum hashing runs in Python, list indexing by an IntEnum does not.
-        first: list[str | None] = [None] * _VOTES
+        # The first policy name per vote kind, in locals (this runs for every trace).
+        sampled = inv_sampled = inv_not_sampled = None
+        not_sampled = False
         errors = 0
         spans = trace.span_count
         self._seen += 1
         timed = self._seen % LATENCY_EVERY == 1
+        first_match = self._first_match
         for slot in self._slots:
             started = time.perf_counter_ns() if timed else 0
             try:
@@ -134,32 +138,43 @@ class TailSamplingProcessor:
                 vote = Decision.ERROR
             if timed:
                 slot.latency.observe((time.perf_counter_ns() - started) / 1000)
-            if vote is Decision.ERROR:
-                continue
+            if vote is _NOT_SAMPLED:
+                not_sampled = True
+            elif vote is _SAMPLED:
+                if sampled is None:
+                    sampled = slot.policy.name
+            elif vote is _DROPPED:
+                slot.traces[vote] += 1
+                slot.spans[vote] += spans
+                if errors:
+                    self._metrics.errors.inc(errors)
+                return _DROPPED, slot.policy.name
+            elif vote is _INV_NOT_SAMPLED:
+                if inv_not_sampled is None:
+                    inv_not_sampled = slot.policy.name
+            elif vote is _INV_SAMPLED:
+                if inv_sampled is None:
+                    inv_sampled = slot.policy.name
+            else:
+                continue  # ERROR (or a vote no policy gives): not counted
             slot.traces[vote] += 1
             slot.spans[vote] += spans
-            if first[vote] is None:
-                first[vote] = slot.policy.name
-            if vote is _DROPPED or (vote is _SAMPLED and self._first_match):
+            if vote is _SAMPLED and first_match:
                 break
         if errors:
             self._metrics.errors.inc(errors)
-        name = first[_DROPPED]
-        if name is not None:
-            return _DROPPED, name
-        name = first[_INV_NOT_SAMPLED]
-        if name is not None:
-            return _NOT_SAMPLED, name
-        name = first[_SAMPLED]
-        if name is not None:
-            return _SAMPLED, name
-        name = first[_INV_SAMPLED]
-        if name is not None and first[_NOT_SAMPLED] is None:
-            return _SAMPLED, name
+        if inv_not_sampled is not None:
+            return _NOT_SAMPLED, inv_not_sampled
+        if sampled is not None:
+            return _SAMPLED, sampled
+        if inv_sampled is not None and not not_sampled:
+            return _SAMPLED, inv_sampled
         return _NOT_SAMPLED, ""
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         now = self._clock()
+        for prepare in self._prepare:
+            prepare(traces)
         kept: list[Trace] = []
         sampled = not_sampled = dropped = 0
         for trace in traces:

@@ -81,3 +81,18 @@ def test_share_over_random_ids(pct: float, salt: str, expected_pct: float) -> No
     # Deterministic: the same ids give the same decisions, in another instance too.
     again = policy(pct, salt)
     assert [p.evaluate(by_id(t), 0.0) for t in ids[:500]] == [again.evaluate(by_id(t), 0.0) for t in ids[:500]]
+
+
+@pytest.mark.parametrize(("pct", "salt"), [(10, ""), (33, "test-salt"), (100, ""), (0, "")])
+def test_prepared_batch_decides_as_one_by_one(pct: float, salt: str) -> None:
+    """The processor hands all traces of a call to ``prepare`` (array hashing) first: same decisions."""
+    from pipelines.tail_sampling.policies.probabilistic import fnv1a_64_many
+
+    rng = random.Random(2)
+    traces = [by_id(rng.randbytes(16)) for _ in range(3000)] + [by_id(bytes(16)), by_id(b"\xff" * 16)]
+    state = fnv1a_64((salt or DEFAULT_HASH_SALT).encode())
+    assert fnv1a_64_many([t.trace_id for t in traces], state) == [fnv1a_64(t.trace_id, state) for t in traces]
+    one_by_one = [policy(pct, salt).evaluate(t, 0.0) for t in traces]
+    prepared = policy(pct, salt)
+    prepared.prepare(traces)
+    assert [prepared.evaluate(t, 0.0) for t in traces] == one_by_one

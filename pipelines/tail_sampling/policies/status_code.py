@@ -2,8 +2,9 @@
 
 Fast path: a set code is encoded as the ``Status.code`` field (tag ``0x18``) followed by the varint code,
 so when the codes sought exclude UNSET (which is not encoded) and none of ``18 01`` (OK) / ``18 02``
-(ERROR) occurs anywhere in the trace's bytes, no span can match and the spans are not decoded. Otherwise
-every span's status is read.
+(ERROR) occurs anywhere in the trace's bytes, no span can match and the spans are not decoded. For ERROR
+the wire walk already answered that on the way in (``Trace.maybe_error``). Otherwise every span's status
+is read.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ WIRE = {"OK": b"\x18\x01", "ERROR": b"\x18\x02"}
 
 
 class StatusCode:
-    __slots__ = ("codes", "name", "patterns")
+    __slots__ = ("codes", "error_only", "name", "patterns")
 
     def __init__(self, name: str, cfg: StatusCodeConfig) -> None:
         self.name = name
         self.codes = frozenset(CODES[c] for c in cfg.status_codes)
         self.patterns = None if "UNSET" in cfg.status_codes else tuple({WIRE[c] for c in cfg.status_codes})
+        self.error_only = set(cfg.status_codes) == {"ERROR"}
 
     def evaluate(self, trace: Trace, now: float) -> Decision:
+        if self.error_only and not trace.maybe_error:
+            return Decision.NOT_SAMPLED
         patterns = self.patterns
         if patterns is not None and not _contains(wire_chunks(trace), patterns):
             return Decision.NOT_SAMPLED
