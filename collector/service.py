@@ -22,6 +22,7 @@ from collector.errors import ComponentStartError
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
 from collector.trace_buffer import TraceBuffer
+from collector.wire_np import set_error_hints
 
 log = logging.getLogger("tracetriage.service")
 
@@ -103,6 +104,7 @@ class Service:
                     self.graph.exporters.append(_Built(f"exporter {eid}", exporters[eid]))
 
         entries: dict[ComponentID, TracesConsumer] = {}
+        has_trace_stages = False
         for pid, pipe in cfg.pipelines.items():
             nxt: TracesConsumer = FanOutConsumer([exporters[e] for e in pipe.exporters])
             built: list[_Built] = []
@@ -114,6 +116,7 @@ class Service:
                 built.insert(0, _Built(f"processor {proc_id} in pipeline {pid}", proc))
                 if getattr(proc, "trace_level", False):
                     run.insert(0, (proc_id, proc))
+                    has_trace_stages = True
                     continue
                 if run:  # this span-level stage feeds the trace buffer of the run just below it
                     out.retarget(self._trace_buffer(pid, run, nxt, built))
@@ -123,6 +126,8 @@ class Service:
                 nxt = self._trace_buffer(pid, run, nxt, built)
             self.graph.processors.append(built)
             entries[pid] = nxt
+        # Only trace stages read the wire walk's error hints; without them, receivers skip that pass.
+        set_error_hints(has_trace_stages)
 
         for rid, rc in cfg.receivers.items():
             targets = [entries[pid] for pid, pipe in cfg.pipelines.items() if rid in pipe.receivers]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from collector import wire_np
 from collector.wire_np import MIN_BYTES, split_np
 
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
@@ -303,7 +304,7 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
 def _add_run(by_trace: dict[bytes, TraceSpans], tid: bytes, run: bytes, count: int, root: bool, lo: int,
              hi: int) -> None:
     entry = by_trace.get(tid)
-    maybe_error = ERROR_STATUS in run or ERROR_KEY in run
+    maybe_error = not wire_np.ERROR_HINTS or ERROR_STATUS in run or ERROR_KEY in run
     if entry is None:
         by_trace[tid] = trace_spans([run], count, root, lo, hi, maybe_error)
         return

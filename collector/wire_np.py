@@ -19,12 +19,10 @@ import numpy as np
 if TYPE_CHECKING:
     from collector.wire import ScopeChunk
 
-_PAD = bytes(64)
-_AROUND = np.arange(-3, 20, dtype=np.int64)  # field header, trace id field, span id header
-_IDS = np.array([*range(2, 18), *range(20, 28)], dtype=np.int64)  # trace id, span id (after the body start)
-_NAME = np.arange(3, dtype=np.int64)
-_KIND = np.arange(2, dtype=np.int64)
-_TIMES = np.arange(18, dtype=np.int64)
+_WIN = 32
+_PAD = bytes(4 * _WIN)
+_NONE = np.zeros(0, dtype=np.int64)
+ERROR_HINTS = True  # see set_error_hints
 # Below this size a request is walked in Python: the array set-up costs more than it saves.
 MIN_BYTES = 8192
 
@@ -37,26 +35,30 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans
 
     n = len(data)
-    # Padded, so that reads a few bytes past a span's end need no bounds checks.
-    arr = np.frombuffer(data + _PAD, dtype=np.uint8)
-    head = arr[:n - 1]
-    # Span bodies start with 0x0a 0x10 (trace_id, 16 bytes).
-    q = np.flatnonzero((head == 0x0A) & (arr[1:n] == 0x10))
-    q = q[q >= 3]
+    arr = np.frombuffer(data, dtype=np.uint8)
+    # Span bodies start with 0x0a 0x10 (trace_id, 16 bytes): find the 0x10 bytes (one pass over the
+    # request, and one to list them), then keep those after 0x0a with a span field header before them.
+    q = np.flatnonzero(arr[3:n] == 0x10) + 2
     if q.size == 0:
         return None
-    # Bytes -3..+19 around each candidate: the field header before the body (0x12 with a one- or
-    # two-byte length), the trace id, and the span id's header (0x12 0x08).
-    h = arr[q[:, None] + _AROUND].astype(np.int64)
+    # ``win[p]`` is the 32 bytes from p: gathering rows of this copy-free view costs one index per span.
+    # Windows near the end would read past it: then they come from a padded copy.
+    if int(q[-1]) + 4 * _WIN > n:
+        arr = np.frombuffer(data + _PAD, dtype=np.uint8)
+    win = np.ndarray(shape=(len(arr) - _WIN + 1, _WIN), dtype=np.uint8, buffer=arr, strides=(1, 1))
+    # Window from 3 bytes before the body: [0..2] the field header (0x12 and a one- or two-byte length),
+    # [3, 4] 0x0a 0x10, [5..20] trace id, [21, 22] 0x12 0x08, [23..30] span id, [31] the next field's tag.
+    h = win[q - 3]
     b3, b2, b1 = h[:, 0], h[:, 1], h[:, 2]
     one = (b2 == 0x12) & (b1 < 0x80)
-    ok = (one | ((b3 == 0x12) & (b2 >= 0x80) & (b1 < 0x80))) & (h[:, 21] == 0x12) & (h[:, 22] == 0x08)
-    if not ok.all():
-        q, one, b1, b2 = q[ok], one[ok], b1[ok], b2[ok]
-        if q.size == 0:
-            return None
+    ok = (one | ((b3 == 0x12) & (b2 >= 0x80) & (b1 < 0x80))) & (h[:, 3] == 0x0A) & (h[:, 21] == 0x12) & (
+        h[:, 22] == 0x08)
+    q, h, one = q[ok], h[ok], one[ok]
+    if q.size == 0:
+        return None
+    b1 = h[:, 2].astype(np.int64)
     f = q - 3 + one  # field starts
-    e = q + np.where(one, b1, (b2 & 0x7F) | (b1 << 7))  # span ends
+    e = q + np.where(one, b1, (h[:, 1] & 0x7F) | (b1 << 7))  # span ends
     # Tiling: a span ends where the next begins, except at scope boundaries (checked below).
     breaks = np.flatnonzero(f[1:] != e[:-1]) + 1
     breaks_list = breaks.tolist()
@@ -94,54 +96,60 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
         if scopes[rest][2] < scopes[rest][3]:
             return None
 
-    # Per-span fields after the span id: [trace_state] [parent] [name] [kind] start end.
-    j = q + 28
-    c = arr[j]
+    # Ids, checked for all zero: trace id (two 8-byte words) and span id.
+    tids = np.ascontiguousarray(h[:, 5:21]).view("<u8")  # (spans, 2)
+    sid = np.ascontiguousarray(h[:, 23:31]).view("<u8")  # (spans, 1)
+    if not (sid.all() and (tids[:, 0] | tids[:, 1]).all()):
+        raise InvalidSpanIds("traceId or spanId is all zero")
+
+    # Fields after the span id: [trace_state] [parent] [name] [kind] start end.
+    c = h[:, 31]
     if (c == 0x1A).any():
         return None  # a trace state: rare, walked in Python
+    j = q + 28
+    w = win[j]  # [0, 1] parent tag and length, or the name's tag and length
     has_parent = c == 0x22
-    plen = np.where(has_parent, arr[j + 1], 0)
+    plen = w[:, 1] * has_parent
     if ((plen != 0) & (plen != 8)).any():
         raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
     root = plen == 0
-    j += np.where(has_parent, plen + 2, 0)
-    nm = arr[j[:, None] + _NAME].astype(np.int64)  # tag, first and second length byte
+    k = has_parent * (plen.astype(np.int64) + 2)  # name's offset in the window: 0, 2 or 10
+    nm = np.where(has_parent[:, None], np.where((plen == 0)[:, None], w[:, 2:5], w[:, 10:13]),
+                  w[:, 0:3]).astype(np.int64)  # name tag, two length bytes
     n1 = nm[:, 1]
     has_name = nm[:, 0] == 0x2A
     if (has_name & (n1 >= 0x80) & (nm[:, 2] >= 0x80)).any():
         return None  # a name of 16 KiB or more
-    j += np.where(has_name, np.where(n1 < 0x80, n1 + 2, ((n1 & 0x7F) | (nm[:, 2] << 7)) + 3), 0)
-    kd = arr[j[:, None] + _KIND]
-    has_kind = kd[:, 0] == 0x30
-    if (has_kind & (kd[:, 1] >= 0x80)).any():
+    j += k + has_name * np.where(n1 < 0x80, n1 + 2, ((n1 & 0x7F) | (nm[:, 2] << 7)) + 3)
+    if int(j.max()) >= len(win):  # a long name in the last spans: windows from a padded copy
+        arr = np.frombuffer(data + bytes(int(j.max()) - n + _WIN), dtype=np.uint8)
+        win = np.ndarray(shape=(len(arr) - _WIN + 1, _WIN), dtype=np.uint8, buffer=arr, strides=(1, 1))
+    w = win[j]  # [0, 1] kind, then 0x39 <start, 8 bytes> 0x41 <end, 8 bytes>
+    has_kind = w[:, 0] == 0x30
+    if (has_kind & (w[:, 1] >= 0x80)).any():
         return None
-    j += has_kind * 2
-    tm = arr[j[:, None] + _TIMES]  # 0x39 <start, 8 bytes> 0x41 <end, 8 bytes>
-    has_times = (tm[:, 0] == 0x39) & (tm[:, 9] == 0x41) & (j + 18 <= e)
+    tm = np.where(has_kind[:, None], w[:, 2:20], w[:, 0:18])
+    has_times = (tm[:, 0] == 0x39) & (tm[:, 9] == 0x41) & (j + has_kind * 2 + 18 <= e)
     t8 = np.ascontiguousarray(tm[:, 1:9]).view("<u8").ravel() * has_times
     x8 = np.ascontiguousarray(tm[:, 10:18]).view("<u8").ravel() * has_times
-
-    # Ids, checked for all zero: trace id (two 8-byte words) and span id.
-    ids = arr[q[:, None] + _IDS].view("<u8")  # (spans, 3): trace id high, low, span id
-    if not ids[:, 2].all():
-        raise InvalidSpanIds("spanId is all zero")
-    if not (ids[:, 0] | ids[:, 1]).all():
-        raise InvalidSpanIds("traceId is all zero")
 
     # Runs: consecutive spans of one trace within one segment.
     newrun = np.empty(q.size, dtype=bool)
     newrun[0] = True
-    newrun[1:] = (ids[1:, 0] != ids[:-1, 0]) | (ids[1:, 1] != ids[:-1, 1])
+    newrun[1:] = (tids[1:, 0] != tids[:-1, 0]) | (tids[1:, 1] != tids[:-1, 1])
     newrun[breaks] = True
     rs = np.flatnonzero(newrun)
     ends = np.append(rs[1:], q.size)
     run_f = f[rs]
     run_e = e[ends - 1]
     # Runs whose bytes may hold an ERROR status (Status.code: 0x18 0x02) or an ``error`` attribute key
-    # (0x05 "e"...): an exact "no" for the rest.
-    nxt = arr[1:n]
-    err_at = np.flatnonzero(((head == 0x18) & (nxt == 0x02)) | ((head == 0x05) & (nxt == 0x65)))
-    maybe_error = np.zeros(rs.size, dtype=bool)
+    # (0x05 "e"...): an exact "no" for the rest. One pass finds the 0x02 and 0x65 bytes.
+    if ERROR_HINTS:
+        maybe_error = np.zeros(rs.size, dtype=bool)
+        err_at = _error_marks(arr, n)
+    else:
+        maybe_error = np.ones(rs.size, dtype=bool)
+        err_at = _NONE
     if err_at.size:
         r_of = np.searchsorted(run_f, err_at, side="right") - 1
         inside = (r_of >= 0) & (err_at < run_e[np.maximum(r_of, 0)])
@@ -152,9 +160,9 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     hi = np.maximum.reduceat(x8, rs).tolist()
     errs = maybe_error.tolist()
     tid_at = (q[rs] + 2).tolist()
-    run_starts = rs.tolist()
     run_f_list = run_f.tolist()
     run_e_list = run_e.tolist()
+    run_starts = rs.tolist()
 
     chunks: list[ScopeChunk] = []
     seg = 0
@@ -196,6 +204,20 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     resource_fields, scope_fields = scopes[scope_of_seg[seg]][:2]
     chunks.append(ScopeChunk(resource_fields, scope_fields + tail_fields[seg], by_trace, seg_end - seg_start))
     return chunks
+
+
+def _error_marks(arr: np.ndarray, n: int) -> np.ndarray:
+    """Positions of ``0x18 0x02`` and ``0x05 0x65`` in the request."""
+    head = arr[:n - 1]
+    nxt = arr[1:n]
+    return np.flatnonzero(((head == 0x18) & (nxt == 0x02)) | ((head == 0x05) & (nxt == 0x65)))
+
+
+def set_error_hints(enabled: bool) -> None:
+    """Whether the wire walk looks for spans that may be in error (``TraceSpans.maybe_error``): only trace
+    stages use it, so a service without them turns it off and saves a pass over every request."""
+    global ERROR_HINTS
+    ERROR_HINTS = enabled
 
 
 def _scope_tail(data: bytes, start: int, end: int) -> bytes | None:
