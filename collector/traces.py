@@ -190,11 +190,11 @@ class Trace:
         self.maybe_error = True  # what the wire walk found may no longer hold
 
     def wire_chunks(self) -> Iterator[tuple[Origin, bytes | bytearray]]:
-        """Framed span entries per origin, as they leave the buffer (re-encoded if modified)."""
+        """Framed span entries per origin, as they leave the buffer (re-encoded once after a change)."""
         if self._modified and self._decoded is not None:
-            for g in self._decoded:
-                yield g.origin, g.scope_spans.SerializeToString()
-            return
+            self.chunks = {g.origin: g.scope_spans.SerializeToString() for g in self._decoded}
+            self.byte_size = sum(len(c) for c in self.chunks.values())
+            self._modified = False
         yield from self.chunks.items()
 
     def release(self) -> None:
