@@ -68,7 +68,7 @@ class SpanBatch:
     :meth:`release`. A batch refused with a retriable error stays the caller's, acks and all.
     """
 
-    __slots__ = ("_payload", "_request", "_split", "acks", "span_count")
+    __slots__ = ("_parts", "_payload", "_request", "_split", "acks", "span_count")
 
     def __init__(
         self,
@@ -83,6 +83,7 @@ class SpanBatch:
         self._payload = payload
         self._request = request
         self._split = split
+        self._parts: list[bytes] | None = None  # wire forms of merged batches, joined when first asked for
         self.acks: list[Ack] | None = None
         if span_count is None:
             span_count = count_spans(self.request)
@@ -105,13 +106,13 @@ class SpanBatch:
         if len(parts) == 1:
             return parts[0]
         count = sum(b.span_count for b in parts)
-        if all(b._split is not None and b._payload is None for b in parts):
+        if all(b._split is not None for b in parts):
+            # Grouped by trace already: a consumer that sends by trace never needs the joined bytes.
             merged = cls(split=[c for b in parts for c in b._split or ()], span_count=count)
+            if all(b._payload is not None or b._parts is not None for b in parts):
+                merged._parts = [p for b in parts for p in (b._parts or [b._payload or b""])]
         else:
-            split = None
-            if all(b._split is not None for b in parts):
-                split = [c for b in parts for c in b._split or ()]
-            merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=count, split=split)
+            merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=count)
         acks = [a for b in parts if b.acks for a in b.acks]
         if acks:
             merged.acks = acks
@@ -142,6 +143,7 @@ class SpanBatch:
         """
         request = self.request
         self._payload = None
+        self._parts = None
         self._split = None
         return request
 
@@ -151,7 +153,10 @@ class SpanBatch:
     def to_bytes(self) -> bytes:
         """The wire form of the batch (cached; serialized once if a stage changed the message)."""
         if self._payload is None:
-            if self._request is not None:
+            if self._parts is not None:
+                self._payload = b"".join(self._parts)
+                self._parts = None
+            elif self._request is not None:
                 self._payload = self._request.SerializeToString()
             else:
                 from collector.wire import build_request
@@ -174,8 +179,10 @@ class SpanBatch:
 
     def view(self) -> SpanBatch:
         """Another batch object over the same (read-only) bytes and message, with its own ack references."""
-        return SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count,
-                         split=self._split).with_acks_of(self)
+        other = SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count,
+                          split=self._split)
+        other._parts = self._parts
+        return other.with_acks_of(self)
 
     def with_acks_of(self, other: SpanBatch) -> SpanBatch:
         """Give this batch (a part or copy of ``other``) its own reference to each of ``other``'s acks."""
