@@ -60,9 +60,15 @@ class Collector:
             time.sleep(0.05)
         raise RuntimeError("collector did not start")
 
-    def metric(self, name: str, **labels: str) -> float:
+    def scrape(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
-            text = r.read().decode()
+            text: str = r.read().decode()
+        return text
+
+    def metric(self, name: str, text: str | None = None, **labels: str) -> float:
+        """Sum of the samples of ``name`` with ``labels``, from ``text`` (one scrape) or a new scrape."""
+        if text is None:
+            text = self.scrape()
         total = 0.0
         for line in text.splitlines():
             if line.startswith(name) and not line.startswith("#"):
