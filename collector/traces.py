@@ -12,8 +12,9 @@ Trace-level stages (``tail_sampling``, ``root_cause``, ``alert_routing``) implem
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
@@ -27,7 +28,7 @@ from collector.component import Host
 class Origin:
     """The resource and scope a group of spans came with, as framed wire fields (interned, shared)."""
 
-    __slots__ = ("_resource", "_service", "resource_fields", "scope_fields")
+    __slots__ = ("_resource", "_service", "_string_attributes", "resource_fields", "scope_fields")
 
     def __init__(self, resource_fields: bytes, scope_fields: bytes) -> None:
         # resource_fields: the framed `resource` and `schema_url` fields of the ResourceSpans;
@@ -36,6 +37,7 @@ class Origin:
         self.scope_fields = scope_fields
         self._resource: Resource | None = None
         self._service: str | None = None
+        self._string_attributes: Mapping[str, str] | None = None
 
     def resource(self) -> Resource:
         """The decoded resource (shared by every trace with this origin: read it, don't change it)."""
@@ -44,6 +46,15 @@ class Origin:
 
             self._resource = ResourceSpans.FromString(self.resource_fields).resource
         return self._resource
+
+    def string_attributes(self) -> Mapping[str, str]:
+        """The resource's string-valued attributes, read-only (computed once per origin)."""
+        if self._string_attributes is None:
+            self._string_attributes = MappingProxyType({
+                kv.key: kv.value.string_value for kv in self.resource().attributes
+                if kv.value.WhichOneof("value") == "string_value"
+            })
+        return self._string_attributes
 
     @property
     def service_name(self) -> str:
@@ -129,6 +140,11 @@ class Trace:
         t._decoded = None
         t._modified = False
         return t
+
+    def note(self, key: str) -> Any:
+        """``notes.get(key)``, without creating the notes of a trace that has none."""
+        notes = self._notes
+        return None if notes is None else notes.get(key)
 
     @property
     def notes(self) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class AlertRoutingProcessor:
         owner_of = self._ownership.owner_of
         severity = self._severity
         for trace in traces:
-            failures: list[Failure] | None = trace.notes.get(FAILURES)
+            failures: list[Failure] | None = trace.note(FAILURES)
             if not failures:
                 continue
             for failure in failures:

@@ -43,7 +43,6 @@ import heapq
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -145,7 +144,7 @@ class _Walk:
 
     __slots__ = (
         "by_id", "clock", "depth", "err", "err_children", "group", "groups", "leaf_node", "leaf_tin",
-        "max_path", "max_rc", "parent", "pred", "resources", "server_parents", "spans", "tin", "tout", "trace",
+        "max_path", "max_rc", "parent", "pred", "server_parents", "spans", "tin", "tout", "trace",
     )
 
     def __init__(self, trace: Trace, groups: list[SpanGroup], check_attribute: bool, max_rc: int,
@@ -196,7 +195,6 @@ class _Walk:
         self.leaf_tin: list[int] = []  # root causes, in discovery order (sorted by tin)
         self.leaf_node: list[int] = []
         self.clock = 0
-        self.resources: dict[int, Mapping[str, str]] = {}
 
     # -- signals -------------------------------------------------------------------------------------
 
@@ -355,15 +353,7 @@ class _Walk:
         return self.server_parents
 
     def _resource(self, gi: int) -> Mapping[str, str]:
-        attrs = self.resources.get(gi)
-        if attrs is None:
-            attrs = MappingProxyType({
-                kv.key: kv.value.string_value
-                for kv in self.groups[gi].origin.resource().attributes
-                if kv.value.WhichOneof("value") == "string_value"
-            })
-            self.resources[gi] = attrs
-        return attrs
+        return self.groups[gi].origin.string_attributes()
 
 
 def _text(v: AnyValue) -> str:

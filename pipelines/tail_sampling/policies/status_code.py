@@ -32,9 +32,12 @@ class StatusCode:
         self.error_only = set(cfg.status_codes) == {"ERROR"}
 
     def evaluate(self, trace: Trace, now: float) -> Decision:
-        if self.error_only and not trace.maybe_error:
-            return Decision.NOT_SAMPLED
-        patterns = self.patterns
+        if self.error_only:
+            if not trace.maybe_error:
+                return Decision.NOT_SAMPLED
+            patterns = None  # the wire walk already looked for the bytes: read the statuses
+        else:
+            patterns = self.patterns
         if patterns is not None and not _contains(wire_chunks(trace), patterns):
             return Decision.NOT_SAMPLED
         codes = self.codes
