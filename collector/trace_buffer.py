@@ -28,6 +28,7 @@ from collector.component import Host, Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError, RefusedError
 from collector.traces import Origin, Trace, TraceBufferSettings, TraceStage
+from collector.validate import remove_invalid_spans
 from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans, WireError, trace_spans
 
 PREFIX = "otelcol_processor_tail_sampling_"
@@ -54,9 +55,6 @@ class _DecisionCache:
         if trace_id not in items and len(items) >= self.size:
             del items[next(iter(items))]
         items[trace_id] = at
-
-    def get(self, trace_id: bytes) -> float | None:
-        return self.items.get(trace_id)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -206,8 +204,8 @@ class TraceBuffer:
                         self._m.late_age.observe(now - decided)
                         self._m.late_dropped.inc(count)
                         continue
-                    trace = pending[tid] = Trace.first_part(tid, now, decision_at, origin, framed, count, ts.start,
-                                                            ts.end, ts.maybe_error, False)
+                    trace = pending[tid] = Trace(tid, now, decision_at, origin, framed, count, ts.start, ts.end,
+                                                 ts.maybe_error)
                     arrivals.append(trace)
                     new_traces += 1
                     if len(pending) > num_traces:
@@ -251,8 +249,6 @@ class TraceBuffer:
     def _without_invalid_spans(self, batch: SpanBatch) -> list[ScopeChunk]:
         """Drop spans with invalid ids (data that did not come through a receiver's id check, such as
         Kafka records), count them as refused, and split the rest."""
-        from collector.receivers.otlp.validate import remove_invalid_spans
-
         check = remove_invalid_spans(batch.mutable_request())
         self._m.refused.inc(check.rejected)
         self._logger.warning("%s: %s", self._label, check.message)
@@ -350,7 +346,7 @@ class TraceBuffer:
         count = 0
         for t in traces:
             for origin, entries in t.wire_chunks():
-                ts = trace_spans([bytes(entries)], t.spans_of(origin), t.root_seen, t.start, t.end)
+                ts = trace_spans([bytes(entries)], t.spans_of(origin), t.root_seen, t.start, t.end, t.maybe_error)
                 by_trace = groups.get(origin)
                 if by_trace is None:
                     by_trace = groups[origin] = {}

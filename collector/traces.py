@@ -100,46 +100,27 @@ class Trace:
         "end", "maybe_error", "root_seen", "span_count", "start", "trace_id",
     )
 
-    def __init__(self, trace_id: bytes, arrival: float) -> None:
+    def __init__(self, trace_id: bytes, arrival: float, decision_at: float = 0.0, origin: Origin | None = None,
+                 framed: bytes = b"", spans: int = 0, start: int = -1, end: int = 0,
+                 maybe_error: bool = False) -> None:
+        """A trace, empty or (the trace buffer's hot path) with its first spans from ``origin`` at once, as
+        :meth:`add` would file them."""
         self.trace_id = trace_id
         self.arrival = arrival  # monotonic time the first span arrived
-        self.decision_at = 0.0  # monotonic time the buffer hands it on
+        self.decision_at = decision_at  # monotonic time the buffer hands it on
         # Framed span entries per origin: the bytes as they arrived, made a bytearray once more arrive.
-        self.chunks: dict[Origin, bytes | bytearray] = {}
+        self.chunks: dict[Origin, bytes | bytearray] = {} if origin is None else {origin: framed}
         self._counts: dict[Origin, int] | None = None  # spans per origin, kept once there are two origins
-        self.span_count = 0
-        self.byte_size = 0
+        self.span_count = spans
+        self.byte_size = len(framed)
         self.root_seen = False
-        self.start = -1  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
-        self.end = 0  # latest span end (unix ns)
-        self.maybe_error = False  # False: no span has an ERROR status or an ``error`` attribute (wire walk)
+        self.start = start  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
+        self.end = end  # latest span end (unix ns)
+        self.maybe_error = maybe_error  # False: no span has an ERROR status or an ``error`` attribute
         self.acks: list[Ack] | None = None
         self._notes: dict[str, Any] | None = None
         self._decoded: list[SpanGroup] | None = None
         self._modified = False
-
-    @classmethod
-    def first_part(cls, trace_id: bytes, arrival: float, decision_at: float, origin: Origin, framed: bytes,
-                   spans: int, start: int, end: int, maybe_error: bool, root_seen: bool) -> Trace:
-        """A trace with its first spans: ``Trace(trace_id, arrival)`` then :meth:`add`, in one step (the
-        trace buffer's hot path)."""
-        t = cls.__new__(cls)
-        t.trace_id = trace_id
-        t.arrival = arrival
-        t.decision_at = decision_at
-        t.chunks = {origin: framed}
-        t._counts = None
-        t.span_count = spans
-        t.byte_size = len(framed)
-        t.root_seen = root_seen
-        t.start = start
-        t.end = end
-        t.maybe_error = maybe_error
-        t.acks = None
-        t._notes = None
-        t._decoded = None
-        t._modified = False
-        return t
 
     def note(self, key: str) -> Any:
         """``notes.get(key)``, without creating the notes of a trace that has none."""

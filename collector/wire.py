@@ -180,27 +180,11 @@ def split_by_trace(data: bytes) -> list[ScopeChunk]:
 def _scope_head(data: bytes, start: int, end: int) -> tuple[bytes, int]:
     """The framed fields of a ``ScopeSpans`` before its first span, and where that span starts."""
     parts: list[bytes] = []
-    i = start
-    while i < end and data[i] != 0x12:
-        tag = data[i]
-        if tag & 0x80:
-            raise WireError("unexpected multi-byte tag in an OTLP container")
-        if tag & 7 == 2:
-            ln, j = read_varint(data, i + 1)
-            j += ln
-        elif tag & 7 == 0:
-            _, j = read_varint(data, i + 1)
-        elif tag & 7 == 5:
-            j = i + 5
-        elif tag & 7 == 1:
-            j = i + 9
-        else:
-            raise WireError(f"unsupported wire type {tag & 7}")
-        if j > end:
-            raise WireError("field runs past its container")
-        parts.append(data[i:j])
-        i = j
-    return b"".join(parts), i
+    for tag, field_start, _, field_end in _fields(data, start, end):
+        if tag == 0x12:
+            return b"".join(parts), field_start
+        parts.append(data[field_start:field_end])
+    return b"".join(parts), end
 
 
 def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> ScopeChunk:

@@ -18,7 +18,7 @@ from collector.batch import SpanBatch
 from collector.component import Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError
-from collector.receivers.otlp.validate import remove_invalid_spans
+from collector.validate import remove_invalid_spans
 from collector.wire import ScopeChunk, WireError, split_by_trace
 
 Transport = Literal["grpc", "http"]

@@ -1,8 +1,10 @@
-"""The one per-span check a receiver makes: ids. Spans with invalid ids are removed, the rest pass on.
+"""The id check with protobuf: spans with invalid ids are removed, the rest pass on.
 
 A span is rejected when its trace id is not 16 bytes or is all zero, its span id is not 8 bytes or is
-all zero, or its parent span id is set but not 8 bytes. The check reads three bytes fields per span
-through the protobuf accessors and nothing else; only when a span fails does it do any more work.
+all zero, or its parent span id is set but not 8 bytes. Receivers normally check ids during the wire walk
+(:func:`collector.wire.split_by_trace`); this is what runs when that walk finds an invalid id (to remove
+exactly the offending spans and name them in the partial-success message), when it does not take the
+request, and in the trace buffer for data that came through no receiver's check (Kafka records).
 """
 
 from __future__ import annotations
