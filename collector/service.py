@@ -104,7 +104,7 @@ class Service:
                     self.graph.exporters.append(_Built(f"exporter {eid}", exporters[eid]))
 
         entries: dict[ComponentID, TracesConsumer] = {}
-        has_trace_stages = False
+        has_trace_stages = reads_error_attribute = False
         for pid, pipe in cfg.pipelines.items():
             nxt: TracesConsumer = FanOutConsumer([exporters[e] for e in pipe.exporters])
             built: list[_Built] = []
@@ -117,6 +117,7 @@ class Service:
                 if getattr(proc, "trace_level", False):
                     run.insert(0, (proc_id, proc))
                     has_trace_stages = True
+                    reads_error_attribute |= bool(getattr(proc, "reads_error_attribute", False))
                     continue
                 if run:  # this span-level stage feeds the trace buffer of the run just below it
                     out.retarget(self._trace_buffer(pid, run, nxt, built))
@@ -126,8 +127,9 @@ class Service:
                 nxt = self._trace_buffer(pid, run, nxt, built)
             self.graph.processors.append(built)
             entries[pid] = nxt
-        # Only trace stages read the wire walk's error hints; without them, receivers skip that pass.
-        set_error_hints(has_trace_stages)
+        # Only trace stages read the wire walk's error hints; without them, receivers skip that work, and
+        # the search for ``error`` attributes runs only for stages that read them.
+        set_error_hints(has_trace_stages, reads_error_attribute)
 
         for rid, rc in cfg.receivers.items():
             targets = [entries[pid] for pid, pipe in cfg.pipelines.items() if rid in pipe.receivers]

@@ -34,8 +34,7 @@ _Z16 = bytes(16)
 _Z8 = bytes(8)
 # Status.code = ERROR (field 3, varint 2), and the length and first letter of an attribute key "error":
 # spans whose bytes contain neither have no ERROR status and no ``error`` attribute.
-ERROR_STATUS = b"\x18\x02"
-ERROR_KEY = b"\x05e"
+ERROR_KEY = b"\n\x05error"  # an attribute key "error"
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -199,7 +198,9 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
     r_count = 0
     r_root = False
     r_lo = r_hi = 0
+    r_err = False
     total = 0
+    hints = wire_np.ERROR_HINTS
     i = start
     while i < end:
         tag = data[i]
@@ -250,6 +251,9 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
                 j += 2 if data[j + 1] < 0x80 else 3
             if j + 18 <= e and data[j] == 0x39 and data[j + 9] == 0x41:
                 s_ns, x_ns = times(data, j + 1)
+            # See wire_np.error_status: a span with an ERROR status ends with 18 02 [85 01 flags].
+            err = not hints or (data[e - 2] == 0x18 and data[e - 1] == 0x02) or (
+                data[e - 8] == 0x18 and data[e - 7] == 0x02 and data[e - 6] == 0x85 and data[e - 5] == 0x01)
         else:
             span = Span.FromString(data[k:e])
             t = span.trace_id
@@ -258,6 +262,7 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
                 raise InvalidSpanIds("invalid trace, span or parent span id")
             root = not span.parent_span_id
             s_ns, x_ns = span.start_time_unix_nano, span.end_time_unix_nano
+            err = not hints or span.status.code == 2
         if t is tid and i == run_end:
             r_count += 1
             if root:
@@ -266,9 +271,11 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
                 r_lo = s_ns
             if x_ns > r_hi:
                 r_hi = x_ns
+            if err:
+                r_err = True
         else:
             if r_count:
-                _add_run(by_trace, tid, data[run_start:run_end], r_count, r_root, r_lo, r_hi)
+                _add_run(by_trace, tid, data[run_start:run_end], r_count, r_root, r_lo, r_hi, r_err)
                 total += r_count
             if t == _Z16:
                 raise InvalidSpanIds("traceId is all zero")
@@ -278,17 +285,20 @@ def _split_scope(data: bytes, start: int, end: int, resource_fields: bytes) -> S
             r_root = root
             r_lo = s_ns
             r_hi = x_ns
+            r_err = err
         run_end = i = e
     if r_count:
-        _add_run(by_trace, tid, data[run_start:run_end], r_count, r_root, r_lo, r_hi)
+        _add_run(by_trace, tid, data[run_start:run_end], r_count, r_root, r_lo, r_hi, r_err)
         total += r_count
     return ScopeChunk(resource_fields, b"".join(scope_parts), by_trace, total)
 
 
 def _add_run(by_trace: dict[bytes, TraceSpans], tid: bytes, run: bytes, count: int, root: bool, lo: int,
-             hi: int) -> None:
+             hi: int, maybe_error: bool) -> None:
+    """File a run of spans of one trace; ``maybe_error``: one of them may have an ERROR status."""
     entry = by_trace.get(tid)
-    maybe_error = not wire_np.ERROR_HINTS or ERROR_STATUS in run or ERROR_KEY in run
+    if not maybe_error and wire_np.ERROR_KEY_HINTS and ERROR_KEY in run:
+        maybe_error = True
     if entry is None:
         by_trace[tid] = trace_spans([run], count, root, lo, hi, maybe_error)
         return

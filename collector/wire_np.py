@@ -23,6 +23,7 @@ _WIN = 32
 _PAD = bytes(4 * _WIN)
 _NONE = np.zeros(0, dtype=np.int64)
 ERROR_HINTS = True  # see set_error_hints
+ERROR_KEY_HINTS = True
 # Below this size a request is walked in Python: the array set-up costs more than it saves.
 MIN_BYTES = 8192
 
@@ -142,18 +143,16 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     ends = np.append(rs[1:], q.size)
     run_f = f[rs]
     run_e = e[ends - 1]
-    # Runs whose bytes may hold an ERROR status (Status.code: 0x18 0x02) or an ``error`` attribute key
-    # (0x05 "e"...): an exact "no" for the rest. One pass finds the 0x02 and 0x65 bytes.
+    # Runs that may hold an ERROR status or an ``error`` attribute: an exact "no" for the rest.
     if ERROR_HINTS:
-        maybe_error = np.zeros(rs.size, dtype=bool)
-        err_at = _error_marks(arr, n)
+        maybe_error = np.logical_or.reduceat(error_status(arr, e), rs)
+        key_at = _error_keys(arr, n) if ERROR_KEY_HINTS else _NONE
+        if key_at.size:
+            r_of = np.searchsorted(run_f, key_at, side="right") - 1
+            inside = (r_of >= 0) & (key_at < run_e[np.maximum(r_of, 0)])
+            maybe_error[r_of[inside]] = True
     else:
         maybe_error = np.ones(rs.size, dtype=bool)
-        err_at = _NONE
-    if err_at.size:
-        r_of = np.searchsorted(run_f, err_at, side="right") - 1
-        inside = (r_of >= 0) & (err_at < run_e[np.maximum(r_of, 0)])
-        maybe_error[r_of[inside]] = True
     counts = (ends - rs).tolist()
     roots = np.logical_or.reduceat(root, rs).tolist()
     lo = np.minimum.reduceat(t8, rs).tolist()
@@ -206,18 +205,37 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     return chunks
 
 
-def _error_marks(arr: np.ndarray, n: int) -> np.ndarray:
-    """Positions of ``0x18 0x02`` and ``0x05 0x65`` in the request."""
-    head = arr[:n - 1]
-    nxt = arr[1:n]
-    return np.flatnonzero(((head == 0x18) & (nxt == 0x02)) | ((head == 0x05) & (nxt == 0x65)))
+def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per span (``ends``: where each ends in ``arr``): whether its status code may be ERROR.
+
+    Encoders write a span's fields in field-number order (or, protobuf.js, in declaration order), and in
+    both ``status`` (15) is the last field but for ``flags`` (16, six bytes: ``85 01`` and a fixed32);
+    inside ``Status`` the code (3) comes after the message (2). So a span whose status code is ERROR ends
+    with ``18 02``, or with ``18 02 85 01 xx xx xx xx``; one that ends otherwise has no ERROR status. A
+    span of other bytes ending so is a false "maybe": it is decoded, and read exactly."""
+    # Each span's last 8 bytes as one little-endian word (a view whose elements start at every byte).
+    words = np.ndarray(shape=(len(arr) - 7,), dtype="<u8", buffer=arr, strides=(1,))
+    t = words[ends - 8]
+    return ((t >> 48) == 0x0218) | ((t & 0xFFFFFFFF) == 0x01850218)
 
 
-def set_error_hints(enabled: bool) -> None:
+def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
+    """Positions of an attribute key ``error`` (``0a 05 65 72 72 6f 72``) in the request."""
+    c = np.flatnonzero(arr[1:n - 5] == 0x05) + 1
+    if c.size:
+        c = c[(arr[c - 1] == 0x0A) & (arr[c + 1] == 0x65) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72)
+              & (arr[c + 4] == 0x6F) & (arr[c + 5] == 0x72)]
+    return c
+
+
+def set_error_hints(enabled: bool, error_attribute: bool = True) -> None:
     """Whether the wire walk looks for spans that may be in error (``TraceSpans.maybe_error``): only trace
-    stages use it, so a service without them turns it off and saves a pass over every request."""
-    global ERROR_HINTS
+    stages use it, so a service without them turns it off and saves work on every request. With
+    ``error_attribute`` False an ``error`` attribute does not count (only an ERROR status does): stages
+    that read that attribute (root_cause) need it, and it costs a pass over every request."""
+    global ERROR_HINTS, ERROR_KEY_HINTS
     ERROR_HINTS = enabled
+    ERROR_KEY_HINTS = enabled and error_attribute
 
 
 def _scope_tail(data: bytes, start: int, end: int) -> bytes | None:

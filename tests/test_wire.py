@@ -8,10 +8,12 @@ import random
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 import collector.wire as wire
+import collector.wire_np as wire_np
 from bench.reference import ReferenceLoad
-from collector.wire import ERROR_KEY, ERROR_STATUS, InvalidSpanIds, ScopeChunk, split_by_trace
+from collector.wire import InvalidSpanIds, ScopeChunk, split_by_trace
 
 
 def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
@@ -27,10 +29,16 @@ def summary(chunks: list[ScopeChunk]) -> list[object]:
         for tid, ts in c.by_trace.items():
             joined = b"".join(ts.entries)
             # maybe_error may say yes wrongly, never no wrongly.
-            assert ts.maybe_error or (ERROR_STATUS not in joined and ERROR_KEY not in joined)
-            traces[tid] = (joined, ts.count, ts.has_root, ts.start, ts.end)
+            assert ts.maybe_error or not in_error(joined)
+            traces[tid] = (joined, ts.count, ts.has_root, ts.start, ts.end, ts.maybe_error)
         out.append((c.resource_fields, c.scope_fields, c.spans, traces))
     return out
+
+
+def in_error(framed_spans: bytes) -> bool:
+    """Exactly: some span has an ERROR status or an ``error`` attribute."""
+    spans = ScopeSpans.FromString(framed_spans).spans
+    return any(s.status.code == 2 or any(kv.key == "error" for kv in s.attributes) for s in spans)
 
 
 def random_request(rnd: random.Random, trace_state: float) -> bytes:
@@ -75,6 +83,8 @@ def random_request(rnd: random.Random, trace_state: float) -> bytes:
                     s.status.code = 2  # type: ignore[assignment]
                 if rnd.random() < 0.05:
                     s.status.message = "boom"
+                if rnd.random() < 0.3:
+                    s.flags = rnd.choice([0x100, 0x301, 0xFFFFFFFF])
     return req.SerializeToString()
 
 
@@ -107,7 +117,46 @@ def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPa
     for data in ReferenceLoad().requests(3):
         fast = split_by_trace(data)
         assert used and summary(fast) == summary(python_split(data, monkeypatch))
-        assert sum(ts.maybe_error for c in fast for ts in c.by_trace.values()) >= 5  # 5 traces have an error
+        assert sum(ts.maybe_error for c in fast for ts in c.by_trace.values()) == 5  # 5 traces have an error
+
+
+@pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk
+@pytest.mark.parametrize("key_hints", [True, False])
+def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trace is flagged when a span has an ERROR status (with or without message and flags) or, when
+    asked for, an ``error`` attribute; never for OK or UNSET statuses or error-like bytes elsewhere."""
+    monkeypatch.setattr(wire_np, "ERROR_KEY_HINTS", key_hints)
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    cases = {
+        1: ("error", {}), 2: ("error+message", {"message": "boom"}), 3: ("error+flags", {"flags": 0x301}),
+        4: ("ok", {}), 5: ("unset+message", {"message": "x"}), 6: ("attribute", {}),
+        7: ("lookalike", {}), 8: ("ok+flags", {"flags": 0x100}),
+    }
+    expected = {1: True, 2: True, 3: True, 4: False, 5: False, 6: key_hints, 7: False, 8: False}
+    for i in range(spans):
+        t = i % len(cases) + 1
+        kind, extra = cases[t]
+        s = ss.spans.add(trace_id=t.to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), name="op",
+                         start_time_unix_nano=1, end_time_unix_nano=2)
+        s.attributes.append(KeyValue(key="padding", value=AnyValue(string_value="x" * 20)))
+        if kind.startswith("error"):
+            s.status.code = 2  # type: ignore[assignment]
+        elif kind.startswith("ok"):
+            s.status.code = 1  # type: ignore[assignment]
+        if "message" in extra:
+            s.status.message = extra["message"]
+        if "flags" in extra:
+            s.flags = extra["flags"]
+        if kind == "attribute":
+            s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
+        if kind == "lookalike":  # an ERROR status's bytes, but inside an attribute value
+            s.attributes.append(KeyValue(key="v", value=AnyValue(bytes_value=b"\x18\x02\x7a\x02\x18\x02")))
+            s.attributes.append(KeyValue(key="errors", value=AnyValue(int_value=3)))
+    for chunk in split_by_trace(req.SerializeToString()):
+        for tid, ts in chunk.by_trace.items():
+            t = int.from_bytes(tid, "big")
+            assert ts.maybe_error == expected[t], cases[t]
 
 
 @pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk

@@ -43,6 +43,8 @@ class RootCauseProcessor:
     """See the module docstring."""
 
     trace_level: ClassVar[bool] = True
+    # A span with attribute error=true counts as failed: the wire walk must flag traces that have one.
+    reads_error_attribute: ClassVar[bool] = True
     defines_buffer: ClassVar[bool] = False
 
     __slots__ = (

@@ -201,11 +201,14 @@ class HTTPServer:
             )
         try:
             body = await self._read_body(request)
-            trace_request = _decode(body, fmt)
+            trace_request: ExportTraceServiceRequest | None = _decode(body, fmt)
         except _HTTPError as e:
             return status_response(e.status, e.message, fmt)
+        payload = None
+        if fmt == "proto":
+            payload, trace_request = body, None  # validated; the handler works from the bytes
         try:
-            response = await self._handler.export(trace_request, body if fmt == "proto" else None, "http")
+            response = await self._handler.export(trace_request, payload, "http")
         except ConsumerError as e:
             message = str(e) or type(e).__name__
             if e.retriable:
