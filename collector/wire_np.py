@@ -216,7 +216,8 @@ def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
     # Each span's last 8 bytes as one little-endian word (a view whose elements start at every byte).
     words = np.ndarray(shape=(len(arr) - 7,), dtype="<u8", buffer=arr, strides=(1,))
     t = words[ends - 8]
-    return ((t >> 48) == 0x0218) | ((t & 0xFFFFFFFF) == 0x01850218)
+    found: np.ndarray = ((t >> 48) == 0x0218) | ((t & 0xFFFFFFFF) == 0x01850218)
+    return found
 
 
 def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
