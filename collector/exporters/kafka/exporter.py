@@ -21,6 +21,7 @@ from collector.batch import SpanBatch
 from collector.component import Host, Settings
 from collector.errors import ComponentStartError, ConsumerError, PermanentError
 from collector.exporters.helper import QueuedRetrySender
+from collector.exporters.kafka import produce_encoding
 from collector.exporters.kafka.config import KafkaExporterConfig
 from collector.exporters.kafka.marshal import (
     RECORD_OVERHEAD,
@@ -213,5 +214,7 @@ class KafkaExporter:
                 except (TimeoutError, KafkaError) as e:
                     self._logger.warning("Exporter %s: producer did not close cleanly: %s", self._name, e)
 
+
+produce_encoding.install()
 
 __all__ = ["KafkaExporter", "error_from_kafka"]
