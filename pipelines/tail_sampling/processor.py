@@ -27,14 +27,15 @@ from pipelines.tail_sampling.policies import Decision, Policy, PolicyEvaluationE
 
 PREFIX = "otelcol_processor_tail_sampling_"
 NOTE_POLICY = "tail_sampling.policy"
-# Microsecond buckets for sampling_decision_latency, observed for one trace in LATENCY_EVERY (a histogram
-# observation costs more than most policies).
-LATENCY_EVERY = 16
+# Microsecond buckets for sampling_decision_latency (observed once per policy and decision round, with the
+# mean time per trace).
 LATENCY_BUCKETS_US = (1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 4000,
                       5000, 10000, 20000, 30000, 50000)
 
 _SAMPLED, _NOT_SAMPLED, _DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED
 _INV_SAMPLED, _INV_NOT_SAMPLED = Decision.INVERTED_SAMPLED, Decision.INVERTED_NOT_SAMPLED
+_ERROR = Decision.ERROR
+_UNDECIDED = (Decision.NOT_SAMPLED, "")
 _VOTES = len(Decision)
 
 # Label values (sampled, decision) of each vote, as contrib's decisionToAttributes.
@@ -93,7 +94,7 @@ class TailSamplingProcessor:
     trace_level: ClassVar[bool] = True
     defines_buffer: ClassVar[bool] = True
 
-    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_prepare", "_seen", "_slots", "buffer_settings",
+    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_prepare", "_slots", "buffer_settings",
                  "config", "id", "mutates_data")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
@@ -105,7 +106,6 @@ class TailSamplingProcessor:
         self._next = next_consumer  # the buffer sends kept traces on; kept for the Processor contract
         self._clock = clock
         self._first_match = config.sample_on_first_match
-        self._seen = 0  # traces decided, for sampling the latency histogram
         self._metrics = _Metrics(settings)
         prefix = f"{settings.id.name}." if settings.id.name else ""
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
@@ -121,55 +121,7 @@ class TailSamplingProcessor:
 
     def decide(self, trace: Trace, now: float) -> tuple[Decision, str]:
         """The final decision (SAMPLED, NOT_SAMPLED or DROPPED) and the name of the deciding policy."""
-        # The first policy name per vote kind, in locals (this runs for every trace).
-        sampled = inv_sampled = inv_not_sampled = None
-        not_sampled = False
-        errors = 0
-        spans = trace.span_count
-        self._seen += 1
-        timed = self._seen % LATENCY_EVERY == 1
-        first_match = self._first_match
-        for slot in self._slots:
-            started = time.perf_counter_ns() if timed else 0
-            try:
-                vote = slot.policy.evaluate(trace, now)
-            except (PolicyEvaluationError, DecodeError):
-                errors += 1
-                vote = Decision.ERROR
-            if timed:
-                slot.latency.observe((time.perf_counter_ns() - started) / 1000)
-            if vote is _NOT_SAMPLED:
-                not_sampled = True
-            elif vote is _SAMPLED:
-                if sampled is None:
-                    sampled = slot.policy.name
-            elif vote is _DROPPED:
-                slot.traces[vote] += 1
-                slot.spans[vote] += spans
-                if errors:
-                    self._metrics.errors.inc(errors)
-                return _DROPPED, slot.policy.name
-            elif vote is _INV_NOT_SAMPLED:
-                if inv_not_sampled is None:
-                    inv_not_sampled = slot.policy.name
-            elif vote is _INV_SAMPLED:
-                if inv_sampled is None:
-                    inv_sampled = slot.policy.name
-            else:
-                continue  # ERROR (or a vote no policy gives): not counted
-            slot.traces[vote] += 1
-            slot.spans[vote] += spans
-            if vote is _SAMPLED and first_match:
-                break
-        if errors:
-            self._metrics.errors.inc(errors)
-        if inv_not_sampled is not None:
-            return _NOT_SAMPLED, inv_not_sampled
-        if sampled is not None:
-            return _SAMPLED, sampled
-        if inv_sampled is not None and not not_sampled:
-            return _SAMPLED, inv_sampled
-        return _NOT_SAMPLED, ""
+        return self._decide_all([trace], now)[0]
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         now = self._clock()
@@ -177,8 +129,7 @@ class TailSamplingProcessor:
             prepare(traces)
         kept: list[Trace] = []
         sampled = not_sampled = dropped = 0
-        for trace in traces:
-            decision, policy = self.decide(trace, now)
+        for trace, (decision, policy) in zip(traces, self._decide_all(traces, now), strict=True):
             trace.notes[NOTE_POLICY] = policy
             if decision is _SAMPLED:
                 kept.append(trace)
@@ -189,6 +140,82 @@ class TailSamplingProcessor:
                 not_sampled += 1
         self._flush_metrics(sampled, not_sampled, dropped)
         return kept
+
+    def _decide_all(self, traces: list[Trace], now: float) -> list[tuple[Decision, str]]:
+        """Decisions for ``traces``, evaluated policy by policy over all of them (one tight loop per policy
+        instead of one call chain per trace and policy). Each trace sees the policies in the same order,
+        stopping at the same vote, as when decided alone: a drop vote ends its evaluation, and so does a
+        sampled vote with ``sample_on_first_match``. A policy's own state (rate limits) sees the traces
+        in the same order too, so the votes are the same."""
+        n = len(traces)
+        # The first policy name per vote kind, per trace.
+        sampled: list[str | None] = [None] * n
+        inv_sampled: list[str | None] = [None] * n
+        inv_not_sampled: list[str | None] = [None] * n
+        not_sampled = [False] * n
+        final: list[tuple[Decision, str] | None] = [None] * n  # DROPPED, decided early
+        first_match = self._first_match
+        alive = list(range(n))  # traces still being evaluated
+        errors = 0
+        for slot in self._slots:
+            if not alive:
+                break
+            policy = slot.policy
+            name = policy.name
+            evaluate = policy.evaluate
+            votes: list[Decision] = []
+            vote_of = votes.append
+            started = time.perf_counter_ns()
+            for i in alive:
+                try:
+                    vote_of(evaluate(traces[i], now))
+                except (PolicyEvaluationError, DecodeError):
+                    errors += 1
+                    vote_of(_ERROR)
+            # One observation per call, of the mean time per trace (an observation costs more than most
+            # policies).
+            slot.latency.observe((time.perf_counter_ns() - started) / 1000 / len(alive))
+            slot_traces, slot_spans = slot.traces, slot.spans
+            stopped = False
+            for i, vote in zip(alive, votes, strict=True):
+                if vote is _NOT_SAMPLED:
+                    not_sampled[i] = True
+                elif vote is _SAMPLED:
+                    if sampled[i] is None:
+                        sampled[i] = name
+                    if first_match:
+                        stopped = True
+                elif vote is _DROPPED:
+                    final[i] = (_DROPPED, name)
+                    stopped = True
+                elif vote is _INV_NOT_SAMPLED:
+                    if inv_not_sampled[i] is None:
+                        inv_not_sampled[i] = name
+                elif vote is _INV_SAMPLED:
+                    if inv_sampled[i] is None:
+                        inv_sampled[i] = name
+                else:
+                    continue  # ERROR (or a vote no policy gives): not counted
+                slot_traces[vote] += 1
+                slot_spans[vote] += traces[i].span_count
+            if stopped:
+                alive = [i for i, vote in zip(alive, votes, strict=True)
+                         if not (vote is _DROPPED or (first_match and vote is _SAMPLED))]
+        if errors:
+            self._metrics.errors.inc(errors)
+        out: list[tuple[Decision, str]] = []
+        for i in range(n):
+            early = final[i]
+            if early is not None:
+                out.append(early)
+            elif (name_ := inv_not_sampled[i]) is not None:
+                out.append((_NOT_SAMPLED, name_))
+            else:
+                name_ = sampled[i]
+                if name_ is None and not not_sampled[i]:
+                    name_ = inv_sampled[i]
+                out.append(_UNDECIDED if name_ is None else (_SAMPLED, name_))
+        return out
 
     def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int) -> None:
         """Counters once per call, not per trace."""
