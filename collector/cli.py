@@ -20,6 +20,7 @@ from collector.component import Kind
 from collector.config.schema import ConfigError
 from collector.config.service import CollectorConfig, load_config
 from collector.errors import ComponentStartError
+from collector.memory import tune_malloc
 from collector.registry import Registry
 from collector.service import Service
 from collector.telemetry.logs import setup_logging
@@ -122,6 +123,7 @@ def _tune_gc() -> None:
 
 
 def run(config: CollectorConfig) -> int:
+    tune_malloc()
     _install_uvloop()
     return asyncio.run(_run(config))
 

@@ -8,11 +8,11 @@ garbage collection; above the soft limit (hard limit - spike) it refuses new bat
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import Callable
 
 from collector import Host, RefusedError, Settings, SpanBatch, TracesConsumer
+from collector.memory import release_memory
 from collector.telemetry import rss_bytes
 from pipelines.memory_limiter.config import MIB, Config
 from pipelines.memory_limiter.sysmem import total_memory
@@ -41,7 +41,8 @@ class MemoryLimiter:
         self._next = next_consumer
         self._logger = settings.logger
         self.read_memory = read_memory
-        self.collect_garbage: Callable[[], object] = gc.collect
+        # Garbage collection, then the allocator's free memory back to the kernel, so RSS can fall.
+        self.collect_garbage: Callable[[], object] = release_memory
         if config.limit_mib == 0 and total_memory_bytes is None:
             total_memory_bytes = total_memory()
             if total_memory_bytes is None:

@@ -1,0 +1,44 @@
+"""The allocator settings of collector.memory, in a child process (mallopt changes the process for good)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from collector import memory
+
+CHECK = """
+import ctypes, sys
+from collector import memory
+took = memory.tune_malloc()
+# Large blocks now come from the heap: freeing one and allocating again reuses the memory.
+print(took)
+memory.release_memory()
+"""
+
+
+def run(env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env})
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(memory._glibc() is None, reason="glibc only")
+def test_tuning_applies_on_glibc_and_can_be_turned_off() -> None:
+    assert run({}) == "True"
+    assert run({"TRACETRIAGE_MALLOC_TUNING": "0"}) == "False"
+
+
+def test_memory_limiter_gives_memory_back_when_it_collects() -> None:
+    from collector import Telemetry
+    from collector.config import decode
+    from pipelines.memory_limiter import Config, MemoryLimiter
+    from tests.pipelines import RecordingConsumer, make_settings
+
+    config = decode(Config, {"check_interval": "1s", "limit_mib": 100})
+    limiter = MemoryLimiter(make_settings("memory_limiter", Telemetry()), config, RecordingConsumer())
+    assert limiter.collect_garbage is memory.release_memory
+    memory.release_memory()  # safe to call anywhere, with or without glibc
