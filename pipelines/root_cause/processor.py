@@ -6,7 +6,7 @@ It lets every trace through. Per trace it costs a scan of the wire bytes when no
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from collector import Host, Settings
 from collector.errors import ComponentStartError
@@ -48,7 +48,7 @@ class RootCauseProcessor:
     defines_buffer: ClassVar[bool] = False
 
     __slots__ = (
-        "_annotate", "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals",
+        "_annotate", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals",
         "_skipped", "_teams", "buffer_settings", "id", "mutates_data",
     )
 
@@ -68,6 +68,7 @@ class RootCauseProcessor:
         )
         self._services = _Labels(MAX_LABEL_VALUES)
         self._teams = _Labels(MAX_LABEL_VALUES)
+        self._counters: dict[tuple[str, str, str], Any] = {}
         t = settings.telemetry
         self._root_causes = t.counter(
             "tracetriage_root_causes_total",
@@ -115,4 +116,10 @@ class RootCauseProcessor:
             # The root-cause span's resource describes the caller when the callee is blamed.
             attrs = None if cause.blamed_callee else cause.resource_attributes
             team = self._ownership.owner_of(cause.service, attrs).name
-        self._root_causes.labels(failure.signal, self._services(cause.service), self._teams(team)).inc()
+        labels = (failure.signal, self._services(cause.service), self._teams(team))
+        counter = self._counters.get(labels)
+        if counter is None:  # the label lookup costs more than the count: children kept per label set
+            if len(self._counters) >= 4 * MAX_LABEL_VALUES:
+                self._counters.clear()
+            counter = self._counters[labels] = self._root_causes.labels(*labels)
+        counter.inc()
