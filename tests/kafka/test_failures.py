@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -83,8 +85,16 @@ def test_broker_replaced_exporter_reconnects_and_delivers(tmp_path: Path, broker
     for _ in range(10):
         loader.send(traces=20, spans_per_trace=5)  # accepted into the queue while no broker runs
     held = loader.acked - before
-    broker.start()
-    create_topic_sync(broker.address, "spans", 4)
+    # A restarted tansu (memory storage) acknowledges produce requests for a topic it does not have yet and
+    # keeps nothing (Kafka refuses them with UNKNOWN_TOPIC_OR_PARTITION). The agent's producer still has
+    # the old broker's metadata and may send before the test creates the topic: the agent is paused
+    # meanwhile, so the new broker has the topic before the exporter can reach it.
+    os.kill(agent.proc.proc.pid, signal.SIGSTOP)
+    try:
+        broker.start()
+        create_topic_sync(broker.address, "spans", 4)
+    finally:
+        os.kill(agent.proc.proc.pid, signal.SIGCONT)
     loader.close()
     seen = topic_spans(broker.address, "spans", len(held))
     assert seen == held
