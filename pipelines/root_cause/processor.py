@@ -39,9 +39,6 @@ class _Labels:
         return value
 
 
-_ANNOTATED = b"rootcause."  # in the bytes of a trace annotated before (by an earlier collector tier)
-
-
 class RootCauseProcessor:
     """See the module docstring."""
 
@@ -107,9 +104,8 @@ class RootCauseProcessor:
             for failure in result.failures:
                 self._count(failure)
             if self._annotate:
-                present = any(_ANNOTATED in chunk for _, chunk in trace.wire_chunks())
                 for failure, span in zip(result.failures, result.signal_spans, strict=True):
-                    annotate(span, failure.primary, present)
+                    annotate(span, failure.primary)
                 trace.mark_modified()
         return traces
 

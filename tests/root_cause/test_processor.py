@@ -102,35 +102,6 @@ def test_notes_annotation_and_reencoding() -> None:
     assert [kv.key for kv in spans[0].attributes].count("rootcause.service") == 1
 
 
-@pytest.mark.parametrize("depth", [0, 3, 300])
-def test_annotation_from_wire_matches_building_field_by_field(depth: int) -> None:
-    """The five attributes merged from their wire form equal the same attributes built message by message,
-    whether or not the span had ``rootcause.*`` attributes before (which are replaced)."""
-    from opentelemetry.proto.common.v1.common_pb2 import ArrayValue
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
-    from pipelines.root_cause.annotate import annotate
-    from pipelines.root_cause.model import RootCause
-
-    cause = RootCause(service="orders-db ü", span_name="INSERT", span_id=sid(4), depth=depth,
-                      path=("frontend:place_order", "x" * 200, "payment:INSERT"), end_time_unix_nano=5)
-    expected = Span(name="op", attributes=[KeyValue(key="http.route", value=AnyValue(string_value="/o"))])
-    for key, value in (("rootcause.service", AnyValue(string_value=cause.service)),
-                       ("rootcause.span_name", AnyValue(string_value="INSERT")),
-                       ("rootcause.span_id", AnyValue(string_value=sid(4).hex())),
-                       ("rootcause.depth", AnyValue(int_value=depth)),
-                       ("rootcause.path", AnyValue(array_value=ArrayValue(
-                           values=[AnyValue(string_value=p) for p in cause.path])))):
-        expected.attributes.append(KeyValue(key=key, value=value))
-    fresh = Span(name="op", attributes=[KeyValue(key="http.route", value=AnyValue(string_value="/o"))])
-    annotate(fresh, cause, present=False)
-    assert fresh == expected
-    stale = Span(name="op", attributes=[KeyValue(key="rootcause.depth", value=AnyValue(int_value=9)),
-                                        KeyValue(key="http.route", value=AnyValue(string_value="/o"))])
-    annotate(stale, cause)
-    assert stale == expected
-
-
 def test_annotate_false_leaves_spans_alone() -> None:
     proc = build(annotate=False)
     t = failing_trace()
