@@ -32,9 +32,9 @@ class InvalidSpanIds(WireError):
 
 _Z16 = bytes(16)
 _Z8 = bytes(8)
-# Status.code = ERROR (field 3, varint 2), and the length and first letter of an attribute key "error":
-# spans whose bytes contain neither have no ERROR status and no ``error`` attribute.
-ERROR_KEY = b"\n\x05error"  # an attribute key "error"
+# An attribute key "error" (KeyValue.key, length 5) on the wire: a run of spans without it has no ``error``
+# attribute. (ERROR statuses are found from each span's last bytes, see wire_np.error_status.)
+ERROR_KEY = b"\n\x05error"
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ _WIN = 32
 _PAD = bytes(4 * _WIN)
 _NONE = np.zeros(0, dtype=np.int64)
 ERROR_HINTS = True  # see set_error_hints
-ERROR_KEY_HINTS = True
+ERROR_KEY_HINTS = True  # the search for ``error`` attribute keys, with ERROR_HINTS
 # Below this size a request is walked in Python: the array set-up costs more than it saves.
 MIN_BYTES = 8192
 
