@@ -100,6 +100,17 @@ class Receiver(Component, Protocol):
     """Pushes batches into ``next`` given at creation."""
 
 
+@runtime_checkable
+class FinishingReceiver(Receiver, Protocol):
+    """A receiver with a second shutdown phase. The service calls ``defer_finish()`` before shutting down;
+    ``shutdown()`` then only stops taking data, and ``finish()`` runs once every processor and exporter
+    has shut down (the Kafka receiver commits the offsets of what the pipeline exported while draining)."""
+
+    def defer_finish(self) -> None: ...
+
+    async def finish(self) -> None: ...
+
+
 class Processor(Component, TracesConsumer, Protocol):
     """A consumer that passes (possibly changed, fewer or later) batches to ``next``."""
 

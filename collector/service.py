@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.batch import SpanBatch
-from collector.component import Component, ComponentID, Host, Kind, Settings
+from collector.component import Component, ComponentID, FinishingReceiver, Host, Kind, Settings
 from collector.config.service import CollectorConfig, ComponentConfig
 from collector.consumer import FanOutConsumer, TracesConsumer
 from collector.errors import ComponentStartError
@@ -218,6 +218,12 @@ class Service:
         budget = self.config.service.shutdown_timeout if limit is None else limit
         deadline = time.monotonic() + budget
         started = {id(b) for b in self._started}
+        # Receivers that can finish after the pipeline drained (the Kafka receiver commits the offsets of
+        # what the drain exported) only stop taking data first.
+        finishing = [(b, b.component) for b in self.graph.receivers
+                     if id(b) in started and isinstance(b.component, FinishingReceiver)]
+        for _, receiver in finishing:
+            receiver.defer_finish()
         order: list[_Built] = list(self.graph.receivers)
         for built in self.graph.processors:
             order.extend(built)
@@ -233,6 +239,14 @@ class Service:
                           "data it still held is lost", b.label, budget)
             except Exception:
                 log.exception("%s failed to shut down cleanly", b.label)
+        for b, receiver in finishing:
+            remaining = max(0.05, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(receiver.finish(), remaining)
+            except TimeoutError:
+                log.error("%s did not finish within the shutdown timeout (%.1fs)", b.label, budget)
+            except Exception:
+                log.exception("%s failed to finish cleanly", b.label)
         if self._metrics_server is not None:
             await self._metrics_server.shutdown()
         log.info("Shutdown complete.")

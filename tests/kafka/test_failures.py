@@ -145,3 +145,33 @@ def test_sampler_killed_mid_stream_its_traces_are_exported_after_restart(
     restarted = Sampler(tmp_path / "sampler2", broker, collector_env, "spans")
     restarted.proc.wait_ready()
     wait_for(lambda: set(restarted.spans()) >= loader.acked, timeout=90, interval=0.5)
+
+
+def test_sampler_stopped_gracefully_commits_what_it_exported_while_draining(
+        tmp_path: Path, broker: Broker, collector_env: dict[str, str]) -> None:
+    """SIGTERM while every trace waits for its decision: the trace buffer decides and exports them as it
+    shuts down, and the Kafka receiver commits their offsets after that drain, so a sampler started
+    next in the same group has nothing to read again."""
+    create_topic_sync(broker.address, "spans", 4)
+    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
+    sampler = Sampler(tmp_path / "sampler", broker, collector_env, "spans", decision_wait="60s")
+    agent.proc.wait_ready()
+    sampler.proc.wait_ready()
+    loader = Loader(agent.grpc_port)
+    for _ in range(5):
+        loader.send(traces=20, spans_per_trace=5)
+    loader.close()
+    total = len(loader.acked)
+    wait_for(lambda: sampler.proc.metric("otelcol_receiver_accepted_spans_total", receiver="kafka") >= total,
+             timeout=60, interval=0.2)
+    time.sleep(2.5)  # past the commit interval: nothing is decided yet, so nothing may be committed
+    assert sampler.spans() == []
+    assert sampler.proc.terminate() == 0
+    assert set(sampler.spans()) == loader.acked  # decided and exported while shutting down
+    again = Sampler(tmp_path / "sampler2", broker, collector_env, "spans", decision_wait="1s")
+    again.proc.wait_ready()
+    # Once the new member has the partitions, it fetches from the committed offsets (here: the end).
+    wait_for(lambda: "assigned" in again.proc.stderr, timeout=60, interval=0.5)
+    time.sleep(3)
+    assert again.proc.metric("otelcol_receiver_accepted_spans_total", receiver="kafka") == 0
+    assert again.spans() == []

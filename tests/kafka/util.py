@@ -47,7 +47,8 @@ class Agent:
 
 class Sampler:
     def __init__(self, workdir: Path, broker: Broker, env: dict[str, str], topic: str,
-                 encoding: str = "otlp_proto", batch_timeout: str = "200ms", group: str = "samplers") -> None:
+                 encoding: str = "otlp_proto", batch_timeout: str = "200ms", group: str = "samplers",
+                 decision_wait: str = "1s") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.out = workdir / "out.bin"
@@ -61,7 +62,7 @@ class Sampler:
             "KAFKA_GROUP_ID": group, "KAFKA_INITIAL_OFFSET": "earliest", "TT_BATCH_TIMEOUT": batch_timeout,
             "TT_FILE_OUT": str(self.out), "TT_FILE_FORMAT": "proto",
             # every trace kept, decided quickly: the tests count spans end to end through the trace stages
-            "TT_SAMPLING_PERCENTAGE": "100", "TT_DECISION_WAIT": "1s",
+            "TT_SAMPLING_PERCENTAGE": "100", "TT_DECISION_WAIT": decision_wait,
             "TT_METRICS": f"127.0.0.1:{self.metrics_port}", "TT_HEALTH": f"127.0.0.1:{free_port()}",
         }
         self.proc = _start(self.configs, workdir, self.metrics_port, self.env)

@@ -6,7 +6,9 @@ records' ``ExportTraceServiceRequest`` bytes joined, after checking each parses)
 is retried with backoff while nothing more is fetched (backpressure); a permanent one is logged,
 counted and the range released. Offsets are committed every ``autocommit.interval``, on partition
 revocation and at shutdown, only up to the oldest record whose batch some stage still holds (see
-:mod:`.offsets`): what this instance had not finished is read again by the partition's next owner
+:mod:`.offsets`). At shutdown the receiver first only stops fetching; the final commit comes after the
+whole pipeline has drained (:meth:`KafkaReceiver.finish`), so what the trace buffer decides and exports
+while shutting down is committed too: what this instance had not finished is read again by the partition's next owner
 (at-least-once). A malformed record is counted, logged with topic/partition/offset and skipped.
 A broker down at start is not fatal: the consumer keeps connecting in the background.
 """
@@ -108,6 +110,8 @@ class KafkaReceiver:
         self._host: Host | None = None
         self._stopping = False
         self._stopped = False
+        self._defer_finish = False
+        self._finished = False
         self._commit_lock = asyncio.Lock()
         self._acked = asyncio.Event()  # set whenever a batch's records are done
 
@@ -178,8 +182,15 @@ class KafkaReceiver:
             return consumer
         return None
 
+    def defer_finish(self) -> None:
+        """The service will call :meth:`finish` once every stage downstream has shut down: :meth:`shutdown`
+        then only stops fetching, and the offsets of records whose traces the pipeline decides and exports
+        while it drains (a trace buffer deciding its pending traces) are committed too, rather than read
+        again after a restart."""
+        self._defer_finish = True
+
     async def shutdown(self) -> None:
-        """Stop fetching, give the pipeline a moment to finish what it holds, commit, leave the group."""
+        """Stop fetching; unless :meth:`defer_finish` was called, also commit and leave the group."""
         if self._stopped:
             return
         self._stopped = True
@@ -192,6 +203,14 @@ class KafkaReceiver:
             except TimeoutError:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if not self._defer_finish:
+            await self.finish()
+
+    async def finish(self) -> None:
+        """Wait briefly for what the pipeline still holds, commit, leave the group (once)."""
+        if self._finished:
+            return
+        self._finished = True
         deadline = time.monotonic() + SHUTDOWN_ACK_WAIT
         while any(t.outstanding for t in self._trackers.values()):
             remaining = deadline - time.monotonic()
