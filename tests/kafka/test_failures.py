@@ -123,16 +123,18 @@ def test_agent_killed_while_broker_down_loses_no_acknowledged_span(tmp_path: Pat
     wait_for(lambda: not list(agent.storage.rglob("*.batch")), timeout=30, interval=0.2)
 
 
-def test_sampler_killed_mid_stream_its_traces_are_exported_after_restart(
-        tmp_path: Path, broker: Broker, collector_env: dict[str, str]) -> None:
+def sampler_holding_everything(tmp_path: Path, broker: Broker, env: dict[str, str], requests: int,
+                               **sampler_options: str) -> tuple[Sampler, Loader]:
+    """An agent and a sampler on a 4-partition topic; ``requests`` requests of 100 spans sent through the
+    agent and taken by the sampler, which still holds them all (``sampler_options`` make it hold them)
+    past a commit interval, with nothing exported yet."""
     create_topic_sync(broker.address, "spans", 4)
-    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
-    # A batch processor that holds everything for a minute: the records' offsets must not be committed.
-    sampler = Sampler(tmp_path / "sampler", broker, collector_env, "spans", batch_timeout="60s")
+    agent = Agent(tmp_path / "agent", broker, env, "spans")
+    sampler = Sampler(tmp_path / "sampler", broker, env, "spans", **sampler_options)
     agent.proc.wait_ready()
     sampler.proc.wait_ready()
     loader = Loader(agent.grpc_port)
-    for _ in range(10):
+    for _ in range(requests):
         loader.send(traces=20, spans_per_trace=5)
     loader.close()
     total = len(loader.acked)
@@ -140,6 +142,13 @@ def test_sampler_killed_mid_stream_its_traces_are_exported_after_restart(
              timeout=60, interval=0.2)
     time.sleep(2.5)  # more than the commit interval: a wrong commit would have happened by now
     assert sampler.spans() == []
+    return sampler, loader
+
+
+def test_sampler_killed_mid_stream_its_traces_are_exported_after_restart(
+        tmp_path: Path, broker: Broker, collector_env: dict[str, str]) -> None:
+    # A batch processor that holds everything for a minute: the records' offsets must not be committed.
+    sampler, loader = sampler_holding_everything(tmp_path, broker, collector_env, 10, batch_timeout="60s")
     sampler.proc.proc.kill()
     sampler.proc.proc.wait()
     restarted = Sampler(tmp_path / "sampler2", broker, collector_env, "spans")
@@ -152,20 +161,7 @@ def test_sampler_stopped_gracefully_commits_what_it_exported_while_draining(
     """SIGTERM while every trace waits for its decision: the trace buffer decides and exports them as it
     shuts down, and the Kafka receiver commits their offsets after that drain, so a sampler started
     next in the same group has nothing to read again."""
-    create_topic_sync(broker.address, "spans", 4)
-    agent = Agent(tmp_path / "agent", broker, collector_env, "spans")
-    sampler = Sampler(tmp_path / "sampler", broker, collector_env, "spans", decision_wait="60s")
-    agent.proc.wait_ready()
-    sampler.proc.wait_ready()
-    loader = Loader(agent.grpc_port)
-    for _ in range(5):
-        loader.send(traces=20, spans_per_trace=5)
-    loader.close()
-    total = len(loader.acked)
-    wait_for(lambda: sampler.proc.metric("otelcol_receiver_accepted_spans_total", receiver="kafka") >= total,
-             timeout=60, interval=0.2)
-    time.sleep(2.5)  # past the commit interval: nothing is decided yet, so nothing may be committed
-    assert sampler.spans() == []
+    sampler, loader = sampler_holding_everything(tmp_path, broker, collector_env, 5, decision_wait="60s")
     assert sampler.proc.terminate() == 0
     assert set(sampler.spans()) == loader.acked  # decided and exported while shutting down
     again = Sampler(tmp_path / "sampler2", broker, collector_env, "spans", decision_wait="1s")

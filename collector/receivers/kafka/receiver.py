@@ -6,11 +6,12 @@ records' ``ExportTraceServiceRequest`` bytes joined, after checking each parses)
 is retried with backoff while nothing more is fetched (backpressure); a permanent one is logged,
 counted and the range released. Offsets are committed every ``autocommit.interval``, on partition
 revocation and at shutdown, only up to the oldest record whose batch some stage still holds (see
-:mod:`.offsets`). At shutdown the receiver first only stops fetching; the final commit comes after the
-whole pipeline has drained (:meth:`KafkaReceiver.finish`), so what the trace buffer decides and exports
-while shutting down is committed too: what this instance had not finished is read again by the partition's next owner
-(at-least-once). A malformed record is counted, logged with topic/partition/offset and skipped.
-A broker down at start is not fatal: the consumer keeps connecting in the background.
+:mod:`.offsets`): what this instance had not finished is read again by the partition's next owner
+(at-least-once). Inside a service, shutdown first only stops fetching and the final commit comes after
+the whole pipeline has drained (:meth:`KafkaReceiver.finish`), so what the trace buffer decides and
+exports while shutting down is committed too. A malformed record is counted, logged with
+topic/partition/offset and skipped. A broker down at start is not fatal: the consumer keeps connecting
+in the background.
 """
 
 from __future__ import annotations
