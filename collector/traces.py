@@ -97,7 +97,7 @@ class Trace:
 
     __slots__ = (
         "_counts", "_decoded", "_modified", "_notes", "acks", "arrival", "byte_size", "chunks", "decision_at",
-        "end", "maybe_error", "root_seen", "span_count", "start", "trace_id",
+        "end", "error_status", "maybe_error", "root_seen", "span_count", "start", "trace_id",
     )
 
     def __init__(self, trace_id: bytes, arrival: float, decision_at: float = 0.0, origin: Origin | None = None,
@@ -117,6 +117,9 @@ class Trace:
         self.start = start  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
         self.end = end  # latest span end (unix ns)
         self.maybe_error = maybe_error  # False: no span has an ERROR status or an ``error`` attribute
+        # Exactly whether a span has status ERROR, once a stage has found out (None: not known); a stage
+        # that reads statuses can use it instead of decoding the spans.
+        self.error_status: bool | None = None
         self.acks: list[Ack] | None = None
         self._notes: dict[str, Any] | None = None
         self._decoded: list[SpanGroup] | None = None
@@ -141,6 +144,7 @@ class Trace:
         has an ERROR status or an ``error`` attribute."""
         if maybe_error:
             self.maybe_error = True
+            self.error_status = None
         if self.start < 0 or start < self.start:
             self.start = start
         if end > self.end:
@@ -176,6 +180,23 @@ class Trace:
             self._decoded = [SpanGroup(o, ScopeSpans.FromString(c)) for o, c in self.chunks.items()]
         return self._decoded
 
+    @property
+    def decoded(self) -> bool:
+        """:meth:`groups` has decoded the spans (and they are what the trace sends)."""
+        return self._decoded is not None
+
+    def replace_chunks(self, chunks: Mapping[Origin, bytes | bytearray]) -> None:
+        """Replace the framed span entries of some origins with changed ones holding the same spans, with
+        the same statuses (a stage that edits the wire bytes of a few spans instead of decoding the
+        trace)."""
+        self._flush()  # changes made through groups() first: the new bytes replace those
+        for origin, chunk in chunks.items():
+            old = self.chunks[origin]
+            self.chunks[origin] = chunk
+            self.byte_size += len(chunk) - len(old)
+        self._decoded = None
+        self.maybe_error = True
+
     def iter_spans(self) -> Iterator[tuple[SpanGroup, Span]]:
         for g in self.groups():
             for s in g.scope_spans.spans:
@@ -185,14 +206,18 @@ class Trace:
         """A stage changed span messages from :meth:`groups`: re-encode them when the trace leaves."""
         self._modified = True
         self.maybe_error = True  # what the wire walk found may no longer hold
+        self.error_status = None
 
     def wire_chunks(self) -> Iterator[tuple[Origin, bytes | bytearray]]:
         """Framed span entries per origin, as they leave the buffer (re-encoded once after a change)."""
+        self._flush()
+        yield from self.chunks.items()
+
+    def _flush(self) -> None:
         if self._modified and self._decoded is not None:
             self.chunks = {g.origin: g.scope_spans.SerializeToString() for g in self._decoded}
             self.byte_size = sum(len(c) for c in self.chunks.values())
             self._modified = False
-        yield from self.chunks.items()
 
     def release(self) -> None:
         """The trace is done (sent on inside a batch, or dropped): release its acks (once)."""

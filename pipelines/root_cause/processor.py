@@ -15,7 +15,7 @@ from pipelines.ownership import CatalogError, Ownership
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config
 from pipelines.root_cause.model import FAILURES, Failure
-from pipelines.root_cause.walk import SignalMatcher, find_failures
+from pipelines.root_cause.walk import SignalMatcher, find_failures, write_back
 
 MAX_LABEL_VALUES = 1000  # distinct services / teams in the metric; beyond that: "other"
 UNKNOWN_TEAM = "unknown"
@@ -106,7 +106,7 @@ class RootCauseProcessor:
             if self._annotate:
                 for failure, span in zip(result.failures, result.signal_spans, strict=True):
                     annotate(span, failure.primary)
-                trace.mark_modified()
+                write_back(result)
         return traces
 
     def _count(self, failure: Failure) -> None:

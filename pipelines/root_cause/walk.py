@@ -1,4 +1,4 @@
-"""The root-cause walk (DESIGN.md "The root-cause walk"), as a pure function of a trace.
+"""The root-cause walk (DESIGN.md "The root-cause walk") over a trace.
 
 A span is **in error** when its status is ERROR, or its status is not OK and it has the attribute
 ``error`` = true (bool, or a string equal to "true" ignoring case). From each signal span in error the
@@ -6,11 +6,15 @@ walk follows every child in error; a span in error with no child in error is a r
 root cause ended first (ties: deeper first, then span id in byte order); ``Failure.root_causes`` is in
 that order, so ``root_causes[0]`` is the primary.
 
-Cost: error-free traces are recognised from their wire bytes without decoding (a span with status ERROR
-contains the bytes ``18 02``, a span with an ``error`` attribute the bytes ``error``); only when one of
-those occurs are the spans decoded and checked exactly, and only when some span really is in error is
-the index built, once per trace for every signal. (Protobuf encoders write tags and small varints in
-their one canonical form; a hand-made non-canonical encoding of the status code would be missed.)
+Cost: error-free traces are recognised from the hint the receiver's wire walk left (``Trace.maybe_error``)
+and cost nothing. The others are indexed from their wire bytes: span boundaries and each span's canonical
+header are read, only the spans that may be in error (their bytes contain ``18 02``, how Status.code =
+ERROR is encoded, or ``error``) are decoded and checked exactly, and the ids of those few are looked up
+with byte searches. Traces that do not allow that (a header not canonical, a span in error sharing its
+id, many spans that may be in error) are decoded whole; both indexes give the same result (the tests
+compare them). The walk records on the trace whether a span has an ERROR status
+(``Trace.error_status``), so a ``status_code`` policy after it reads no span; annotation re-encodes only
+the signal spans, in place in their chunks.
 
 Rules for malformed traces (the walk is iterative, with explicit stacks, and visits each span once):
 
@@ -48,7 +52,8 @@ from typing import NamedTuple
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.traces import SpanGroup, Trace
+from collector.traces import Origin, Trace
+from collector.wire import encode_varint, read_varint
 from pipelines.root_cause.model import Failure, RootCause
 
 DEFAULT_SIGNAL = "root"
@@ -61,6 +66,9 @@ CALLEE_ATTRIBUTES = ("peer.service", "server.address", "db.system")
 # Wire-level evidence that a span may be in error: Status.code (field 3, varint) = 2 is always encoded
 # as 18 02; an attribute key "error" always contains its UTF-8 bytes.
 _ERROR_KEY_BYTES = b"error"
+# The wire index looks up the ids of each span that may be in error with a search of the trace's bytes:
+# with more of them than this, decoding every span and indexing them all costs less.
+WIRE_CANDIDATES = 8
 
 
 class SignalMatcher:
@@ -84,8 +92,9 @@ class SignalMatcher:
 
 class WalkResult(NamedTuple):
     failures: list[Failure]
-    signal_spans: list[Span]  # the signal span of each failure (to annotate)
+    signal_spans: list[Span]  # the signal span of each failure (to annotate, then call write_back)
     signals_skipped: int  # signal spans in error beyond max_signals
+    walk: _Walk | None = None
 
 
 NO_FAILURES = WalkResult([], [], 0)
@@ -117,35 +126,172 @@ def find_failures(
     max_root_causes: int = 100,
     max_path: int = 64,
     max_signals: int = 100,
+    from_wire: bool = True,
 ) -> WalkResult:
-    """Every signal span in error of ``trace`` with its root causes (``signals`` empty: root spans)."""
+    """Every signal span in error of ``trace`` with its root causes (``signals`` empty: root spans).
+
+    ``from_wire`` False: index the trace from its decoded spans even when the wire index would do (the
+    two give the same result; tests compare them)."""
     # The wire walk on the way in already knows whether an ERROR status or an ``error`` attribute can be
     # there (trace.maybe_error); most traces stop here without being decoded.
     if not trace.maybe_error:
         return NO_FAILURES
-    # The hint is exact for ERROR statuses in canonically encoded spans, so a flagged trace nearly always
-    # has a span in error: the walk's index is built straight away (with none in error it finds nothing).
-    key_maybe = any(_ERROR_KEY_BYTES in chunk for _, chunk in trace.wire_chunks())
-    walk = _Walk(trace, trace.groups(), key_maybe, max_root_causes, max(3, max_path))
+    walk = _Walk(trace, max_root_causes, max(3, max_path))
+    if from_wire and not trace.decoded and walk.index_wire():
+        # Every span with an ERROR status was among the decoded ones: say so, for the stages after.
+        trace.error_status = any(s is not None and s.status.code == STATUS_ERROR for s in walk.spans)
+    else:
+        walk.index_decoded()
     if not walk.parent:
         return NO_FAILURES
     return walk.run(signals, max_signals)
 
 
+def write_back(result: WalkResult) -> None:
+    """The signal spans of ``result`` were changed (annotated): have the trace send the changed spans."""
+    if result.walk is not None and result.failures:
+        result.walk.write_back()
+
+
 class _Walk:
-    """The index of one trace (built once) and the walk over it. Nodes are indices into ``spans``."""
+    """The index of one trace (built once) and the walk over it. Nodes are indices into ``spans``.
+
+    The index comes from the wire bytes when every span's header is canonical and no span id occurs
+    twice (:meth:`index_wire`): ids and parent ids are read from each span's first bytes, and only the
+    spans that may be in error (their bytes contain ``18 02``, or ``error`` where an attribute may say
+    so) are decoded, and checked exactly. Otherwise, or when the trace is decoded already, every span is
+    decoded (:meth:`index_decoded`). Both give the same nodes in the same order."""
 
     __slots__ = (
-        "by_id", "clock", "depth", "err", "err_children", "group", "groups", "leaf_node", "leaf_tin",
-        "max_path", "max_rc", "parent", "pred", "server_parents", "spans", "tin", "tout", "trace",
+        "by_id", "chunks", "clock", "depth", "err", "err_children", "group", "leaf_node", "leaf_tin",
+        "max_path", "max_rc", "origins", "parent", "pred", "server_parents", "signal_nodes", "spans", "tin",
+        "tout", "trace", "where",
     )
 
-    def __init__(self, trace: Trace, groups: list[SpanGroup], check_attribute: bool, max_rc: int,
-                 max_path: int) -> None:
+    def __init__(self, trace: Trace, max_rc: int, max_path: int) -> None:
         self.trace = trace
-        self.groups = groups
         self.max_rc = max_rc
         self.max_path = max_path
+        self.origins: list[Origin] = list(trace.chunks)
+        self.spans: list[Span | None] = []  # decoded spans (from the wire: the ones that may be in error)
+        self.group: list[int] = []  # node -> index into origins
+        self.err: list[bool] = []
+        self.by_id: dict[bytes, int] = {}
+        self.chunks: list[bytes] | None = None  # from the wire: the chunk of each origin,
+        self.where: list[list[int]] = []  # and per chunk, where each framed span entry starts, and its end
+        self.server_parents: set[bytes] | None = None  # decoded: parent ids and ids of SERVER spans
+        self.parent: dict[int, int] = {}
+        self.err_children: dict[int, list[int]] = {}
+        self.leaf_tin: list[int] = []  # root causes, in discovery order (sorted by tin)
+        self.leaf_node: list[int] = []
+        self.clock = 0
+        self.signal_nodes: list[int] = []  # the signal node of each failure
+        self.tin: list[int] = []
+        self.tout: list[int] = []
+        self.depth: list[int] = []
+        self.pred: list[int] = []
+
+    def index_wire(self) -> bool:
+        """Index from the wire bytes without decoding spans that cannot be in error; False (nothing
+        indexed) when a span's header is not canonical or a span in error shares its id or its parent's."""
+        chunks: list[bytes] = []
+        starts: list[list[int]] = []  # per chunk: where each framed entry starts, and the chunk's end
+        group: list[int] = []
+        for gi, chunk in enumerate(self.trace.chunks.values()):
+            data = bytes(chunk)
+            n = len(data)
+            at: list[int] = []
+            i = 0
+            while i < n:
+                at.append(i)
+                b = data[i + 1]
+                if b < 0x80:
+                    k = i + 2
+                    e = k + b
+                else:
+                    b2 = data[i + 2]
+                    if b2 >= 0x80:
+                        return False  # a span of 16 KiB or more: not worth a case of its own
+                    k = i + 3
+                    e = k + ((b & 0x7F) | (b2 << 7))
+                # Canonical header: 0a 10 <trace id> 12 08 <span id> [1a trace_state] [22 08 <parent>]
+                if e - k < 28 or data[k + 18] != 0x12 or data[k + 19] != 0x08 or data[k] != 0x0A or (
+                        data[k + 1] != 0x10):
+                    return False
+                i = e
+            at.append(n)
+            chunks.append(data)
+            starts.append(at)
+            group += [gi] * (len(at) - 1)
+        self.chunks, self.where, self.group = chunks, starts, group
+        total = len(group)
+        spans: list[Span | None] = [None] * total
+        err = [False] * total
+        self.spans, self.err = spans, err
+        # The spans that may be in error: Status.code = ERROR is encoded 18 02; an ``error`` attribute's key
+        # contains "error". They are decoded and checked exactly.
+        base = 0
+        candidates: list[int] = []
+        for data, at in zip(chunks, starts, strict=True):
+            for needle in (b"\x18\x02", _ERROR_KEY_BYTES):
+                h = data.find(needle)
+                while h >= 0:
+                    j = bisect_right(at, h) - 1
+                    candidates.append(base + j)
+                    h = data.find(needle, at[j + 1])
+            base += len(at) - 1
+        if len(candidates) > WIRE_CANDIDATES:
+            return False
+        parent: dict[int, int] = {}
+        for node in sorted(set(candidates)):
+            s = self.span(node)
+            if not in_error(s):
+                continue
+            err[node] = True
+            if self._nodes_with(b"\x12\x08" + s.span_id, 18) != [node]:
+                return False
+            pid = s.parent_span_id
+            if pid:
+                found = self._nodes_with(b"\x12\x08" + pid, 18)
+                if len(found) > 1:
+                    return False
+                parent[node] = found[0] if found else -1
+            else:
+                parent[node] = -1
+        self._link(parent)
+        return True
+
+    def _nodes_with(self, field: bytes, offset: int) -> list[int]:
+        """From the wire: the nodes with ``field`` at ``offset`` bytes into the span (18: the span id;
+        -1: the parent span id, after the trace state)."""
+        chunks, where = self.chunks, self.where
+        assert chunks is not None
+        out: list[int] = []
+        base = 0
+        for data, at in zip(chunks, where, strict=True):
+            h = data.find(field)
+            while h >= 0:
+                j = bisect_right(at, h) - 1
+                k = at[j] + (2 if data[at[j] + 1] < 0x80 else 3)
+                if offset >= 0:
+                    want = k + offset
+                else:
+                    want = k + 28
+                    if data[want] == 0x1A:
+                        tl, want = read_varint(data, want + 1)
+                        want += tl
+                if h == want:
+                    out.append(base + j)
+                h = data.find(field, h + 1)
+            base += len(at) - 1
+        return out
+
+    def index_decoded(self) -> None:
+        """Index from the decoded spans (duplicate ids resolved as the module docstring says)."""
+        self.chunks = None  # what index_wire may have begun is replaced
+        check_attribute = any(_ERROR_KEY_BYTES in chunk for _, chunk in self.trace.wire_chunks())
+        groups = self.trace.groups()
+        self.origins = [g.origin for g in groups]
         spans: list[Span] = []
         group: list[int] = []
         err: list[bool] = []
@@ -165,29 +311,54 @@ class _Walk:
                 spans.append(s)
                 group.append(gi)
                 err.append(e)
-        self.spans, self.group, self.err, self.by_id = spans, group, err, by_id
-        self.server_parents: set[bytes] | None = None  # parent ids of SERVER spans, when first needed
-        # For each span in error: its parent node (-1: no parent id, or the parent is not in the trace), and
-        # the children in error of each span in error (each node sits in its one parent's list).
+        self.spans, self.group, self.err, self.by_id = list(spans), group, err, by_id
         parent: dict[int, int] = {}
-        err_children: dict[int, list[int]] = {}
         for i, e in enumerate(err):
             if e:
                 pid = spans[i].parent_span_id
-                p = by_id.get(pid, -1) if pid else -1
-                parent[i] = p
-                if p >= 0 and err[p]:
-                    err_children.setdefault(p, []).append(i)
+                parent[i] = by_id.get(pid, -1) if pid else -1
+        self._link(parent)
+
+    def _link(self, parent: dict[int, int]) -> None:
+        """For each span in error its parent node (-1: no parent id, or the parent is not in the trace), and
+        the children in error of each span in error (each node sits in its one parent's list)."""
+        err = self.err
+        err_children: dict[int, list[int]] = {}
+        for i, p in parent.items():
+            if p >= 0 and err[p]:
+                err_children.setdefault(p, []).append(i)
         self.parent = parent
         self.err_children = err_children
-        n = len(spans)
+        n = len(err)
         self.tin = [-1] * n  # discovery time; -1: not walked
         self.tout = [-1] * n  # last discovery time inside the node's walk subtree
         self.depth = [0] * n  # from the start of the walk that reached it
         self.pred = [-1] * n  # the node the walk came from
-        self.leaf_tin: list[int] = []  # root causes, in discovery order (sorted by tin)
-        self.leaf_node: list[int] = []
-        self.clock = 0
+
+    def span(self, n: int) -> Span:
+        """Node ``n``'s span, decoded (from the wire: on first use)."""
+        s = self.spans[n]
+        if s is None:
+            s = self.spans[n] = Span.FromString(self._raw(n))
+        return s
+
+    def write_back(self) -> None:
+        """Have the trace send the (annotated) signal spans: re-encode just those spans into their chunks
+        when indexed from the wire, else mark the decoded trace modified."""
+        chunks = self.chunks
+        if chunks is None:
+            self.trace.mark_modified()
+            return
+        changed: dict[int, bytearray] = {}
+        for n in sorted(set(self.signal_nodes), reverse=True):  # last first: earlier offsets stay valid
+            gi, j = self._locate(n)
+            buf = changed.get(gi)
+            if buf is None:
+                buf = changed[gi] = bytearray(chunks[gi])
+            data = self.span(n).SerializeToString()
+            at = self.where[gi]
+            buf[at[j]:at[j + 1]] = b"\x12" + encode_varint(len(data)) + data
+        self.trace.replace_chunks({self.origins[gi]: buf for gi, buf in changed.items()})
 
     # -- signals -------------------------------------------------------------------------------------
 
@@ -209,18 +380,18 @@ class _Walk:
             if tin[node] < 0:
                 self._dfs(node)  # in a cycle with no way in
             failures.append(self._failure(node, name))
-            signal_spans.append(self.spans[node])
-        return WalkResult(failures, signal_spans, skipped)
+            signal_spans.append(self.span(node))
+            self.signal_nodes.append(node)
+        return WalkResult(failures, signal_spans, skipped, self)
 
     def _signals(self, signals: Sequence[SignalMatcher]) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
         if not signals:
             return [(i, DEFAULT_SIGNAL) for i, p in self.parent.items() if p < 0]
-        spans, groups, group = self.spans, self.groups, self.group
+        origins, group, span = self.origins, self.group, self.span
         for i in self.parent:
-            s = spans[i]
-            service = groups[group[i]].origin.service_name
-            name = s.name
+            service = origins[group[i]].service_name
+            name = span(i).name
             for m in signals:
                 if m.matches(service, name):
                     out.append((i, m.name))
@@ -277,19 +448,19 @@ class _Walk:
         lo = bisect_left(self.leaf_tin, self.tin[node])
         hi = bisect_right(self.leaf_tin, self.tout[node])
         leaves = self.leaf_node[lo:hi]
-        spans, depth = self.spans, self.depth
+        span, depth = self.span, self.depth
 
         def order(n: int) -> tuple[int, int, bytes]:
-            s = spans[n]
+            s = span(n)
             return s.end_time_unix_nano, -depth[n], s.span_id
 
         chosen = heapq.nsmallest(self.max_rc, leaves, key=order) if len(leaves) > self.max_rc else sorted(
             leaves, key=order)
         causes = tuple(self._root_cause(node, leaf) for leaf in chosen)
-        s = spans[node]
+        s = span(node)
         return Failure(
             signal=signal,
-            signal_service=self.groups[self.group[node]].origin.service_name,
+            signal_service=self.origins[self.group[node]].service_name,
             signal_span_name=s.name,
             signal_span_id=s.span_id,
             trace_id=self.trace.trace_id,
@@ -299,7 +470,7 @@ class _Walk:
         )
 
     def _label(self, n: int) -> str:
-        return f"{self.groups[self.group[n]].origin.service_name}:{self.spans[n].name}"
+        return f"{self.origins[self.group[n]].service_name}:{self.span(n).name}"
 
     def _path(self, start: int, leaf: int, length: int) -> tuple[str, ...]:
         keep = length if length <= self.max_path else self.max_path - 2
@@ -315,15 +486,15 @@ class _Walk:
         return (self._label(start), f"... {length - keep - 1} spans ...", *tail)
 
     def _root_cause(self, start: int, leaf: int) -> RootCause:
-        s = self.spans[leaf]
-        own = self.groups[self.group[leaf]].origin.service_name
+        s = self.span(leaf)
+        own = self.origins[self.group[leaf]].service_name
         service, blamed = own, False
-        if s.kind == KIND_CLIENT and s.span_id not in self._server_parents():
+        if s.kind == KIND_CLIENT and not self._has_server_side(leaf):
             callee = _callee(s)
             if callee:
                 service, blamed = callee, True
         d = self.depth[leaf] - self.depth[start]
-        error_type, error_message = _error_details(s)
+        error_type, error_message = _error_details(s, self._raw(leaf) if self.chunks is not None else None)
         return RootCause(
             service=service,
             span_name=s.name,
@@ -338,15 +509,33 @@ class _Walk:
             resource_attributes=self._resource(self.group[leaf]),
         )
 
-    def _server_parents(self) -> set[bytes]:
+    def _has_server_side(self, n: int) -> bool:
+        """A CLIENT span has a server side when a SERVER span is its child, or shares its id (Zipkin)."""
+        sid = self.span(n).span_id
+        if self.chunks is not None:  # from the wire: the leaf's id is its own, so only children can be
+            return any(self.span(c).kind == KIND_SERVER for c in self._nodes_with(b"\x22\x08" + sid, -1))
         if self.server_parents is None:
-            # A CLIENT span has a server side when a SERVER span is its child, or shares its id (Zipkin).
-            server = [s for g in self.groups for s in g.scope_spans.spans if s.kind == KIND_SERVER]
+            server = [s for g in self.trace.groups() for s in g.scope_spans.spans if s.kind == KIND_SERVER]
             self.server_parents = {s.parent_span_id for s in server} | {s.span_id for s in server}
-        return self.server_parents
+        return sid in self.server_parents
+
+    def _locate(self, n: int) -> tuple[int, int]:
+        """From the wire: node ``n``'s chunk and its index there."""
+        gi = self.group[n]
+        for at in self.where[:gi]:
+            n -= len(at) - 1
+        return gi, n
+
+    def _raw(self, n: int) -> bytes:
+        """From the wire: node ``n``'s span bytes."""
+        assert self.chunks is not None
+        gi, j = self._locate(n)
+        data, at = self.chunks[gi], self.where[gi]
+        i = at[j]
+        return data[i + (2 if data[i + 1] < 0x80 else 3):at[j + 1]]
 
     def _resource(self, gi: int) -> Mapping[str, str]:
-        return self.groups[gi].origin.string_attributes()
+        return self.origins[gi].string_attributes()
 
 
 def _text(v: AnyValue) -> str:
@@ -371,9 +560,12 @@ def _callee(span: Span) -> str:
     return ""
 
 
-def _error_details(span: Span) -> tuple[str, str]:
+def _error_details(span: Span, raw: bytes | None = None) -> tuple[str, str]:
     """(type, message): the last ``exception`` event's, else the span's ``exception.*`` attributes
-    (``error.type`` for the type), else the status message."""
+    (``error.type`` for the type), else the status message. ``raw``: the span's bytes, when at hand (a
+    span without the bytes "exception" and "error.type" has no such event or attribute)."""
+    if raw is not None and b"exception" not in raw and b"error.type" not in raw:
+        return "", span.status.message
     error_type = message = ""
     for ev in span.events:
         if ev.name == "exception":

@@ -72,6 +72,18 @@ def test_status_code(codes: list[str], statuses: list[int], expected: Decision) 
     assert policy.evaluate(trace(), 0.0) is N
 
 
+@pytest.mark.parametrize("known", [True, False])
+def test_status_code_error_uses_what_a_stage_before_found(known: bool) -> None:
+    # root_cause records Trace.error_status exactly; status_code then reads no span. Trace.add forgets it.
+    policy = StatusCode("p", cfg(StatusCodeConfig, status_codes=["ERROR"]))
+    t = trace(span(status=ERROR if known else OK), span(status=OK, attributes={"error": True}))
+    t.error_status = known
+    assert policy.evaluate(t, 0.0) is (S if known else N)
+    assert not t.decoded
+    t.add(next(iter(t.chunks)), t.chunks[next(iter(t.chunks))], 1, 0, 1)
+    assert t.error_status is None
+
+
 TRACE_STATE_CASES: list[tuple[str, dict[str, Any], str, Decision]] = [
     ("no trace state", {"key": "foo", "values": ["bar"]}, "", N),
     ("key and value match", {"key": "foo", "values": ["bar"]}, "foo=bar", S),

@@ -3,8 +3,8 @@
 Fast path: a set code is encoded as the ``Status.code`` field (tag ``0x18``) followed by the varint code,
 so when the codes sought exclude UNSET (which is not encoded) and none of ``18 01`` (OK) / ``18 02``
 (ERROR) occurs anywhere in the trace's bytes, no span can match and the spans are not decoded. For ERROR
-the wire walk already answered that on the way in (``Trace.maybe_error``). Otherwise every span's status
-is read.
+the wire walk already answered that on the way in (``Trace.maybe_error``), and a stage before may have
+found out exactly (``Trace.error_status``). Otherwise every span's status is read.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class StatusCode:
         if self.error_only:
             if not trace.maybe_error:
                 return Decision.NOT_SAMPLED
+            if trace.error_status is not None:  # a stage before (root_cause) found out exactly
+                return Decision.SAMPLED if trace.error_status else Decision.NOT_SAMPLED
             patterns = None  # the wire walk already looked for the bytes: read the statuses
         else:
             patterns = self.patterns
