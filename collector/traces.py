@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from collector.batch import Ack, release_all
 from collector.component import Host
+from collector.wire import ERROR_CODE, entries_containing, entry_span, span_entries
 
 
 class Origin:
@@ -179,6 +180,31 @@ class Trace:
         if self._decoded is None:
             self._decoded = [SpanGroup(o, ScopeSpans.FromString(c)) for o, c in self.chunks.items()]
         return self._decoded
+
+    def has_error_status(self) -> bool:
+        """Whether a span has status ERROR, exactly: known (``error_status``), else found from the wire
+        bytes, decoding only the spans that contain the bytes of an ERROR code (and remembered)."""
+        known = self.error_status
+        if known is not None:
+            return known
+        found = False
+        if self.maybe_error:
+            if self._decoded is not None:
+                found = any(s.status.code == Status.STATUS_CODE_ERROR for _, s in self.iter_spans())
+            else:
+                found = any(self._error_status_in(bytes(chunk)) for chunk in self.chunks.values())
+        self.error_status = found
+        return found
+
+    @staticmethod
+    def _error_status_in(data: bytes) -> bool:
+        if ERROR_CODE not in data:
+            return False
+        at = span_entries(data)
+        if at is None:
+            return any(s.status.code == Status.STATUS_CODE_ERROR for s in ScopeSpans.FromString(data).spans)
+        return any(Span.FromString(entry_span(data, at, j)).status.code == Status.STATUS_CODE_ERROR
+                   for j in entries_containing(data, at, ERROR_CODE))
 
     @property
     def decoded(self) -> bool:

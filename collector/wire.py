@@ -11,6 +11,7 @@ encoded are decoded with protobuf instead (correct, only slower).
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -35,6 +36,9 @@ _Z8 = bytes(8)
 # An attribute key "error" (KeyValue.key, length 5) on the wire: a run of spans without it has no ``error``
 # attribute. (ERROR statuses are found from each span's last bytes, see wire_np.error_status.)
 ERROR_KEY = b"\n\x05error"
+# Status.code = ERROR (field 3, varint 2) as every protobuf encoder writes it: a span without these bytes has
+# no ERROR status.
+ERROR_CODE = b"\x18\x02"
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -312,6 +316,49 @@ def _add_run(by_trace: dict[bytes, TraceSpans], tid: bytes, run: bytes, count: i
         entry.start = lo
     if hi > entry.end:
         entry.end = hi
+
+
+def span_entries(data: bytes, canonical: bool = False) -> list[int] | None:
+    """Where each framed span entry (tag ``0x12``, length, span) of a trace chunk starts, then the chunk's
+    length. None for a span of 16 KiB or more (a three-byte length) and, with ``canonical``, for a span
+    whose header is not ``0a 10 <trace id> 12 08 <span id>``. The chunk must be framed entries only, as
+    the trace buffer keeps them."""
+    n = len(data)
+    at: list[int] = []
+    i = 0
+    while i < n:
+        at.append(i)
+        b = data[i + 1]
+        if b < 0x80:
+            k = i + 2
+            e = k + b
+        else:
+            b2 = data[i + 2]
+            if b2 >= 0x80:
+                return None
+            k = i + 3
+            e = k + ((b & 0x7F) | (b2 << 7))
+        if canonical and (e - k < 28 or data[k + 18] != 0x12 or data[k + 19] != 0x08 or data[k] != 0x0A or (
+                data[k + 1] != 0x10)):
+            return None
+        i = e
+    at.append(n)
+    return at
+
+
+def entries_containing(data: bytes, at: list[int], needle: bytes) -> Iterator[int]:
+    """Indices (into ``at``, from :func:`span_entries`) of the span entries whose bytes contain ``needle``."""
+    h = data.find(needle)
+    while h >= 0:
+        j = bisect_right(at, h) - 1
+        yield j
+        h = data.find(needle, at[j + 1])
+
+
+def entry_span(data: bytes, at: list[int], j: int) -> bytes:
+    """The span bytes of entry ``j`` (without its tag and length)."""
+    i = at[j]
+    return data[i + (2 if data[i + 1] < 0x80 else 3):at[j + 1]]
 
 
 def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearray]]]) -> bytes:

@@ -53,7 +53,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.traces import Origin, Trace
-from collector.wire import encode_varint, read_varint
+from collector.wire import ERROR_CODE, encode_varint, entry_span, read_varint, span_entries
 from pipelines.root_cause.model import Failure, RootCause
 
 DEFAULT_SIGNAL = "root"
@@ -199,27 +199,9 @@ class _Walk:
         group: list[int] = []
         for gi, chunk in enumerate(self.trace.chunks.values()):
             data = bytes(chunk)
-            n = len(data)
-            at: list[int] = []
-            i = 0
-            while i < n:
-                at.append(i)
-                b = data[i + 1]
-                if b < 0x80:
-                    k = i + 2
-                    e = k + b
-                else:
-                    b2 = data[i + 2]
-                    if b2 >= 0x80:
-                        return False  # a span of 16 KiB or more: not worth a case of its own
-                    k = i + 3
-                    e = k + ((b & 0x7F) | (b2 << 7))
-                # Canonical header: 0a 10 <trace id> 12 08 <span id> [1a trace_state] [22 08 <parent>]
-                if e - k < 28 or data[k + 18] != 0x12 or data[k + 19] != 0x08 or data[k] != 0x0A or (
-                        data[k + 1] != 0x10):
-                    return False
-                i = e
-            at.append(n)
+            at = span_entries(data, canonical=True)
+            if at is None:
+                return False
             chunks.append(data)
             starts.append(at)
             group += [gi] * (len(at) - 1)
@@ -233,7 +215,7 @@ class _Walk:
         base = 0
         candidates: list[int] = []
         for data, at in zip(chunks, starts, strict=True):
-            for needle in (b"\x18\x02", _ERROR_KEY_BYTES):
+            for needle in (ERROR_CODE, _ERROR_KEY_BYTES):  # (entries_containing, inline)
                 h = data.find(needle)
                 while h >= 0:
                     j = bisect_right(at, h) - 1
@@ -530,9 +512,7 @@ class _Walk:
         """From the wire: node ``n``'s span bytes."""
         assert self.chunks is not None
         gi, j = self._locate(n)
-        data, at = self.chunks[gi], self.where[gi]
-        i = at[j]
-        return data[i + (2 if data[i + 1] < 0x80 else 3):at[j + 1]]
+        return entry_span(self.chunks[gi], self.where[gi], j)
 
     def _resource(self, gi: int) -> Mapping[str, str]:
         return self.origins[gi].string_attributes()

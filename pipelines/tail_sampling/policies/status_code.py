@@ -3,8 +3,9 @@
 Fast path: a set code is encoded as the ``Status.code`` field (tag ``0x18``) followed by the varint code,
 so when the codes sought exclude UNSET (which is not encoded) and none of ``18 01`` (OK) / ``18 02``
 (ERROR) occurs anywhere in the trace's bytes, no span can match and the spans are not decoded. For ERROR
-the wire walk already answered that on the way in (``Trace.maybe_error``), and a stage before may have
-found out exactly (``Trace.error_status``). Otherwise every span's status is read.
+the wire walk already answered that on the way in (``Trace.maybe_error``), and ``Trace.has_error_status``
+decodes only spans with those bytes (or none, when a stage before, root_cause, found out). Otherwise every
+span's status is read.
 """
 
 from __future__ import annotations
@@ -33,13 +34,10 @@ class StatusCode:
 
     def evaluate(self, trace: Trace, now: float) -> Decision:
         if self.error_only:
-            if not trace.maybe_error:
+            if not trace.maybe_error:  # (has_error_status says so too: this saves the call)
                 return Decision.NOT_SAMPLED
-            if trace.error_status is not None:  # a stage before (root_cause) found out exactly
-                return Decision.SAMPLED if trace.error_status else Decision.NOT_SAMPLED
-            patterns = None  # the wire walk already looked for the bytes: read the statuses
-        else:
-            patterns = self.patterns
+            return Decision.SAMPLED if trace.has_error_status() else Decision.NOT_SAMPLED
+        patterns = self.patterns
         if patterns is not None and not _contains(wire_chunks(trace), patterns):
             return Decision.NOT_SAMPLED
         codes = self.codes
