@@ -222,11 +222,14 @@ def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
     """Positions of an attribute key ``error`` (``0a 05 65 72 72 6f 72``) in the request."""
-    c = np.flatnonzero(arr[1:n - 5] == 0x05) + 1
-    if c.size:
-        c = c[(arr[c - 1] == 0x0A) & (arr[c + 1] == 0x65) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72)
-              & (arr[c + 4] == 0x6F) & (arr[c + 5] == 0x72)]
-    return c
+    # Two byte compares and one reduction first: most requests have no "05 65" at all, and listing the
+    # positions of a frequent byte (05: every five-byte string) costs four times as much as this.
+    m = (arr[1:n - 5] == 0x05) & (arr[2:n - 4] == 0x65)
+    if not m.any():
+        return _NONE
+    c = np.flatnonzero(m) + 1
+    return c[(arr[c - 1] == 0x0A) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72) & (arr[c + 4] == 0x6F)
+             & (arr[c + 5] == 0x72)]
 
 
 def set_error_hints(enabled: bool, error_attribute: bool = True) -> None:
