@@ -228,8 +228,9 @@ def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
     if not m.any():
         return _NONE
     c = np.flatnonzero(m) + 1
-    return c[(arr[c - 1] == 0x0A) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72) & (arr[c + 4] == 0x6F)
-             & (arr[c + 5] == 0x72)]
+    found: np.ndarray = c[(arr[c - 1] == 0x0A) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72)
+                          & (arr[c + 4] == 0x6F) & (arr[c + 5] == 0x72)]
+    return found
 
 
 def set_error_hints(enabled: bool, error_attribute: bool = True) -> None:
