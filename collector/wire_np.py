@@ -6,8 +6,9 @@ walk finds every such header at once with array operations, then proves that the
 That proof makes the result exact: a header-like byte pattern inside a span (an attribute value, a link)
 would break the tiling. Anything the fast path does not cover (three-byte span lengths, non-empty trace
 state, non-canonical field order, tiling that does not hold) returns ``None`` and the caller walks the
-request span by span in Python instead. Per-span work here is array arithmetic; Python runs once per
-*run* (consecutive spans of one trace within a scope).
+request span by span in Python instead. Per-span work here is array arithmetic on one-dimensional
+gathers (bytes, and 8-byte words at any offset, for ids and times); Python runs once per *run*
+(consecutive spans of one trace within a scope).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from collector.wire import ScopeChunk
 
-_WIN = 32
-_PAD = bytes(4 * _WIN)
+_PAD_AFTER = 128  # bytes after a span's body start that the gathers may read
+_PAD = bytes(_PAD_AFTER)
 _NONE = np.zeros(0, dtype=np.int64)
 ERROR_HINTS = True  # see set_error_hints
 ERROR_KEY_HINTS = True  # the search for ``error`` attribute keys, with ERROR_HINTS
@@ -42,24 +43,22 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     q = np.flatnonzero(arr[3:n] == 0x10) + 2
     if q.size == 0:
         return None
-    # ``win[p]`` is the 32 bytes from p: gathering rows of this copy-free view costs one index per span.
-    # Windows near the end would read past it: then they come from a padded copy.
-    if int(q[-1]) + 4 * _WIN > n:
+    # Gathers read a few bytes past each span header (and ``words`` 8 bytes at any offset): near the end of
+    # the request they come from a padded copy.
+    if int(q[-1]) + _PAD_AFTER > n:
         arr = np.frombuffer(data + _PAD, dtype=np.uint8)
-    win = np.ndarray(shape=(len(arr) - _WIN + 1, _WIN), dtype=np.uint8, buffer=arr, strides=(1, 1))
-    # Window from 3 bytes before the body: [0..2] the field header (0x12 and a one- or two-byte length),
-    # [3, 4] 0x0a 0x10, [5..20] trace id, [21, 22] 0x12 0x08, [23..30] span id, [31] the next field's tag.
-    h = win[q - 3]
-    b3, b2, b1 = h[:, 0], h[:, 1], h[:, 2]
+    # Three bytes before the body: the field header (0x12 and a one- or two-byte length); the body starts
+    # 0a 10 <trace id, 16 bytes> 12 08 <span id, 8 bytes>.
+    b3, b2, b1 = arr[q - 3], arr[q - 2], arr[q - 1]
     one = (b2 == 0x12) & (b1 < 0x80)
-    ok = (one | ((b3 == 0x12) & (b2 >= 0x80) & (b1 < 0x80))) & (h[:, 3] == 0x0A) & (h[:, 21] == 0x12) & (
-        h[:, 22] == 0x08)
-    q, h, one = q[ok], h[ok], one[ok]
+    ok = (one | ((b3 == 0x12) & (b2 >= 0x80) & (b1 < 0x80))) & (arr[q] == 0x0A) & (arr[q + 18] == 0x12) & (
+        arr[q + 19] == 0x08)
+    q, one, b1, b2 = q[ok], one[ok], b1[ok], b2[ok]
     if q.size == 0:
         return None
-    b1 = h[:, 2].astype(np.int64)
+    b1 = b1.astype(np.int64)
     f = q - 3 + one  # field starts
-    e = q + np.where(one, b1, (h[:, 1] & 0x7F) | (b1 << 7))  # span ends
+    e = q + np.where(one, b1, (b2 & 0x7F) | (b1 << 7))  # span ends
     # Tiling: a span ends where the next begins, except at scope boundaries (checked below).
     breaks = np.flatnonzero(f[1:] != e[:-1]) + 1
     breaks_list = breaks.tolist()
@@ -98,46 +97,43 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
             return None
 
     # Ids, checked for all zero: trace id (two 8-byte words) and span id.
-    tids = np.ascontiguousarray(h[:, 5:21]).view("<u8")  # (spans, 2)
-    sid = np.ascontiguousarray(h[:, 23:31]).view("<u8")  # (spans, 1)
-    if not (sid.all() and (tids[:, 0] | tids[:, 1]).all()):
+    words = _words(arr)
+    tid0, tid1, sid = words[q + 2], words[q + 10], words[q + 20]
+    if not (sid.all() and (tid0 | tid1).all()):
         raise InvalidSpanIds("traceId or spanId is all zero")
 
     # Fields after the span id: [trace_state] [parent] [name] [kind] start end.
-    c = h[:, 31]
+    j = q + 28
+    c = arr[j]
     if (c == 0x1A).any():
         return None  # a trace state: rare, walked in Python
-    j = q + 28
-    w = win[j]  # [0, 1] parent tag and length, or the name's tag and length
     has_parent = c == 0x22
-    plen = w[:, 1] * has_parent
+    plen = arr[j + 1] * has_parent
     if ((plen != 0) & (plen != 8)).any():
         raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
     root = plen == 0
-    k = has_parent * (plen.astype(np.int64) + 2)  # name's offset in the window: 0, 2 or 10
-    nm = np.where(has_parent[:, None], np.where((plen == 0)[:, None], w[:, 2:5], w[:, 10:13]),
-                  w[:, 0:3]).astype(np.int64)  # name tag, two length bytes
-    n1 = nm[:, 1]
-    has_name = nm[:, 0] == 0x2A
-    if (has_name & (n1 >= 0x80) & (nm[:, 2] >= 0x80)).any():
+    j += has_parent * (plen.astype(np.int64) + 2)  # the name's tag
+    has_name = arr[j] == 0x2A
+    n1 = arr[j + 1].astype(np.int64)
+    n2 = arr[j + 2].astype(np.int64)
+    if (has_name & (n1 >= 0x80) & (n2 >= 0x80)).any():
         return None  # a name of 16 KiB or more
-    j += k + has_name * np.where(n1 < 0x80, n1 + 2, ((n1 & 0x7F) | (nm[:, 2] << 7)) + 3)
-    if int(j.max()) >= len(win):  # a long name in the last spans: windows from a padded copy
-        arr = np.frombuffer(data + bytes(int(j.max()) - n + _WIN), dtype=np.uint8)
-        win = np.ndarray(shape=(len(arr) - _WIN + 1, _WIN), dtype=np.uint8, buffer=arr, strides=(1, 1))
-    w = win[j]  # [0, 1] kind, then 0x39 <start, 8 bytes> 0x41 <end, 8 bytes>
-    has_kind = w[:, 0] == 0x30
-    if (has_kind & (w[:, 1] >= 0x80)).any():
+    j += has_name * np.where(n1 < 0x80, n1 + 2, ((n1 & 0x7F) | (n2 << 7)) + 3)
+    if int(j.max()) + _PAD_AFTER > len(arr):  # a long name in the last spans: gathers from a padded copy
+        arr = np.frombuffer(data + bytes(int(j.max()) - n + _PAD_AFTER), dtype=np.uint8)
+        words = _words(arr)
+    has_kind = arr[j] == 0x30  # kind, then 0x39 <start, 8 bytes> 0x41 <end, 8 bytes>
+    if (has_kind & (arr[j + 1] >= 0x80)).any():
         return None
-    tm = np.where(has_kind[:, None], w[:, 2:20], w[:, 0:18])
-    has_times = (tm[:, 0] == 0x39) & (tm[:, 9] == 0x41) & (j + has_kind * 2 + 18 <= e)
-    t8 = np.ascontiguousarray(tm[:, 1:9]).view("<u8").ravel() * has_times
-    x8 = np.ascontiguousarray(tm[:, 10:18]).view("<u8").ravel() * has_times
+    j += has_kind * 2
+    has_times = (arr[j] == 0x39) & (arr[j + 9] == 0x41) & (j + 18 <= e)
+    t8 = words[j + 1] * has_times
+    x8 = words[j + 10] * has_times
 
     # Runs: consecutive spans of one trace within one segment.
     newrun = np.empty(q.size, dtype=bool)
     newrun[0] = True
-    newrun[1:] = (tids[1:, 0] != tids[:-1, 0]) | (tids[1:, 1] != tids[:-1, 1])
+    newrun[1:] = (tid0[1:] != tid0[:-1]) | (tid1[1:] != tid1[:-1])
     newrun[breaks] = True
     rs = np.flatnonzero(newrun)
     ends = np.append(rs[1:], q.size)
@@ -205,6 +201,11 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     return chunks
 
 
+def _words(arr: np.ndarray) -> np.ndarray:
+    """``words[i]``: the little-endian 8-byte word at byte ``i`` of ``arr`` (a view, elements overlap)."""
+    return np.ndarray(shape=(len(arr) - 7,), dtype="<u8", buffer=arr, strides=(1,))
+
+
 def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Per span (``ends``: where each ends in ``arr``): whether its status code may be ERROR.
 
@@ -214,8 +215,7 @@ def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
     with ``18 02``, or with ``18 02 85 01 xx xx xx xx``; one that ends otherwise has no ERROR status. A
     span of other bytes ending so is a false "maybe": it is decoded, and read exactly."""
     # Each span's last 8 bytes as one little-endian word (a view whose elements start at every byte).
-    words = np.ndarray(shape=(len(arr) - 7,), dtype="<u8", buffer=arr, strides=(1,))
-    t = words[ends - 8]
+    t = _words(arr)[ends - 8]
     found: np.ndarray = ((t >> 48) == 0x0218) | ((t & 0xFFFFFFFF) == 0x01850218)
     return found
 
