@@ -20,6 +20,8 @@ from collector import wire_np
 from collector.wire_np import MIN_BYTES, split_np
 
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
+_HEADER = struct.Struct("<H16xH").unpack_from  # a span's first tag and length, and its second (after 16 bytes)
+_CANONICAL_HEADER = (0x100A, 0x0812)  # 0a 10 <trace id> 12 08 <span id>
 
 
 class WireError(ValueError):
@@ -338,8 +340,7 @@ def span_entries(data: bytes, canonical: bool = False) -> list[int] | None:
                 return None
             k = i + 3
             e = k + ((b & 0x7F) | (b2 << 7))
-        if canonical and (e - k < 28 or data[k + 18] != 0x12 or data[k + 19] != 0x08 or data[k] != 0x0A or (
-                data[k + 1] != 0x10)):
+        if canonical and (e - k < 28 or _HEADER(data, k) != _CANONICAL_HEADER):
             return None
         i = e
     at.append(n)
