@@ -20,6 +20,7 @@ from collector import wire_np
 from collector.wire_np import MIN_BYTES, split_np
 
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
+_SMALL = [bytes((i,)) for i in range(0x80)]  # one-byte varints
 _HEADER = struct.Struct("<H16xH").unpack_from  # a span's first tag and length, and its second (after 16 bytes)
 _CANONICAL_HEADER = (0x100A, 0x0812)  # 0a 10 <trace id> 12 08 <span id>
 
@@ -63,6 +64,8 @@ def read_varint(data: bytes, i: int) -> tuple[int, int]:
 
 
 def encode_varint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

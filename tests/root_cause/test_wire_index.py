@@ -30,6 +30,8 @@ def random_trace(rnd: random.Random, duplicates: bool) -> Trace:
             attrs["peer.service"] = rnd.choice(["", "orders-db", "cache"])
         if rnd.random() < 0.2:
             attrs["exception.message"] = "boom"
+        if rnd.random() < 0.1:
+            attrs["rootcause.service"] = "stale"  # replaced, not repeated
         events = [("exception", {"exception.type": "E", "exception.message": f"m{i}"})] if rnd.random() < 0.2 else []
         s = span(
             i if not (duplicates and rnd.random() < 0.3) else rnd.randint(1, n), f"op{i}", parent,
