@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -106,7 +107,7 @@ def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.25) ->
     raise TimeoutError("benchmark did not drain in time")
 
 
-def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run: int = 1) -> dict[str, float]:
+def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run: int = 1) -> dict[str, Any]:
     with tansu() as brokers:
         grpc_port, metrics_port = free_port(), free_port()
         col = Collector(config(scenario, grpc_port, metrics_port, brokers), workdir, metrics_port)
@@ -148,7 +149,7 @@ def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run:
             col.stop()
 
 
-def summarize(scenario: str, runs: list[dict[str, float]]) -> None:
+def summarize(scenario: str, runs: list[dict[str, Any]]) -> None:
     """The median run of a scenario (by spans per CPU-second), with the spread of all runs."""
     rates = sorted(r["spans_per_cpu_s"] for r in runs)
     shares = sorted(r["of_parse_ceiling"] for r in runs)
@@ -343,7 +344,7 @@ def main() -> None:
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:
         # Rounds interleave the scenarios, so a slow spell of a shared machine hits all of them alike.
-        results: dict[str, list[dict[str, float]]] = {s: [] for s in scenarios}
+        results: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
         for k in range(rounds):
             if k:
                 ceiling = parse_ceiling(a.short)

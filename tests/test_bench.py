@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -32,3 +33,25 @@ def test_bench_short_mode_emits_every_figure() -> None:
     assert {"single", "cascade", "independent"} <= set(scenarios)
     for rec in scenarios.values():
         assert rec["failed_traces"] > 0 and 0 <= rec["top1"] <= 1
+
+
+@pytest.mark.parametrize("scenario", ["passthrough", "full"])
+def test_instructions_phases_run(scenario: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "bench.instructions", "--no-valgrind", "--scenario", scenario,
+                        "--requests", "3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
+    # Every span reaches the export phase when nothing samples; the full pipeline keeps a part.
+    assert 0 < rec["kept_spans"] <= 1500 and (rec["kept_spans"] == 1500) is (scenario == "passthrough")
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+@pytest.mark.timeout(300)
+def test_instructions_counted_per_phase() -> None:
+    r = subprocess.run([sys.executable, "-m", "bench.instructions", "--scenario", "tail_sampling", "--requests", "2"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stderr[-3000:]
+    per_span = {rec["phase"]: rec["per_span"] for rec in map(json.loads, r.stdout.splitlines())}
+    assert list(per_span) == ["decode", "split", "intake", "decide", "export", "total"]
+    assert all(v > 0 for v in per_span.values())
+    assert per_span["total"] == pytest.approx(sum(v for k, v in per_span.items() if k != "total"), abs=3)

@@ -1,0 +1,164 @@
+"""Instructions per span of each in-process phase of the collector's path, counted by valgrind's callgrind:
+``python -m bench.instructions [--scenario tail_sampling|full|passthrough] [--requests 40]``.
+
+The throughput figures of :mod:`bench.run` move by a third from one minute to the next on a shared
+machine; instruction counts do not (they repeat to within a few per span), so an A/B of a change on the
+hot path reads clearly here. Phases, each over the same reference requests in one process (no gRPC, no
+broker): ``decode`` (the receiver's protobuf validation), ``split`` (the wire walk), ``intake`` (the trace
+buffer filing traces), ``decide`` (the trace stages of the scenario's pipeline, as ``bench.run`` configures
+them), ``export`` (the Kafka exporter's records). Prints one JSON object per phase, then ``total``.
+Instructions are not time (cache misses and page faults are not counted), so confirm a gain with
+``bench.run``. Needs ``valgrind`` on the PATH; ``--no-valgrind`` runs the phases once, for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from bench.harness import emit
+from bench.reference import SPANS_PER_REQUEST, ReferenceLoad
+
+PHASES = ("decode", "split", "intake", "decide", "export")
+
+
+def _control(*args: str) -> None:
+    if os.environ.get("TRACETRIAGE_CALLGRIND"):
+        subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True, check=False)
+
+
+async def _phases(scenario: str, requests: int) -> int:
+    """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
+    from bench.run import config
+    from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry
+    from collector.cli import GC_THRESHOLDS
+    from collector.config.schema import decode
+    from collector.exporters.kafka.marshal import records_by_trace
+    from collector.registry import Registry
+    from collector.trace_buffer import TraceBuffer
+    from collector.wire import split_by_trace
+    from collector.wire_np import set_error_hints
+
+    kept = 0
+
+    class Sink:
+        """Stands for the Kafka exporter: builds its records by trace and partition."""
+
+        mutates_data = False
+
+        async def consume_traces(self, batch: SpanBatch) -> None:
+            nonlocal kept
+            records_by_trace(batch.split(), 4, 1 << 20)
+            kept += batch.span_count
+            batch.release()
+
+    sink = Sink()
+    processors: dict[str, Any] = yaml.safe_load(config(scenario, 1, 2, "127.0.0.1:3"))["processors"]
+    registry = Registry.default(plugins=False)
+    telemetry = Telemetry()
+    stages: list[tuple[str, Any]] = []
+    for name, raw in processors.items():
+        factory = registry.get(Kind.PROCESSOR, name)
+        assert factory is not None, name
+        settings = Settings(ComponentID(name), Kind.PROCESSOR, telemetry, logging.getLogger(name))
+        stages.append((name, factory.create(settings, decode(factory.config_class, raw), sink)))
+    # Trace stages are what the trace buffer runs; the scenarios have no other stage on the path measured
+    # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
+    trace_stages = [(n, s) for n, s in stages if getattr(s, "trace_level", False)]
+    set_error_hints(bool(trace_stages), any(getattr(s, "reads_error_attribute", False) for _, s in trace_stages))
+    buffer = None
+    if trace_stages:
+        owner = next((s for _, s in trace_stages if getattr(s, "defines_buffer", False)), trace_stages[0][1])
+        buffer = TraceBuffer(Settings(ComponentID("bench"), Kind.PROCESSOR, telemetry, logging.getLogger("bench")),
+                             owner.buffer_settings, trace_stages, sink)
+    gc.set_threshold(*GC_THRESHOLDS)
+    for warm in ReferenceLoad(seed=99).requests(4):
+        ExportTraceServiceRequest.FromString(warm)
+        split_by_trace(warm)
+    load = list(ReferenceLoad().requests(requests))
+    _control("-i", "on")
+    for payload in load:
+        ExportTraceServiceRequest.FromString(payload)
+    _control("--dump=decode")
+    splits = [split_by_trace(payload) for payload in load]
+    _control("--dump=split")
+    batches = [SpanBatch(payload=p, span_count=SPANS_PER_REQUEST, split=s) for p, s in zip(load, splits, strict=True)]
+    if buffer is None:
+        _control("--dump=intake")
+        _control("--dump=decide")
+        for batch in batches:
+            await sink.consume_traces(batch)
+    else:
+        for batch in batches:
+            await buffer.consume_traces(batch)
+        _control("--dump=intake")
+        traces = list(buffer._pending.values())
+        buffer._pending.clear()
+        buffer._arrivals.clear()
+        await buffer._decide(traces)
+        _control("--dump=decide")
+        while buffer._outbox:
+            await sink.consume_traces(buffer._outbox.popleft())
+    _control("--dump=export")
+    _control("-i", "off")
+    return kept
+
+
+def _totals(directory: Path) -> dict[str, int]:
+    """Instructions per dumped phase, from callgrind's output files (``totals:`` of each dump)."""
+    out: dict[str, int] = {}
+    for path in sorted(directory.glob("cg.out.*"), key=lambda p: int(p.suffix[1:])):
+        name = total = None
+        for line in path.read_text().splitlines():
+            if line.startswith("desc: Trigger:"):
+                name = line.rsplit(" ", 1)[-1].removeprefix("--dump=")
+            elif line.startswith("totals:"):
+                total = int(line.split()[1])
+        if name in PHASES and total is not None:
+            out[name] = total
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full"])
+    p.add_argument("--requests", type=int, default=40, help="reference requests of 500 spans")
+    p.add_argument("--no-valgrind", action="store_true", help="run the phases once without counting")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child or a.no_valgrind:
+        kept = asyncio.run(_phases(a.scenario, a.requests))
+        if a.no_valgrind:
+            emit({"bench": "instructions", "scenario": a.scenario, "phases": list(PHASES), "kept_spans": kept})
+        return
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("bench.instructions needs valgrind (callgrind) on the PATH")
+    spans = a.requests * SPANS_PER_REQUEST
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, TRACETRIAGE_CALLGRIND="1")
+        subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out",
+                        sys.executable, "-m", "bench.instructions", "--child", "--scenario", a.scenario,
+                        "--requests", str(a.requests)], env=env, check=True, capture_output=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+        totals = _totals(Path(tmp))
+    for phase in PHASES:
+        emit({"bench": "instructions", "scenario": a.scenario, "phase": phase,
+              "per_span": round(totals.get(phase, 0) / spans)})
+    emit({"bench": "instructions", "scenario": a.scenario, "phase": "total",
+          "per_span": round(sum(totals.values()) / spans)})
+
+
+if __name__ == "__main__":
+    main()
