@@ -94,6 +94,8 @@ class RootCauseProcessor:
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         max_rc, max_path, max_signals = self._limits
         for trace in traces:
+            if not trace.maybe_error:  # (find_failures says so too: this saves a call per error-free trace)
+                continue
             result = find_failures(trace, self._signals, max_root_causes=max_rc, max_path=max_path,
                                    max_signals=max_signals)
             if not result.failures:
