@@ -153,6 +153,7 @@ def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatc
         if kind == "lookalike":  # an ERROR status's bytes, but inside an attribute value
             s.attributes.append(KeyValue(key="v", value=AnyValue(bytes_value=b"\x18\x02\x7a\x02\x18\x02")))
             s.attributes.append(KeyValue(key="errors", value=AnyValue(int_value=3)))
+            s.attributes.append(KeyValue(key="email", value=AnyValue(string_value="errorr")))  # 05 65: a near miss
     for chunk in split_by_trace(req.SerializeToString()):
         for tid, ts in chunk.by_trace.items():
             t = int.from_bytes(tid, "big")
