@@ -215,7 +215,7 @@ class _Walk:
         base = 0
         candidates: list[int] = []
         for data, at in zip(chunks, starts, strict=True):
-            for needle in (ERROR_CODE, _ERROR_KEY_BYTES):  # (entries_containing, inline)
+            for needle in (ERROR_CODE, _ERROR_KEY_BYTES):  # collector.wire.entries_containing, inline
                 h = data.find(needle)
                 while h >= 0:
                     j = bisect_right(at, h) - 1
@@ -259,7 +259,7 @@ class _Walk:
                     want = k + offset
                 else:
                     want = k + 28
-                    if data[want] == 0x1A:
+                    if want < at[j + 1] and data[want] == 0x1A:
                         tl, want = read_varint(data, want + 1)
                         want += tl
                 if h == want:

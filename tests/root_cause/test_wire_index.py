@@ -103,3 +103,19 @@ def test_annotation_splices_only_the_signal_span() -> None:
     assert bytes(chunk).endswith(bytes(before[origin])[-sum(len(s.SerializeToString()) + 2 for s in others):])
     assert t.byte_size == len(chunk)
     assert spans[0].trace_id == TRACE_ID and spans[0].span_id == sid(1)
+
+
+def test_id_lookup_inside_short_spans() -> None:
+    # The trace id holds "22 08 <the leaf's id>", which looks like a parent field pointing at the leaf, and
+    # the last span is only its two ids (28 bytes): the lookup reads no further than each span's end.
+    tid = b"\x22\x08" + sid(4) + bytes(6)
+    leaf = Span(trace_id=tid, span_id=sid(4), name="INSERT", kind=CLIENT, end_time_unix_nano=5)
+    leaf.status.code = ERROR  # type: ignore[assignment]
+    leaf.attributes.add(key="peer.service").value.string_value = "orders-db"
+    bare = Span(trace_id=tid, span_id=sid(9))
+    results = []
+    for from_wire in (True, False):
+        t = trace(("payment", [leaf, bare]))
+        results.append(find_failures(t, from_wire=from_wire).failures)
+    assert results[0] == results[1]
+    assert results[0][0].primary.service == "orders-db" and results[0][0].primary.blamed_callee
