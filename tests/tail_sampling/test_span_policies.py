@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from pipelines.tail_sampling.config import LatencyConfig, SpanCountConfig, StatusCodeConfig, TraceStateConfig
 from pipelines.tail_sampling.policies import (
@@ -74,14 +74,18 @@ def test_status_code(codes: list[str], statuses: list[int], expected: Decision) 
 
 @pytest.mark.parametrize("known", [True, False])
 def test_status_code_error_uses_what_a_stage_before_found(known: bool) -> None:
-    # root_cause records Trace.error_status exactly; status_code then reads no span. Trace.add forgets it.
+    # root_cause records Trace.error_status exactly; status_code then reads no span. Here the recorded
+    # value contradicts the spans, so only a policy that uses it decides as asserted; Trace.add forgets it
+    # and the spans are read again.
     policy = StatusCode("p", cfg(StatusCodeConfig, status_codes=["ERROR"]))
-    t = trace(span(status=ERROR if known else OK), span(status=OK, attributes={"error": True}))
+    t = trace(span(status=OK if known else ERROR), span(status=OK, attributes={"error": True}))
     t.error_status = known
     assert policy.evaluate(t, 0.0) is (S if known else N)
     assert not t.decoded
-    t.add(next(iter(t.chunks)), t.chunks[next(iter(t.chunks))], 1, 0, 1)
+    origin = next(iter(t.chunks))
+    t.add(origin, ScopeSpans(spans=[span(status=OK)]).SerializeToString(), 1, 0, 1)
     assert t.error_status is None
+    assert policy.evaluate(t, 0.0) is (N if known else S)
 
 
 TRACE_STATE_CASES: list[tuple[str, dict[str, Any], str, Decision]] = [
