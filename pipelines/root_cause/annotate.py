@@ -14,12 +14,14 @@ PATH = "rootcause.path"
 KEYS = frozenset((SERVICE, SPAN_NAME, SPAN_ID, DEPTH, PATH))
 
 
-def annotate(span: Span, cause: RootCause) -> None:
-    """Replace the span's ``rootcause.*`` attributes (those five keys) with ``cause``'s."""
+def annotate(span: Span, cause: RootCause, stale: bool = True) -> None:
+    """Replace the span's ``rootcause.*`` attributes (those five keys) with ``cause``'s. ``stale`` False
+    promises the span has none of them (its bytes do not contain ``rootcause.``): no search for them."""
     attrs = span.attributes
-    for i in range(len(attrs) - 1, -1, -1):
-        if attrs[i].key in KEYS:
-            del attrs[i]
+    if stale:
+        for i in range(len(attrs) - 1, -1, -1):
+            if attrs[i].key in KEYS:
+                del attrs[i]
     # Filled in place: cheaper than building AnyValue messages and copying them in.
     kv = attrs.add()
     kv.key, kv.value.string_value = SERVICE, cause.service

@@ -93,6 +93,7 @@ class RootCauseProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         max_rc, max_path, max_signals = self._limits
+        counts: dict[tuple[str, str, str], int] = {}  # root causes by label set, counted once at the end
         for trace in traces:
             if not trace.maybe_error:  # (find_failures says so too: this saves a call per error-free trace)
                 continue
@@ -104,24 +105,28 @@ class RootCauseProcessor:
             if result.signals_skipped:
                 self._skipped.inc(result.signals_skipped)
             for failure in result.failures:
-                self._count(failure)
+                labels = self._labels(failure)
+                counts[labels] = counts.get(labels, 0) + 1
             if self._annotate:
-                for failure, span in zip(result.failures, result.signal_spans, strict=True):
-                    annotate(span, failure.primary)
+                stale = result.stale or [True] * len(result.failures)
+                spans = result.signal_spans
+                for i, failure in enumerate(result.failures):
+                    annotate(spans[i], failure.primary, stale[i])
                 write_back(result)
+        for labels, n in counts.items():
+            counter = self._counters.get(labels)
+            if counter is None:  # the label lookup costs more than the count: children kept per label set
+                if len(self._counters) >= 4 * MAX_LABEL_VALUES:
+                    self._counters.clear()
+                counter = self._counters[labels] = self._root_causes.labels(*labels)
+            counter.inc(n)
         return traces
 
-    def _count(self, failure: Failure) -> None:
+    def _labels(self, failure: Failure) -> tuple[str, str, str]:
         cause = failure.primary
         team = UNKNOWN_TEAM
         if self._ownership is not None:
             # The root-cause span's resource describes the caller when the callee is blamed.
             attrs = None if cause.blamed_callee else cause.resource_attributes
             team = self._ownership.owner_of(cause.service, attrs).name
-        labels = (failure.signal, self._services(cause.service), self._teams(team))
-        counter = self._counters.get(labels)
-        if counter is None:  # the label lookup costs more than the count: children kept per label set
-            if len(self._counters) >= 4 * MAX_LABEL_VALUES:
-                self._counters.clear()
-            counter = self._counters[labels] = self._root_causes.labels(*labels)
-        counter.inc()
+        return failure.signal, self._services(cause.service), self._teams(team)

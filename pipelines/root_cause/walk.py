@@ -66,6 +66,7 @@ CALLEE_ATTRIBUTES = ("peer.service", "server.address", "db.system")
 # Wire-level evidence that a span may be in error: Status.code (field 3, varint) = 2 is always encoded
 # as 18 02; an attribute key "error" always contains its UTF-8 bytes.
 _ERROR_KEY_BYTES = b"error"
+_ANNOTATION_BYTES = b"rootcause."  # in the keys annotate writes
 # The wire index looks up the ids of each span that may be in error with a search of the trace's bytes:
 # with more of them than this, decoding every span and indexing them all costs less.
 WIRE_CANDIDATES = 8
@@ -95,6 +96,8 @@ class WalkResult(NamedTuple):
     signal_spans: list[Span]  # the signal span of each failure (to annotate, then call write_back)
     signals_skipped: int  # signal spans in error beyond max_signals
     walk: _Walk | None = None
+    # Per signal span: whether it may already hold ``rootcause.*`` attributes (annotate's ``stale``).
+    stale: list[bool] | None = None
 
 
 NO_FAILURES = WalkResult([], [], 0)
@@ -139,7 +142,7 @@ def find_failures(
     walk = _Walk(trace, max_root_causes, max(3, max_path))
     if from_wire and not trace.decoded and walk.index_wire():
         # Every span with an ERROR status was among the decoded ones: say so, for the stages after.
-        trace.error_status = any(s is not None and s.status.code == STATUS_ERROR for s in walk.spans)
+        trace.error_status = walk.error_status
     else:
         walk.index_decoded()
     if not walk.parent:
@@ -163,9 +166,9 @@ class _Walk:
     decoded (:meth:`index_decoded`). Both give the same nodes in the same order."""
 
     __slots__ = (
-        "by_id", "chunks", "clock", "depth", "err", "err_children", "group", "leaf_node", "leaf_tin",
-        "max_path", "max_rc", "origins", "parent", "pred", "server_parents", "signal_nodes", "spans", "tin",
-        "tout", "trace", "where",
+        "by_id", "chunks", "clock", "depth", "err", "err_children", "error_status", "group", "leaf_node",
+        "leaf_tin", "max_path", "max_rc", "origins", "parent", "pred", "raw", "server_parents", "signal_nodes",
+        "spans", "tin", "tout", "trace", "where",
     )
 
     def __init__(self, trace: Trace, max_rc: int, max_path: int) -> None:
@@ -179,6 +182,8 @@ class _Walk:
         self.by_id: dict[bytes, int] = {}
         self.chunks: list[bytes] | None = None  # from the wire: the chunk of each origin,
         self.where: list[list[int]] = []  # and per chunk, where each framed span entry starts, and its end
+        self.raw: dict[int, bytes] = {}  # from the wire: the bytes of each decoded span
+        self.error_status = False  # from the wire: a decoded span has status ERROR
         self.server_parents: set[bytes] | None = None  # decoded: parent ids and ids of SERVER spans
         self.parent: dict[int, int] = {}
         self.err_children: dict[int, list[int]] = {}
@@ -214,7 +219,8 @@ class _Walk:
         # contains "error". They are decoded and checked exactly.
         base = 0
         candidates: list[int] = []
-        for data, at in zip(chunks, starts, strict=True):
+        for gi, data in enumerate(chunks):  # (zip with strict=True costs as much as a search here)
+            at = starts[gi]
             for needle in (ERROR_CODE, _ERROR_KEY_BYTES):  # collector.wire.entries_containing, inline
                 h = data.find(needle)
                 while h >= 0:
@@ -225,9 +231,12 @@ class _Walk:
         if len(candidates) > WIRE_CANDIDATES:
             return False
         parent: dict[int, int] = {}
-        for node in sorted(set(candidates)):
+        for node in sorted(set(candidates)) if len(candidates) > 1 else candidates:
             s = self.span(node)
-            if not in_error(s):
+            code = s.status.code
+            if code == STATUS_ERROR:
+                self.error_status = True
+            elif code == STATUS_OK or not error_attribute(s):
                 continue
             err[node] = True
             if self._nodes_with(b"\x12\x08" + s.span_id, 18) != [node]:
@@ -250,7 +259,8 @@ class _Walk:
         assert chunks is not None
         out: list[int] = []
         base = 0
-        for data, at in zip(chunks, where, strict=True):
+        for gi, data in enumerate(chunks):
+            at = where[gi]
             h = data.find(field)
             while h >= 0:
                 j = bisect_right(at, h) - 1
@@ -321,7 +331,8 @@ class _Walk:
         """Node ``n``'s span, decoded (from the wire: on first use)."""
         s = self.spans[n]
         if s is None:
-            s = self.spans[n] = Span.FromString(self._raw(n))
+            raw = self.raw[n] = self._raw(n)
+            s = self.spans[n] = Span.FromString(raw)
         return s
 
     def write_back(self) -> None:
@@ -358,13 +369,16 @@ class _Walk:
                 self._dfs(i)
         failures: list[Failure] = []
         signal_spans: list[Span] = []
+        stale: list[bool] = []
+        wire = self.chunks is not None
         for node, name in starts:
             if tin[node] < 0:
                 self._dfs(node)  # in a cycle with no way in
             failures.append(self._failure(node, name))
             signal_spans.append(self.span(node))
+            stale.append(not wire or self.raw[node].find(_ANNOTATION_BYTES) >= 0)
             self.signal_nodes.append(node)
-        return WalkResult(failures, signal_spans, skipped, self)
+        return WalkResult(failures, signal_spans, skipped, self, stale)
 
     def _signals(self, signals: Sequence[SignalMatcher]) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
@@ -430,16 +444,19 @@ class _Walk:
         lo = bisect_left(self.leaf_tin, self.tin[node])
         hi = bisect_right(self.leaf_tin, self.tout[node])
         leaves = self.leaf_node[lo:hi]
-        span, depth = self.span, self.depth
+        if len(leaves) == 1:
+            causes: tuple[RootCause, ...] = (self._root_cause(node, leaves[0]),)
+        else:
+            span, depth = self.span, self.depth
 
-        def order(n: int) -> tuple[int, int, bytes]:
-            s = span(n)
-            return s.end_time_unix_nano, -depth[n], s.span_id
+            def order(n: int) -> tuple[int, int, bytes]:
+                s = span(n)
+                return s.end_time_unix_nano, -depth[n], s.span_id
 
-        chosen = heapq.nsmallest(self.max_rc, leaves, key=order) if len(leaves) > self.max_rc else sorted(
-            leaves, key=order)
-        causes = tuple(self._root_cause(node, leaf) for leaf in chosen)
-        s = span(node)
+            chosen = heapq.nsmallest(self.max_rc, leaves, key=order) if len(leaves) > self.max_rc else sorted(
+                leaves, key=order)
+            causes = tuple(self._root_cause(node, leaf) for leaf in chosen)
+        s = self.span(node)
         return Failure(
             signal=signal,
             signal_service=self.origins[self.group[node]].service_name,
@@ -476,7 +493,7 @@ class _Walk:
             if callee:
                 service, blamed = callee, True
         d = self.depth[leaf] - self.depth[start]
-        error_type, error_message = _error_details(s, self._raw(leaf) if self.chunks is not None else None)
+        error_type, error_message = _error_details(s, self.raw[leaf] if self.chunks is not None else None)
         return RootCause(
             service=service,
             span_name=s.name,
@@ -544,7 +561,8 @@ def _error_details(span: Span, raw: bytes | None = None) -> tuple[str, str]:
     """(type, message): the last ``exception`` event's, else the span's ``exception.*`` attributes
     (``error.type`` for the type), else the status message. ``raw``: the span's bytes, when at hand (a
     span without the bytes "exception" and "error.type" has no such event or attribute)."""
-    if raw is not None and b"exception" not in raw and b"error.type" not in raw:
+    # (find, not ``in``: ``bytes in bytes`` first tries the needle as an int and formats a TypeError)
+    if raw is not None and raw.find(b"exception") < 0 and raw.find(b"error.type") < 0:
         return "", span.status.message
     error_type = message = ""
     for ev in span.events:
