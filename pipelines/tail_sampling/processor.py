@@ -111,8 +111,10 @@ class TailSamplingProcessor:
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
         # Drop policies first: their vote wins, and evaluation stops at it.
         self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
-        # Policies that work faster on all the traces of a call at once (``prepare(traces)``) get them first.
-        self._prepare = [prep for s in self._slots if (prep := getattr(s.policy, "prepare", None)) is not None]
+        # Policies that work faster on all the traces of a call at once (``prepare(traces)``) get them first,
+        # unless they vote on them all at once (``evaluate_all``).
+        self._prepare = [prep for s in self._slots if (prep := getattr(s.policy, "prepare", None)) is not None
+                         and getattr(s.policy, "evaluate_all", None) is None]
 
     @property
     def policies(self) -> tuple[Policy, ...]:
@@ -164,14 +166,22 @@ class TailSamplingProcessor:
             name = policy.name
             evaluate = policy.evaluate
             votes: list[Decision] = []
-            vote_of = votes.append
             started = time.perf_counter_ns()
-            for i in alive:
+            evaluate_all = getattr(policy, "evaluate_all", None)
+            if evaluate_all is not None:
                 try:
-                    vote_of(evaluate(traces[i], now))
+                    votes = evaluate_all([traces[i] for i in alive], now)
                 except (PolicyEvaluationError, DecodeError):
-                    errors += 1
-                    vote_of(_ERROR)
+                    votes = []  # one by one below, each error counted against its trace
+            if len(votes) != len(alive):
+                votes = []
+                vote_of = votes.append
+                for i in alive:
+                    try:
+                        vote_of(evaluate(traces[i], now))
+                    except (PolicyEvaluationError, DecodeError):
+                        errors += 1
+                        vote_of(_ERROR)
             # One observation per call, of the mean time per trace (an observation costs more than most
             # policies).
             slot.latency.observe((time.perf_counter_ns() - started) / 1000 / len(alive))

@@ -96,3 +96,13 @@ def test_prepared_batch_decides_as_one_by_one(pct: float, salt: str) -> None:
     prepared = policy(pct, salt)
     prepared.prepare(traces)
     assert [prepared.evaluate(t, 0.0) for t in traces] == one_by_one
+
+
+def test_batch_votes_equal_one_by_one() -> None:
+    rng = random.Random(7)
+    traces = [Trace(rng.randbytes(16), 0.0) for _ in range(300)]
+    for pct in (0.1, 10, 50, 100):
+        policy = Probabilistic("p", cfg(ProbabilisticConfig, sampling_percentage=pct))
+        assert policy.evaluate_all(traces, 0.0) == [policy.evaluate(t, 0.0) for t in traces]
+        odd = [*traces[:3], Trace(b"short", 0.0)]  # an id not 16 bytes long: hashed one by one
+        assert policy.evaluate_all(odd, 0.0) == [policy.evaluate(t, 0.0) for t in odd]

@@ -123,6 +123,19 @@ def test_evaluation_errors_are_counted_and_do_not_vote() -> None:
     assert metric(tel, "sampling_policy_evaluation_error") == 1
 
 
+def test_an_error_in_a_batch_vote_falls_back_to_votes_one_by_one() -> None:
+    # status_code votes on all the traces of a round at once; a trace it cannot read makes that call raise,
+    # and then each trace is evaluated alone: the others keep their votes, one error is counted.
+    proc, tel = make({"policies": [ERRORS]})
+    broken = Trace(b"\1" * 16, 0.0)
+    broken.add(make_origin(trace(span()).groups()[0].resource), b"\x12\x05\x18\x02\xff", 1, 0, 0)
+    failed, clean = error_trace(), trace(span())
+    assert proc.process_traces([failed, broken, clean]) == [failed]
+    assert metric(tel, "sampling_policy_evaluation_error") == 1
+    assert metric(tel, "count_traces_sampled", policy="errors", sampled="true", decision="sampled") == 1
+    assert metric(tel, "count_traces_sampled", policy="errors", sampled="false", decision="not_sampled") == 1
+
+
 def test_rate_policies_use_the_clock() -> None:
     proc, _ = make({"policies": [pol("rl", "rate_limiting", spans_per_second=3)]}, clock=50.0)
     traces = [trace(span()) for _ in range(4)]

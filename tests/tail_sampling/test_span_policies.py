@@ -145,3 +145,17 @@ def test_span_count(config: dict[str, int], count: int, expected: Decision) -> N
 def test_always_sample() -> None:
     assert AlwaysSample("p").evaluate(trace(span()), 0.0) is S
     assert AlwaysSample("p").evaluate(trace(), 0.0) is S
+
+
+def test_batch_votes_equal_one_by_one() -> None:
+    # evaluate_all (what the processor calls for top-level policies) gives evaluate's vote for each trace.
+    traces = [trace(*(span(s, e) for s, e in c[2])) for c in LATENCY_CASES]
+    traces += [trace(*(span(status=s) for s in c[2])) for c in STATUS_CASES]
+    traces += [trace(), trace(span(0, 7000), span(0, 20000)), trace(span(0, 600, status=ERROR))]
+    zero = trace(span())
+    zero.start = 0  # a span without a start time: the running minimum walk
+    traces.append(zero)
+    policies: list[Any] = [Latency("p", cfg(LatencyConfig, **c[1])) for c in LATENCY_CASES]
+    policies += [StatusCode("p", cfg(StatusCodeConfig, status_codes=c[1])) for c in STATUS_CASES]
+    for policy in policies:
+        assert policy.evaluate_all(traces, 0.0) == [policy.evaluate(t, 0.0) for t in traces]

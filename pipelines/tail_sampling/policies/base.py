@@ -40,7 +40,12 @@ class PolicyEvaluationError(Exception):
 
 
 class Policy(Protocol):
-    """One sampling policy."""
+    """One sampling policy.
+
+    A policy may also have ``evaluate_all(traces, now) -> list[Decision]``: the votes for many traces at
+    once, the same as ``evaluate`` on each in order. The processor uses it for top-level policies (one
+    call per decision round instead of one per trace); when it raises, the processor evaluates those
+    traces one by one, so each error is counted against its trace."""
 
     name: str
 

@@ -47,6 +47,15 @@ class Latency:
             return self._walk(trace)  # too long now, but maybe in range after some span
         return Decision.NOT_SAMPLED
 
+    def evaluate_all(self, traces: list[Trace], now: float) -> list[Decision]:
+        """``evaluate`` of each: the common case (a start, no upper bound) inline."""
+        if self.over_ns:
+            return [self.evaluate(t, now) for t in traces]
+        min_ns, evaluate = self.min_ns, self.evaluate
+        sampled, not_sampled = Decision.SAMPLED, Decision.NOT_SAMPLED
+        return [(sampled if t.end - t.start >= min_ns else not_sampled) if t.start > 0 else evaluate(t, now)
+                for t in traces]
+
     def _walk(self, trace: Trace) -> Decision:
         lo = hi = 0
         for group in trace.groups():

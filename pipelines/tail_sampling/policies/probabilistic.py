@@ -79,6 +79,15 @@ class Probabilistic:
         self._batch = dict(zip(ids, [h <= limit for h in fnv1a_64_many(ids, self.salt_state)], strict=True)) \
             if ids else {}
 
+    def evaluate_all(self, traces: list[Trace], now: float) -> list[Decision]:
+        """``evaluate`` of each, the ids hashed all at once."""
+        ids = [t.trace_id for t in traces]
+        if not ids or any(len(i) != 16 for i in ids):
+            return [self.evaluate(t, now) for t in traces]
+        limit = self.threshold
+        sampled, not_sampled = Decision.SAMPLED, Decision.NOT_SAMPLED
+        return [sampled if h <= limit else not_sampled for h in fnv1a_64_many(ids, self.salt_state)]
+
     def evaluate(self, trace: Trace, now: float) -> Decision:
         sampled = self._batch.get(trace.trace_id)
         if sampled is None:
