@@ -82,7 +82,7 @@ class Probabilistic:
     def evaluate_all(self, traces: list[Trace], now: float) -> list[Decision]:
         """``evaluate`` of each, the ids hashed all at once."""
         ids = [t.trace_id for t in traces]
-        if not ids or any(len(i) != 16 for i in ids):
+        if not ids or set(map(len, ids)) != {16}:
             return [self.evaluate(t, now) for t in traces]
         limit = self.threshold
         sampled, not_sampled = Decision.SAMPLED, Decision.NOT_SAMPLED
