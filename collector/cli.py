@@ -20,7 +20,7 @@ from collector.component import Kind
 from collector.config.schema import ConfigError
 from collector.config.service import CollectorConfig, load_config
 from collector.errors import ComponentStartError
-from collector.memory import tune_malloc
+from collector.memory import huge_pages_on, reexec_with_huge_pages, tune_malloc
 from collector.registry import Registry
 from collector.service import Service
 from collector.telemetry.logs import setup_logging
@@ -82,8 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         print(f"configuration is valid: {', '.join(args.config)}")
         return EXIT_OK
+    if argv is None:  # the command itself (not a call from Python): start again with huge pages if due
+        reexec_with_huge_pages()
     tel = config.service.telemetry.logs
     setup_logging(tel.level, tel.encoding)
+    if huge_pages_on():
+        logging.getLogger("tracetriage").info("malloc: transparent huge pages requested (GLIBC_TUNABLES=%s)",
+                                              os.environ.get("GLIBC_TUNABLES", ""))
     return run(config)
 
 

@@ -291,3 +291,24 @@ def test_json_logs_and_level(tmp_path: Path, collector_factory) -> None:
     assert lines, col.stderr
     assert {"ts", "level", "logger", "msg"} <= set(lines[0])
     assert any(entry["msg"].startswith("Everything is ready") for entry in lines)
+
+
+@pytest.mark.parametrize("tuning", ["1", "0"])
+def test_run_starts_again_with_huge_pages(tmp_path: Path, collector_factory, tuning: str) -> None:
+    # `run` replaces its process image (same pid) with one started under glibc's huge-pages tunable, when
+    # glibc and the kernel offer it; TRACETRIAGE_MALLOC_TUNING=0 leaves the environment alone.
+    from collector import memory
+
+    metrics_port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(_base_config(free_port(), metrics_port))
+    env = {"TRACETRIAGE_MALLOC_TUNING": tuning, "GLIBC_TUNABLES": ""}
+    col = collector_factory([cfg], metrics_port, env)
+    col.wait_ready()
+    environ = Path(f"/proc/{col.proc.pid}/environ").read_bytes().split(b"\0")
+    due = memory.huge_pages_environ(env | {"GLIBC_TUNABLES": ""}) is not None
+    assert (b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ) is due
+    assert ("transparent huge pages requested" in col.stderr) is due
+    if tuning == "1" and memory.glibc_version() is not None and memory._thp_available():
+        assert due  # this machine can: the test shows the re-execution, not only its absence
+    assert col.terminate() == 0
