@@ -6,11 +6,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from pipelines.root_cause.model import RootCause
 
-SERVICE = "rootcause.service"
-SPAN_NAME = "rootcause.span_name"
-SPAN_ID = "rootcause.span_id"
-DEPTH = "rootcause.depth"
-PATH = "rootcause.path"
+PREFIX = "rootcause."
+SERVICE = PREFIX + "service"
+SPAN_NAME = PREFIX + "span_name"
+SPAN_ID = PREFIX + "span_id"
+DEPTH = PREFIX + "depth"
+PATH = PREFIX + "path"
 KEYS = frozenset((SERVICE, SPAN_NAME, SPAN_ID, DEPTH, PATH))
 
 

@@ -108,8 +108,7 @@ class RootCauseProcessor:
                 labels = self._labels(failure)
                 counts[labels] = counts.get(labels, 0) + 1
             if self._annotate:
-                stale = result.stale or [True] * len(result.failures)
-                spans = result.signal_spans
+                stale, spans = result.stale, result.signal_spans
                 for i, failure in enumerate(result.failures):
                     annotate(spans[i], failure.primary, stale[i])
                 write_back(result)

@@ -54,6 +54,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.traces import Origin, Trace
 from collector.wire import ERROR_CODE, encode_varint, entry_span, read_varint, span_entries
+from pipelines.root_cause.annotate import PREFIX as ANNOTATION_PREFIX
 from pipelines.root_cause.model import Failure, RootCause
 
 DEFAULT_SIGNAL = "root"
@@ -66,7 +67,7 @@ CALLEE_ATTRIBUTES = ("peer.service", "server.address", "db.system")
 # Wire-level evidence that a span may be in error: Status.code (field 3, varint) = 2 is always encoded
 # as 18 02; an attribute key "error" always contains its UTF-8 bytes.
 _ERROR_KEY_BYTES = b"error"
-_ANNOTATION_BYTES = b"rootcause."  # in the keys annotate writes
+_ANNOTATION_BYTES = ANNOTATION_PREFIX.encode()  # in every key annotate writes
 # The wire index looks up the ids of each span that may be in error with a search of the trace's bytes:
 # with more of them than this, decoding every span and indexing them all costs less.
 WIRE_CANDIDATES = 8
@@ -97,7 +98,7 @@ class WalkResult(NamedTuple):
     signals_skipped: int  # signal spans in error beyond max_signals
     walk: _Walk | None = None
     # Per signal span: whether it may already hold ``rootcause.*`` attributes (annotate's ``stale``).
-    stale: list[bool] | None = None
+    stale: Sequence[bool] = ()
 
 
 NO_FAILURES = WalkResult([], [], 0)

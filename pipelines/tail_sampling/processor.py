@@ -94,7 +94,7 @@ class TailSamplingProcessor:
     trace_level: ClassVar[bool] = True
     defines_buffer: ClassVar[bool] = True
 
-    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_prepare", "_slots", "buffer_settings",
+    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_slots", "buffer_settings",
                  "config", "id", "mutates_data")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
@@ -111,10 +111,6 @@ class TailSamplingProcessor:
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
         # Drop policies first: their vote wins, and evaluation stops at it.
         self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
-        # Policies that work faster on all the traces of a call at once (``prepare(traces)``) get them first,
-        # unless they vote on them all at once (``evaluate_all``).
-        self._prepare = [prep for s in self._slots if (prep := getattr(s.policy, "prepare", None)) is not None
-                         and getattr(s.policy, "evaluate_all", None) is None]
 
     @property
     def policies(self) -> tuple[Policy, ...]:
@@ -127,8 +123,6 @@ class TailSamplingProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         now = self._clock()
-        for prepare in self._prepare:
-            prepare(traces)
         kept: list[Trace] = []
         sampled = not_sampled = dropped = 0
         for trace, (decision, policy) in zip(traces, self._decide_all(traces, now), strict=True):
@@ -165,15 +159,15 @@ class TailSamplingProcessor:
             policy = slot.policy
             name = policy.name
             evaluate = policy.evaluate
-            votes: list[Decision] = []
+            votes: list[Decision] | None = None
             started = time.perf_counter_ns()
             evaluate_all = getattr(policy, "evaluate_all", None)
             if evaluate_all is not None:
                 try:
                     votes = evaluate_all([traces[i] for i in alive], now)
                 except (PolicyEvaluationError, DecodeError):
-                    votes = []  # one by one below, each error counted against its trace
-            if len(votes) != len(alive):
+                    votes = None  # one by one below, each error counted against its trace
+            if votes is None:
                 votes = []
                 vote_of = votes.append
                 for i in alive:

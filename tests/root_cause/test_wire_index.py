@@ -53,8 +53,7 @@ def sent_spans(t: Trace) -> list[tuple[bytes, list[Span]]]:
 def walk_and_annotate(t: Trace, from_wire: bool, signals: tuple[SignalMatcher, ...]) -> WalkResult:
     result = find_failures(t, signals, max_root_causes=3, max_path=4, from_wire=from_wire)
     # As the processor does: the wire index says which signal spans may hold stale rootcause.* attributes.
-    stale = result.stale or [True] * len(result.failures)
-    for failure, s, old in zip(result.failures, result.signal_spans, stale, strict=True):
+    for failure, s, old in zip(result.failures, result.signal_spans, result.stale, strict=True):
         annotate(s, failure.primary, old)
     write_back(result)
     return result

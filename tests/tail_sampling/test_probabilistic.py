@@ -84,25 +84,17 @@ def test_share_over_random_ids(pct: float, salt: str, expected_pct: float) -> No
 
 
 @pytest.mark.parametrize(("pct", "salt"), [(10, ""), (33, "test-salt"), (100, ""), (0, "")])
-def test_prepared_batch_decides_as_one_by_one(pct: float, salt: str) -> None:
-    """The processor hands all traces of a call to ``prepare`` (array hashing) first: same decisions."""
+def test_batch_votes_equal_one_by_one(pct: float, salt: str) -> None:
+    """The processor asks for the votes of a whole round at once (``evaluate_all``, array hashing): the
+    same decisions as one by one."""
     from pipelines.tail_sampling.policies.probabilistic import fnv1a_64_many
 
     rng = random.Random(2)
     traces = [by_id(rng.randbytes(16)) for _ in range(3000)] + [by_id(bytes(16)), by_id(b"\xff" * 16)]
     state = fnv1a_64((salt or DEFAULT_HASH_SALT).encode())
     assert fnv1a_64_many([t.trace_id for t in traces], state) == [fnv1a_64(t.trace_id, state) for t in traces]
-    one_by_one = [policy(pct, salt).evaluate(t, 0.0) for t in traces]
-    prepared = policy(pct, salt)
-    prepared.prepare(traces)
-    assert [prepared.evaluate(t, 0.0) for t in traces] == one_by_one
+    p = policy(pct, salt)
+    assert p.evaluate_all(traces, 0.0) == [p.evaluate(t, 0.0) for t in traces]
+    odd = [*traces[:3], Trace(b"short", 0.0)]  # an id not 16 bytes long: hashed one by one
+    assert p.evaluate_all(odd, 0.0) == [p.evaluate(t, 0.0) for t in odd]
 
-
-def test_batch_votes_equal_one_by_one() -> None:
-    rng = random.Random(7)
-    traces = [Trace(rng.randbytes(16), 0.0) for _ in range(300)]
-    for pct in (0.1, 10, 50, 100):
-        policy = Probabilistic("p", cfg(ProbabilisticConfig, sampling_percentage=pct))
-        assert policy.evaluate_all(traces, 0.0) == [policy.evaluate(t, 0.0) for t in traces]
-        odd = [*traces[:3], Trace(b"short", 0.0)]  # an id not 16 bytes long: hashed one by one
-        assert policy.evaluate_all(odd, 0.0) == [policy.evaluate(t, 0.0) for t in odd]

@@ -61,23 +61,15 @@ def fnv1a_64_many(ids: list[bytes], state: int) -> list[int]:
 
 
 class Probabilistic:
-    __slots__ = ("_batch", "name", "salt_state", "threshold")
+    __slots__ = ("name", "salt_state", "threshold")
 
     def __init__(self, name: str, cfg: ProbabilisticConfig) -> None:
         self.name = name
         self.salt_state = fnv1a_64((cfg.hash_salt or DEFAULT_HASH_SALT).encode())
         self.threshold = threshold(cfg.sampling_percentage / 100)
-        self._batch: dict[bytes, bool] = {}
 
     def hash(self, trace_id: bytes) -> int:
         return fnv1a_64(trace_id, self.salt_state)
-
-    def prepare(self, traces: list[Trace]) -> None:
-        """Hash the trace ids of the traces about to be evaluated, all at once."""
-        ids = [t.trace_id for t in traces if len(t.trace_id) == 16]
-        limit = self.threshold
-        self._batch = dict(zip(ids, [h <= limit for h in fnv1a_64_many(ids, self.salt_state)], strict=True)) \
-            if ids else {}
 
     def evaluate_all(self, traces: list[Trace], now: float) -> list[Decision]:
         """``evaluate`` of each, the ids hashed all at once."""
@@ -89,7 +81,5 @@ class Probabilistic:
         return [sampled if h <= limit else not_sampled for h in fnv1a_64_many(ids, self.salt_state)]
 
     def evaluate(self, trace: Trace, now: float) -> Decision:
-        sampled = self._batch.get(trace.trace_id)
-        if sampled is None:
-            sampled = fnv1a_64(trace.trace_id, self.salt_state) <= self.threshold
+        sampled = fnv1a_64(trace.trace_id, self.salt_state) <= self.threshold
         return Decision.SAMPLED if sampled else Decision.NOT_SAMPLED
