@@ -27,6 +27,9 @@ ERROR_HINTS = True  # see set_error_hints
 ERROR_KEY_HINTS = True  # the search for ``error`` attribute keys, with ERROR_HINTS
 # Below this size a request is walked in Python: the array set-up costs more than it saves.
 MIN_BYTES = 8192
+# ``ndarray.any()`` / ``.all()`` / ``np.flatnonzero`` go through Python-level wrappers (about 1 µs a call,
+# several calls a request); count_nonzero and ``.nonzero()`` are single C calls.
+_count = np.count_nonzero
 
 
 def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[ScopeChunk] | None:
@@ -40,7 +43,7 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     arr = np.frombuffer(data, dtype=np.uint8)
     # Span bodies start with 0x0a 0x10 (trace_id, 16 bytes): find the 0x10 bytes (one pass over the
     # request, and one to list them), then keep those after 0x0a with a span field header before them.
-    q = np.flatnonzero(arr[3:n] == 0x10) + 2
+    q = (arr[3:n] == 0x10).nonzero()[0] + 2
     if q.size == 0:
         return None
     # Gathers read a few bytes past each span header (and ``words`` 8 bytes at any offset): near the end of
@@ -48,19 +51,22 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     if int(q[-1]) + _PAD_AFTER > n:
         arr = np.frombuffer(data + _PAD, dtype=np.uint8)
     # Three bytes before the body: the field header (0x12 and a one- or two-byte length); the body starts
-    # 0a 10 <trace id, 16 bytes> 12 08 <span id, 8 bytes>.
-    b3, b2, b1 = arr[q - 3], arr[q - 2], arr[q - 1]
-    one = (b2 == 0x12) & (b1 < 0x80)
-    ok = (one | ((b3 == 0x12) & (b2 >= 0x80) & (b1 < 0x80))) & (arr[q] == 0x0A) & (arr[q + 18] == 0x12) & (
-        arr[q + 19] == 0x08)
-    q, one, b1, b2 = q[ok], one[ok], b1[ok], b2[ok]
+    # 0a 10 <trace id, 16 bytes> 12 08 <span id, 8 bytes>. One 8-byte word from the header's first possible
+    # byte is checked against both header forms at once (bytes: -3 -2 -1 0a 10; a mask bit 0x80 keeps only
+    # a length byte's continuation bit).
+    words = _words(arr)
+    h = words[q - 3]
+    one = (h & 0xFFFF80FF00) == 0x100A001200  # 12 <length < 128> 0a 10
+    ok = (one | ((h & 0xFFFF8080FF) == 0x100A008012)) & ((words[q + 18] & 0xFFFF) == 0x0812)  # 12 <2 bytes>
+    q, one, h = q[ok], one[ok], h[ok]
     if q.size == 0:
         return None
-    b1 = b1.astype(np.int64)
+    b1 = ((h >> 16) & 0xFF).astype(np.int64)  # the length's last (or only) byte
+    b2 = ((h >> 8) & 0x7F).astype(np.int64)  # its first byte, of a two-byte length
     f = q - 3 + one  # field starts
-    e = q + np.where(one, b1, (b2 & 0x7F) | (b1 << 7))  # span ends
+    e = q + np.where(one, b1, b2 | (b1 << 7))  # span ends
     # Tiling: a span ends where the next begins, except at scope boundaries (checked below).
-    breaks = np.flatnonzero(f[1:] != e[:-1]) + 1
+    breaks = (f[1:] != e[:-1]).nonzero()[0] + 1
     breaks_list = breaks.tolist()
     seg_starts = [0, *breaks_list]
     seg_ends = [*breaks_list, int(q.size)]
@@ -97,33 +103,32 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
             return None
 
     # Ids, checked for all zero: trace id (two 8-byte words) and span id.
-    words = _words(arr)
     tid0, tid1, sid = words[q + 2], words[q + 10], words[q + 20]
-    if not (sid.all() and (tid0 | tid1).all()):
+    if _count(sid) != sid.size or _count(tid0 | tid1) != sid.size:
         raise InvalidSpanIds("traceId or spanId is all zero")
 
     # Fields after the span id: [trace_state] [parent] [name] [kind] start end.
     j = q + 28
     c = arr[j]
-    if (c == 0x1A).any():
+    if _count(c == 0x1A):
         return None  # a trace state: rare, walked in Python
     has_parent = c == 0x22
     plen = arr[j + 1] * has_parent
-    if ((plen != 0) & (plen != 8)).any():
+    if _count((plen != 0) & (plen != 8)):
         raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
     root = plen == 0
     j += has_parent * (plen.astype(np.int64) + 2)  # the name's tag
     has_name = arr[j] == 0x2A
     n1 = arr[j + 1].astype(np.int64)
     n2 = arr[j + 2].astype(np.int64)
-    if (has_name & (n1 >= 0x80) & (n2 >= 0x80)).any():
+    if _count(has_name & (n1 >= 0x80) & (n2 >= 0x80)):
         return None  # a name of 16 KiB or more
     j += has_name * np.where(n1 < 0x80, n1 + 2, ((n1 & 0x7F) | (n2 << 7)) + 3)
     if int(j.max()) + _PAD_AFTER > len(arr):  # a long name in the last spans: gathers from a padded copy
         arr = np.frombuffer(data + bytes(int(j.max()) - n + _PAD_AFTER), dtype=np.uint8)
         words = _words(arr)
     has_kind = arr[j] == 0x30  # kind, then 0x39 <start, 8 bytes> 0x41 <end, 8 bytes>
-    if (has_kind & (arr[j + 1] >= 0x80)).any():
+    if _count(has_kind & (arr[j + 1] >= 0x80)):
         return None
     j += has_kind * 2
     has_times = (arr[j] == 0x39) & (arr[j + 9] == 0x41) & (j + 18 <= e)
@@ -135,8 +140,10 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     newrun[0] = True
     newrun[1:] = (tid0[1:] != tid0[:-1]) | (tid1[1:] != tid1[:-1])
     newrun[breaks] = True
-    rs = np.flatnonzero(newrun)
-    ends = np.append(rs[1:], q.size)
+    rs = newrun.nonzero()[0]
+    ends = np.empty_like(rs)  # where each run ends (the next one's start)
+    ends[:-1] = rs[1:]
+    ends[-1] = q.size
     run_f = f[rs]
     run_e = e[ends - 1]
     # Runs that may hold an ERROR status or an ``error`` attribute: an exact "no" for the rest.
@@ -227,7 +234,7 @@ def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
     m = (arr[1:n - 5] == 0x05) & (arr[2:n - 4] == 0x65)
     if not m.any():
         return _NONE
-    c = np.flatnonzero(m) + 1
+    c = m.nonzero()[0] + 1
     found: np.ndarray = c[(arr[c - 1] == 0x0A) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72)
                           & (arr[c + 4] == 0x6F) & (arr[c + 5] == 0x72)]
     return found
