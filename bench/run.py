@@ -4,7 +4,7 @@ Prints one JSON object per line. Figures:
 * ``parse_ceiling``: upb decode rate of the reference payload in this process (spans/s, one core).
 * ``passthrough``, ``tail_sampling``, ``full``: spans per collector CPU-second (CPU time of the collector
   process from /proc; the load generator runs in its own process), each also divided by parse_ceiling.
-  They run ``--repeat`` rounds (default 3), the scenarios interleaved and each round with its own
+  They run ``--repeat`` rounds (default 5), the scenarios interleaved and each round with its own
   parse_ceiling, then one ``<scenario>_median`` line each: on a shared machine one run can be a third
   slower than the next, and the median of interleaved rounds is the figure that repeats.
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
@@ -342,11 +342,11 @@ def main() -> None:
     p.add_argument("--only", action="append", choices=names)
     p.add_argument("--repeat", type=int, default=None,
                    help="rounds of the throughput scenarios, interleaved, each with its own parse_ceiling; a "
-                        "median line per scenario follows (default 3, 1 with --short)")
+                        "median line per scenario follows (default 5, 1 with --short)")
     a = p.parse_args()
     only = set(a.only or names)
     requests = 40 if a.short else 1000
-    rounds = max(1, a.repeat if a.repeat is not None else (1 if a.short else 3))
+    rounds = max(1, a.repeat if a.repeat is not None else (1 if a.short else 5))
     scenarios = [s for s in ("passthrough", "tail_sampling", "full") if s in only]
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:
