@@ -36,9 +36,12 @@ LABEL org.opencontainers.image.title="tracetriage" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# NUMBA_CACHE_DIR: the compiled wire walk is compiled on the first start and cached in the working directory
+# (a few seconds once); where that is not writable it stays off and the collector logs why.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    NUMBA_CACHE_DIR=/var/lib/tracetriage/.numba-cache
 
 # uid/gid 10001: the numeric id lets Kubernetes check runAsNonRoot. /var/lib/tracetriage is the working
 # directory (file exporter, file_storage); mount a volume there when the root filesystem is read-only.

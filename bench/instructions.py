@@ -42,7 +42,7 @@ def _control(*args: str) -> None:
 async def _phases(scenario: str, requests: int) -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
-    from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry
+    from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry, wire_jit
     from collector.cli import GC_THRESHOLDS
     from collector.config.schema import decode
     from collector.exporters.kafka.marshal import records_by_trace
@@ -78,6 +78,7 @@ async def _phases(scenario: str, requests: int) -> int:
     # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
     trace_stages = [(n, s) for n, s in stages if getattr(s, "trace_level", False)]
     set_error_hints(bool(trace_stages), any(getattr(s, "reads_error_attribute", False) for _, s in trace_stages))
+    wire_jit.load()  # as the service does: the compiled wire walk when numba is installed
     buffer = None
     if trace_stages:
         owner = next((s for _, s in trace_stages if getattr(s, "defines_buffer", False)), trace_stages[0][1])

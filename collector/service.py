@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector import wire_jit
 from collector.batch import SpanBatch
 from collector.component import Component, ComponentID, FinishingReceiver, Host, Kind, Settings
 from collector.config.service import CollectorConfig, ComponentConfig
@@ -130,6 +131,10 @@ class Service:
         # Only trace stages read the wire walk's error hints; without them, receivers skip that work, and
         # the search for ``error`` attributes runs only for stages that read them.
         set_error_hints(has_trace_stages, reads_error_attribute)
+        # The compiled wire walk (numba, the ``jit`` extra): compiled or loaded from its cache now, not on
+        # the first large request.
+        if wire_jit.load():
+            log.info("wire walk: compiled (numba)")
 
         for rid, rc in cfg.receivers.items():
             targets = [entries[pid] for pid, pipe in cfg.pipelines.items() if rid in pipe.receivers]

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector import wire_np
+from collector import wire_jit, wire_np
 from collector.wire_np import MIN_BYTES, split_np
 
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
@@ -173,6 +173,11 @@ def split_by_trace(data: bytes) -> list[ScopeChunk]:
         for ss_start, ss_end in scope_ranges:
             head, first = _scope_head(data, ss_start, ss_end)
             scopes.append((resource_fields, head, first, ss_end, ss_start))
+    if wire_jit._kernel is not None:  # the compiled walk, when loaded (wire_jit.load)
+        compiled = wire_jit.split_jit(data, [(r, h, f, e) for r, h, f, e, _ in scopes], wire_np.ERROR_HINTS,
+                                      wire_np.ERROR_KEY_HINTS)
+        if compiled is not None:
+            return compiled
     if n >= MIN_BYTES:
         fast = split_np(data, [(r, h, f, e) for r, h, f, e, _ in scopes])
         if fast is not None:

@@ -39,8 +39,10 @@ cmd_build() {
   find "$stage" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
   "$py" -m venv "$venv"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  "$venv/bin/python" -m pip install --quiet "$stage"
+  "$venv/bin/python" -m pip install --quiet "$stage[jit]"
   "$venv/bin/python" -m pip check
+  # The wire walk compiles with this numba (the image compiles it again on first start, into NUMBA_CACHE_DIR).
+  "$venv/bin/python" -c "from collector import wire_jit; assert wire_jit.load(), 'numba did not compile'"
   rm -rf "$stage"
   trap - EXIT
 }

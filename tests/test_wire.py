@@ -11,14 +11,22 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 import collector.wire as wire
+import collector.wire_jit as wire_jit
 import collector.wire_np as wire_np
 from bench.reference import ReferenceLoad
 from collector.wire import InvalidSpanIds, ScopeChunk, split_by_trace
 
 
+@pytest.fixture(autouse=True)
+def _no_compiled_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the vectorized and the Python walks (the compiled one: test_wire_jit.py)."""
+    monkeypatch.setattr(wire_jit, "_kernel", None)
+
+
 def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
     with monkeypatch.context() as m:
         m.setattr(wire, "MIN_BYTES", 1 << 62)
+        m.setattr(wire_jit, "_kernel", None)
         return split_by_trace(data)
 
 
