@@ -96,7 +96,7 @@ class _Metrics:
         self.outbox = t.gauge("tracetriage_trace_buffer_outbox_batches",
                               "Decided batches waiting for the next stage.", lab).labels(label)
         self.stage_errors = t.counter("tracetriage_trace_stage_errors",
-                                      "Trace stage calls that raised; their traces were passed on unchanged.",
+                                      "Traces a trace stage raised on (retried one by one); passed on unchanged.",
                                       ("processor",))
 
 
@@ -327,15 +327,34 @@ class TraceBuffer:
                 counters[0].inc(sum(t.span_count for t in traces))
             try:
                 traces = stage.process_traces(traces)
-            except Exception:
-                self._m.stage_errors.labels(name).inc()
-                self._logger.exception("%s: trace stage %s failed on %d traces; passing them on unchanged",
-                                       self._label, name, len(traces))
+            except Exception:  # noqa: BLE001 - a stage's failure must not stop the pipeline
+                traces = self._one_by_one(name, stage, traces)
             if counters is not None:
                 counters[1].inc(sum(t.span_count for t in traces))
             if not traces:
                 break
         return traces
+
+    def _one_by_one(self, name: str, stage: Any, traces: list[Trace]) -> list[Trace]:
+        """A stage raised on a round: run it again trace by trace, so one bad trace (a span a later strict
+        decode refuses, a stage's bug on an odd shape) costs only itself. The traces it raises on are passed on
+        unchanged and counted; the others get the stage as usual. Side effects the stage had on the round
+        before it raised (counters, an alert) may repeat for the traces before the bad one."""
+        out: list[Trace] = []
+        failed = 0
+        first: BaseException | None = None
+        for t in traces:
+            try:
+                out.extend(stage.process_traces([t]))
+            except Exception as e:  # noqa: BLE001 - logged once per round below
+                failed += 1
+                first = first or e
+                out.append(t)
+        if failed:
+            self._m.stage_errors.labels(name).inc(failed)
+            self._logger.error("%s: trace stage %s failed on %d of %d traces; passing those on unchanged",
+                               self._label, name, failed, len(traces), exc_info=first)
+        return out
 
     @staticmethod
     def _to_batch(traces: list[Trace]) -> SpanBatch:

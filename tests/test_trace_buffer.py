@@ -323,3 +323,31 @@ def _fields_of(data: bytes) -> list[bytes]:
     from collector.wire import _fields
 
     return [data[f:e] for _, f, _, e in _fields(data, 0, len(data))]
+
+
+class PoisonedKeepErrors(KeepErrors):
+    """KeepErrors that raises on any round holding trace 13 (a trace a stage cannot handle)."""
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        if any(t.trace_id == tid(13) for t in traces):
+            raise ValueError("cannot handle trace 13")
+        return super().process_traces(traces)
+
+
+async def test_a_stage_raising_costs_only_the_trace_it_raises_on(caplog: pytest.LogCaptureFixture) -> None:
+    """The round is retried trace by trace: trace 13 goes on unchanged and is counted, the others get the
+    stage's decision (trace 2, without an error, is dropped; traces 1 and 3 are kept)."""
+    tel = Telemetry()
+    cfg = TraceBufferSettings(decision_wait=0.05)
+    stage = PoisonedKeepErrors(cfg)
+    sink = Sink()
+    settings = Settings(ComponentID("tail_sampling"), Kind.PROCESSOR, tel, logging.getLogger("tb"))
+    buf = TraceBuffer(settings, cfg, [("poisoned", stage)], sink)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(2, 2), span(13, 3), span(3, 4, error=True)])))
+    await wait_until(lambda: sink.batches)
+    await wait_until(lambda: buf.pending_traces == 0)
+    assert sink.traces() == {tid(1), tid(3), tid(13)}
+    assert tel.registry.get_sample_value("tracetriage_trace_stage_errors_total", {"processor": "poisoned"}) == 1
+    assert "failed on 1 of 4 traces" in caplog.text and "cannot handle trace 13" in caplog.text
+    await buf.shutdown()
