@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numba
+import numpy as np
 
 jit = numba.njit(cache=True, boundscheck=False, nogil=True)
 
@@ -240,3 +241,148 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
             prev_tid = tid
             i = e
     return n
+
+
+# Field kinds of the request schema table (collector.wire_jit builds it from the protobuf descriptors).
+UNKNOWN_FIELD = 0
+VARINT_FIELD = 1
+FIXED64_FIELD = 2
+FIXED32_FIELD = 3
+STRING_FIELD = 4
+BYTES_FIELD = 5
+MESSAGE_FIELD = 6
+DEFER_FIELD = 7  # a field the check leaves to protobuf (a group, a repeated number)
+MAX_DEPTH = 48  # nesting the check follows (protobuf's own limit is 100): deeper asks protobuf
+
+
+@jit
+def or_bytes(buf: Any, start: int, stop: int) -> int:
+    """The bytes of buf[start:stop] or-ed together (a loop the compiler vectorizes: 16 bytes a ns)."""
+    acc = np.uint8(0)
+    part = buf[start:stop]  # indices from 0: range(start, stop) would keep negative-index handling
+    for q in range(part.shape[0]):
+        acc |= part[q]
+    return int(acc)
+
+
+@jit
+def certainly_valid(buf: Any, table: Any, width: int) -> bool:
+    """Whether protobuf is certain to decode ``buf`` as the table's message 0 without error.
+
+    ``table[m * width + f]``: field ``f`` of message ``m`` (numbers from ``width`` on are unknown fields),
+    its kind in the low three bits and, for a MESSAGE_FIELD, the message it holds above. True means every
+    field is well formed for its kind (lengths inside their message, varints of at most ten bytes and 64
+    bits), every known field has its declared wire type, unknown fields are skipped by their wire type, and
+    every string is ASCII (so valid UTF-8). False means "not certain": anything else (a group, a wire type that does not
+    match, a string with a non-ASCII byte, nesting deeper than MAX_DEPTH, malformed bytes) goes to
+    protobuf, which accepts it or names the error.
+
+    The ASCII check runs over the gaps between the binary parts of the message (ids and other bytes
+    fields, fixed-width numbers, multi-byte varints, unknown fields), not string by string: a gap holds
+    only strings and one-byte tags and lengths, which are below 0x80 themselves, so a gap's bytes or-ed
+    together are below 0x80 exactly when its strings are ASCII. That is a few long runs a span instead of
+    one short loop per string. (Indices are cast to unsigned where they are read: numba then leaves out its
+    negative-index handling, about a tenth of the instructions.)"""
+    stack_msg = np.empty(MAX_DEPTH, dtype=np.int64)
+    stack_end = np.empty(MAX_DEPTH, dtype=np.int64)
+    depth = 0
+    msg = 0
+    end = len(buf)
+    i = 0
+    checked = 0  # the bytes before this are binary or or-ed into ``high``
+    high = np.uint8(0)
+    strings = False  # a string lies between ``checked`` and ``i``
+    while True:
+        if i >= end:
+            if depth == 0:
+                break
+            depth -= 1
+            msg = stack_msg[depth]
+            end = stack_end[depth]
+            continue
+        f = i
+        tag = int(buf[np.uint64(i)])
+        if tag < 0x80:
+            i += 1
+        else:
+            tag, i = varint(buf, i, end)
+            if i < 0 or tag >= 0x100000000:
+                return False
+            if strings:
+                high |= or_bytes(buf, checked, f)
+                strings = False
+            checked = i
+        number = tag >> 3
+        wt = tag & 7
+        if number == 0:
+            return False
+        entry = table[np.uint64(msg * width + number)] if number < width else UNKNOWN_FIELD
+        kind = entry & 7
+        if wt == 2:
+            if kind != UNKNOWN_FIELD and kind != STRING_FIELD and kind != BYTES_FIELD and kind != MESSAGE_FIELD:
+                return False
+            if i >= end:
+                return False
+            ln = int(buf[np.uint64(i)])
+            if ln < 0x80:
+                i += 1
+            else:
+                f = i
+                ln, i = varint(buf, i, end)
+                if i < 0 or ln >= 0x80000000:
+                    return False
+                if strings:
+                    high |= or_bytes(buf, checked, f)
+                    strings = False
+                checked = i
+            e = i + ln
+            if e > end:
+                return False
+            if kind == MESSAGE_FIELD:
+                if depth >= MAX_DEPTH:
+                    return False
+                stack_msg[depth] = msg
+                stack_end[depth] = end
+                depth += 1
+                msg = entry >> 3
+                end = e
+                continue
+            if kind == STRING_FIELD:
+                strings = True
+            elif e > i:  # bytes, or an unknown field: binary
+                if strings:
+                    high |= or_bytes(buf, checked, i)
+                    strings = False
+                checked = e
+            i = e
+        elif wt == 0:
+            if kind != UNKNOWN_FIELD and kind != VARINT_FIELD:
+                return False
+            if i < end and buf[np.uint64(i)] < 0x80:  # a one-byte value
+                i += 1
+                continue
+            k = i
+            stop = i + 10 if i + 10 < end else end
+            while k < stop and buf[np.uint64(k)] >= 0x80:
+                k += 1
+            if k >= stop or (k - i == 9 and buf[np.uint64(k)] > 1):
+                return False  # truncated, longer than ten bytes, or past 64 bits
+            if strings:
+                high |= or_bytes(buf, checked, i)
+                strings = False
+            i = k + 1
+            checked = i
+        elif wt == 1 or wt == 5:
+            size = 8 if wt == 1 else 4
+            if (kind != UNKNOWN_FIELD and kind != (FIXED64_FIELD if wt == 1 else FIXED32_FIELD)) or i + size > end:
+                return False
+            if strings:
+                high |= or_bytes(buf, checked, i)
+                strings = False
+            i += size
+            checked = i
+        else:
+            return False
+    if strings:
+        high |= or_bytes(buf, checked, len(buf))
+    return bool(high < 0x80)

@@ -16,6 +16,14 @@ Cost (measured on the reference request, 500 spans): 65 to 85 µs for the kernel
 whole split, against about 460 µs for the vectorized walk. What it costs the process: numba and LLVM,
 about 90 to 125 MB of resident memory once compiled. ``TRACETRIAGE_JIT=0`` (or not installing the extra)
 keeps numba out of the process.
+
+The receivers' protobuf check has a compiled fast path here too (:func:`certainly_valid`): a walk over
+every field of the request, by a table built from the protobuf descriptors, that answers "protobuf is
+certain to accept this" or "ask protobuf". It accepts only what is certainly valid (every known field with
+its declared wire type, every string ASCII, nesting at most 48 deep), so a request it does not take is
+decoded by protobuf as before, which accepts it or names the error. On the reference request it takes
+about 130 µs against about 290 µs for ``ExportTraceServiceRequest.FromString``.
+``TRACETRIAGE_JIT_VALIDATE=0`` leaves that check to protobuf alone.
 """
 
 from __future__ import annotations
@@ -33,24 +41,31 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 ENV = "TRACETRIAGE_JIT"
+VALIDATE_ENV = "TRACETRIAGE_JIT_VALIDATE"
 # Run columns: start of the run's first framed span, end of its last, where its trace id is, span count,
 # whether a span has no parent, earliest start, latest end, whether a span may be in error, scope index.
 _COLUMNS = 9
 _MIN_SPAN = 30  # bytes of the smallest framed span the kernel accepts (tag, length, trace id, span id)
 
 _kernel: Callable[..., int] | None = None
+_validator: Callable[[Any, Any, int], bool] | None = None
+_schema: tuple[Any, int] | None = None  # (table, width) of ExportTraceServiceRequest
 _state = "unloaded"  # unloaded | ready | unavailable
 _lock = threading.Lock()
 
 
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def enabled_by_env() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return _env_on(ENV)
 
 
 def load() -> bool:
     """Import numba and compile (or load from numba's cache) the kernel; False when numba is not installed,
     ``TRACETRIAGE_JIT`` is off, or compiling fails (logged once). Safe to call more than once."""
-    global _kernel, _state
+    global _kernel, _state, _validator, _schema
     if _state != "unloaded":
         return _state == "ready"
     with _lock:
@@ -60,6 +75,7 @@ def load() -> bool:
             _state = "unavailable"
             return False
         try:
+            from collector._wire_kernels import certainly_valid as validator
             from collector._wire_kernels import kernel
 
             # Compile now (or load the cached machine code), not on the first large request.
@@ -67,6 +83,8 @@ def load() -> bool:
             # A read-only buffer, as np.frombuffer gives for a request (another type to numba).
             kernel(np.frombuffer(bytes(8), dtype=np.uint8), np.zeros((0, 2), dtype=np.int64), True, True,
                    np.zeros((1, _COLUMNS), dtype=np.int64), probe)
+            schema = request_schema()
+            validator(np.frombuffer(bytes(2), dtype=np.uint8), *schema)
         except ImportError:
             _state = "unavailable"
             return False
@@ -75,8 +93,61 @@ def load() -> bool:
             _state = "unavailable"
             return False
         _kernel = kernel
+        if _env_on(VALIDATE_ENV):
+            _validator, _schema = validator, schema
         _state = "ready"
         return True
+
+
+def request_schema() -> tuple[Any, int]:
+    """The field table of ``ExportTraceServiceRequest`` for the compiled check, from the descriptors of the
+    installed opentelemetry-proto, and its width: entry ``m * width + f`` is field number ``f`` of message
+    ``m`` (message 0 is the request), its kind in the low three bits (0: the message has no such field) and,
+    for a message field, the message it holds above them. A field the check does not know how to read is
+    marked so that the check defers to protobuf."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from collector import _wire_kernels as k
+
+    order = [ExportTraceServiceRequest.DESCRIPTOR]
+    index = {order[0].full_name: 0}
+    at = 0
+    while at < len(order):
+        for field in order[at].fields:
+            m = field.message_type
+            if m is not None and m.full_name not in index:
+                index[m.full_name] = len(order)
+                order.append(m)
+        at += 1
+    by_type = {
+        **dict.fromkeys((FD.TYPE_INT32, FD.TYPE_INT64, FD.TYPE_UINT32, FD.TYPE_UINT64, FD.TYPE_SINT32,
+                         FD.TYPE_SINT64, FD.TYPE_BOOL, FD.TYPE_ENUM), k.VARINT_FIELD),
+        **dict.fromkeys((FD.TYPE_FIXED64, FD.TYPE_SFIXED64, FD.TYPE_DOUBLE), k.FIXED64_FIELD),
+        **dict.fromkeys((FD.TYPE_FIXED32, FD.TYPE_SFIXED32, FD.TYPE_FLOAT), k.FIXED32_FIELD),
+        FD.TYPE_STRING: k.STRING_FIELD,
+        FD.TYPE_BYTES: k.BYTES_FIELD,
+        FD.TYPE_MESSAGE: k.MESSAGE_FIELD,
+    }
+    width = max(f.number for d in order for f in d.fields) + 1
+    table = np.zeros(len(order) * width, dtype=np.int64)
+    for mi, desc in enumerate(order):
+        for field in desc.fields:
+            kind = by_type.get(field.type, k.DEFER_FIELD)
+            if field.is_repeated and kind not in (k.STRING_FIELD, k.BYTES_FIELD, k.MESSAGE_FIELD):
+                kind = k.DEFER_FIELD  # a repeated number may come packed: left to protobuf
+            child = index[field.message_type.full_name] if kind == k.MESSAGE_FIELD else 0
+            table[mi * width + field.number] = kind | child << 3
+    return table, width
+
+
+def certainly_valid(data: bytes) -> bool:
+    """True when ``ExportTraceServiceRequest.FromString(data)`` is certain to succeed (the compiled check,
+    when loaded); False means only "not certain": decode it with protobuf."""
+    validator, schema = _validator, _schema
+    if validator is None or schema is None:
+        return False
+    return validator(np.frombuffer(data, dtype=np.uint8), schema[0], schema[1])
 
 
 def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hints: bool,

@@ -22,6 +22,7 @@ from collector.config.tls import read_pem
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.wire_jit import certainly_valid
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
@@ -110,8 +111,10 @@ class GRPCServer:
 
     async def _export(self, data: bytes, context: Any) -> bytes:
         try:
-            # Validation: the message itself is dropped at once (the handler works from the bytes).
-            ExportTraceServiceRequest.FromString(data)
+            # Validation: the compiled check when it is certain, else protobuf; the message itself is
+            # dropped at once (the handler works from the bytes).
+            if not certainly_valid(data):
+                ExportTraceServiceRequest.FromString(data)
         except DecodeError as e:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode ExportTraceServiceRequest: {e}"

@@ -24,6 +24,7 @@ from collector.config.net import parse_endpoint
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import HTTPConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.wire_jit import certainly_valid
 
 Format = Literal["proto", "json"]
 _CONTENT_TYPES: dict[str, Format] = {"application/x-protobuf": "proto", "application/json": "json"}
@@ -204,9 +205,7 @@ class HTTPServer:
             trace_request: ExportTraceServiceRequest | None = _decode(body, fmt)
         except _HTTPError as e:
             return status_response(e.status, e.message, fmt)
-        payload = None
-        if fmt == "proto":
-            payload, trace_request = body, None  # validated; the handler works from the bytes
+        payload = body if fmt == "proto" else None  # protobuf: validated; the handler works from the bytes
         try:
             response = await self._handler.export(trace_request, payload, "http")
         except ConsumerError as e:
@@ -222,11 +221,13 @@ class HTTPServer:
         return web.Response(status=200, body=data, content_type=_MEDIA_TYPE[fmt])
 
 
-def _decode(body: bytes, fmt: Format) -> ExportTraceServiceRequest:
+def _decode(body: bytes, fmt: Format) -> ExportTraceServiceRequest | None:
+    """The request; for protobuf only checked (None: the handler works from the bytes)."""
     if fmt == "proto":
         try:
-            request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
-            return request
+            if not certainly_valid(body):
+                ExportTraceServiceRequest.FromString(body)
+            return None
         except DecodeError as e:
             raise _HTTPError(400, f"cannot decode protobuf ExportTraceServiceRequest: {e}") from None
     try:
