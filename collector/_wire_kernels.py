@@ -306,8 +306,8 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
             i += 1
         else:
             tag, i = varint(buf, i, end)
-            if i < 0 or tag >= 0x100000000:
-                return False
+            if i < 0 or i - f > 5 or tag >= 0x100000000:
+                return False  # protobuf reads a tag as at most five bytes and 32 bits
             if strings:
                 high |= or_bytes(buf, checked, f)
                 strings = False
@@ -329,8 +329,8 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
             else:
                 f = i
                 ln, i = varint(buf, i, end)
-                if i < 0 or ln >= 0x80000000:
-                    return False
+                if i < 0 or i - f > 5 or ln >= 0x7FFFFFFF:
+                    return False  # protobuf reads a length as at most five bytes, below 2**31 - 1
                 if strings:
                     high |= or_bytes(buf, checked, f)
                     strings = False

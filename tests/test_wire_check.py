@@ -217,3 +217,80 @@ def test_random_mutations_never_certain_when_protobuf_refuses() -> None:
 def test_off_switch_leaves_validation_to_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wire_jit, "_validator", None)
     assert not wire_jit.certainly_valid(next(iter(ReferenceLoad().requests(1))))
+
+
+def test_long_tags_and_lengths() -> None:
+    """Padded (non-canonical) varints: protobuf takes tags and lengths of up to five bytes and other
+    varints of up to ten; so does the check."""
+    span = one_span().SerializeToString()
+    name5 = b"\xaa\x80\x80\x80\x00" + b"\x02op"  # Span.name (5, wire type 2) as a five-byte tag
+    assert check(span_entry_request(span + name5))
+    name6 = b"\xaa\x80\x80\x80\x80\x00" + b"\x02op"
+    assert not check(span_entry_request(span + name6))
+    assert not protobuf_accepts(span_entry_request(span + name6))
+    for pad in range(10):  # a length of 2 in 1 to 10 bytes; a varint value of 1 in 1 to 10 bytes
+        taken = check(span_entry_request(span + b"\x2a" + _varint(2, pad) + b"op"))
+        assert taken == (pad <= 4)
+        assert check(span_entry_request(span + b"\x30" + _varint(1, pad)))
+    for pad in range(5, 10):
+        assert not protobuf_accepts(span_entry_request(span + b"\x2a" + _varint(2, pad) + b"op"))
+
+
+def _varint(value: int, pad: int) -> bytes:
+    """``value`` as a varint, with ``pad`` extra continuation bytes (a non-canonical but valid form)."""
+    out = bytearray(encode_varint(value))
+    for _ in range(pad):
+        out[-1] |= 0x80
+        out.append(0)
+    return bytes(out)
+
+
+def _random_message(rnd: random.Random, table: object, width: int, msg: int, depth: int) -> bytes:
+    """Fields of message ``msg`` of the check's own table, encoded the odd ways a sender may: padded
+    varints, unknown fields, wrong wire types, non-ASCII and invalid UTF-8 strings, now and then."""
+    import numpy as np
+
+    from collector import _wire_kernels as k
+
+    assert isinstance(table, np.ndarray)
+    known = [f for f in range(1, width) if table[msg * width + f] & 7]
+    out = bytearray()
+    for _ in range(rnd.randint(0, 6)):
+        number = rnd.choice(known) if known and rnd.random() < 0.9 else rnd.choice([width + 3, 99, 2**29 - 1])
+        entry = int(table[msg * width + number]) if number < width else 0
+        kind = entry & 7
+        wt = {k.VARINT_FIELD: 0, k.FIXED64_FIELD: 1, k.FIXED32_FIELD: 5}.get(kind, 2)
+        if kind == k.UNKNOWN_FIELD or rnd.random() < 0.03:
+            wt = rnd.choice([0, 1, 2, 5, 3, 4, 6])
+        pad = rnd.choice([0] * 12 + [1, 3, 4, 5])
+        out += _varint(number << 3 | wt, pad)
+        if wt == 0:
+            out += _varint(rnd.choice([0, 1, 300, 2**63, 2**64 - 1]), rnd.choice([0] * 8 + [1, 2]))
+        elif wt == 1:
+            out += rnd.randbytes(8)
+        elif wt == 5:
+            out += rnd.randbytes(4)
+        elif wt == 2:
+            if kind == k.MESSAGE_FIELD and depth < 8:
+                body = _random_message(rnd, table, width, entry >> 3, depth + 1)
+            elif kind == k.STRING_FIELD:
+                body = rnd.choice([b"ascii", "caf\u00e9".encode(), b"\xc3\x28", b"", b"\xed\xa0\x80"])
+            else:
+                body = rnd.randbytes(rnd.randint(0, 20))
+            out += _varint(len(body), rnd.choice([0] * 10 + [1, 4])) + body
+    return bytes(out)
+
+
+def test_structured_fuzz_never_certain_when_protobuf_refuses() -> None:
+    """Requests built field by field from the schema with unusual encodings: every one the check takes,
+    protobuf accepts; and the check takes a good share of them (it is not just saying no)."""
+    table, width = wire_jit.request_schema()
+    rnd = random.Random(5)
+    certain = accepted = 0
+    for _ in range(3000):
+        data = _random_message(rnd, table, width, 0, 0)
+        if check(data):
+            certain += 1
+        if protobuf_accepts(data):
+            accepted += 1
+    assert certain > 300 and accepted > certain, (certain, accepted)
