@@ -266,16 +266,17 @@ def or_bytes(buf: Any, start: int, stop: int) -> int:
 
 
 @jit
-def certainly_valid(buf: Any, table: Any, width: int) -> bool:
-    """Whether protobuf is certain to decode ``buf`` as the table's message 0 without error.
+def check_request(buf: Any, table: Any, width: int, counted: int) -> int:
+    """Whether protobuf is certain to decode ``buf`` as the table's message 0 without error: the number of
+    messages of type ``counted`` in it (the spans of a request) when certain, else -1.
 
     ``table[m * width + f]``: field ``f`` of message ``m`` (numbers from ``width`` on are unknown fields),
-    its kind in the low three bits and, for a MESSAGE_FIELD, the message it holds above. True means every
+    its kind in the low three bits and, for a MESSAGE_FIELD, the message it holds above. Certain means every
     field is well formed for its kind (lengths inside their message, varints of at most ten bytes and 64
     bits), every known field has its declared wire type, unknown fields are skipped by their wire type, and
-    every string is ASCII (so valid UTF-8). False means "not certain": anything else (a group, a wire type that does not
-    match, a string with a non-ASCII byte, nesting deeper than MAX_DEPTH, malformed bytes) goes to
-    protobuf, which accepts it or names the error.
+    every string is ASCII (so valid UTF-8). -1 means "not certain": anything else (a group, a wire type
+    that does not match, a string with a non-ASCII byte, nesting deeper than MAX_DEPTH, malformed bytes)
+    goes to protobuf, which accepts it or names the error.
 
     The ASCII check runs over the gaps between the binary parts of the message (ids and other bytes
     fields, fixed-width numbers, multi-byte varints, unknown fields), not string by string: a gap holds
@@ -292,6 +293,7 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
     checked = 0  # the bytes before this are binary or or-ed into ``high``
     high = np.uint8(0)
     strings = False  # a string lies between ``checked`` and ``i``
+    count = 0
     while True:
         if i >= end:
             if depth == 0:
@@ -307,7 +309,7 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
         else:
             tag, i = varint(buf, i, end)
             if i < 0 or i - f > 5 or tag >= 0x100000000:
-                return False  # protobuf reads a tag as at most five bytes and 32 bits
+                return -1  # protobuf reads a tag as at most five bytes and 32 bits
             if strings:
                 high |= or_bytes(buf, checked, f)
                 strings = False
@@ -315,14 +317,14 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
         number = tag >> 3
         wt = tag & 7
         if number == 0:
-            return False
+            return -1
         entry = table[np.uint64(msg * width + number)] if number < width else UNKNOWN_FIELD
         kind = entry & 7
         if wt == 2:
             if kind != UNKNOWN_FIELD and kind != STRING_FIELD and kind != BYTES_FIELD and kind != MESSAGE_FIELD:
-                return False
+                return -1
             if i >= end:
-                return False
+                return -1
             ln = int(buf[np.uint64(i)])
             if ln < 0x80:
                 i += 1
@@ -330,22 +332,24 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
                 f = i
                 ln, i = varint(buf, i, end)
                 if i < 0 or i - f > 5 or ln >= 0x7FFFFFFF:
-                    return False  # protobuf reads a length as at most five bytes, below 2**31 - 1
+                    return -1  # protobuf reads a length as at most five bytes, below 2**31 - 1
                 if strings:
                     high |= or_bytes(buf, checked, f)
                     strings = False
                 checked = i
             e = i + ln
             if e > end:
-                return False
+                return -1
             if kind == MESSAGE_FIELD:
                 if depth >= MAX_DEPTH:
-                    return False
+                    return -1
                 stack_msg[depth] = msg
                 stack_end[depth] = end
                 depth += 1
                 msg = entry >> 3
                 end = e
+                if msg == counted:
+                    count += 1
                 continue
             if kind == STRING_FIELD:
                 strings = True
@@ -357,7 +361,7 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
             i = e
         elif wt == 0:
             if kind != UNKNOWN_FIELD and kind != VARINT_FIELD:
-                return False
+                return -1
             if i < end and buf[np.uint64(i)] < 0x80:  # a one-byte value
                 i += 1
                 continue
@@ -366,7 +370,7 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
             while k < stop and buf[np.uint64(k)] >= 0x80:
                 k += 1
             if k >= stop or (k - i == 9 and buf[np.uint64(k)] > 1):
-                return False  # truncated, longer than ten bytes, or past 64 bits
+                return -1  # truncated, longer than ten bytes, or past 64 bits
             if strings:
                 high |= or_bytes(buf, checked, i)
                 strings = False
@@ -375,14 +379,14 @@ def certainly_valid(buf: Any, table: Any, width: int) -> bool:
         elif wt == 1 or wt == 5:
             size = 8 if wt == 1 else 4
             if (kind != UNKNOWN_FIELD and kind != (FIXED64_FIELD if wt == 1 else FIXED32_FIELD)) or i + size > end:
-                return False
+                return -1
             if strings:
                 high |= or_bytes(buf, checked, i)
                 strings = False
             i += size
             checked = i
         else:
-            return False
+            return -1
     if strings:
         high |= or_bytes(buf, checked, len(buf))
-    return bool(high < 0x80)
+    return count if high < 0x80 else -1

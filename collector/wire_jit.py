@@ -48,8 +48,8 @@ _COLUMNS = 9
 _MIN_SPAN = 30  # bytes of the smallest framed span the kernel accepts (tag, length, trace id, span id)
 
 _kernel: Callable[..., int] | None = None
-_validator: Callable[[Any, Any, int], bool] | None = None
-_schema: tuple[Any, int] | None = None  # (table, width) of ExportTraceServiceRequest
+_validator: Callable[[Any, Any, int, int], int] | None = None
+_schema: tuple[Any, int, int] | None = None  # request_schema()
 _state = "unloaded"  # unloaded | ready | unavailable
 _lock = threading.Lock()
 
@@ -75,7 +75,7 @@ def load() -> bool:
             _state = "unavailable"
             return False
         try:
-            from collector._wire_kernels import certainly_valid as validator
+            from collector._wire_kernels import check_request as validator
             from collector._wire_kernels import kernel
 
             # Compile now (or load the cached machine code), not on the first large request.
@@ -84,7 +84,7 @@ def load() -> bool:
             kernel(np.frombuffer(bytes(8), dtype=np.uint8), np.zeros((0, 2), dtype=np.int64), True, True,
                    np.zeros((1, _COLUMNS), dtype=np.int64), probe)
             schema = request_schema()
-            validator(np.frombuffer(bytes(2), dtype=np.uint8), *schema)
+            validator(np.frombuffer(bytes(2), dtype=np.uint8), *schema)  # compiled (or loaded) now
         except ImportError:
             _state = "unavailable"
             return False
@@ -99,12 +99,12 @@ def load() -> bool:
         return True
 
 
-def request_schema() -> tuple[Any, int]:
+def request_schema() -> tuple[Any, int, int]:
     """The field table of ``ExportTraceServiceRequest`` for the compiled check, from the descriptors of the
-    installed opentelemetry-proto, and its width: entry ``m * width + f`` is field number ``f`` of message
-    ``m`` (message 0 is the request), its kind in the low three bits (0: the message has no such field) and,
-    for a message field, the message it holds above them. A field the check does not know how to read is
-    marked so that the check defers to protobuf."""
+    installed opentelemetry-proto, its width, and the number of the ``Span`` message in it: entry
+    ``m * width + f`` is field number ``f`` of message ``m`` (message 0 is the request), its kind in the low
+    three bits (0: the message has no such field) and, for a message field, the message it holds above them.
+    A field the check does not know how to read is marked so that the check defers to protobuf."""
     from google.protobuf.descriptor import FieldDescriptor as FD
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -138,16 +138,23 @@ def request_schema() -> tuple[Any, int]:
                 kind = k.DEFER_FIELD  # a repeated number may come packed: left to protobuf
             child = index[field.message_type.full_name] if kind == k.MESSAGE_FIELD else 0
             table[mi * width + field.number] = kind | child << 3
-    return table, width
+    return table, width, index["opentelemetry.proto.trace.v1.Span"]
 
 
 def certainly_valid(data: bytes) -> bool:
     """True when ``ExportTraceServiceRequest.FromString(data)`` is certain to succeed (the compiled check,
     when loaded); False means only "not certain": decode it with protobuf."""
+    return certain_span_count(data) is not None
+
+
+def certain_span_count(data: bytes) -> int | None:
+    """The number of spans in the request ``data`` when the compiled check is certain protobuf accepts it;
+    None when it is not certain (or not loaded): decode it with protobuf."""
     validator, schema = _validator, _schema
     if validator is None or schema is None:
-        return False
-    return validator(np.frombuffer(data, dtype=np.uint8), schema[0], schema[1])
+        return None
+    n = validator(np.frombuffer(data, dtype=np.uint8), schema[0], schema[1], schema[2])
+    return None if n < 0 else n
 
 
 def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hints: bool,

@@ -284,7 +284,7 @@ def _random_message(rnd: random.Random, table: object, width: int, msg: int, dep
 def test_structured_fuzz_never_certain_when_protobuf_refuses() -> None:
     """Requests built field by field from the schema with unusual encodings: every one the check takes,
     protobuf accepts; and the check takes a good share of them (it is not just saying no)."""
-    table, width = wire_jit.request_schema()
+    table, width, _ = wire_jit.request_schema()
     rnd = random.Random(5)
     certain = accepted = 0
     for _ in range(3000):
@@ -294,3 +294,18 @@ def test_structured_fuzz_never_certain_when_protobuf_refuses() -> None:
         if protobuf_accepts(data):
             accepted += 1
     assert certain > 300 and accepted > certain, (certain, accepted)
+
+
+def test_span_count_when_certain() -> None:
+    """certain_span_count (the Kafka receiver's count) equals count_spans of the decoded request."""
+    from collector.batch import count_spans
+
+    rnd = random.Random(21)
+    requests = [random_request(rnd, 0.3) for _ in range(30)] + list(ReferenceLoad().requests(2))
+    requests += [b.payload for b in Generator(load_topology(), seed=6).batches(40, count=4)]
+    requests.append(b"")
+    for data in requests:
+        n = wire_jit.certain_span_count(data)
+        assert n is not None
+        assert n == count_spans(ExportTraceServiceRequest.FromString(data))
+    assert wire_jit.certain_span_count(request_with(one_span(name="caf\u00e9")).SerializeToString()) is None

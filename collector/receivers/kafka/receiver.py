@@ -35,6 +35,7 @@ from collector.kafka_common import client_kwargs
 from collector.otlpjson import decode_request
 from collector.receivers.kafka.config import KafkaReceiverConfig
 from collector.receivers.kafka.offsets import PartitionTracker
+from collector.wire_jit import certain_span_count
 
 TRANSPORT = "kafka"
 MAX_RECORDS = 500
@@ -320,7 +321,10 @@ class KafkaReceiver:
             if self._json:
                 request = decode_request(value)
                 return request.SerializeToString(), count_spans(request)
-            return value, count_spans(ExportTraceServiceRequest.FromString(value))
+            spans = certain_span_count(value)  # the compiled check, when it is certain; else protobuf
+            if spans is None:
+                spans = count_spans(ExportTraceServiceRequest.FromString(value))
+            return value, spans
         except (DecodeError, ValueError) as e:
             self._metrics.malformed(tp).inc()
             self._logger.warning(
