@@ -283,7 +283,9 @@ def check_request(buf: Any, table: Any, width: int, counted: int) -> int:
     only strings and one-byte tags and lengths, which are below 0x80 themselves, so a gap's bytes or-ed
     together are below 0x80 exactly when its strings are ASCII. That is a few long runs a span instead of
     one short loop per string. (Indices are cast to unsigned where they are read: numba then leaves out its
-    negative-index handling, about a tenth of the instructions.)"""
+    negative-index handling, about a tenth of the instructions. Each branch flushes the gap itself: one
+    shared flush after the branches, with the binary extent computed per field, cost a quarter more
+    instructions.)"""
     stack_msg = np.empty(MAX_DEPTH, dtype=np.int64)
     stack_end = np.empty(MAX_DEPTH, dtype=np.int64)
     depth = 0
