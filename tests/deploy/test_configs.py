@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.deploy.common import DEPLOY, OVERLAYS, ROOT
-from tests.deploy.kustomize_lite import build, pod_specs
+from tests.deploy.kustomize import build, pod_specs
 
 SECRET_PLACEHOLDER = "placeholder-from-secret"
 
