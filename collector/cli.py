@@ -20,6 +20,7 @@ from collector.component import Kind
 from collector.config.schema import ConfigError
 from collector.config.service import CollectorConfig, load_config
 from collector.errors import ComponentStartError
+from collector.eventloop import install_uvloop
 from collector.memory import huge_pages_on, reexec_with_huge_pages, tune_malloc
 from collector.registry import Registry
 from collector.service import Service
@@ -105,14 +106,6 @@ def cmd_components() -> int:
     return EXIT_OK
 
 
-def _install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 # The trace buffer keeps tens of thousands of trace objects alive and creates more per request; with the
 # interpreter's default thresholds (700, 10, 10) the cyclic collector runs every few requests and walks
 # them all again and again. Fewer young collections, and objects made at start-up frozen out of the
@@ -129,7 +122,7 @@ def _tune_gc() -> None:
 
 def run(config: CollectorConfig) -> int:
     tune_malloc()
-    _install_uvloop()
+    install_uvloop()
     return asyncio.run(_run(config))
 
 

@@ -190,11 +190,11 @@ async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from collector.cli import _install_uvloop
+    from collector.eventloop import install_uvloop
     from collector.telemetry.logs import setup_logging
 
     setup_logging("warn")
-    _install_uvloop()
+    install_uvloop()
     out = sys.stdout
     if args.brokers:
         return asyncio.run(_demo(args, args.brokers, out))
