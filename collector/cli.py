@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", "-c", action="append", required=True, metavar="FILE",
                         help="config file; repeat to merge later files over earlier ones")
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
-    from collector.demo.run import add_parser as add_demo
-    from collector.loadgen.cli import add_parser as add_loadgen
+    from bench.demo.run import add_parser as add_demo
+    from bench.loadgen.cli import add_parser as add_loadgen
 
     add_loadgen(sub)
     add_demo(sub)
@@ -64,11 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "components":
         return cmd_components()
     if args.command == "demo":
-        from collector.demo.run import main as demo_main
+        from bench.demo.run import main as demo_main
 
         return demo_main(args)
     if args.command == "loadgen":
-        from collector.loadgen.cli import main as loadgen_main
+        from bench.loadgen.cli import main as loadgen_main
 
         return loadgen_main(args)
     registry = Registry.default()

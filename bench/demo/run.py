@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any, TextIO
 
+from bench.demo.sink import AlertSink
 from collector.config.schema import ConfigError
 from collector.config.service import load_config
-from collector.demo.sink import AlertSink
 from collector.errors import ComponentStartError
 from collector.registry import Registry
 from collector.service import Service
@@ -126,14 +126,14 @@ class Status:
 
 
 async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
-    from collector.loadgen import Generator, load_topology, parse_fault
-    from collector.loadgen.send import SendOptions, send
+    from bench.loadgen import Generator, load_topology, parse_fault
+    from bench.loadgen.send import SendOptions, send
 
     sink = AlertSink(out)
     await sink.start()
     grpc_port = _free_port()
-    catalog = resources.files("collector.demo") / "catalog"
-    config_file = resources.files("collector.demo") / "gateway.yaml"
+    catalog = resources.files("bench.demo") / "catalog"
+    config_file = resources.files("bench.demo") / "gateway.yaml"
     env = {**os.environ, "TT_DEMO_GRPC_PORT": str(grpc_port), "TT_DEMO_BROKERS": brokers,
            "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog)}
     try:

@@ -13,12 +13,12 @@ import sys
 import time
 from typing import IO, Any
 
+from bench.loadgen.faults import FaultPlan, check_fault, check_plan, load_plan, parse_fault, plan_from_faults
+from bench.loadgen.generate import Batch, Generator
+from bench.loadgen.progress import Progress
+from bench.loadgen.send import DEFAULT_ENDPOINTS, PROTOCOLS, SendOptions, SendStats, send
+from bench.loadgen.topology import load_topology
 from collector.config.schema import ConfigError, ConfigIssue, Duration
-from collector.loadgen.faults import FaultPlan, check_fault, check_plan, load_plan, parse_fault, plan_from_faults
-from collector.loadgen.generate import Batch, Generator
-from collector.loadgen.progress import Progress
-from collector.loadgen.send import DEFAULT_ENDPOINTS, PROTOCOLS, SendOptions, SendStats, send
-from collector.loadgen.topology import load_topology
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_COUNT = 100

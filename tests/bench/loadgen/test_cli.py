@@ -1,4 +1,4 @@
-"""``python -m collector.loadgen`` as a subprocess against real servers."""
+"""``python -m bench.loadgen`` as a subprocess against real servers."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from tests.bench.loadgen.servers import Received, grpc_server, http_server
 from tests.conftest import ROOT
-from tests.loadgen.servers import Received, grpc_server, http_server
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "collector.loadgen", *args, cwd=ROOT,
+        sys.executable, "-m", "bench.loadgen", *args, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
