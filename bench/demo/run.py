@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from importlib import resources
-from typing import Any, TextIO
+from typing import TextIO
 
 from bench.demo.sink import AlertSink
 from collector.config.schema import ConfigError
@@ -30,17 +30,13 @@ from collector.telemetry import Telemetry
 DEFAULT_FAULT = "db:orders-db:0.3"
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "demo", help="see it work: broker, collector, alert sink and load with a fault, in one command",
-        description=__doc__)
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
     p.add_argument("--brokers", default="", help="use these Kafka brokers instead of the embedded one")
     p.add_argument("--fault", action="append", default=None,
                    help=f"fault to inject, loadgen syntax (default {DEFAULT_FAULT})")
     p.add_argument("--rate", type=float, default=3000.0, help="spans per second sent (default 3000)")
     p.add_argument("--seed", type=int, default=7)
-    return p
 
 
 def _free_port() -> int:

@@ -27,15 +27,6 @@ HELP_FAULT = ("inject a fault (repeatable): error:SERVICE[/OPERATION]:RATE[:noca
               "latency:SERVICE[/OPERATION]:ADD_MS[:RATE], db:DATABASE:RATE, noise[:SERVICE]:RATE")
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``loadgen`` command to an ``argparse`` subparsers object."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "loadgen", help="send realistic traces (with injected faults and ground truth) to an OTLP endpoint",
-        description="Generate traces of a microservice topology and send them over OTLP.")
-    configure(p)
-    return p
-
-
 def _duration(text: str) -> float:
     try:
         value = float(text)
