@@ -8,6 +8,8 @@
 # Docker into a fresh venv and then starts (no Docker engine runs on our machines). The default command runs
 # /etc/tracetriage/gateway.yaml (configs/gateway.yaml) with the example ownership catalog in
 # /etc/tracetriage/catalog; mount your own catalog there, or your own config and pass `run --config FILE`.
+# The image holds the runtime (collector, pipelines) only: the tools in bench/ stay out, so `tracetriage demo`
+# and `tracetriage loadgen` say they are not available here (run them from a source checkout).
 
 # ---- build: a venv with tracetriage and its runtime dependencies (wheels only: no compiler needed) ----
 FROM python:3.11.14-slim-bookworm AS build

@@ -97,7 +97,7 @@ class Collector:
 
 def tansu() -> contextlib.AbstractContextManager[str]:
     """A tansu broker (memory storage) on a free port, as the demo starts it; yields its address."""
-    from collector.demo.run import embedded_broker
+    from bench.demo.run import embedded_broker
 
     return embedded_broker()
 

@@ -291,8 +291,8 @@ service:
 
 
 def accuracy(workdir: Path, short: bool) -> None:
-    from collector.loadgen import Generator, load_plan, load_topology
-    from collector.loadgen.send import SendOptions, send
+    from bench.loadgen import Generator, load_plan, load_topology
+    from bench.loadgen.send import SendOptions, send
     from collector.otlpjson import decode_request
 
     grpc_port, metrics_port = free_port(), free_port()

@@ -1,6 +1,7 @@
-"""``tracetriage``: run, validate, components.
+"""``tracetriage``: run, validate, components, and the commands installed packages add (collector/commands.py).
 
-Exit codes: 0 clean stop, 1 a component failed to start or failed while running, 2 bad config or usage.
+Exit codes: 0 clean stop, 1 a component failed to start or failed while running, 2 bad config or usage (or a
+command that cannot be loaded here). Commands from other packages choose their own.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from importlib.metadata import EntryPoint
 
-from collector import __version__
+from collector import __version__, commands
 from collector.component import Kind
 from collector.config.schema import ConfigError
 from collector.config.service import CollectorConfig, load_config
 from collector.errors import ComponentStartError
+from collector.eventloop import install_uvloop
 from collector.memory import huge_pages_on, reexec_with_huge_pages, tune_malloc
 from collector.registry import Registry
 from collector.service import Service
@@ -28,10 +31,15 @@ from collector.telemetry.logs import setup_logging
 log = logging.getLogger("tracetriage")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-COMMANDS = ("run", "validate", "components", "loadgen", "demo")
+# The runtime's own commands: each has a parser in _parser and a branch in main. Installed packages add more
+# (collector/commands.py); a built-in name always wins over theirs.
+BUILTIN_COMMANDS = ("run", "validate", "components")
+HELP_OPTIONS = ("-h", "--help")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> argparse.ArgumentParser:
+    """The built-in commands' parser. ``installed`` commands are only listed (each parses its own options),
+    with their help lines when ``describe`` (loading them: only when the help is shown)."""
     p = argparse.ArgumentParser(
         prog="tracetriage",
         description="Streaming trace processor: tail sampling, root cause, alert routing (OTel Collector style).",
@@ -43,33 +51,33 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", "-c", action="append", required=True, metavar="FILE",
                         help="config file; repeat to merge later files over earlier ones")
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
-    from collector.demo.run import add_parser as add_demo
-    from collector.loadgen.cli import add_parser as add_loadgen
-
-    add_loadgen(sub)
-    add_demo(sub)
+    for name, ep in installed.items():
+        sub.add_parser(name, help=_summary(ep) if describe else "", add_help=False)
     return p
+
+
+def _summary(ep: EntryPoint) -> str:
+    try:
+        return commands.load(ep).help
+    except commands.CommandUnavailable as e:
+        return f"(not available here: {e.reason})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version"):
+    first = args_list[0] if args_list else None
+    installed = commands.discover(reserved=BUILTIN_COMMANDS)
+    if first in installed:
+        return run_installed(installed[first], args_list[1:])
+    if first is not None and first.startswith("-") and first not in (*HELP_OPTIONS, "--version"):
         args_list.insert(0, "run")  # `tracetriage --config FILE` means run
-    parser = _parser()
+    parser = _parser(installed, describe=first is None or first in HELP_OPTIONS)
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
     if args.command == "components":
         return cmd_components()
-    if args.command == "demo":
-        from collector.demo.run import main as demo_main
-
-        return demo_main(args)
-    if args.command == "loadgen":
-        from collector.loadgen.cli import main as loadgen_main
-
-        return loadgen_main(args)
     registry = Registry.default()
     try:
         config = load_config(args.config, registry)
@@ -92,6 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(config)
 
 
+def run_installed(ep: EntryPoint, argv: Sequence[str]) -> int:
+    """``tracetriage NAME ...`` for a command an installed package adds: load it, parse its options, run it."""
+    prog = f"tracetriage {ep.name}"
+    try:
+        command, parser = commands.parser_for(ep, prog)
+    except commands.CommandUnavailable as e:
+        print(f"{prog}: not available: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return command.run(parser.parse_args(argv))
+
+
 def cmd_components() -> int:
     registry = Registry.default()
     for kind in Kind:
@@ -103,14 +122,6 @@ def cmd_components() -> int:
     for err in registry.load_errors:
         print(f"warning: {err}", file=sys.stderr)
     return EXIT_OK
-
-
-def _install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 # The trace buffer keeps tens of thousands of trace objects alive and creates more per request; with the
@@ -129,7 +140,7 @@ def _tune_gc() -> None:
 
 def run(config: CollectorConfig) -> int:
     tune_malloc()
-    _install_uvloop()
+    install_uvloop()
     return asyncio.run(_run(config))
 
 

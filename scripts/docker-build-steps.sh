@@ -20,7 +20,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 die() { echo "docker-build-steps: $*" >&2; exit 2; }
 
-# The files a wheel of tracetriage is built from (keep in step with the Dockerfile's COPY lines).
+# The files a wheel of tracetriage is built from (keep in step with the Dockerfile's COPY lines). The tools in
+# bench/ are left out: the wheel then has the runtime only, and their commands say they are not installed.
 SOURCES=(pyproject.toml README.md collector pipelines)
 
 cmd_build() {

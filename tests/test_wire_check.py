@@ -22,8 +22,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 import collector.wire_jit as wire_jit
+from bench.loadgen import Generator, load_topology
 from bench.reference import ReferenceLoad
-from collector.loadgen import Generator, load_topology
 from collector.wire import encode_varint
 from tests.test_wire import random_request
 

@@ -33,8 +33,8 @@ from typing import Any, Literal
 
 import yaml
 
+from bench.loadgen.topology import Topology
 from collector.config.schema import ConfigError, ConfigIssue, decode, field
-from collector.loadgen.topology import Topology
 
 FaultType = Literal["error", "latency", "database_down", "noise"]
 
@@ -192,7 +192,7 @@ def parse_plan(doc: Any, source: str = "") -> FaultPlan:
 
 def shipped_plans() -> list[str]:
     """Names of the fault files shipped with the package (``--faults accuracy``)."""
-    folder = resources.files("collector.loadgen").joinpath("scenarios")
+    folder = resources.files("bench.loadgen").joinpath("scenarios")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -201,7 +201,7 @@ def load_plan(path: str | Path) -> FaultPlan:
     text_path = str(path)
     if not Path(path).exists() and "/" not in text_path and text_path.removesuffix(".yaml") in shipped_plans():
         name = text_path.removesuffix(".yaml") + ".yaml"
-        doc = yaml.safe_load(resources.files("collector.loadgen").joinpath("scenarios", name).read_text("utf-8"))
+        doc = yaml.safe_load(resources.files("bench.loadgen").joinpath("scenarios", name).read_text("utf-8"))
         return parse_plan(doc, f"<shipped {name}>")
     try:
         text = Path(path).read_text("utf-8")

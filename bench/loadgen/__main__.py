@@ -1,10 +1,10 @@
-"""``python -m collector.loadgen ...``: the ``tracetriage loadgen`` command on its own."""
+"""``python -m bench.loadgen ...``: the ``tracetriage loadgen`` command on its own."""
 
 from __future__ import annotations
 
 import argparse
 
-from collector.loadgen.cli import configure, main
+from bench.loadgen.cli import configure, main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="tracetriage loadgen",

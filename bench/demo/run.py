@@ -17,11 +17,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from importlib import resources
-from typing import Any, TextIO
+from typing import TextIO
 
+from bench.demo.sink import AlertSink
 from collector.config.schema import ConfigError
 from collector.config.service import load_config
-from collector.demo.sink import AlertSink
 from collector.errors import ComponentStartError
 from collector.registry import Registry
 from collector.service import Service
@@ -30,17 +30,13 @@ from collector.telemetry import Telemetry
 DEFAULT_FAULT = "db:orders-db:0.3"
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "demo", help="see it work: broker, collector, alert sink and load with a fault, in one command",
-        description=__doc__)
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
     p.add_argument("--brokers", default="", help="use these Kafka brokers instead of the embedded one")
     p.add_argument("--fault", action="append", default=None,
                    help=f"fault to inject, loadgen syntax (default {DEFAULT_FAULT})")
     p.add_argument("--rate", type=float, default=3000.0, help="spans per second sent (default 3000)")
     p.add_argument("--seed", type=int, default=7)
-    return p
 
 
 def _free_port() -> int:
@@ -126,14 +122,14 @@ class Status:
 
 
 async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
-    from collector.loadgen import Generator, load_topology, parse_fault
-    from collector.loadgen.send import SendOptions, send
+    from bench.loadgen import Generator, load_topology, parse_fault
+    from bench.loadgen.send import SendOptions, send
 
     sink = AlertSink(out)
     await sink.start()
     grpc_port = _free_port()
-    catalog = resources.files("collector.demo") / "catalog"
-    config_file = resources.files("collector.demo") / "gateway.yaml"
+    catalog = resources.files("bench.demo") / "catalog"
+    config_file = resources.files("bench.demo") / "gateway.yaml"
     env = {**os.environ, "TT_DEMO_GRPC_PORT": str(grpc_port), "TT_DEMO_BROKERS": brokers,
            "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog)}
     try:
@@ -190,11 +186,11 @@ async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from collector.cli import _install_uvloop
+    from collector.eventloop import install_uvloop
     from collector.telemetry.logs import setup_logging
 
     setup_logging("warn")
-    _install_uvloop()
+    install_uvloop()
     out = sys.stdout
     if args.brokers:
         return asyncio.run(_demo(args, args.brokers, out))

@@ -27,9 +27,9 @@ def test_demo_runs_and_pages_the_fault_owners_team(tmp_path: Path) -> None:
 
 
 def test_packaged_catalog_matches_configs() -> None:
-    packaged = ROOT / "collector" / "demo" / "catalog"
+    packaged = ROOT / "bench" / "demo" / "catalog"
     shipped = ROOT / "configs" / "catalog"
     names = sorted(p.name for p in shipped.glob("*.yaml"))
     assert names == sorted(p.name for p in packaged.glob("*.yaml"))
     _, mismatch, errors = filecmp.cmpfiles(shipped, packaged, names, shallow=False)
-    assert not mismatch and not errors, "collector/demo/catalog must be a copy of configs/catalog"
+    assert not mismatch and not errors, "bench/demo/catalog must be a copy of configs/catalog"

@@ -310,7 +310,7 @@ def parse_topology(doc: Any, source: str = "") -> Topology:
 def load_topology(path: str | Path | None = None) -> Topology:
     """Load a topology file, or the shipped ``shop.yaml`` when ``path`` is None."""
     if path is None:
-        text = resources.files("collector.loadgen").joinpath("topologies", DEFAULT_TOPOLOGY).read_text("utf-8")
+        text = resources.files("bench.loadgen").joinpath("topologies", DEFAULT_TOPOLOGY).read_text("utf-8")
         source = f"<shipped {DEFAULT_TOPOLOGY}>"
     else:
         source = str(path)

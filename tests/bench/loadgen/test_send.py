@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from collector.loadgen import Generator, load_topology
-from collector.loadgen.send import SendOptions, send, traces_url
-from tests.loadgen.servers import Received, grpc_server, http_server
+from bench.loadgen import Generator, load_topology
+from bench.loadgen.send import SendOptions, send, traces_url
+from tests.bench.loadgen.servers import Received, grpc_server, http_server
 
 SHOP = load_topology()
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.loadgen import Generator, load_topology, parse_fault
-from collector.loadgen.faults import Fault, FaultPlan, Scenario, load_plan
-from collector.loadgen.topology import Topology
-from collector.loadgen.truth import Truth
-from tests.loadgen.otlp_check import S, in_error, link, parse, walk
+from bench.loadgen import Generator, load_topology, parse_fault
+from bench.loadgen.faults import Fault, FaultPlan, Scenario, load_plan
+from bench.loadgen.topology import Topology
+from bench.loadgen.truth import Truth
+from tests.bench.loadgen.otlp_check import S, in_error, link, parse, walk
 
 SHOP = load_topology()
 FIXED_CLOCK = 1_700_000_000_000_000_000

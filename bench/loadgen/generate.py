@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector import __version__
-from collector.loadgen.faults import NO_FAULTS, Fault, FaultPlan, check_plan, plan_from_faults
-from collector.loadgen.sites import Protocol, Site, default_error_type, example_path, key_values
-from collector.loadgen.topology import (
+from bench.loadgen.faults import NO_FAULTS, Fault, FaultPlan, check_plan, plan_from_faults
+from bench.loadgen.sites import Protocol, Site, default_error_type, example_path, key_values
+from bench.loadgen.topology import (
     DEFAULT_DB_PORTS,
     HTTP_NAME_RE,
     RPC_NAME_RE,
@@ -39,7 +38,8 @@ from collector.loadgen.topology import (
     Operation,
     Topology,
 )
-from collector.loadgen.truth import RootCauseTuple, Truth, order_root_causes
+from bench.loadgen.truth import RootCauseTuple, Truth, order_root_causes
+from collector import __version__
 from collector.wire import encode_varint, frame
 
 __all__ = ["Batch", "GeneratedTrace", "Generator"]

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 from typing import TextIO
 
-from collector.loadgen.send import SendStats
+from bench.loadgen.send import SendStats
 
 
 def progress_line(stats: SendStats) -> str:

@@ -1,4 +1,4 @@
-"""``python -m collector.loadgen`` as a subprocess against real servers."""
+"""``python -m bench.loadgen`` as a subprocess against real servers."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from tests.bench.loadgen.servers import Received, grpc_server, http_server
 from tests.conftest import ROOT
-from tests.loadgen.servers import Received, grpc_server, http_server
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "collector.loadgen", *args, cwd=ROOT,
+        sys.executable, "-m", "bench.loadgen", *args, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -63,3 +63,13 @@ async def test_cli_dry_run_reports_generator_speed() -> None:
     assert code == 0, err
     report = json.loads(out)
     assert report["traces"] == 500 and report["spans_per_cpu_s"] > 0
+
+
+async def test_tracetriage_loadgen_is_the_same_command() -> None:
+    """``tracetriage loadgen`` (the entry point the runtime's CLI loads) takes the same options."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector", "loadgen", "--dry-run", "--count", "50", "--seed", "1", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["traces"] == 50

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.loadgen import Generator, load_topology, parse_fault, parse_topology
+from bench.loadgen.faults import check_plan, load_plan, parse_plan
 from collector.config.schema import ConfigError
-from collector.loadgen import Generator, load_topology, parse_fault, parse_topology
-from collector.loadgen.faults import check_plan, load_plan, parse_plan
 
 CATALOG_COMPONENTS = {"frontend", "checkout", "cart", "payment", "inventory", "shipping", "email", "orders-db",
                       "stripe-api"}

@@ -27,10 +27,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from bench.loadgen.generate import Batch, Generator
 from collector.errors import ConsumerError, PermanentError
 from collector.exporters.otlp import EXPORT_METHOD, error_from_rpc, grpc_target
 from collector.exporters.otlphttp import parse_retry_after
-from collector.loadgen.generate import Batch, Generator
 from collector.otlpjson import decode_response, encode_request
 
 __all__ = ["Exporter", "GrpcExporter", "HttpExporter", "SendOptions", "SendStats", "make_exporter", "send"]

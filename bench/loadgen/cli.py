@@ -13,27 +13,18 @@ import sys
 import time
 from typing import IO, Any
 
+from bench.loadgen.faults import FaultPlan, check_fault, check_plan, load_plan, parse_fault, plan_from_faults
+from bench.loadgen.generate import Batch, Generator
+from bench.loadgen.progress import Progress
+from bench.loadgen.send import DEFAULT_ENDPOINTS, PROTOCOLS, SendOptions, SendStats, send
+from bench.loadgen.topology import load_topology
 from collector.config.schema import ConfigError, ConfigIssue, Duration
-from collector.loadgen.faults import FaultPlan, check_fault, check_plan, load_plan, parse_fault, plan_from_faults
-from collector.loadgen.generate import Batch, Generator
-from collector.loadgen.progress import Progress
-from collector.loadgen.send import DEFAULT_ENDPOINTS, PROTOCOLS, SendOptions, SendStats, send
-from collector.loadgen.topology import load_topology
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_COUNT = 100
 
 HELP_FAULT = ("inject a fault (repeatable): error:SERVICE[/OPERATION]:RATE[:nocascade][:attribute], "
               "latency:SERVICE[/OPERATION]:ADD_MS[:RATE], db:DATABASE:RATE, noise[:SERVICE]:RATE")
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``loadgen`` command to an ``argparse`` subparsers object."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "loadgen", help="send realistic traces (with injected faults and ground truth) to an OTLP endpoint",
-        description="Generate traces of a microservice topology and send them over OTLP.")
-    configure(p)
-    return p
 
 
 def _duration(text: str) -> float:
