@@ -8,7 +8,7 @@ from collector import Telemetry
 
 
 class AlertMetrics:
-    __slots__ = ("failures", "groups", "outbox", "overflow", "sent", "undeliverable")
+    __slots__ = ("failures", "groups", "outbox", "overflow", "sent", "suppressed", "undeliverable")
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.failures: Counter = telemetry.counter(
@@ -37,4 +37,11 @@ class AlertMetrics:
         )
         self.outbox: Gauge = telemetry.gauge(
             "tracetriage_alert_outbox_size", "Notifications waiting in a receiver's outbox.", ("receiver",),
+        )
+        self.suppressed: Counter = telemetry.counter(
+            "tracetriage_alerts_suppressed_total",
+            "Firing alerts held back from a notification by an inhibit rule (reason: inhibited): counted when "
+            "the alert would have been notified (first page, then each repeat_interval), not at every "
+            "group_interval.",
+            ("processor", "reason"),
         )

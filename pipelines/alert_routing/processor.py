@@ -5,7 +5,8 @@ ownership catalog for the root-cause service's team and counts the failure into 
 (dictionary work, no I/O, no awaiting). The engine's scheduler task decides when a group notifies; the
 router below picks the destination once per group (for a ``pagerduty`` receiver without a routing key:
 the team's key from the catalog, else the ``fallback_receiver``, else counted undeliverable) and each
-receiver's sender task delivers from its bounded outbox.
+receiver's sender task delivers from its bounded outbox. ``inhibit_rules`` mute alerts at flush time
+(see inhibit.py and grouping.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collector.traces import Trace, TraceBufferSettings
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
+from pipelines.alert_routing.inhibit import Inhibitor
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.notifiers import Notifier, PagerDutyNotifier, make_notifier
 from pipelines.alert_routing.route import build_routes
@@ -54,6 +56,10 @@ class AlertRoutingProcessor:
         self._notifiers: dict[str, Notifier] = {
             r.name: make_notifier(r, self._metrics, settings.logger) for r in config.receivers
         }
+        inhibitor = (
+            Inhibitor.from_config(config.inhibit_rules, float(config.resolve_timeout))
+            if config.inhibit_rules else None
+        )
         self._engine = GroupingEngine(
             build_routes(config),
             self._dispatch,
@@ -65,6 +71,7 @@ class AlertRoutingProcessor:
             metrics=self._metrics,
             label=str(settings.id),
             logger=settings.logger,
+            inhibitor=inhibitor,
         )
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
