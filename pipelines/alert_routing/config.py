@@ -18,11 +18,13 @@ alert_routing:
     - {name: default, webhook: {url: "http://alerts.internal/hook"}}
   inhibit_rules:
     - {source_matchers: ['service="postgres"'], target_matchers: ['service!="postgres"'], equal: [team]}
+  silences: {file: configs/silences.yaml, reload_interval: 30s}
 ```
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from collector.config import Duration, field
 from collector.exporters.helper import RetryConfig
 from pipelines.alert_routing.route import MatcherError, parse_matcher
+from pipelines.alert_routing.silences import SilencesError, read_silences
 from pipelines.ownership import OwnershipConfig
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -155,6 +158,26 @@ class InhibitRuleConfig:
 
 
 @dataclass(frozen=True)
+class SilencesConfig:
+    """Silences in a YAML file (see silences.py for its format), checked for changes every
+    ``reload_interval`` (0: read once at start). No ``file``: no silences."""
+
+    file: str = ""
+    reload_interval: Duration = field(Duration(30.0), ge=0)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.file or not os.path.isfile(self.file):
+            return  # a file that does not exist yet is allowed: no silences until it appears
+        try:
+            read_silences(self.file)
+        except SilencesError as e:
+            for where, message in e.problems:
+                yield "file", f"{self.file}: {where}: {message}" if where else f"{self.file}: {message}"
+        except OSError as e:
+            yield "file", f"cannot read {self.file}: {e}"
+
+
+@dataclass(frozen=True)
 class Config:
     """``alert_routing`` processor settings (see the module docstring and README for every key)."""
 
@@ -174,6 +197,7 @@ class Config:
     max_alerts_per_group: int = field(1000, ge=1)
     shutdown_timeout: Duration = field(Duration(5.0), ge=0)
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
+    silences: SilencesConfig = field(default_factory=SilencesConfig)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if getattr(self, "route", None) is None or getattr(self, "receivers", None) is None:

@@ -10,10 +10,10 @@ the route's receiver when
   after it was notified as firing, so every failure is paged once), or
 * the group still fires and ``repeat_interval`` has passed since the last notification.
 
-Muting (``inhibit_rules``) is decided at each flush: a firing alert that an inhibit rule covers is left
-out of the notification, and the decision above is taken on the alerts left, so a muted alert is paged
-when its muting ends (at the group's next flush, if it still fires and the receiver was not told of it)
-and a muted group sends nothing. Resolves are never muted: an alert
+Muting (``inhibit_rules``, silences) is decided at each flush: a firing alert that an inhibit rule or an
+active silence covers is left out of the notification, and the decision above is taken on the alerts
+left, so a muted alert is paged when its muting ends (at the group's next flush, if it still fires and
+the receiver was not told of it) and a muted group sends nothing. Resolves are never muted: an alert
 the receiver was told fires is always resolved. An alert never paged that goes quiet while muted (or
 right after) is dropped without a page.
 
@@ -42,6 +42,7 @@ from pipelines.alert_routing.alerts import LABEL_NAMES, Alert, LabelValues, Noti
 from pipelines.alert_routing.inhibit import Inhibitor
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.route import Route
+from pipelines.alert_routing.silences import Silences
 from pipelines.root_cause.model import Failure
 
 ROUTE_CACHE_SIZE = 4096
@@ -99,6 +100,7 @@ class GroupingEngine:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         inhibitor: Inhibitor | None = None,
+        silences: Silences | None = None,
     ) -> None:
         self._root = root
         self._notify = notify
@@ -112,6 +114,7 @@ class GroupingEngine:
         self._clock = clock
         self._wall = wall_clock
         self._inhibitor = inhibitor
+        self._silences = silences
         self._groups: dict[GroupID, AggregationGroup] = {}
         self._heap: list[tuple[float, int, AggregationGroup]] = []
         self._seq = itertools.count()
@@ -131,7 +134,7 @@ class GroupingEngine:
         self._m_overflow_groups: Counter = metrics.overflow.labels(label, "max_groups")
         self._m_overflow_alerts: Counter = metrics.overflow.labels(label, "max_alerts_per_group")
         self._m_suppressed: dict[str, Counter] = {
-            reason: metrics.suppressed.labels(label, reason) for reason in ("inhibited",)
+            reason: metrics.suppressed.labels(label, reason) for reason in ("inhibited", "silenced")
         }
         self._m_groups.set(0)
 
@@ -248,7 +251,7 @@ class GroupingEngine:
         remove the group."""
         timing = group.route.timing
         wall = self._wall()
-        muting = self._inhibitor is not None
+        muting = self._inhibitor is not None or self._silences is not None
         firing: list[Alert] = []
         resolved: list[Alert] = []
         muted: list[tuple[Alert, str]] = []
@@ -296,9 +299,12 @@ class GroupingEngine:
         return notification
 
     def _muted_by(self, alert: Alert, now: float, wall: float) -> str | None:
-        """Why ``alert`` is muted now, else None."""
-        if self._inhibitor is not None and self._inhibitor.inhibiting(alert.labels, now) is not None:
+        """Why ``alert`` is muted now (``inhibited`` is checked first, as in Alertmanager), else None."""
+        labels = alert.labels
+        if self._inhibitor is not None and self._inhibitor.inhibiting(labels, now) is not None:
             return "inhibited"
+        if self._silences is not None and self._silences.silencing(labels, wall) is not None:
+            return "silenced"
         return None
 
     def _count_muted(self, group: AggregationGroup, unmuted_fps: frozenset[str], muted: list[tuple[Alert, str]],

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -29,6 +31,7 @@ from pipelines.alert_routing.inhibit import Inhibitor
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.notifiers import Notifier, make_notifier
 from pipelines.alert_routing.route import build_routes
+from pipelines.alert_routing.silences import Silences
 from pipelines.root_cause.model import FAILURES, Failure, RootCause
 
 _ids = itertools.count(1)
@@ -252,11 +255,13 @@ class EngineOnWebhook:
     notifier: Notifier
     telemetry: Telemetry
     server: CaptureServer
+    silences: Silences | None
 
     @classmethod
     async def start(cls, server: CaptureServer, session: aiohttp.ClientSession, raw: dict[str, Any],
-                    clock: FakeClock | None = None) -> EngineOnWebhook:
-        """``raw``: alert_routing settings over a root route to the webhook."""
+                    silences_file: str | None = None, clock: FakeClock | None = None) -> EngineOnWebhook:
+        """``raw``: alert_routing settings over a root route to the webhook; ``silences_file``: loaded with
+        the fake wall clock."""
         cfg = decode(Config, {"route": {"receiver": "hook"},
                               "receivers": [{"name": "hook", "webhook": {"url": f"{server.url}/hook"}}], **raw})
         clock = clock or FakeClock()
@@ -265,14 +270,19 @@ class EngineOnWebhook:
         logger = logging.getLogger("test.engine")
         notifier = make_notifier(cfg.receivers[0], metrics, logger)
         await notifier.start(session)
+        silences = None
+        if silences_file is not None:
+            silences = Silences(silences_file, 0.0, metrics=metrics, label="alert_routing", logger=logger,
+                                wall_clock=clock.wall)
+            silences.load()
         inhibitor = Inhibitor.from_config(cfg.inhibit_rules, float(cfg.resolve_timeout)) if cfg.inhibit_rules else None
         engine = GroupingEngine(
             build_routes(cfg), lambda _group, n: notifier.enqueue(n), resolve_timeout=float(cfg.resolve_timeout),
             max_groups=cfg.max_groups, max_alerts_per_group=cfg.max_alerts_per_group, trace_url="",
             external_url="", metrics=metrics, label="alert_routing", logger=logger, clock=clock,
-            wall_clock=clock.wall, inhibitor=inhibitor,
+            wall_clock=clock.wall, inhibitor=inhibitor, silences=silences,
         )
-        return cls(engine, clock, notifier, telemetry, server)
+        return cls(engine, clock, notifier, telemetry, server, silences)
 
     def fail(self, service: str = "payment", team: str = "payments", span: str = "charge",
              signal: str = "checkout", severity: str = "page") -> None:
@@ -301,3 +311,14 @@ def paged(bodies: list[dict[str, Any]], status: str = "firing") -> list[dict[str
     """The labels of every alert with ``status`` across webhook bodies, in the order received."""
     return [a["labels"] for b in bodies for a in b["alerts"] if a["status"] == status]
 
+
+_mtimes = itertools.count(1)
+
+
+def write_silences(path: Path, entries: list[dict[str, Any]] | str) -> Path:
+    """A silences file (YAML list, or the text given); its mtime moves forward on every write, so a reload
+    sees the change even within the file system's timestamp granularity."""
+    path.write_text(entries if isinstance(entries, str) else yaml.safe_dump(entries, sort_keys=False))
+    t = 1_700_000_000_000_000_000 + next(_mtimes) * 1_000_000_000
+    os.utime(path, ns=(t, t))
+    return path
