@@ -21,7 +21,7 @@ from collector.config import ConfigError, decode
 from pipelines.alert_routing import Config
 from pipelines.alert_routing.alerts import rfc3339
 from pipelines.alert_routing.metrics import AlertMetrics
-from pipelines.alert_routing.silences import Silences, SilencesError, parse_silences, parse_time
+from pipelines.alert_routing.silences import Silences, SilencesError, parse_silences, parse_time, read_silences
 from tests.alert_routing.helpers import (
     CaptureServer,
     EngineOnWebhook,
@@ -111,6 +111,12 @@ def test_whole_file_errors() -> None:
     with pytest.raises(SilencesError) as info:
         parse_silences(yaml.safe_dump(dup), "s.yaml")
     assert info.value.problems == [("[1].id", "id 'x' is already used by [0]")]
+
+
+def test_shipped_example_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "configs" / "silences.yaml"
+    silences = read_silences(str(example))
+    assert len(silences) == 2 and silences[0].id == "payments-db-failover"
 
 
 def test_invalid_file_is_refused_at_config_load(tmp_path: Path) -> None:
