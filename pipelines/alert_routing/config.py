@@ -16,22 +16,29 @@ alert_routing:
   receivers:
     - {name: payments-pager, pagerduty: {routing_key: "${env:PD_PAYMENTS_KEY}"}}
     - {name: default, webhook: {url: "http://alerts.internal/hook"}}
+  inhibit_rules:
+    - {source_matchers: ['service="postgres"'], target_matchers: ['service!="postgres"'], equal: [team]}
+  silences: {file: configs/silences.yaml, reload_interval: 30s}
 ```
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from collector.config import Duration, field
 from collector.exporters.helper import RetryConfig
 from pipelines.alert_routing.route import MatcherError, parse_matcher
+from pipelines.alert_routing.silences import SilencesError, read_silences
 from pipelines.ownership import OwnershipConfig
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_GROUP_BY = ("team", "service", "span_name")
 RECEIVER_KINDS = ("webhook", "pagerduty", "slack")
+_LABEL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,48 @@ class RouteConfig:
 
 
 @dataclass(frozen=True)
+class InhibitRuleConfig:
+    """An Alertmanager inhibit rule: while an alert matching ``source_matchers`` fires, alerts matching
+    ``target_matchers`` with the same values of the ``equal`` labels are not notified (see inhibit.py)."""
+
+    source_matchers: tuple[str, ...] = ()
+    target_matchers: tuple[str, ...] = ()
+    equal: tuple[str, ...] = ()
+    name: str = ""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        for side in ("source_matchers", "target_matchers"):
+            for j, text in enumerate(getattr(self, side)):
+                try:
+                    parse_matcher(text)
+                except MatcherError as e:
+                    yield f"{side}[{j}]", str(e)
+        for j, name in enumerate(self.equal):
+            if not _LABEL_NAME_RE.match(name):
+                yield f"equal[{j}]", f"must be a label name ([A-Za-z_][A-Za-z0-9_]*), got {name!r}"
+
+
+@dataclass(frozen=True)
+class SilencesConfig:
+    """Silences in a YAML file (see silences.py for its format), checked for changes every
+    ``reload_interval`` (0: read once at start). No ``file``: no silences."""
+
+    file: str = ""
+    reload_interval: Duration = field(Duration(30.0), ge=0)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.file or not os.path.isfile(self.file):
+            return  # a file that does not exist yet is allowed: no silences until it appears
+        try:
+            read_silences(self.file)
+        except SilencesError as e:
+            for where, message in e.problems:
+                yield "file", f"{self.file}: {where}: {message}" if where else f"{self.file}: {message}"
+        except OSError as e:
+            yield "file", f"cannot read {self.file}: {e}"
+
+
+@dataclass(frozen=True)
 class Config:
     """``alert_routing`` processor settings (see the module docstring and README for every key)."""
 
@@ -147,6 +196,8 @@ class Config:
     max_groups: int = field(10000, ge=1)
     max_alerts_per_group: int = field(1000, ge=1)
     shutdown_timeout: Duration = field(Duration(5.0), ge=0)
+    inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
+    silences: SilencesConfig = field(default_factory=SilencesConfig)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if getattr(self, "route", None) is None or getattr(self, "receivers", None) is None:

@@ -10,6 +10,13 @@ the route's receiver when
   after it was notified as firing, so every failure is paged once), or
 * the group still fires and ``repeat_interval`` has passed since the last notification.
 
+Muting (``inhibit_rules``, silences) is decided at each flush: a firing alert that an inhibit rule or an
+active silence covers is left out of the notification, and the decision above is taken on the alerts
+left, so a muted alert is paged when its muting ends (at the group's next flush, if it still fires and
+the receiver was not told of it) and a muted group sends nothing. Resolves are never muted: an alert
+the receiver was told fires is always resolved. An alert never paged that goes quiet while muted (or
+right after) is dropped without a page.
+
 A group whose alerts have all resolved is removed after its resolved notification. Groups are bounded
 by ``max_groups`` and alerts per group by ``max_alerts_per_group``; failures over the bounds are
 counted in ``tracetriage_alert_overflow_total`` and dropped.
@@ -32,8 +39,10 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge
 
 from pipelines.alert_routing.alerts import LABEL_NAMES, Alert, LabelValues, Notification
+from pipelines.alert_routing.inhibit import Inhibitor
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.route import Route
+from pipelines.alert_routing.silences import Silences
 from pipelines.root_cause.model import Failure
 
 ROUTE_CACHE_SIZE = 4096
@@ -48,7 +57,7 @@ class AggregationGroup:
 
     __slots__ = (
         "alerts", "binding", "count", "dedup_key", "due", "gid", "group_labels", "key", "last_firing",
-        "last_notified", "route",
+        "last_muted", "last_notified", "route", "unmuted_firing", "unmuted_notified",
     )
 
     def __init__(self, gid: GroupID, key: str, route: Route, group_labels: dict[str, str]) -> None:
@@ -62,6 +71,10 @@ class AggregationGroup:
         self.due = 0.0  # monotonic time of the next flush
         self.last_notified: float | None = None
         self.last_firing: frozenset[str] = frozenset()  # fingerprints of the firing alerts last notified
+        self.last_muted: frozenset[str] = frozenset()  # fingerprints muted at the last flush
+        # What the group would have notified with no muting: counts the alerts muting held back.
+        self.unmuted_notified: float | None = None
+        self.unmuted_firing: frozenset[str] = frozenset()
         self.binding: object | None = None  # where the router sent the first firing notification
 
     def __repr__(self) -> str:
@@ -86,6 +99,8 @@ class GroupingEngine:
         logger: logging.Logger,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        inhibitor: Inhibitor | None = None,
+        silences: Silences | None = None,
     ) -> None:
         self._root = root
         self._notify = notify
@@ -98,6 +113,8 @@ class GroupingEngine:
         self._logger = logger
         self._clock = clock
         self._wall = wall_clock
+        self._inhibitor = inhibitor
+        self._silences = silences
         self._groups: dict[GroupID, AggregationGroup] = {}
         self._heap: list[tuple[float, int, AggregationGroup]] = []
         self._seq = itertools.count()
@@ -116,6 +133,9 @@ class GroupingEngine:
         self._m_failures: Counter = metrics.failures.labels(label)
         self._m_overflow_groups: Counter = metrics.overflow.labels(label, "max_groups")
         self._m_overflow_alerts: Counter = metrics.overflow.labels(label, "max_alerts_per_group")
+        self._m_suppressed: dict[str, Counter] = {
+            reason: metrics.suppressed.labels(label, reason) for reason in ("inhibited", "silenced")
+        }
         self._m_groups.set(0)
 
     @property
@@ -146,7 +166,9 @@ class GroupingEngine:
                 if len(group.alerts) >= self._max_alerts:
                     self._m_overflow_alerts.inc()
                     continue
-                group.alerts[values] = Alert(values, failure, now, self._wall())
+                alert = group.alerts[values] = Alert(values, failure, now, self._wall())
+                if self._inhibitor is not None:
+                    self._inhibitor.track(alert)
             else:
                 alert.seen(failure, now)
             group.count += 1
@@ -225,38 +247,78 @@ class GroupingEngine:
         return flushed
 
     def flush(self, group: AggregationGroup, now: float) -> Notification | None:
-        """One tick of ``group``: resolve stale alerts, notify if due, reschedule or remove the group."""
+        """One tick of ``group``: resolve stale alerts, leave muted ones out, notify if due, reschedule or
+        remove the group."""
         timing = group.route.timing
         wall = self._wall()
+        muting = self._inhibitor is not None or self._silences is not None
         firing: list[Alert] = []
         resolved: list[Alert] = []
+        muted: list[tuple[Alert, str]] = []
+        dropped: list[Alert] = []
         for alert in group.alerts.values():
             stale_since = alert.last_seen + self._resolve_timeout
-            if stale_since <= now and alert.fingerprint in group.last_firing:
+            stale = stale_since <= now
+            if stale and alert.fingerprint in group.last_firing:
                 alert.ends_at = wall - (now - stale_since)
-                resolved.append(alert)
+                resolved.append(alert)  # never muted: the receiver was told it fires
+                continue
+            reason = self._muted_by(alert, now, wall) if muting else None
+            if reason is not None:
+                if stale:
+                    dropped.append(alert)  # never paged, quiet now
+                else:
+                    muted.append((alert, reason))
+            elif stale and alert.fingerprint in group.last_muted:
+                dropped.append(alert)  # failed while muted and went quiet before the muting ended
             else:
                 firing.append(alert)
         firing_fps = frozenset(a.fingerprint for a in firing)
-        notify = (
-            group.last_notified is None
-            or bool(resolved)
-            or not firing_fps <= group.last_firing
-            or (bool(firing) and now - group.last_notified >= timing.repeat_interval)
-        )
+        repeat = timing.repeat_interval
+        notify = _due(group.last_notified, group.last_firing, firing_fps, bool(resolved), now, repeat)
+        muted_fps = frozenset(a.fingerprint for a, _ in muted)
+        if muting:
+            self._count_muted(group, firing_fps | muted_fps, muted, bool(resolved), now, repeat)
+            group.last_muted = muted_fps
         notification = None
         if notify and (firing or resolved):
             notification = self._notification(group, firing, resolved)
             group.last_notified = now
-            group.last_firing = firing_fps
+            # Muted alerts the receiver was told fire stay open there while the group fires (they resolve
+            # as usual later); a resolved notification closes the group at the receiver.
+            group.last_firing = (firing_fps | (muted_fps & group.last_firing)) if firing else frozenset()
             self._notify(group, notification)
-        for alert in resolved:
+        for alert in (*resolved, *dropped):
             del group.alerts[alert.values]
+            if self._inhibitor is not None:
+                self._inhibitor.forget(alert)
         if group.alerts:
             self._schedule(group, now + timing.group_interval)
         else:
             self._remove(group)
         return notification
+
+    def _muted_by(self, alert: Alert, now: float, wall: float) -> str | None:
+        """Why ``alert`` is muted now (``inhibited`` is checked first, as in Alertmanager), else None."""
+        labels = alert.labels
+        if self._inhibitor is not None and self._inhibitor.inhibiting(labels, now) is not None:
+            return "inhibited"
+        if self._silences is not None and self._silences.silencing(labels, wall) is not None:
+            return "silenced"
+        return None
+
+    def _count_muted(self, group: AggregationGroup, unmuted_fps: frozenset[str], muted: list[tuple[Alert, str]],
+                     any_resolved: bool, now: float, repeat: float) -> None:
+        """Count the muted alerts a notification would have carried with no muting: once when first held
+        back, again each repeat_interval they stay muted and firing (not at every flush)."""
+        if not _due(group.unmuted_notified, group.unmuted_firing, unmuted_fps, any_resolved, now, repeat):
+            return
+        if not (unmuted_fps or any_resolved):
+            return
+        group.unmuted_notified = now
+        group.unmuted_firing = unmuted_fps
+        for _, reason in muted:
+            self._m_suppressed[reason].inc()
 
     def _notification(self, group: AggregationGroup, firing: list[Alert], resolved: list[Alert]) -> Notification:
         firing.sort(key=lambda a: (-a.count, a.starts_at))
@@ -303,8 +365,21 @@ class GroupingEngine:
                 discarded += 1
         self._groups.clear()
         self._heap.clear()
+        if self._inhibitor is not None:
+            self._inhibitor.clear()
         self._m_groups.set(0)
         return flushed, discarded
+
+
+def _due(last_notified: float | None, last_firing: frozenset[str], firing: frozenset[str], any_resolved: bool,
+         now: float, repeat_interval: float) -> bool:
+    """Whether a group notifies: first flush, alerts resolved, new firing alerts, or the repeat is due."""
+    return (
+        last_notified is None
+        or any_resolved
+        or not firing <= last_firing
+        or (bool(firing) and now - last_notified >= repeat_interval)
+    )
 
 
 def _key_function(indices: tuple[int, ...]) -> KeyFunc:

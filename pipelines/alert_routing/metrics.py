@@ -8,7 +8,10 @@ from collector import Telemetry
 
 
 class AlertMetrics:
-    __slots__ = ("failures", "groups", "outbox", "overflow", "sent", "undeliverable")
+    __slots__ = (
+        "failures", "groups", "outbox", "overflow", "sent", "silences", "silences_reload_errors", "suppressed",
+        "undeliverable",
+    )
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.failures: Counter = telemetry.counter(
@@ -37,4 +40,23 @@ class AlertMetrics:
         )
         self.outbox: Gauge = telemetry.gauge(
             "tracetriage_alert_outbox_size", "Notifications waiting in a receiver's outbox.", ("receiver",),
+        )
+        self.suppressed: Counter = telemetry.counter(
+            "tracetriage_alerts_suppressed_total",
+            "Firing alerts held back from a notification by an inhibit rule or a silence (reason: inhibited, "
+            "silenced): counted when the alert would have been notified (first page, then each "
+            "repeat_interval), not at every group_interval.",
+            ("processor", "reason"),
+        )
+        self.silences: Gauge = telemetry.gauge(
+            "tracetriage_alert_silences",
+            "Silences in the silences file by state at scrape time (active, pending, expired), as "
+            "Alertmanager's alertmanager_silences.",
+            ("processor", "state"),
+        )
+        self.silences_reload_errors: Counter = telemetry.counter(
+            "tracetriage_alert_silences_reload_errors_total",
+            "Reloads of the silences file that failed (invalid, unreadable or gone); the silences last loaded "
+            "stay in force.",
+            ("processor",),
         )

@@ -5,7 +5,8 @@ ownership catalog for the root-cause service's team and counts the failure into 
 (dictionary work, no I/O, no awaiting). The engine's scheduler task decides when a group notifies; the
 router below picks the destination once per group (for a ``pagerduty`` receiver without a routing key:
 the team's key from the catalog, else the ``fallback_receiver``, else counted undeliverable) and each
-receiver's sender task delivers from its bounded outbox.
+receiver's sender task delivers from its bounded outbox. ``inhibit_rules`` and the ``silences`` file
+mute alerts at flush time (see inhibit.py, silences.py and grouping.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from collector.traces import Trace, TraceBufferSettings
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
+from pipelines.alert_routing.inhibit import Inhibitor
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.notifiers import Notifier, PagerDutyNotifier, make_notifier
 from pipelines.alert_routing.route import build_routes
+from pipelines.alert_routing.silences import Silences
 from pipelines.ownership import Ownership
 from pipelines.root_cause.model import FAILURES, Failure
 
@@ -38,7 +41,7 @@ class AlertRoutingProcessor:
 
     __slots__ = (
         "_closed", "_config", "_engine", "_host", "_logger", "_metrics", "_notifiers", "_ownership",
-        "_session", "_severity", "_tasks", "buffer_settings", "id", "mutates_data",
+        "_session", "_severity", "_silences", "_tasks", "buffer_settings", "id", "mutates_data",
     )
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> None:
@@ -54,6 +57,14 @@ class AlertRoutingProcessor:
         self._notifiers: dict[str, Notifier] = {
             r.name: make_notifier(r, self._metrics, settings.logger) for r in config.receivers
         }
+        self._silences = Silences(
+            config.silences.file, float(config.silences.reload_interval), metrics=self._metrics,
+            label=str(settings.id), logger=settings.logger,
+        ) if config.silences.file else None
+        inhibitor = (
+            Inhibitor.from_config(config.inhibit_rules, float(config.resolve_timeout))
+            if config.inhibit_rules else None
+        )
         self._engine = GroupingEngine(
             build_routes(config),
             self._dispatch,
@@ -65,6 +76,8 @@ class AlertRoutingProcessor:
             metrics=self._metrics,
             label=str(settings.id),
             logger=settings.logger,
+            inhibitor=inhibitor,
+            silences=self._silences,
         )
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -78,6 +91,10 @@ class AlertRoutingProcessor:
     @property
     def ownership(self) -> Ownership:
         return self._ownership
+
+    @property
+    def silences(self) -> Silences | None:
+        return self._silences
 
     @property
     def notifiers(self) -> dict[str, Notifier]:
@@ -152,6 +169,10 @@ class AlertRoutingProcessor:
             return
         self._host = host
         await self._ownership.start(host)  # loads the catalog (raises CatalogError if no file loads)
+        if self._silences is not None:
+            reload_task = self._silences.start()  # loads the file (raises SilencesError if it is invalid)
+            if reload_task is not None:
+                self._keep(reload_task)
         self._session = aiohttp.ClientSession()
         for notifier in self._notifiers.values():
             self._keep(await notifier.start(self._session))
@@ -203,6 +224,8 @@ class AlertRoutingProcessor:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
             await self._ownership.shutdown()
+            if self._silences is not None:
+                await self._silences.shutdown()
             if self._session is not None:
                 await self._session.close()
                 self._session = None

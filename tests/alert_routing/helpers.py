@@ -1,5 +1,6 @@
 """Shared by the alert_routing tests: failures and traces as root_cause leaves them, HTTP servers on
-127.0.0.1 that record what each receiver is sent, a server that never answers, catalog files."""
+127.0.0.1 that record what each receiver is sent, a server that never answers, catalog files, and a
+grouping engine on a fake clock that delivers through a real webhook receiver."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import yaml
 from aiohttp import web
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -22,6 +26,12 @@ from collector import ComponentID, Kind, Settings, Telemetry
 from collector.config import decode
 from collector.traces import Trace, make_trace
 from pipelines.alert_routing import AlertRoutingProcessor, Config, factory
+from pipelines.alert_routing.grouping import GroupingEngine
+from pipelines.alert_routing.inhibit import Inhibitor
+from pipelines.alert_routing.metrics import AlertMetrics
+from pipelines.alert_routing.notifiers import Notifier, make_notifier
+from pipelines.alert_routing.route import build_routes
+from pipelines.alert_routing.silences import Silences
 from pipelines.root_cause.model import FAILURES, Failure, RootCause
 
 _ids = itertools.count(1)
@@ -216,4 +226,99 @@ def write_catalog(path: Path, components: dict[str, str], groups: dict[str, str 
         docs.append({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": gmeta,
                      "spec": {"type": "team", "children": []}})
     path.write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
+    return path
+
+
+WALL_OFFSET = 1.75e9  # FakeClock's wall time is its monotonic time plus this (2025-06-15T14:13:20Z at 0)
+
+
+class FakeClock:
+    """A monotonic clock the test moves; ``wall()`` is the matching wall clock (unix seconds)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.now + WALL_OFFSET
+
+
+@dataclass
+class EngineOnWebhook:
+    """A :class:`GroupingEngine` on a :class:`FakeClock` whose notifications go through a real webhook
+    receiver to a :class:`CaptureServer`. ``advance`` moves the clock and runs the flushes that fall due."""
+
+    engine: GroupingEngine
+    clock: FakeClock
+    notifier: Notifier
+    telemetry: Telemetry
+    server: CaptureServer
+    silences: Silences | None
+
+    @classmethod
+    async def start(cls, server: CaptureServer, session: aiohttp.ClientSession, raw: dict[str, Any],
+                    silences_file: str | None = None, clock: FakeClock | None = None) -> EngineOnWebhook:
+        """``raw``: alert_routing settings over a root route to the webhook; ``silences_file``: loaded with
+        the fake wall clock."""
+        cfg = decode(Config, {"route": {"receiver": "hook"},
+                              "receivers": [{"name": "hook", "webhook": {"url": f"{server.url}/hook"}}], **raw})
+        clock = clock or FakeClock()
+        telemetry = Telemetry()
+        metrics = AlertMetrics(telemetry)
+        logger = logging.getLogger("test.engine")
+        notifier = make_notifier(cfg.receivers[0], metrics, logger)
+        await notifier.start(session)
+        silences = None
+        if silences_file is not None:
+            silences = Silences(silences_file, 0.0, metrics=metrics, label="alert_routing", logger=logger,
+                                wall_clock=clock.wall)
+            silences.load()
+        inhibitor = Inhibitor.from_config(cfg.inhibit_rules, float(cfg.resolve_timeout)) if cfg.inhibit_rules else None
+        engine = GroupingEngine(
+            build_routes(cfg), lambda _group, n: notifier.enqueue(n), resolve_timeout=float(cfg.resolve_timeout),
+            max_groups=cfg.max_groups, max_alerts_per_group=cfg.max_alerts_per_group, trace_url="",
+            external_url="", metrics=metrics, label="alert_routing", logger=logger, clock=clock,
+            wall_clock=clock.wall, inhibitor=inhibitor, silences=silences,
+        )
+        return cls(engine, clock, notifier, telemetry, server, silences)
+
+    def fail(self, service: str = "payment", team: str = "payments", span: str = "charge",
+             signal: str = "checkout", severity: str = "page") -> None:
+        self.engine.add((team, service, span, signal, severity), make_failure(service, span, signal=signal))
+        self.engine.count_failures()
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            self.clock.now = min(self.clock.now + step, end)
+            self.engine.flush_due(self.clock.now)
+
+    async def delivered(self) -> list[dict[str, Any]]:
+        """Every webhook body received once the outbox is empty."""
+        async with asyncio.timeout(5):
+            await self.notifier.wait_idle()
+        return self.server.bodies("/hook")
+
+    async def stop(self) -> None:
+        await self.engine.close()
+        self.notifier.close()
+        await self.notifier.stop()
+
+
+def paged(bodies: list[dict[str, Any]], status: str = "firing") -> list[dict[str, str]]:
+    """The labels of every alert with ``status`` across webhook bodies, in the order received."""
+    return [a["labels"] for b in bodies for a in b["alerts"] if a["status"] == status]
+
+
+_mtimes = itertools.count(1)
+
+
+def write_silences(path: Path, entries: list[dict[str, Any]] | str) -> Path:
+    """A silences file (YAML list, or the text given); its mtime moves forward on every write, so a reload
+    sees the change even within the file system's timestamp granularity."""
+    path.write_text(entries if isinstance(entries, str) else yaml.safe_dump(entries, sort_keys=False))
+    t = 1_700_000_000_000_000_000 + next(_mtimes) * 1_000_000_000
+    os.utime(path, ns=(t, t))
     return path
