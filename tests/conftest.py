@@ -45,7 +45,7 @@ class CollectorProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until /metrics answers (the service starts it first and components right after)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
