@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from collector.config import Duration, field
 from collector.exporters.helper import RetryConfig
-from pipelines.alert_routing.route import MatcherError, parse_matcher
+from pipelines.alert_routing.matchers import MatcherError, parse_matcher
 from pipelines.ownership import OwnershipConfig
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
