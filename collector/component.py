@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from collector.consumer import TracesConsumer
+from collector.consumer import Capabilities, TracesConsumer
 from collector.telemetry import Telemetry
 
 _TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
@@ -111,8 +111,16 @@ class FinishingReceiver(Receiver, Protocol):
     async def finish(self) -> None: ...
 
 
+@runtime_checkable
 class Processor(Component, TracesConsumer, Protocol):
-    """A consumer that passes (possibly changed, fewer or later) batches to ``next``."""
+    """A consumer that passes (possibly changed, fewer or later) batches to ``next``.
+
+    What it is, it declares in ``capabilities()`` (:class:`~collector.consumer.Capabilities`). A processor
+    whose capabilities say ``trace_level`` is a :class:`~collector.consumer.TraceStage` instead: the
+    pipeline's trace buffer feeds it whole traces, and it needs no ``consume_traces``.
+    """
+
+    def capabilities(self) -> Capabilities: ...
 
 
 class Exporter(Component, TracesConsumer, Protocol):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 
 from collector import Host, Settings, TracesConsumer
-from collector.traces import Trace, TraceBufferSettings
+from collector.consumer import Capabilities, TraceBufferSettings
+from collector.traces import Trace
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
@@ -27,24 +28,21 @@ from pipelines.alert_routing.route import build_routes
 from pipelines.ownership import Ownership
 from pipelines.root_cause.model import FAILURES, Failure
 
+_CAPABILITIES = Capabilities(trace_level=True)  # it only looks at the failures root_cause noted
 Binding = tuple[Notifier, str | None]  # the receiver that got the group's first page, and its routing key
 
 
 class AlertRoutingProcessor:
     """See the module docstring."""
 
-    trace_level: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = False
-
     __slots__ = (
         "_closed", "_config", "_engine", "_host", "_logger", "_metrics", "_notifiers", "_ownership",
-        "_session", "_severity", "_tasks", "buffer_settings", "id", "mutates_data",
+        "_session", "_severity", "_tasks", "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> None:
         # next_consumer is unused: the trace buffer calls process_traces and passes traces on itself.
         self.id = settings.id
-        self.mutates_data = False
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._config = config
         self._logger = settings.logger
@@ -70,6 +68,9 @@ class AlertRoutingProcessor:
         self._tasks: list[asyncio.Task[None]] = []
         self._host: Host | None = None
         self._closed = False
+
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
 
     @property
     def engine(self) -> GroupingEngine:

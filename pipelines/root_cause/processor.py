@@ -6,11 +6,12 @@ It lets every trace through. Per trace it costs a scan of the wire bytes when no
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from collector import Host, Settings
+from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
-from collector.traces import Trace, TraceBufferSettings
+from collector.traces import Trace
 from pipelines.ownership import CatalogError, Ownership
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config
@@ -42,19 +43,17 @@ class _Labels:
 class RootCauseProcessor:
     """See the module docstring."""
 
-    trace_level: ClassVar[bool] = True
-    # A span with attribute error=true counts as failed: the wire walk must flag traces that have one.
-    reads_error_attribute: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = False
-
     __slots__ = (
-        "_annotate", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals",
-        "_skipped", "_teams", "buffer_settings", "id", "mutates_data",
+        "_annotate", "_capabilities", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services",
+        "_signals", "_skipped", "_teams", "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config) -> None:
         self.id = settings.id
-        self.mutates_data = config.annotate
+        # A span with attribute error=true counts as failed: the wire walk must flag traces that have one.
+        # With annotate, it writes rootcause.* attributes on signal spans.
+        self._capabilities = Capabilities(mutates_data=config.annotate, trace_level=True,
+                                          reads_error_attribute=True)
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._annotate = config.annotate
         self._log = settings.logger
@@ -79,6 +78,9 @@ class RootCauseProcessor:
             "tracetriage_root_cause_signals_skipped_total",
             "Signal spans in error not walked (more than max_signals_per_trace in one trace).", ("processor",),
         ).labels(str(settings.id))
+
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
     async def start(self, host: Host) -> None:
         if self._ownership is not None:
