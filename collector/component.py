@@ -11,7 +11,7 @@ import asyncio
 import enum
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,6 +52,25 @@ class ComponentID:
 
     def __str__(self) -> str:
         return f"{self.type}/{self.name}" if self.name else self.type
+
+
+@dataclass(frozen=True)
+class ExtensionRef:
+    """A reference from a component's config to an extension by id (``sending_queue.storage: file_storage``,
+    ``ownership: ownership/prod``): the config layer checks, before anything starts, that ``id`` names an
+    extension of type ``type`` that is listed in ``service.extensions``; errors name ``key``, the path of
+    the reference within the component's config."""
+
+    key: str
+    id: str
+    type: str
+
+
+@runtime_checkable
+class ReferencesExtensions(Protocol):
+    """A component config whose settings name extensions (resolved from ``Host.extensions`` at start)."""
+
+    def extension_refs(self) -> Iterable[ExtensionRef]: ...
 
 
 class Host:

@@ -209,6 +209,11 @@ class Decoder:
             result = sub.decode(opt, value, path)
             if not sub.issues:
                 return result
+        # None fits. When one option alone has the value's shape (a mapping, a list), its own issues say
+        # what is wrong, each with its key path (``ownership.default_team: must not be empty``).
+        shaped = [opt for opt in options if _shape_of_type(opt) == _shape_of_value(value)]
+        if len(shaped) == 1 and _shape_of_value(value) != "scalar":
+            return self.decode(shaped[0], value, path)
         self.error(path, f"has the wrong type ({_kind(value)})")
         return None
 
@@ -291,6 +296,21 @@ def _join_rel(path: str, rel: str | int) -> str:
     if rel.startswith("["):
         return path + rel
     return join(path, rel)
+
+
+def _shape_of_type(tp: Any) -> str:
+    origin = get_origin(tp) or tp
+    if origin is dict or (isinstance(tp, type) and (dataclasses.is_dataclass(tp) or issubclass(tp, SelfDecoding))):
+        return "mapping"
+    if origin in (list, tuple):
+        return "list"
+    return "scalar"
+
+
+def _shape_of_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "mapping"
+    return "list" if isinstance(value, list) else "scalar"
 
 
 def _zero(tp: Any) -> Any:

@@ -25,7 +25,7 @@ from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.notifiers import Notifier, PagerDutyNotifier, make_notifier
 from pipelines.alert_routing.route import build_routes
-from pipelines.ownership import Ownership
+from pipelines.ownership import Ownership, OwnershipSource
 from pipelines.root_cause.model import FAILURES, Failure
 
 _CAPABILITIES = Capabilities(trace_level=True)  # it only looks at the failures root_cause noted
@@ -48,7 +48,7 @@ class AlertRoutingProcessor:
         self._logger = settings.logger
         self._severity = config.severity
         self._metrics = AlertMetrics(settings.telemetry)
-        self._ownership = Ownership(config.ownership, settings.telemetry, settings.logger)
+        self._ownership = OwnershipSource(config.ownership, settings)
         self._notifiers: dict[str, Notifier] = {
             r.name: make_notifier(r, self._metrics, settings.logger) for r in config.receivers
         }
@@ -78,7 +78,8 @@ class AlertRoutingProcessor:
 
     @property
     def ownership(self) -> Ownership:
-        return self._ownership
+        """The ownership in use (a referenced extension's: from start on)."""
+        return self._ownership.get()
 
     @property
     def notifiers(self) -> dict[str, Notifier]:
@@ -88,7 +89,7 @@ class AlertRoutingProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         add = self._engine.add
-        owner_of = self._ownership.owner_of
+        owner_of = self._ownership.get().owner_of
         severity = self._severity
         for trace in traces:
             failures: list[Failure] | None = trace.note(FAILURES)
@@ -130,7 +131,7 @@ class AlertRoutingProcessor:
                 return notifier, None
             if notifier.routing_key:
                 return notifier, notifier.routing_key
-            key = self._ownership.pagerduty_key_for(service, team)
+            key = self._ownership.get().pagerduty_key_for(service, team)
             if key:
                 return notifier, key
             fallback = notifier.fallback_receiver
@@ -152,7 +153,7 @@ class AlertRoutingProcessor:
         if self._tasks or self._closed:
             return
         self._host = host
-        await self._ownership.start(host)  # loads the catalog (raises CatalogError if no file loads)
+        await self._ownership.start(host)  # a shared extension, or loads its own catalog (fails if no file loads)
         self._session = aiohttp.ClientSession()
         for notifier in self._notifiers.values():
             self._keep(await notifier.start(self._session))

@@ -10,9 +10,8 @@ from typing import Any
 
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
-from collector.errors import ComponentStartError
 from collector.traces import Trace
-from pipelines.ownership import CatalogError, Ownership
+from pipelines.ownership import OwnershipSource
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config
 from pipelines.root_cause.model import FAILURES, Failure
@@ -61,10 +60,7 @@ class RootCauseProcessor:
             SignalMatcher(s.name, s.service, s.span_name, s.span_name_regex) for s in config.signals
         )
         self._limits = (config.max_root_causes, config.max_path_length, config.max_signals_per_trace)
-        self._ownership = (
-            Ownership(config.ownership, settings.telemetry, settings.logger) if config.ownership is not None
-            else None
-        )
+        self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
         self._services = _Labels(MAX_LABEL_VALUES)
         self._teams = _Labels(MAX_LABEL_VALUES)
         self._counters: dict[tuple[str, str, str], Any] = {}
@@ -84,10 +80,7 @@ class RootCauseProcessor:
 
     async def start(self, host: Host) -> None:
         if self._ownership is not None:
-            try:
-                await self._ownership.start(host)
-            except CatalogError as e:
-                raise ComponentStartError(f"processor {self.id}", e) from e
+            await self._ownership.start(host)  # a shared extension, or loads its own catalog
 
     async def shutdown(self) -> None:
         if self._ownership is not None:
@@ -129,5 +122,5 @@ class RootCauseProcessor:
         if self._ownership is not None:
             # The root-cause span's resource describes the caller when the callee is blamed.
             attrs = None if cause.blamed_callee else cause.resource_attributes
-            team = self._ownership.owner_of(cause.service, attrs).name
+            team = self._ownership.get().owner_of(cause.service, attrs).name
         return failure.signal, self._services(cause.service), self._teams(team)
