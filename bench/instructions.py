@@ -42,8 +42,9 @@ def _control(*args: str) -> None:
 async def _phases(scenario: str, requests: int) -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
-    from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry, wire_jit
+    from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry, TraceStage, wire_jit
     from collector.cli import GC_THRESHOLDS
+    from collector.component import buffer_owner
     from collector.config.schema import decode
     from collector.exporters.kafka.marshal import records_by_trace
     from collector.registry import Registry
@@ -56,7 +57,8 @@ async def _phases(scenario: str, requests: int) -> int:
     class Sink:
         """Stands for the Kafka exporter: builds its records by trace and partition."""
 
-        mutates_data = False
+        def capabilities(self) -> Capabilities:
+            return Capabilities()
 
         async def consume_traces(self, batch: SpanBatch) -> None:
             nonlocal kept
@@ -76,12 +78,12 @@ async def _phases(scenario: str, requests: int) -> int:
         stages.append((name, factory.create(settings, decode(factory.config_class, raw), sink)))
     # Trace stages are what the trace buffer runs; the scenarios have no other stage on the path measured
     # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
-    trace_stages = [(n, s) for n, s in stages if getattr(s, "trace_level", False)]
-    set_error_hints(bool(trace_stages), any(getattr(s, "reads_error_attribute", False) for _, s in trace_stages))
+    trace_stages = [(n, s) for n, s in stages if isinstance(s, TraceStage) and s.capabilities().trace_level]
+    set_error_hints(bool(trace_stages), any(s.capabilities().reads_error_attribute for _, s in trace_stages))
     wire_jit.load()  # as the service does: the compiled wire walk when numba is installed
     buffer = None
     if trace_stages:
-        owner = next((s for _, s in trace_stages if getattr(s, "defines_buffer", False)), trace_stages[0][1])
+        _, owner = buffer_owner(trace_stages)
         buffer = TraceBuffer(Settings(ComponentID("bench"), Kind.PROCESSOR, telemetry, logging.getLogger("bench")),
                              owner.buffer_settings, trace_stages, sink)
     gc.set_threshold(*GC_THRESHOLDS)

@@ -4,14 +4,15 @@ The public API that processors in ``pipelines`` may use is re-exported here.
 """
 
 from collector.batch import SpanBatch, count_spans
-from collector.component import ComponentID, Factory, Host, Kind, Settings
-from collector.consumer import FanOutConsumer, TracesConsumer
+from collector.component import ComponentID, Factory, Host, Kind, Settings, TraceStage
+from collector.consumer import Capabilities, FanOutConsumer, TraceBufferSettings, TracesConsumer
 from collector.errors import ConsumerError, PermanentError, RefusedError, TraceTriageError
 from collector.telemetry import Telemetry
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Capabilities",
     "ComponentID",
     "ConsumerError",
     "Factory",
@@ -23,6 +24,8 @@ __all__ = [
     "Settings",
     "SpanBatch",
     "Telemetry",
+    "TraceBufferSettings",
+    "TraceStage",
     "TraceTriageError",
     "TracesConsumer",
     "count_spans",

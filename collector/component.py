@@ -11,12 +11,15 @@ import asyncio
 import enum
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from collector.consumer import TracesConsumer
+from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
 from collector.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from collector.traces import Trace
 
 _TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
 
@@ -52,6 +55,25 @@ class ComponentID:
 
     def __str__(self) -> str:
         return f"{self.type}/{self.name}" if self.name else self.type
+
+
+@dataclass(frozen=True)
+class ExtensionRef:
+    """A reference from a component's config to an extension by id (``sending_queue.storage: file_storage``,
+    ``ownership: ownership/prod``): the config layer checks, before anything starts, that ``id`` names an
+    extension of type ``type`` that is listed in ``service.extensions``; errors name ``key``, the path of
+    the reference within the component's config."""
+
+    key: str
+    id: str
+    type: str
+
+
+@runtime_checkable
+class ReferencesExtensions(Protocol):
+    """A component config whose settings name extensions (resolved from ``Host.extensions`` at start)."""
+
+    def extension_refs(self) -> Iterable[ExtensionRef]: ...
 
 
 class Host:
@@ -111,12 +133,55 @@ class FinishingReceiver(Receiver, Protocol):
     async def finish(self) -> None: ...
 
 
+@runtime_checkable
 class Processor(Component, TracesConsumer, Protocol):
-    """A consumer that passes (possibly changed, fewer or later) batches to ``next``."""
+    """A consumer that passes (possibly changed, fewer or later) batches to ``next``.
+
+    What it is, it declares in ``capabilities()`` (:class:`~collector.consumer.Capabilities`). A processor
+    whose capabilities say ``trace_level`` is a :class:`~collector.consumer.TraceStage` instead: the
+    pipeline's trace buffer feeds it whole traces, and it needs no ``consume_traces``.
+    """
+
+    def capabilities(self) -> Capabilities: ...
 
 
 class Exporter(Component, TracesConsumer, Protocol):
     """The last stage: sends batches out of the process."""
+
+
+@runtime_checkable
+class TraceStage(Protocol):
+    """A processor that works on whole traces (its capabilities say ``trace_level``).
+
+    The pipeline puts one trace buffer in front of each run of consecutive trace stages and calls
+    ``process_traces`` with the traces whose decision time has come, in config order. A stage returns
+    the traces it lets through (all of them, for a stage that only looks); traces it does not return
+    are dropped by the buffer (and remembered as not sampled in its decision cache).
+
+    ``buffer_settings`` configures that buffer: those of the stage whose capabilities say
+    ``defines_buffer`` (tail_sampling) win, else the first stage's (see :func:`buffer_owner`).
+    """
+
+    buffer_settings: TraceBufferSettings
+
+    def capabilities(self) -> Capabilities: ...
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]: ...
+
+    async def start(self, host: Host) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+_K = TypeVar("_K")
+
+
+def buffer_owner(run: Sequence[tuple[_K, TraceStage]]) -> tuple[_K, TraceStage]:
+    """The (key, stage) of a run of trace stages whose ``buffer_settings`` the trace buffer takes: the first
+    that ``defines_buffer``, else the first."""
+    if not run:
+        raise ValueError("a run of trace stages needs at least one stage")
+    return next((entry for entry in run if entry[1].capabilities().defines_buffer), run[0])
 
 
 class Factory:

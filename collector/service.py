@@ -12,13 +12,23 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from collector import wire_jit
 from collector.batch import SpanBatch
-from collector.component import Component, ComponentID, FinishingReceiver, Host, Kind, Settings
+from collector.component import (
+    Component,
+    ComponentID,
+    FinishingReceiver,
+    Host,
+    Kind,
+    Processor,
+    Settings,
+    TraceStage,
+    buffer_owner,
+)
 from collector.config.service import CollectorConfig, ComponentConfig
-from collector.consumer import FanOutConsumer, TracesConsumer
+from collector.consumer import Capabilities, FanOutConsumer, TracesConsumer
 from collector.errors import ComponentStartError
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
@@ -31,23 +41,31 @@ START_TIMEOUT = 15.0
 
 
 class CountingConsumer:
-    """Counts spans (per batch) on the way into the wrapped consumer."""
+    """Counts spans (per batch) on the way into the wrapped consumer (whose capabilities it has)."""
 
-    __slots__ = ("_child", "_inner", "mutates_data")
+    __slots__ = ("_child", "_inner")
 
     def __init__(self, inner: TracesConsumer, child: Any) -> None:
         self._inner = inner
         self._child = child
-        self.mutates_data = inner.mutates_data
+
+    def capabilities(self) -> Capabilities:
+        return self._inner.capabilities()
 
     def retarget(self, inner: TracesConsumer) -> None:
         """Point at another consumer (used while the graph is built, before anything runs)."""
         self._inner = inner
-        self.mutates_data = inner.mutates_data
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         self._child.inc(batch.span_count)
         await self._inner.consume_traces(batch)
+
+
+@runtime_checkable
+class _Stage(Component, Protocol):
+    """What every processor has, span-level or trace-level (the rest its capabilities say)."""
+
+    def capabilities(self) -> Capabilities: ...
 
 
 @dataclass
@@ -109,17 +127,24 @@ class Service:
         for pid, pipe in cfg.pipelines.items():
             nxt: TracesConsumer = FanOutConsumer([exporters[e] for e in pipe.exporters])
             built: list[_Built] = []
-            run: list[tuple[ComponentID, Any]] = []  # consecutive trace-level stages, upstream first
+            run: list[tuple[ComponentID, TraceStage]] = []  # consecutive trace-level stages, upstream first
             for proc_id in reversed(pipe.processors):
                 labels = self._labels(proc_id, pid)
                 out = CountingConsumer(nxt, self.telemetry.processor_outgoing_items.labels(**labels))
+                label = f"processor {proc_id} in pipeline {pid}"
                 proc = self._create(Kind.PROCESSOR, cfg.processors[proc_id], out, pipeline=str(pid))
-                built.insert(0, _Built(f"processor {proc_id} in pipeline {pid}", proc))
-                if getattr(proc, "trace_level", False):
+                built.insert(0, _Built(label, proc))
+                caps = self._capabilities(label, proc)
+                if caps.trace_level:
+                    if not isinstance(proc, TraceStage):
+                        raise ComponentStartError(label, "declares trace_level but has no process_traces or "
+                                                         "buffer_settings")
                     run.insert(0, (proc_id, proc))
                     has_trace_stages = True
-                    reads_error_attribute |= bool(getattr(proc, "reads_error_attribute", False))
+                    reads_error_attribute |= caps.reads_error_attribute
                     continue
+                if not isinstance(proc, Processor):
+                    raise ComponentStartError(label, "has no consume_traces (a trace stage declares trace_level)")
                 if run:  # this span-level stage feeds the trace buffer of the run just below it
                     out.retarget(self._trace_buffer(pid, run, nxt, built))
                     run = []
@@ -144,15 +169,22 @@ class Service:
             self.graph.receivers.append(_Built(f"receiver {rid}", comp))
 
     @staticmethod
+    def _capabilities(label: str, proc: object) -> Capabilities:
+        if not isinstance(proc, _Stage):
+            raise ComponentStartError(label, "is not a processor: it needs capabilities(), start() and shutdown(), "
+                                             "and consume_traces() or (a trace stage) process_traces()")
+        return proc.capabilities()
+
+    @staticmethod
     def _labels(proc_id: ComponentID, pid: ComponentID) -> dict[str, str]:
         return {"processor": str(proc_id), "pipeline": str(pid), "otel_signal": "traces"}
 
-    def _trace_buffer(self, pid: ComponentID, run: list[tuple[ComponentID, Any]], nxt: TracesConsumer,
+    def _trace_buffer(self, pid: ComponentID, run: list[tuple[ComponentID, TraceStage]], nxt: TracesConsumer,
                       built: list[_Built]) -> TracesConsumer:
         """One buffer in front of a run of trace-level stages: it holds each trace once and hands whole
         traces to the stages in config order. Settings come from the stage that defines them
         (tail_sampling), else the first stage."""
-        owner_id, owner = next(((i, p) for i, p in run if getattr(p, "defines_buffer", False)), run[0])
+        owner_id, owner = buffer_owner(run)
         t = self.telemetry
         counters = [(t.processor_incoming_items.labels(**self._labels(i, pid)),
                      t.processor_outgoing_items.labels(**self._labels(i, pid))) for i, _ in run]

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector.batch import SpanBatch
-from collector.component import Host, Settings
-from collector.consumer import TracesConsumer
+from collector.component import Host, Settings, TraceStage
+from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
 from collector.errors import ConsumerError, RefusedError
-from collector.traces import Origin, Trace, TraceBufferSettings, TraceStage
+from collector.traces import Origin, Trace
 from collector.validate import remove_invalid_spans
 from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans, WireError, trace_spans
 
@@ -100,10 +100,14 @@ class _Metrics:
                                       ("processor",))
 
 
+_CAPABILITIES = Capabilities()  # it reads the batch's bytes; stages change their own decoded copies
+
+
 class TraceBuffer:
     """Consumer in front of a run of trace-level stages. See the module docstring."""
 
-    mutates_data = False  # it reads the batch's bytes; stages change their own decoded copies
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
 
     def __init__(self, settings: Settings, buffer: TraceBufferSettings, stages: Sequence[tuple[str, TraceStage]],
                  next_consumer: TracesConsumer, stage_counters: Sequence[tuple[Any, Any]] = ()) -> None:

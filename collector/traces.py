@@ -7,22 +7,21 @@ A stage that needs the spans calls :meth:`Trace.groups`, which decodes each grou
 into a mutable ``ScopeSpans`` message; a stage that changes spans calls :meth:`Trace.mark_modified` so
 the trace is re-encoded from the messages when it leaves the buffer.
 
-Trace-level stages (``tail_sampling``, ``root_cause``, ``alert_routing``) implement :class:`TraceStage`.
+Trace-level stages (``tail_sampling``, ``root_cause``, ``alert_routing``) implement
+:class:`collector.consumer.TraceStage`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from collector.batch import Ack, release_all
-from collector.component import Host
 from collector.wire import ERROR_CODE, entries_containing, entry_span, span_entries
 
 
@@ -252,46 +251,6 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"Trace({self.trace_id.hex()}, spans={self.span_count})"
-
-
-@dataclass(frozen=True)
-class TraceBufferSettings:
-    """How the pipeline's one trace buffer holds traces (the tail_sampling names and defaults)."""
-
-    decision_wait: float = 30.0
-    num_traces: int = 50000
-    expected_new_traces_per_sec: int = 0
-    sampled_cache_size: int = 0
-    non_sampled_cache_size: int = 0
-    block_on_overflow: bool = False
-    decision_wait_after_root_received: float = 0.0  # 0: off
-    maximum_trace_size_bytes: int = 0  # 0: no limit
-    drop_pending_traces_on_shutdown: bool = False
-
-
-@runtime_checkable
-class TraceStage(Protocol):
-    """A processor that works on whole traces (``trace_level = True`` on the class).
-
-    The pipeline puts one trace buffer in front of each run of consecutive trace stages and calls
-    ``process_traces`` with the traces whose decision time has come, in config order. A stage returns
-    the traces it lets through (all of them, for a stage that only looks); traces it does not return
-    are dropped by the buffer (and remembered as not sampled in its decision cache).
-
-    ``buffer_settings`` configures that buffer: the tail_sampling stage's settings win
-    (``defines_buffer = True``), else the first stage's.
-    """
-
-    trace_level: ClassVar[bool]
-    defines_buffer: ClassVar[bool]
-    mutates_data: bool
-    buffer_settings: TraceBufferSettings
-
-    def process_traces(self, traces: list[Trace]) -> list[Trace]: ...
-
-    async def start(self, host: Host) -> None: ...
-
-    async def shutdown(self) -> None: ...
 
 
 def make_origin(resource: Resource, scope: InstrumentationScope | None = None, resource_schema_url: str = "",

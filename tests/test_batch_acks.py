@@ -10,6 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector import ComponentID, ConsumerError, FanOutConsumer, Host, Kind, Settings, SpanBatch, Telemetry
 from collector.batch import Ack
 from collector.config import decode
+from collector.consumer import Capabilities
 from pipelines.batch import factory as batch_factory
 from pipelines.batch.split import split_batch
 
@@ -24,9 +25,12 @@ def make_batch(n: int) -> SpanBatch:
 
 class Sink:
     def __init__(self, mutates: bool = False, fail: ConsumerError | None = None) -> None:
-        self.mutates_data = mutates
+        self.mutates = mutates
         self.fail = fail
         self.got: list[SpanBatch] = []
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(mutates_data=self.mutates)
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         if self.fail is not None:

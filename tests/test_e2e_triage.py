@@ -75,9 +75,12 @@ class Shop:
 
 
 def collector_config(tmp_path: Path, grpc_port: int, metrics_port: int, out: Path, processors: str,
-                     pipeline: list[str]) -> Path:
+                     pipeline: list[str], extensions: dict[str, Any] | None = None) -> Path:
+    """``extensions``: id -> settings, each also listed in service.extensions."""
+    extensions = extensions or {}
     cfg = tmp_path / "collector.yaml"
     cfg.write_text(f"""
+extensions: {json.dumps(extensions)}
 receivers:
   otlp:
     protocols:
@@ -87,6 +90,7 @@ processors:
 exporters:
   file: {{path: "{out}"}}
 service:
+  extensions: {json.dumps(list(extensions))}
   telemetry:
     metrics: {{address: "127.0.0.1:{metrics_port}"}}
   pipelines:
@@ -193,10 +197,10 @@ def test_failure_three_services_deep_pages_the_owner_of_the_root_cause(tmp_path:
   root_cause:
     decision_wait: 1s
     signals: [{{name: checkout, service: frontend, span_name: place_order}}]
-    ownership: {{catalog: ["{catalog}/*.yaml"]}}
+    ownership: ownership
   alert_routing:
     decision_wait: 1s
-    ownership: {{catalog: ["{catalog}/*.yaml"]}}
+    ownership: ownership
     group_wait: 1s
     group_interval: 1s
     resolve_timeout: 2s
@@ -212,7 +216,8 @@ def test_failure_three_services_deep_pages_the_owner_of_the_root_cause(tmp_path:
     decision_wait: 1s
     policies:
       - {{name: errors, type: status_code, status_code: {{status_codes: [ERROR]}}}}""",
-                               ["root_cause", "alert_routing", "tail_sampling"])
+                               ["root_cause", "alert_routing", "tail_sampling"],
+                               extensions={"ownership": {"catalog": [f"{catalog}/*.yaml"]}})
         col = collector_factory([cfg], metrics_port)
         col.wait_ready()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import ClassVar
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -13,8 +12,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector import ComponentID, ConsumerError, Host, Kind, RefusedError, Settings, SpanBatch, Telemetry
 from collector.batch import Ack
+from collector.consumer import Capabilities, TraceBufferSettings
 from collector.trace_buffer import TraceBuffer
-from collector.traces import Trace, TraceBufferSettings
+from collector.traces import Trace
 
 PREFIX = "otelcol_processor_tail_sampling_"
 
@@ -47,13 +47,12 @@ def batch(*groups: tuple[str, list[Span]]) -> SpanBatch:
 class KeepErrors:
     """A trace stage for these tests: keeps traces with a span in error, records what it saw."""
 
-    trace_level: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = True
-
     def __init__(self, buffer: TraceBufferSettings) -> None:
         self.buffer_settings = buffer
-        self.mutates_data = False
         self.seen: list[Trace] = []
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(trace_level=True, defines_buffer=True)
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         self.seen.extend(traces)
@@ -69,10 +68,10 @@ class KeepErrors:
 class Rename:
     """A stage that changes the root span's name (proves changes made by one stage reach the output)."""
 
-    trace_level: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = False
     buffer_settings = TraceBufferSettings()
-    mutates_data = True
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(mutates_data=True, trace_level=True)
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         for t in traces:
@@ -90,7 +89,8 @@ class Rename:
 
 
 class Sink:
-    mutates_data = False
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
 
     def __init__(self) -> None:
         self.batches: list[SpanBatch] = []

@@ -6,8 +6,9 @@ from collector.config.schema import (
     ConfigIssue,
     Decoder,
     Duration,
+    SelfDecoding,
     decode,
     field,
 )
 
-__all__ = ["ByteSize", "ConfigError", "ConfigIssue", "Decoder", "Duration", "decode", "field"]
+__all__ = ["ByteSize", "ConfigError", "ConfigIssue", "Decoder", "Duration", "SelfDecoding", "decode", "field"]

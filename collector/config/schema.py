@@ -6,7 +6,8 @@ A component's config is a frozen dataclass. Field types drive decoding (``int``,
 ``alias`` (another accepted key name) and ``present_enables`` (for an optional section ``X | None``:
 the key written with no value, ``grpc:``, means "enabled with defaults", as in the OTel Collector).
 A class may define ``validate(self)`` yielding ``(relative_path, message)`` pairs for checks across
-fields. Decoding never stops at the first error.
+fields. A class deriving from :class:`SelfDecoding` decodes itself (for a mapping whose keys depend on one
+of its values). Decoding never stops at the first error.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
@@ -106,6 +107,17 @@ def field(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclas
     return dataclasses.field(default=default, metadata=meta)
 
 
+class SelfDecoding:
+    """A config class that decodes itself with :meth:`decode_config` instead of field by field: for a
+    mapping whose valid keys depend on one of its values (a tail_sampling policy, whose settings block is
+    named by its ``type``). It reports problems with ``decoder.error`` and decodes nested values with
+    ``decoder.decode``, so that their issues keep their key paths."""
+
+    @classmethod
+    def decode_config(cls, decoder: Decoder, value: Any, path: str) -> Self:
+        raise NotImplementedError(f"{cls.__name__} must define decode_config")
+
+
 class Decoder:
     """Decodes plain YAML values into typed configs, collecting every issue."""
 
@@ -159,7 +171,7 @@ class Decoder:
                     continue
                 out[k] = self.decode(val_tp, v, join(path, k))
             return out
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and (dataclasses.is_dataclass(tp) or issubclass(tp, SelfDecoding)):
             return self.decode_dataclass(tp, value, path)
         if isinstance(tp, type) and issubclass(tp, Duration | ByteSize):
             try:
@@ -197,10 +209,18 @@ class Decoder:
             result = sub.decode(opt, value, path)
             if not sub.issues:
                 return result
+        # None fits. When one option alone has the value's shape (a mapping, a list), its own issues say
+        # what is wrong, each with its key path (``ownership.default_team: must not be empty``).
+        shaped = [opt for opt in options if _shape_of_type(opt) == _shape_of_value(value)]
+        if len(shaped) == 1 and _shape_of_value(value) != "scalar":
+            return self.decode(shaped[0], value, path)
         self.error(path, f"has the wrong type ({_kind(value)})")
         return None
 
     def decode_dataclass(self, cls: type[T], value: Any, path: str) -> T:
+        if issubclass(cls, SelfDecoding):
+            decoded: T = cls.decode_config(self, value, path)
+            return decoded
         if value is None:
             value = {}
         if not isinstance(value, Mapping):
@@ -276,6 +296,21 @@ def _join_rel(path: str, rel: str | int) -> str:
     if rel.startswith("["):
         return path + rel
     return join(path, rel)
+
+
+def _shape_of_type(tp: Any) -> str:
+    origin = get_origin(tp) or tp
+    if origin is dict or (isinstance(tp, type) and (dataclasses.is_dataclass(tp) or issubclass(tp, SelfDecoding))):
+        return "mapping"
+    if origin in (list, tuple):
+        return "list"
+    return "scalar"
+
+
+def _shape_of_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "mapping"
+    return "list" if isinstance(value, list) else "scalar"
 
 
 def _zero(tp: Any) -> Any:

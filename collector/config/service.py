@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from collector.component import ComponentID, Factory, Kind
+from collector.component import ComponentID, Factory, Kind, ReferencesExtensions
 from collector.config.loader import Provenance, load
 from collector.config.net import endpoint_issues
 from collector.config.schema import ConfigError, ConfigIssue, Decoder, Duration, field, join
@@ -187,6 +187,21 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
         if cid not in sections[Kind.EXTENSION] and not _defined(raw, Kind.EXTENSION, cid):
             dec.error(ref_path, f"references extension {str(cid)!r}, which is not defined in extensions")
 
+    listed = set()
+    for text in service.extensions:
+        try:
+            listed.add(ComponentID.parse(text))
+        except ValueError:
+            continue  # reported above
+
+    def check_ref(path: str, ref: str, sid: ComponentID, wrong_type: str, type_: str) -> None:
+        if sid not in sections[Kind.EXTENSION]:
+            dec.error(path, f"references extension {ref!r}, which is not defined in extensions")
+        elif sid not in listed:
+            dec.error(path, f"extension {ref!r} must be listed in service.extensions to be used")
+        elif sid.type != type_:
+            dec.error(path, wrong_type)
+
     for eid, cc in sections[Kind.EXPORTER].items():
         storage = getattr(getattr(cc.config, "sending_queue", None), "storage", None)
         if not storage:
@@ -196,22 +211,32 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
             sid = ComponentID.parse(storage)
         except ValueError:
             continue  # reported by the exporter's own validation
-        if sid not in sections[Kind.EXTENSION]:
-            dec.error(path, f"references extension {storage!r}, which is not defined in extensions")
-        elif storage not in service.extensions and str(sid) not in service.extensions:
-            dec.error(path, f"extension {storage!r} must be listed in service.extensions to be used")
-        elif sid.type != "file_storage":
-            dec.error(path, f"{storage!r} is not a storage extension (use a file_storage extension)")
+        check_ref(path, storage, sid, f"{storage!r} is not a storage extension (use a file_storage extension)",
+                  "file_storage")
+
+    for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.EXTENSION):
+        for cid, cc in sections[kind].items():
+            if not isinstance(cc.config, ReferencesExtensions):
+                continue
+            for ref in cc.config.extension_refs():
+                path = join(join(kind.section, str(cid)), ref.key)
+                try:
+                    sid = ComponentID.parse(ref.id)
+                except ValueError as e:
+                    dec.error(path, f"must be the id of an {ref.type} extension ({ref.type} or {ref.type}/<name>): "
+                                    f"{e}")
+                    continue
+                check_ref(path, ref.id, sid, f"{ref.id!r} is not an {ref.type} extension (use {ref.type} or "
+                                             f"{ref.type}/<name>)", ref.type)
 
     if dec.issues:
         issues = prov.attribute(dec.issues) if prov else dec.issues
         raise ConfigError(issues)
-    enabled_ext = {ComponentID.parse(t) for t in service.extensions}
     return CollectorConfig(
         receivers=sections[Kind.RECEIVER],
         processors=sections[Kind.PROCESSOR],
         exporters=sections[Kind.EXPORTER],
-        extensions={k: v for k, v in sections[Kind.EXTENSION].items() if k in enabled_ext},
+        extensions={k: v for k, v in sections[Kind.EXTENSION].items() if k in listed},
         pipelines=pipelines,
         service=service,
         files=tuple(files),

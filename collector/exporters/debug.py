@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import field
+from collector.consumer import Capabilities
 
 Verbosity = Literal["basic", "normal", "detailed"]
 
@@ -53,13 +54,15 @@ class _Sampler:
 
 
 class DebugExporter:
-    __slots__ = ("_config", "_logger", "_sampler", "mutates_data")
+    __slots__ = ("_config", "_logger", "_sampler")
 
     def __init__(self, settings: Settings, config: DebugConfig) -> None:
         self._config = config
         self._logger = settings.logger
         self._sampler = _Sampler(config.sampling_initial, config.sampling_thereafter)
-        self.mutates_data = False
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         return None

@@ -19,6 +19,7 @@ from typing import IO, Literal
 from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
+from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, RefusedError
 from collector.exporters.helper import QueueConfig, QueuedRetrySender, RetryConfig
 from collector.otlpjson import encode_request
@@ -50,8 +51,7 @@ def encode_record(batch: SpanBatch, fmt: str) -> bytes:
 class FileExporter:
     __slots__ = (
         "_config", "_dirty", "_file", "_flusher", "_io", "_logger", "_name", "_sender", "_stopped",
-        "mutates_data",
-    )
+        )
 
     def __init__(self, settings: Settings, config: FileConfig) -> None:
         self._config = config
@@ -65,7 +65,9 @@ class FileExporter:
         self._sender = QueuedRetrySender(
             settings, self._write, queue=config.sending_queue, retry=config.retry_on_failure, timeout=0
         )
-        self.mutates_data = False
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         if self._file is not None or self._stopped:

@@ -23,6 +23,7 @@ from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.config.tls import TLSClientConfig, read_pem
+from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
 
@@ -118,8 +119,7 @@ def error_from_rpc(err: grpc.aio.AioRpcError) -> ConsumerError:
 
 
 class OTLPExporter:
-    __slots__ = ("_call", "_channel", "_config", "_logger", "_metadata", "_name", "_sender", "_target",
-                 "mutates_data")
+    __slots__ = ("_call", "_channel", "_config", "_logger", "_metadata", "_name", "_sender", "_target")
 
     def __init__(self, settings: Settings, config: OTLPConfig) -> None:
         self._config = config
@@ -130,7 +130,6 @@ class OTLPExporter:
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] | None = None
         self._sender = QueuedRetrySender.from_config(settings, self._export, config)
-        self.mutates_data = False
 
     def _options(self) -> list[tuple[str, Any]]:
         cfg = self._config
@@ -157,6 +156,9 @@ class OTLPExporter:
         cert = read_pem(tls.cert_file, "TLS certificate") if tls.cert_file else None
         key = read_pem(tls.key_file, "TLS key") if tls.key_file else None
         return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         if self._channel is not None or self._sender.closed:

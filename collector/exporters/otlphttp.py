@@ -30,6 +30,7 @@ from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
+from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
 from collector.otlpjson import decode_response, encode_request
@@ -124,7 +125,7 @@ def _json_body(request: ExportTraceServiceRequest, gzipped: bool) -> bytes:
 
 
 class OTLPHTTPExporter:
-    __slots__ = ("_config", "_headers", "_logger", "_name", "_sender", "_session", "_url", "mutates_data")
+    __slots__ = ("_config", "_headers", "_logger", "_name", "_sender", "_session", "_url")
 
     def __init__(self, settings: Settings, config: OTLPHTTPConfig) -> None:
         self._config = config
@@ -138,7 +139,9 @@ class OTLPHTTPExporter:
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
         self._sender = QueuedRetrySender.from_config(settings, self._export, config)
-        self.mutates_data = False
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         if self._session is not None or self._sender.closed:

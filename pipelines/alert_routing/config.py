@@ -2,7 +2,7 @@
 
 ```yaml
 alert_routing:
-  ownership: {catalog: [configs/catalog/*.yaml], resource_attribute: service.owner, default_team: sre}
+  ownership: ownership       # an ownership extension's id; or inline: {catalog: [...], default_team: sre}
   group_by: [team, service, span_name]
   group_wait: 10s
   group_interval: 5m
@@ -29,11 +29,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from collector.component import ExtensionRef
 from collector.config import Duration, field
 from collector.exporters.helper import RetryConfig
-from pipelines.alert_routing.route import MatcherError, parse_matcher
+from pipelines.alert_routing.matchers import MatcherError, parse_matcher
 from pipelines.alert_routing.silences import SilencesError, read_silences
-from pipelines.ownership import OwnershipConfig
+from pipelines.ownership import OwnershipConfig, OwnershipSetting, ownership_refs
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_GROUP_BY = ("team", "service", "span_name")
@@ -184,7 +185,7 @@ class Config:
     route: RouteConfig
     receivers: tuple[ReceiverConfig, ...] = field(min_len=1)
     decision_wait: Duration = field(Duration(10.0), gt=0)
-    ownership: OwnershipConfig = field(default_factory=OwnershipConfig)
+    ownership: OwnershipSetting = field(default_factory=OwnershipConfig)  # an extension id, or inline
     group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     group_wait: Duration = field(Duration(10.0), ge=0)
     group_interval: Duration = field(Duration(300.0), gt=0)
@@ -198,6 +199,9 @@ class Config:
     shutdown_timeout: Duration = field(Duration(5.0), ge=0)
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     silences: SilencesConfig = field(default_factory=SilencesConfig)
+
+    def extension_refs(self) -> list[ExtensionRef]:
+        return ownership_refs("ownership", self.ownership)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if getattr(self, "route", None) is None or getattr(self, "receivers", None) is None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from pipelines.alert_routing.route import Matcher, parse_matcher
+from pipelines.alert_routing.matchers import Matcher, parse_matcher
 
 if TYPE_CHECKING:
     from pipelines.alert_routing.config import InhibitRuleConfig

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 
 from collector import Host, Settings, TracesConsumer
-from collector.traces import Trace, TraceBufferSettings
+from collector.consumer import Capabilities, TraceBufferSettings
+from collector.traces import Trace
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
@@ -27,33 +28,30 @@ from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.notifiers import Notifier, PagerDutyNotifier, make_notifier
 from pipelines.alert_routing.route import build_routes
 from pipelines.alert_routing.silences import Silences
-from pipelines.ownership import Ownership
+from pipelines.ownership import Ownership, OwnershipSource
 from pipelines.root_cause.model import FAILURES, Failure
 
+_CAPABILITIES = Capabilities(trace_level=True)  # it only looks at the failures root_cause noted
 Binding = tuple[Notifier, str | None]  # the receiver that got the group's first page, and its routing key
 
 
 class AlertRoutingProcessor:
     """See the module docstring."""
 
-    trace_level: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = False
-
     __slots__ = (
         "_closed", "_config", "_engine", "_host", "_logger", "_metrics", "_notifiers", "_ownership",
-        "_session", "_severity", "_silences", "_tasks", "buffer_settings", "id", "mutates_data",
+        "_session", "_severity", "_silences", "_tasks", "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> None:
         # next_consumer is unused: the trace buffer calls process_traces and passes traces on itself.
         self.id = settings.id
-        self.mutates_data = False
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._config = config
         self._logger = settings.logger
         self._severity = config.severity
         self._metrics = AlertMetrics(settings.telemetry)
-        self._ownership = Ownership(config.ownership, settings.telemetry, settings.logger)
+        self._ownership = OwnershipSource(config.ownership, settings)
         self._notifiers: dict[str, Notifier] = {
             r.name: make_notifier(r, self._metrics, settings.logger) for r in config.receivers
         }
@@ -84,13 +82,17 @@ class AlertRoutingProcessor:
         self._host: Host | None = None
         self._closed = False
 
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
+
     @property
     def engine(self) -> GroupingEngine:
         return self._engine
 
     @property
     def ownership(self) -> Ownership:
-        return self._ownership
+        """The ownership in use (a referenced extension's: from start on)."""
+        return self._ownership.get()
 
     @property
     def silences(self) -> Silences | None:
@@ -104,7 +106,7 @@ class AlertRoutingProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         add = self._engine.add
-        owner_of = self._ownership.owner_of
+        owner_of = self._ownership.get().owner_of
         severity = self._severity
         for trace in traces:
             failures: list[Failure] | None = trace.note(FAILURES)
@@ -146,7 +148,7 @@ class AlertRoutingProcessor:
                 return notifier, None
             if notifier.routing_key:
                 return notifier, notifier.routing_key
-            key = self._ownership.pagerduty_key_for(service, team)
+            key = self._ownership.get().pagerduty_key_for(service, team)
             if key:
                 return notifier, key
             fallback = notifier.fallback_receiver
@@ -168,7 +170,7 @@ class AlertRoutingProcessor:
         if self._tasks or self._closed:
             return
         self._host = host
-        await self._ownership.start(host)  # loads the catalog (raises CatalogError if no file loads)
+        await self._ownership.start(host)  # a shared extension, or loads its own catalog (fails if no file loads)
         if self._silences is not None:
             reload_task = self._silences.start()  # loads the file (raises SilencesError if it is invalid)
             if reload_task is not None:

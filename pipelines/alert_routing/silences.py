@@ -40,8 +40,8 @@ from prometheus_client import Counter
 
 from collector.config import Decoder, field
 from collector.errors import TraceTriageError
+from pipelines.alert_routing.matchers import Matcher, MatcherError, parse_matcher
 from pipelines.alert_routing.metrics import AlertMetrics
-from pipelines.alert_routing.route import Matcher, MatcherError, parse_matcher
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a silences file larger than this is refused, not read
 

@@ -13,7 +13,7 @@ import collections
 import enum
 import time
 
-from collector import ConsumerError, Host, RefusedError, Settings, SpanBatch, TracesConsumer
+from collector import Capabilities, ConsumerError, Host, RefusedError, Settings, SpanBatch, TracesConsumer
 from pipelines.batch.config import Config
 from pipelines.batch.split import split_batch
 
@@ -72,12 +72,10 @@ class BatchProcessor:
 
     __slots__ = (
         "_buffer", "_buffer_spans", "_closed", "_closing", "_config", "_first_at", "_flusher", "_host",
-        "_limit", "_logger", "_metrics", "_next", "_pending_spans", "_wake", "id", "mutates_data",
-    )
+        "_limit", "_logger", "_metrics", "_next", "_pending_spans", "_wake", "id", )
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer) -> None:
         self.id = settings.id
-        self.mutates_data = False
         self._config = config
         self._next = next_consumer
         self._logger = settings.logger
@@ -123,6 +121,9 @@ class BatchProcessor:
             self._wake.set()
 
     # -- lifecycle --------------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         if self._flusher is not None or self._closing:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from collector import Host, RefusedError, Settings, SpanBatch, TracesConsumer
+from collector import Capabilities, Host, RefusedError, Settings, SpanBatch, TracesConsumer
 from collector.memory import release_memory
 from collector.telemetry import rss_bytes
 from pipelines.memory_limiter.config import MIB, Config
@@ -23,7 +23,7 @@ class MemoryLimiter:
 
     __slots__ = (
         "_checker", "_closed", "_config", "_last_gc", "_logger", "_next", "_refused", "_refusing",
-        "collect_garbage", "hard_limit", "id", "mutates_data", "read_memory", "soft_limit",
+        "collect_garbage", "hard_limit", "id", "read_memory", "soft_limit",
     )
 
     def __init__(
@@ -36,7 +36,6 @@ class MemoryLimiter:
         total_memory_bytes: int | None = None,
     ) -> None:
         self.id = settings.id
-        self.mutates_data = False
         self._config = config
         self._next = next_consumer
         self._logger = settings.logger
@@ -77,6 +76,9 @@ class MemoryLimiter:
                 "data refused (memory_limiter)"
             )
         await self._next.consume_traces(batch)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         if self._checker is not None or self._closed:

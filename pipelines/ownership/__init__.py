@@ -1,6 +1,8 @@
 """Who owns a service: Backstage catalog files, an owner declared in telemetry, a default team.
 
-Shared by ``root_cause`` (team label of its metric) and ``alert_routing`` (who gets paged).
+The ``ownership`` extension (:mod:`pipelines.ownership.extension`) holds one per process, shared by the
+stages that name a team: ``root_cause`` (team label of its metric) and ``alert_routing`` (who gets paged)
+reference it by id (``ownership: ownership``); an inline block is shorthand for a private one.
 
 Use::
 
@@ -17,6 +19,7 @@ PagerDuty keys: the Component's ``pagerduty.com/integration-key`` annotation for
 service sent to the Component's owner, else the owning Group's annotation, else None.
 """
 
+from collector.component import Factory, Kind, Settings
 from pipelines.ownership.catalog import (
     PAGERDUTY_ANNOTATION,
     CatalogError,
@@ -30,7 +33,23 @@ from pipelines.ownership.catalog import (
     read_catalog,
 )
 from pipelines.ownership.config import OwnershipConfig
+from pipelines.ownership.extension import (
+    OwnershipExtension,
+    OwnershipSetting,
+    OwnershipSource,
+    ownership_refs,
+)
 from pipelines.ownership.resolver import Ownership, Team
+
+
+def create(settings: Settings, config: OwnershipConfig) -> OwnershipExtension:
+    return OwnershipExtension(settings, config)
+
+
+factory = Factory(
+    "ownership", Kind.EXTENSION, OwnershipConfig, create,
+    description="Service -> owning team from Backstage catalog files and telemetry, shared by the stages.",
+)
 
 __all__ = [
     "PAGERDUTY_ANNOTATION",
@@ -42,8 +61,14 @@ __all__ = [
     "Group",
     "Ownership",
     "OwnershipConfig",
+    "OwnershipExtension",
+    "OwnershipSetting",
+    "OwnershipSource",
     "Team",
+    "create",
+    "factory",
     "normalise_team",
+    "ownership_refs",
     "parse_catalog",
     "read_catalog",
 ]

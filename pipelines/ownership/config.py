@@ -1,4 +1,4 @@
-"""The ``ownership`` config block (shared by ``root_cause`` and ``alert_routing``)."""
+"""The config of the ``ownership`` extension, also written inline as a stage's ``ownership`` block."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from collector.component import ExtensionRef
 from collector.config import Duration, field
-from pipelines.ownership import OwnershipConfig
+from pipelines.ownership import OwnershipSetting, ownership_refs
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Config:
     * ``annotate``: write ``rootcause.*`` attributes on each signal span in error.
     * ``decision_wait``: how long the pipeline's trace buffer waits for a trace's spans (when no
       ``tail_sampling`` in the pipeline sets it).
-    * ``ownership``: as ``alert_routing``'s block; used only for the ``team`` label of
+    * ``ownership``: the id of an ``ownership`` extension (``ownership`` or ``ownership/<name>``), or an
+      inline block with its keys (shorthand for a private one); used only for the ``team`` label of
       ``tracetriage_root_causes_total`` ("unknown" without it).
     * ``max_root_causes``: root causes kept per failure (the first by primary order; all are counted).
     * ``max_path_length``: elements of ``rootcause.path`` and ``RootCause.path``; longer paths keep the
@@ -56,10 +58,13 @@ class Config:
     signals: tuple[Signal, ...] = ()
     annotate: bool = True
     decision_wait: Duration = field(Duration(10.0), gt=0)
-    ownership: OwnershipConfig | None = None
+    ownership: OwnershipSetting | None = None
     max_root_causes: int = field(100, ge=1)
     max_path_length: int = field(64, ge=3)
     max_signals_per_trace: int = field(100, ge=1)
+
+    def extension_refs(self) -> list[ExtensionRef]:
+        return ownership_refs("ownership", self.ownership)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         seen: set[str] = set()

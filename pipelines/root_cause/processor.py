@@ -6,12 +6,12 @@ It lets every trace through. Per trace it costs a scan of the wire bytes when no
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from collector import Host, Settings
-from collector.errors import ComponentStartError
-from collector.traces import Trace, TraceBufferSettings
-from pipelines.ownership import CatalogError, Ownership
+from collector.consumer import Capabilities, TraceBufferSettings
+from collector.traces import Trace
+from pipelines.ownership import OwnershipSource
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config
 from pipelines.root_cause.model import FAILURES, Failure
@@ -42,19 +42,17 @@ class _Labels:
 class RootCauseProcessor:
     """See the module docstring."""
 
-    trace_level: ClassVar[bool] = True
-    # A span with attribute error=true counts as failed: the wire walk must flag traces that have one.
-    reads_error_attribute: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = False
-
     __slots__ = (
-        "_annotate", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals",
-        "_skipped", "_teams", "buffer_settings", "id", "mutates_data",
+        "_annotate", "_capabilities", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services",
+        "_signals", "_skipped", "_teams", "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config) -> None:
         self.id = settings.id
-        self.mutates_data = config.annotate
+        # A span with attribute error=true counts as failed: the wire walk must flag traces that have one.
+        # With annotate, it writes rootcause.* attributes on signal spans.
+        self._capabilities = Capabilities(mutates_data=config.annotate, trace_level=True,
+                                          reads_error_attribute=True)
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._annotate = config.annotate
         self._log = settings.logger
@@ -62,10 +60,7 @@ class RootCauseProcessor:
             SignalMatcher(s.name, s.service, s.span_name, s.span_name_regex) for s in config.signals
         )
         self._limits = (config.max_root_causes, config.max_path_length, config.max_signals_per_trace)
-        self._ownership = (
-            Ownership(config.ownership, settings.telemetry, settings.logger) if config.ownership is not None
-            else None
-        )
+        self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
         self._services = _Labels(MAX_LABEL_VALUES)
         self._teams = _Labels(MAX_LABEL_VALUES)
         self._counters: dict[tuple[str, str, str], Any] = {}
@@ -80,12 +75,12 @@ class RootCauseProcessor:
             "Signal spans in error not walked (more than max_signals_per_trace in one trace).", ("processor",),
         ).labels(str(settings.id))
 
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
     async def start(self, host: Host) -> None:
         if self._ownership is not None:
-            try:
-                await self._ownership.start(host)
-            except CatalogError as e:
-                raise ComponentStartError(f"processor {self.id}", e) from e
+            await self._ownership.start(host)  # a shared extension, or loads its own catalog
 
     async def shutdown(self) -> None:
         if self._ownership is not None:
@@ -127,5 +122,5 @@ class RootCauseProcessor:
         if self._ownership is not None:
             # The root-cause span's resource describes the caller when the callee is blamed.
             attrs = None if cause.blamed_callee else cause.resource_attributes
-            team = self._ownership.owner_of(cause.service, attrs).name
+            team = self._ownership.get().owner_of(cause.service, attrs).name
         return failure.signal, self._services(cause.service), self._teams(team)

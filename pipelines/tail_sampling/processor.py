@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
 
 from google.protobuf.message import DecodeError
 
 from collector.component import Host, Settings
-from collector.consumer import TracesConsumer
-from collector.traces import Trace, TraceBufferSettings
+from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
+from collector.traces import Trace
 from pipelines.tail_sampling.config import Config
 from pipelines.tail_sampling.policies import Decision, Policy, PolicyEvaluationError, build
 
@@ -44,6 +43,10 @@ _LABELS = {
     _NOT_SAMPLED: ("false", "not_sampled"), _INV_NOT_SAMPLED: ("false", "not_sampled"),
     _DROPPED: ("false", "dropped"),
 }
+
+
+# A trace stage whose settings configure the pipeline's trace buffer; it only reads the traces.
+_CAPABILITIES = Capabilities(trace_level=True, defines_buffer=True)
 
 
 class _Metrics:
@@ -91,17 +94,12 @@ class _Slot:
 class TailSamplingProcessor:
     """See the module docstring. ``clock`` gives the ``now`` handed to policies (monotonic seconds)."""
 
-    trace_level: ClassVar[bool] = True
-    defines_buffer: ClassVar[bool] = True
-
-    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_slots", "buffer_settings",
-                 "config", "id", "mutates_data")
+    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_slots", "buffer_settings", "config", "id")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.id = settings.id
         self.config = config
-        self.mutates_data = False
         self.buffer_settings: TraceBufferSettings = config.buffer_settings
         self._next = next_consumer  # the buffer sends kept traces on; kept for the Processor contract
         self._clock = clock
@@ -111,6 +109,9 @@ class TailSamplingProcessor:
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
         # Drop policies first: their vote wins, and evaluation stops at it.
         self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
+
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
 
     @property
     def policies(self) -> tuple[Policy, ...]:

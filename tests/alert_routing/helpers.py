@@ -24,6 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector import ComponentID, Kind, Settings, Telemetry
 from collector.config import decode
+from collector.consumer import Capabilities
 from collector.traces import Trace, make_trace
 from pipelines.alert_routing import AlertRoutingProcessor, Config, factory
 from pipelines.alert_routing.grouping import GroupingEngine
@@ -101,7 +102,8 @@ def build(raw: dict[str, Any], telemetry: Telemetry | None = None) -> AlertRouti
 
 
 class _NullConsumer:
-    mutates_data = False
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
 
     async def consume_traces(self, batch: object) -> None:
         return None

@@ -17,7 +17,7 @@ from collector import Host, Telemetry
 from collector.config import ConfigError, decode
 from pipelines.alert_routing import Config
 from pipelines.alert_routing.inhibit import Inhibitor, InhibitRule
-from pipelines.alert_routing.route import parse_matcher
+from pipelines.alert_routing.matchers import parse_matcher
 from tests.alert_routing.helpers import (
     CaptureServer,
     EngineOnWebhook,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from collector import Host, Telemetry
-from collector.traces import TraceStage
+from collector.component import TraceStage
+from collector.consumer import Capabilities
 from pipelines.alert_routing import AlertRoutingProcessor
 from tests.alert_routing.helpers import (
     CaptureServer,
@@ -76,7 +77,7 @@ async def started(raw: dict[str, Any], telemetry: Telemetry | None = None) -> Al
 async def test_is_a_trace_stage_that_passes_every_trace_on(server: CaptureServer, catalog: Path) -> None:
     proc = build(config(server, catalog, decision_wait="3s"))
     assert isinstance(proc, TraceStage)
-    assert proc.trace_level is True and proc.defines_buffer is False and proc.mutates_data is False
+    assert proc.capabilities() == Capabilities(trace_level=True)
     assert proc.buffer_settings.decision_wait == 3.0
     traces = [plain_trace(), failed_trace(make_failure()), plain_trace()]
     before = [bytes(c) for t in traces for c in t.chunks.values()]

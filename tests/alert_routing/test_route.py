@@ -9,7 +9,8 @@ import pytest
 
 from collector.config import decode
 from pipelines.alert_routing import Config
-from pipelines.alert_routing.route import MatcherError, Route, build_routes, parse_matcher
+from pipelines.alert_routing.matchers import MatcherError, parse_matcher
+from pipelines.alert_routing.route import Route, build_routes
 
 LABELS = {"team": "payments", "service": "payment-db", "span_name": "SELECT", "signal": "checkout",
           "severity": "page"}

@@ -30,11 +30,12 @@ import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
 from collector.registry import Registry
+from pipelines.tail_sampling.policies import registry as policy_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -89,6 +90,15 @@ def option_paths(cls: type) -> set[str]:
         hints = get_type_hints(block, include_extras=True)
         for f in dataclasses.fields(block):
             if not f.init:
+                continue
+            if issubclass(block, policy_registry.PolicyConfig) and f.name == "settings":
+                # A policy entry's settings block is named like its type, one per registered policy.
+                for type_name in policy_registry.names():
+                    settings = policy_registry.policy_class(type_name).config_class
+                    if settings is not None:
+                        out.add(prefix + type_name)
+                        walk(settings, f"{prefix}{type_name}.", (*enclosing, settings))
+                out.update(prefix + refused for refused in policy_registry.REFUSED)
                 continue
             path = prefix + _key(f)
             out.add(path)
@@ -210,12 +220,7 @@ def test_component_page_has_an_example_and_metrics(name: str) -> None:
 
 
 def _policy_types() -> set[str]:
-    factory = _FACTORIES["processors/tail_sampling"]
-    policy = next(cls for cls, _ in _nested(get_type_hints(factory.config_class)["policies"]))
-    type_hint = get_type_hints(policy)["type"]
-    if get_origin(type_hint) is not Literal:
-        pytest.skip("tail_sampling policy types are not a Literal in the config; cannot list them")
-    return {str(t) for t in get_args(type_hint)}
+    return set(policy_registry.names()) | set(policy_registry.REFUSED)
 
 
 def test_tail_sampling_page_lists_every_policy_type() -> None:

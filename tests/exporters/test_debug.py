@@ -8,6 +8,7 @@ import pytest
 
 from collector.component import Host
 from collector.config import ConfigError, decode
+from collector.consumer import Capabilities
 from collector.exporters import debug
 from tests.exporters import make_batch, make_settings
 
@@ -15,7 +16,7 @@ from tests.exporters import make_batch, make_settings
 async def run(config: dict[str, object], caplog: pytest.LogCaptureFixture, batches: int = 1) -> list[str]:
     settings = make_settings("debug")
     exporter = debug.factory.create(settings, decode(debug.DebugConfig, config))
-    assert exporter.mutates_data is False
+    assert exporter.capabilities() == Capabilities()
     await exporter.start(Host())
     with caplog.at_level(logging.INFO, logger=settings.logger.name):
         for i in range(batches):

@@ -13,6 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import ComponentID, ConsumerError, Kind, PermanentError, Settings, SpanBatch, Telemetry
+from collector.consumer import Capabilities
 
 _span_ids = itertools.count(1)
 
@@ -74,7 +75,8 @@ class RecordingConsumer:
     """Records what it gets. Scripted: refuse retriably ``refuse_times`` times, or refuse permanently
     while ``permanent`` is set; ``gate`` (when cleared) holds every call until set."""
 
-    mutates_data = False
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
 
     def __init__(self, *, refuse_times: int = 0, retry_after: float | None = 0.01, permanent: bool = False,
                  delay: float = 0.0) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from collector import Host, RefusedError, Telemetry
 from collector.config import ConfigError, decode
+from collector.consumer import Capabilities
 from pipelines.memory_limiter import Config, MemoryLimiter, factory, total_memory
 from tests.pipelines import RecordingConsumer, make_batch, make_settings, wait_for
 
@@ -93,7 +94,7 @@ def test_factory_uses_process_rss() -> None:
     config = decode(Config, {"check_interval": "1s", "limit_mib": 1 << 20})
     proc = factory.create(make_settings("memory_limiter"), config, RecordingConsumer())
     assert isinstance(proc, MemoryLimiter)
-    assert proc.mutates_data is False
+    assert proc.capabilities() == Capabilities()
     assert proc.read_memory() > 0
     proc.check_memory()
     assert not proc.refusing

@@ -17,6 +17,7 @@ from collector.batch import SpanBatch
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config import ByteSize
 from collector.config.tls import TLSServerConfig
+from collector.consumer import Capabilities
 from collector.errors import ConsumerError
 from collector.receivers.otlp import (
     GRPCConfig,
@@ -34,7 +35,8 @@ TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 class RecordingConsumer:
     """Records batches; ``error`` (if set) is raised instead; ``gate`` (if set) is awaited first."""
 
-    mutates_data = False
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
 
     def __init__(self) -> None:
         self.batches: list[SpanBatch] = []

@@ -9,9 +9,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from collector import Host, Telemetry
+from collector.component import TraceStage
 from collector.config import ConfigError, decode
+from collector.consumer import Capabilities
 from collector.errors import ComponentStartError
-from collector.traces import Trace, TraceStage
+from collector.traces import Trace
 from pipelines.root_cause import FAILURES, Config, Failure, RootCauseProcessor, factory
 from tests.pipelines import RecordingConsumer, make_settings
 from tests.root_cause import CLIENT, ERROR, SERVER, resource, sid, span, trace
@@ -52,11 +54,12 @@ def decoded_spans(t: Trace) -> dict[bytes, dict[str, AnyValue]]:
 def test_defaults_and_stage_attributes() -> None:
     proc = build()
     assert isinstance(proc, TraceStage)
-    assert RootCauseProcessor.trace_level is True and RootCauseProcessor.defines_buffer is False
+    # It reads error=true attributes; with annotate (the default) it writes rootcause.* on signal spans.
+    assert proc.capabilities() == Capabilities(mutates_data=True, trace_level=True, reads_error_attribute=True)
     assert proc.buffer_settings.decision_wait == 10.0
-    assert proc.mutates_data is True
     proc = build(annotate=False, decision_wait="2s")
-    assert proc.mutates_data is False and proc.buffer_settings.decision_wait == 2.0
+    assert proc.capabilities() == Capabilities(trace_level=True, reads_error_attribute=True)
+    assert proc.buffer_settings.decision_wait == 2.0
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from pipelines.tail_sampling.config import BooleanAttributeConfig, NumericAttributeConfig, StringAttributeConfig
-from pipelines.tail_sampling.policies import BooleanAttribute, Decision, NumericAttribute, StringAttribute
-from pipelines.tail_sampling.policies.string_attribute import RegexMatcher
+from pipelines.tail_sampling.policies import Decision
+from pipelines.tail_sampling.policies.boolean_attribute import BooleanAttribute, BooleanAttributeConfig
+from pipelines.tail_sampling.policies.numeric_attribute import NumericAttribute, NumericAttributeConfig
+from pipelines.tail_sampling.policies.string_attribute import RegexMatcher, StringAttribute, StringAttributeConfig
 from tests.tail_sampling.support import cfg, span, trace, trace_groups
 
 S, N = Decision.SAMPLED, Decision.NOT_SAMPLED

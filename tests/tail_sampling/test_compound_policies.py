@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from collector.traces import Trace
-from pipelines.tail_sampling.policies import And, Decision, Drop, Not
+from pipelines.tail_sampling.policies import Decision
+from pipelines.tail_sampling.policies.and_ import And
+from pipelines.tail_sampling.policies.drop import Drop
+from pipelines.tail_sampling.policies.not_ import Not
 from tests.tail_sampling.support import span, trace
 
 S, N, D = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED

@@ -13,7 +13,9 @@ from collector.config.service import build_config, load_config
 from collector.registry import Registry
 from pipelines.tail_sampling import factory
 from pipelines.tail_sampling.config import OTTL_REFUSAL, Config
-from pipelines.tail_sampling.policies import Composite, Drop, build
+from pipelines.tail_sampling.policies import build
+from pipelines.tail_sampling.policies.composite import Composite
+from pipelines.tail_sampling.policies.drop import Drop
 from pipelines.tail_sampling.processor import TailSamplingProcessor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "tail_sampling_contrib_example.yaml"
@@ -42,7 +44,7 @@ def test_contrib_readme_example_loads_and_builds() -> None:
         *(f"test-policy-{i}" for i in range(1, 13)), "and-policy-1", "drop-policy-1", "composite-policy-1"]
     assert float(config.decision_wait) == 10.0 and config.num_traces == 100
     assert config.decision_cache.sampled_cache_size == 100_000
-    assert config.policies[1].latency is not None and config.policies[1].latency.upper_threshold_ms == 10000
+    assert config.policies[1].type == "latency" and config.policies[1].settings.upper_threshold_ms == 10000
     policies = [build(p) for p in config.policies]
     assert isinstance(policies[13], Drop) and isinstance(policies[14], Composite)
 

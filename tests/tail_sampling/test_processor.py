@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from collector.component import ComponentID, Kind, Settings
+from collector.component import ComponentID, Kind, Settings, TraceStage
 from collector.config import decode
+from collector.consumer import Capabilities, TraceBufferSettings
 from collector.telemetry import Telemetry
-from collector.traces import Trace, TraceBufferSettings, TraceStage, make_origin
+from collector.traces import Trace, make_origin
 from pipelines.tail_sampling import TailSamplingProcessor, factory
 from pipelines.tail_sampling.config import Config
 from pipelines.tail_sampling.processor import NOTE_POLICY
@@ -150,7 +151,7 @@ def test_stage_contract_and_buffer_settings() -> None:
         "drop_pending_traces_on_shutdown": True,
     })
     assert isinstance(proc, TraceStage)
-    assert proc.trace_level is True and proc.defines_buffer is True and proc.mutates_data is False
+    assert proc.capabilities() == Capabilities(trace_level=True, defines_buffer=True)
     assert proc.buffer_settings == TraceBufferSettings(
         decision_wait=5.0, num_traces=10, expected_new_traces_per_sec=7, sampled_cache_size=100,
         non_sampled_cache_size=200, block_on_overflow=True, decision_wait_after_root_received=1.0,
@@ -165,7 +166,8 @@ async def test_factory_and_lifecycle() -> None:
     settings = Settings(ComponentID("tail_sampling"), Kind.PROCESSOR, Telemetry(), logging.getLogger("t"))
 
     class Sink:
-        mutates_data = False
+        def capabilities(self) -> Capabilities:
+            return Capabilities()
 
         async def consume_traces(self, batch: Any) -> None:
             return None

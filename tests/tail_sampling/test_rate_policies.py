@@ -8,9 +8,11 @@ import pytest
 
 from collector.config import decode
 from collector.traces import Trace
-from pipelines.tail_sampling.config import BytesLimitingConfig, CompositeConfig, PolicyConfig, RateLimitingConfig
-from pipelines.tail_sampling.policies import BytesLimiting, Composite, Decision, RateLimiting, build
-from pipelines.tail_sampling.policies.composite import allocate
+from pipelines.tail_sampling.config import PolicyConfig
+from pipelines.tail_sampling.policies import Decision, build
+from pipelines.tail_sampling.policies.bytes_limiting import BytesLimiting, BytesLimitingConfig
+from pipelines.tail_sampling.policies.composite import Composite, CompositeConfig, allocate
+from pipelines.tail_sampling.policies.rate_limiting import RateLimiting, RateLimitingConfig
 from tests.tail_sampling.support import cfg, span, trace
 
 S, N = Decision.SAMPLED, Decision.NOT_SAMPLED

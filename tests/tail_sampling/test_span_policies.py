@@ -7,17 +7,13 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
-from pipelines.tail_sampling.config import LatencyConfig, SpanCountConfig, StatusCodeConfig, TraceStateConfig
-from pipelines.tail_sampling.policies import (
-    AlwaysSample,
-    Decision,
-    Latency,
-    SpanCount,
-    StatusCode,
-    TraceFlags,
-    TraceState,
-)
-from pipelines.tail_sampling.policies.trace_state import trace_state_get
+from pipelines.tail_sampling.policies import Decision
+from pipelines.tail_sampling.policies.always_sample import AlwaysSample
+from pipelines.tail_sampling.policies.latency import Latency, LatencyConfig
+from pipelines.tail_sampling.policies.span_count import SpanCount, SpanCountConfig
+from pipelines.tail_sampling.policies.status_code import StatusCode, StatusCodeConfig
+from pipelines.tail_sampling.policies.trace_flags import TraceFlags
+from pipelines.tail_sampling.policies.trace_state import TraceState, TraceStateConfig, trace_state_get
 from tests.tail_sampling.support import cfg, span, trace
 
 S, N = Decision.SAMPLED, Decision.NOT_SAMPLED

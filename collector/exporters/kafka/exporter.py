@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.batch import SpanBatch
 from collector.component import Host, Settings
+from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError
 from collector.exporters.helper import QueuedRetrySender
 from collector.exporters.kafka import produce_encoding
@@ -58,7 +59,7 @@ def json_encode(payload: bytes) -> bytes:
 
 class KafkaExporter:
     __slots__ = ("_config", "_connected", "_connector", "_encode", "_logger", "_name", "_producer", "_sender",
-                 "_stopped", "mutates_data")
+                 "_stopped")
 
     def __init__(self, settings: Settings, config: KafkaExporterConfig) -> None:
         self._config = config
@@ -70,7 +71,6 @@ class KafkaExporter:
         self._connector: asyncio.Task[None] | None = None
         self._stopped = False
         self._sender = QueuedRetrySender.from_config(settings, self._send, config)
-        self.mutates_data = False
 
     @property
     def connected(self) -> bool:
@@ -91,6 +91,9 @@ class KafkaExporter:
             enable_idempotence=False,  # tansu and some managed brokers lack it; retries may duplicate
         )
         return kwargs
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()  # reads the batches it is given, never changes them
 
     async def start(self, host: Host) -> None:
         if self._connector is not None or self._stopped:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collector.traces import Trace
-from pipelines.tail_sampling.policies.base import Decision
+from pipelines.tail_sampling.policies.base import Decision, Placement
+from pipelines.tail_sampling.policies.registry import Build
 
 
 class AlwaysSample:
     __slots__ = ("name",)
+
+    config_class = None  # no settings block
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: None, build: Build) -> AlwaysSample:
+        return cls(name)
 
     def __init__(self, name: str) -> None:
         self.name = name

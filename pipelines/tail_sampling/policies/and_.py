@@ -3,16 +3,34 @@ at the first such vote), else NOT_SAMPLED. An inverted sample counts as a sample
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from collector.traces import Trace
-from pipelines.tail_sampling.policies.base import Decision, Policy, PolicyEvaluationError
+from pipelines.tail_sampling.policies.base import Decision, Placement, Policy, PolicyEvaluationError
+from pipelines.tail_sampling.policies.registry import Build, SubPolicyConfig
 
 _NO = (Decision.NOT_SAMPLED, Decision.INVERTED_NOT_SAMPLED)
 
 
+@dataclass(frozen=True)
+class AndConfig:
+    and_sub_policy: tuple[SubPolicyConfig, ...] = ()
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.and_sub_policy:
+            yield "and_sub_policy", "must list at least one policy"
+
+
 class And:
     __slots__ = ("name", "subs")
+
+    config_class = AndConfig
+    placement = Placement.TOP | Placement.COMPOSITE  # not inside and, drop or not
+
+    @classmethod
+    def from_config(cls, name: str, settings: AndConfig, build: Build) -> And:
+        return cls(name, [build(sub) for sub in settings.and_sub_policy])
 
     def __init__(self, name: str, subs: Sequence[Policy]) -> None:
         self.name = name

@@ -1,4 +1,5 @@
-"""What every policy shares: the :class:`Decision` values, the :class:`Policy` interface, attribute scans.
+"""What every policy shares: the :class:`Decision` values, the :class:`Policy` interface, what the registry
+a policy class says of where it may stand (:class:`Placement`), attribute scans.
 
 A policy is a small object with a ``name`` and ``evaluate(trace, now) -> Decision``. ``now`` is the
 processor's clock (monotonic seconds): only the rate-based policies read it, so tests can drive time.
@@ -50,6 +51,15 @@ class Policy(Protocol):
     name: str
 
     def evaluate(self, trace: Trace, now: float) -> Decision: ...
+
+
+class Placement(enum.Flag):
+    """Where a policy type may stand in config, as in the OTel Collector contrib processor."""
+
+    TOP = enum.auto()  # the processor's ``policies`` list
+    COMPOSITE = enum.auto()  # a composite policy's ``composite_sub_policy`` list
+    SUB = enum.auto()  # ``and_sub_policy``, ``drop_sub_policy``, ``not_sub_policy``
+    ANYWHERE = TOP | COMPOSITE | SUB
 
 
 def wire_chunks(trace: Trace) -> list[bytes | bytearray]:

@@ -6,15 +6,36 @@ INVERTED_NOT_SAMPLED when one matches, else INVERTED_SAMPLED.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector.traces import Trace
-from pipelines.tail_sampling.config import BooleanAttributeConfig
-from pipelines.tail_sampling.policies.base import Decision, scan_attribute
+from pipelines.tail_sampling.policies.base import Decision, Placement, scan_attribute
+from pipelines.tail_sampling.policies.registry import Build
+
+
+@dataclass(frozen=True)
+class BooleanAttributeConfig:
+    key: str = ""
+    value: bool = False
+    invert_match: bool = False
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.key:
+            yield "key", "must not be empty"
 
 
 class BooleanAttribute:
     __slots__ = ("invert", "key", "name", "value")
+
+    config_class = BooleanAttributeConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: BooleanAttributeConfig, build: Build) -> BooleanAttribute:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: BooleanAttributeConfig) -> None:
         self.name = name

@@ -8,9 +8,13 @@ takes nothing. A trace larger than the bucket is never sampled. The size is the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from collector.config import field
 from collector.traces import Trace
-from pipelines.tail_sampling.config import BytesLimitingConfig
-from pipelines.tail_sampling.policies.base import Decision
+from pipelines.tail_sampling.policies.base import Decision, Placement
+from pipelines.tail_sampling.policies.registry import Build
 
 
 class TokenBucket:
@@ -33,8 +37,28 @@ class TokenBucket:
         return True
 
 
+@dataclass(frozen=True)
+class BytesLimitingConfig:
+    """Token bucket on trace bytes: refilled at ``bytes_per_second``, holding at most ``burst_capacity``
+    (0: twice ``bytes_per_second``)."""
+
+    bytes_per_second: int = field(0, ge=0)
+    burst_capacity: int = field(0, ge=0)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.bytes_per_second <= 0:
+            yield "bytes_per_second", "must be > 0"
+
+
 class BytesLimiting:
     __slots__ = ("bucket", "name")
+
+    config_class = BytesLimitingConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: BytesLimitingConfig, build: Build) -> BytesLimiting:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: BytesLimitingConfig) -> None:
         self.name = name

@@ -14,13 +14,64 @@ capacity", as the contrib README suggests; contrib itself gives them nothing).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+from collector.config import field
 from collector.traces import Trace
-from pipelines.tail_sampling.config import CompositeConfig
-from pipelines.tail_sampling.policies.base import Decision, Policy
+from pipelines.tail_sampling.policies.base import Decision, Placement, Policy
+from pipelines.tail_sampling.policies.registry import Build, CompositeSubPolicyConfig
 
 _YES = (Decision.SAMPLED, Decision.INVERTED_SAMPLED)
+
+
+@dataclass(frozen=True)
+class RateAllocationConfig:
+    policy: str = ""
+    percent: int = field(0, ge=0, le=100)
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Sub-policies tried in ``policy_order`` (then any not named there, in list order); the first that
+    samples decides, within its per-second span budget: ``percent`` of ``max_total_spans_per_second`` from
+    ``rate_allocation`` (an entry with percent 0: an equal share), and for sub-policies without an entry
+    what the entries leave unallocated. All sub-policies together stay within the total."""
+
+    max_total_spans_per_second: int = field(0, ge=0)
+    policy_order: tuple[str, ...] = ()
+    composite_sub_policy: tuple[CompositeSubPolicyConfig, ...] = ()
+    rate_allocation: tuple[RateAllocationConfig, ...] = ()
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.max_total_spans_per_second <= 0:
+            yield "max_total_spans_per_second", "must be > 0"
+        if not self.composite_sub_policy:
+            yield "composite_sub_policy", "must list at least one policy"
+        names: set[str] = set()
+        for i, sub in enumerate(self.composite_sub_policy):
+            if not sub.name:
+                yield f"composite_sub_policy[{i}].name", "must not be empty (policy_order and rate_allocation use it)"
+            elif sub.name in names:
+                yield f"composite_sub_policy[{i}].name", f"duplicate sub-policy name {sub.name!r}"
+            names.add(sub.name)
+        seen: set[str] = set()
+        for i, name in enumerate(self.policy_order):
+            if name not in names:
+                yield f"policy_order[{i}]", f"{name!r} is not the name of a composite_sub_policy"
+            elif name in seen:
+                yield f"policy_order[{i}]", f"{name!r} is listed twice"
+            seen.add(name)
+        seen = set()
+        for i, alloc in enumerate(self.rate_allocation):
+            if alloc.policy not in names:
+                yield f"rate_allocation[{i}].policy", f"{alloc.policy!r} is not the name of a composite_sub_policy"
+            elif alloc.policy in seen:
+                yield f"rate_allocation[{i}].policy", f"{alloc.policy!r} is allocated twice"
+            seen.add(alloc.policy)
+        total = sum(a.percent for a in self.rate_allocation)
+        if total > 100:
+            yield "rate_allocation", f"percents add up to {total}, more than 100"
 
 
 def allocate(cfg: CompositeConfig) -> dict[str, int]:
@@ -48,6 +99,13 @@ class _Sub:
 
 class Composite:
     __slots__ = ("last_sub", "max_total", "name", "second", "subs", "used")
+
+    config_class = CompositeConfig
+    placement = Placement.TOP
+
+    @classmethod
+    def from_config(cls, name: str, settings: CompositeConfig, build: Build) -> Composite:
+        return cls(name, settings, [build(sub) for sub in settings.composite_sub_policy])
 
     def __init__(self, name: str, cfg: CompositeConfig, subs: Sequence[Policy]) -> None:
         self.name = name

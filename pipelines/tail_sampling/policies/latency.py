@@ -10,15 +10,40 @@ than it: then the spans are walked in order to find a moment when the duration w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from collector.config import field
 from collector.traces import Trace
-from pipelines.tail_sampling.config import LatencyConfig
-from pipelines.tail_sampling.policies.base import Decision
+from pipelines.tail_sampling.policies.base import Decision, Placement
+from pipelines.tail_sampling.policies.registry import Build
 
 MS = 1_000_000
 
 
+@dataclass(frozen=True)
+class LatencyConfig:
+    """Trace duration (earliest start to latest end) ``>= threshold_ms``; with ``upper_threshold_ms``,
+    ``threshold_ms < duration <= upper_threshold_ms``."""
+
+    threshold_ms: int = field(0, ge=0)
+    upper_threshold_ms: int = field(0, ge=0)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.upper_threshold_ms and self.upper_threshold_ms <= self.threshold_ms:
+            yield ("upper_threshold_ms",
+                   f"must be greater than threshold_ms ({self.threshold_ms}), or 0 for no upper bound")
+
+
 class Latency:
     __slots__ = ("lower_ms", "min_ns", "name", "over_ns", "upper_ms")
+
+    config_class = LatencyConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: LatencyConfig, build: Build) -> Latency:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: LatencyConfig) -> None:
         self.name = name

@@ -8,13 +8,15 @@ bits (Go's ``big.Float`` at the boundary's precision, nearest even); sampled whe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
+from collector.config import field
 from collector.traces import Trace
-from pipelines.tail_sampling.config import ProbabilisticConfig
-from pipelines.tail_sampling.policies.base import Decision
+from pipelines.tail_sampling.policies.base import Decision, Placement
+from pipelines.tail_sampling.policies.registry import Build
 
 DEFAULT_HASH_SALT = "default-hash-seed"
 MAX_UINT64 = 2**64 - 1
@@ -60,8 +62,23 @@ def fnv1a_64_many(ids: list[bytes], state: int) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class ProbabilisticConfig:
+    """``sampling_percentage`` of traces, decided by a hash of ``hash_salt`` and the trace id (>= 100: all)."""
+
+    hash_salt: str = ""
+    sampling_percentage: float = field(0.0, ge=0)
+
+
 class Probabilistic:
     __slots__ = ("name", "salt_state", "threshold")
+
+    config_class = ProbabilisticConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: ProbabilisticConfig, build: Build) -> Probabilistic:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: ProbabilisticConfig) -> None:
         self.name = name

@@ -7,14 +7,33 @@ spans sampled in this second plus its own stay strictly below ``spans_per_second
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+from collector.config import field
 from collector.traces import Trace
-from pipelines.tail_sampling.config import RateLimitingConfig
-from pipelines.tail_sampling.policies.base import Decision
+from pipelines.tail_sampling.policies.base import Decision, Placement
+from pipelines.tail_sampling.policies.registry import Build
+
+
+@dataclass(frozen=True)
+class RateLimitingConfig:
+    spans_per_second: int = field(0, ge=0)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.spans_per_second <= 0:
+            yield "spans_per_second", "must be > 0"
 
 
 class RateLimiting:
     __slots__ = ("limit", "name", "second", "spans")
+
+    config_class = RateLimitingConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: RateLimitingConfig, build: Build) -> RateLimiting:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: RateLimitingConfig) -> None:
         self.name = name

@@ -10,21 +10,40 @@ span's status is read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from operator import attrgetter
+from typing import Literal
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from collector.traces import Trace
-from pipelines.tail_sampling.config import StatusCodeConfig
-from pipelines.tail_sampling.policies.base import Decision, wire_chunks
+from pipelines.tail_sampling.policies.base import Decision, Placement, wire_chunks
+from pipelines.tail_sampling.policies.registry import Build
 
 CODES = {"UNSET": Status.STATUS_CODE_UNSET, "OK": Status.STATUS_CODE_OK, "ERROR": Status.STATUS_CODE_ERROR}
 _CODE = attrgetter("status.code")
 WIRE = {"OK": b"\x18\x01", "ERROR": b"\x18\x02"}
 
 
+@dataclass(frozen=True)
+class StatusCodeConfig:
+    status_codes: tuple[Literal["OK", "ERROR", "UNSET"], ...] = ()
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.status_codes:
+            yield "status_codes", "must list at least one of OK, ERROR, UNSET"
+
+
 class StatusCode:
     __slots__ = ("codes", "error_only", "name", "patterns")
+
+    config_class = StatusCodeConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: StatusCodeConfig, build: Build) -> StatusCode:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: StatusCodeConfig) -> None:
         self.name = name

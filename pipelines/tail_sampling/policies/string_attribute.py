@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from collector.config import field
 from collector.traces import Trace
-from pipelines.tail_sampling.config import StringAttributeConfig
-from pipelines.tail_sampling.policies.base import Decision, scan_attribute
+from pipelines.tail_sampling.policies.base import Decision, Placement, scan_attribute
+from pipelines.tail_sampling.policies.registry import Build
 
 DEFAULT_CACHE_SIZE = 128
 
@@ -46,8 +49,39 @@ class RegexMatcher:
         return len(self._cache)
 
 
+@dataclass(frozen=True)
+class StringAttributeConfig:
+    """A string attribute (span or resource) equal to one of ``values`` (or matching one of them as a
+    regular expression, searched anywhere in the value, with ``enabled_regex_matching``)."""
+
+    key: str = ""
+    values: tuple[str, ...] = ()
+    enabled_regex_matching: bool = False
+    cache_max_size: int = field(0, ge=0)  # regex results kept (LRU); 0: 128
+    invert_match: bool = False
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.key:
+            yield "key", "must not be empty"
+        if not self.values:
+            yield "values", "must list at least one value"
+        if self.enabled_regex_matching:
+            for i, value in enumerate(self.values):
+                try:
+                    re.compile(value)
+                except re.error as e:
+                    yield f"values[{i}]", f"invalid regular expression {value!r}: {e}"
+
+
 class StringAttribute:
     __slots__ = ("_exact", "_regex", "invert", "key", "name")
+
+    config_class = StringAttributeConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: StringAttributeConfig, build: Build) -> StringAttribute:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: StringAttributeConfig) -> None:
         self.name = name

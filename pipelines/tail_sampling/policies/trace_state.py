@@ -7,10 +7,12 @@ as in the OTel Collector; values with ``len(key) + len(value) >= 256`` are ignor
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from collector.traces import Trace
-from pipelines.tail_sampling.config import TraceStateConfig
-from pipelines.tail_sampling.policies.base import Decision
+from pipelines.tail_sampling.policies.base import Decision, Placement
+from pipelines.tail_sampling.policies.registry import Build
 
 MAX_MEMBERS = 32
 _KEY = re.compile(r"[a-z0-9][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}")
@@ -36,8 +38,27 @@ def trace_state_get(raw: str, key: str) -> str | None:
     return found
 
 
+@dataclass(frozen=True)
+class TraceStateConfig:
+    key: str = ""
+    values: tuple[str, ...] = ()
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not self.key:
+            yield "key", "must not be empty"
+        if not self.values:
+            yield "values", "must list at least one value"
+
+
 class TraceState:
     __slots__ = ("key", "name", "values")
+
+    config_class = TraceStateConfig
+    placement = Placement.ANYWHERE
+
+    @classmethod
+    def from_config(cls, name: str, settings: TraceStateConfig, build: Build) -> TraceState:
+        return cls(name, settings)
 
     def __init__(self, name: str, cfg: TraceStateConfig) -> None:
         self.name = name
