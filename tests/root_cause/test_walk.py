@@ -347,8 +347,8 @@ def test_deep_cycle_100k() -> None:
     n = 100_000
     spans = [span(i, f"s{i}", i - 1 if i > 1 else n, status=ERROR) for i in range(1, n + 1)]
     t = trace(("svc", spans))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a loaded machine does not make a linear walk look quadratic
     assert walk(t).failures == []
     (failure,) = walk(t, SignalMatcher("s", span_name="s1")).failures
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 20.0  # linear: about 1 s here; a quadratic walk takes minutes
     assert failure.primary.span_name == f"s{n}" and failure.primary.depth == n - 1
