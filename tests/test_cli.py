@@ -128,7 +128,7 @@ def test_port_in_use_is_a_fast_controlled_crash(tmp_path: Path) -> None:
         r = cli("run", "--config", str(cfg))
         elapsed = time.monotonic() - t0
     assert r.returncode == 1, r.stderr
-    assert elapsed < 10
+    assert elapsed < 30  # a crash, not a hang (a few seconds on an idle machine, start-up included)
     assert "Failed to start" in r.stderr and "receiver otlp" in r.stderr and str(port) in r.stderr
     assert r.stderr.count("Failed to start") == 1
 
