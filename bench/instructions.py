@@ -42,14 +42,13 @@ def _control(*args: str) -> None:
 async def _phases(scenario: str, requests: int) -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
-    from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry, wire_jit
+    from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry
     from collector.cli import GC_THRESHOLDS
     from collector.config.schema import decode
     from collector.exporters.kafka.marshal import records_by_trace
     from collector.registry import Registry
     from collector.trace_buffer import TraceBuffer
-    from collector.wire import split_by_trace
-    from collector.wire_np import set_error_hints
+    from collector.wire import certainly_valid, load_compiled, set_error_hints, split_by_trace
 
     kept = 0
 
@@ -78,14 +77,14 @@ async def _phases(scenario: str, requests: int) -> int:
     # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
     trace_stages = [(n, s) for n, s in stages if getattr(s, "trace_level", False)]
     set_error_hints(bool(trace_stages), any(getattr(s, "reads_error_attribute", False) for _, s in trace_stages))
-    wire_jit.load()  # as the service does: the compiled wire walk when numba is installed
+    load_compiled()  # as the service does: the compiled wire walk when numba is installed
     buffer = None
     if trace_stages:
         owner = next((s for _, s in trace_stages if getattr(s, "defines_buffer", False)), trace_stages[0][1])
         buffer = TraceBuffer(Settings(ComponentID("bench"), Kind.PROCESSOR, telemetry, logging.getLogger("bench")),
                              owner.buffer_settings, trace_stages, sink)
     gc.set_threshold(*GC_THRESHOLDS)
-    check = wire_jit.certainly_valid  # the receivers' check: compiled when certain, else protobuf
+    check = certainly_valid  # the receivers' check: compiled when certain, else protobuf
     for warm in ReferenceLoad(seed=99).requests(4):
         if not check(warm):
             ExportTraceServiceRequest.FromString(warm)

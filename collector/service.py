@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector import wire_jit
 from collector.batch import SpanBatch
 from collector.component import Component, ComponentID, FinishingReceiver, Host, Kind, Settings
 from collector.config.service import CollectorConfig, ComponentConfig
@@ -23,7 +22,7 @@ from collector.errors import ComponentStartError
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
 from collector.trace_buffer import TraceBuffer
-from collector.wire_np import set_error_hints
+from collector.wire import load_compiled, set_error_hints
 
 log = logging.getLogger("tracetriage.service")
 
@@ -133,7 +132,7 @@ class Service:
         set_error_hints(has_trace_stages, reads_error_attribute)
         # The compiled wire walk (numba, the ``jit`` extra): compiled or loaded from its cache now, not on
         # the first large request.
-        if wire_jit.load():
+        if load_compiled():
             log.info("wire walk: compiled (numba)")
 
         for rid, rc in cfg.receivers.items():

@@ -320,9 +320,9 @@ def test_wire_split_handles_interleaved_runs_and_non_canonical_spans() -> None:
 
 
 def _fields_of(data: bytes) -> list[bytes]:
-    from collector.wire import _fields
+    from collector.wire import iter_fields
 
-    return [data[f:e] for _, f, _, e in _fields(data, 0, len(data))]
+    return [data[f:e] for _, f, _, e in iter_fields(data, 0, len(data))]
 
 
 class PoisonedKeepErrors(KeepErrors):

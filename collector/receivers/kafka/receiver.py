@@ -35,7 +35,7 @@ from collector.kafka_common import client_kwargs
 from collector.otlpjson import decode_request
 from collector.receivers.kafka.config import KafkaReceiverConfig
 from collector.receivers.kafka.offsets import PartitionTracker
-from collector.wire_jit import certain_span_count
+from collector.wire import certain_span_count
 
 TRANSPORT = "kafka"
 MAX_RECORDS = 500

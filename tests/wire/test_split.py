@@ -8,26 +8,16 @@ import random
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-import collector.wire as wire
-import collector.wire_jit as wire_jit
-import collector.wire_np as wire_np
 from bench.reference import ReferenceLoad
-from collector.wire import InvalidSpanIds, ScopeChunk, split_by_trace
+from collector.wire import InvalidSpanIds, ScopeChunk, WireError, _jit, _split, split_by_trace
+from tests.wire.support import in_error, python_split, random_request
 
 
 @pytest.fixture(autouse=True)
 def _no_compiled_walk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the vectorized and the Python walks (the compiled one: test_wire_jit.py)."""
-    monkeypatch.setattr(wire_jit, "_kernel", None)
-
-
-def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
-    with monkeypatch.context() as m:
-        m.setattr(wire, "MIN_BYTES", 1 << 62)
-        m.setattr(wire_jit, "_kernel", None)
-        return split_by_trace(data)
+    """These tests are about the vectorized and the Python walks (the compiled one: test_jit.py)."""
+    monkeypatch.setattr(_jit, "_kernel", None)
 
 
 def summary(chunks: list[ScopeChunk]) -> list[object]:
@@ -43,72 +33,20 @@ def summary(chunks: list[ScopeChunk]) -> list[object]:
     return out
 
 
-def in_error(framed_spans: bytes) -> bool:
-    """Exactly: some span has an ERROR status or an ``error`` attribute."""
-    spans = ScopeSpans.FromString(framed_spans).spans
-    return any(s.status.code == 2 or any(kv.key == "error" for kv in s.attributes) for s in spans)
-
-
-def random_request(rnd: random.Random, trace_state: float) -> bytes:
-    req = ExportTraceServiceRequest()
-    tids = [rnd.randbytes(16) for _ in range(rnd.randint(1, 30))]
-    for _ in range(rnd.randint(1, 4)):
-        rs = req.resource_spans.add()
-        service = AnyValue(string_value=f"s{rnd.randint(0, 9)}")
-        rs.resource.attributes.append(KeyValue(key="service.name", value=service))
-        if rnd.random() < 0.3:
-            rs.schema_url = "https://example.com/r"
-        for _ in range(rnd.randint(0, 3)):
-            ss = rs.scope_spans.add()
-            if rnd.random() < 0.7:
-                ss.scope.name = "lib"
-            if rnd.random() < 0.3:
-                ss.schema_url = "https://example.com/s"
-            tid = rnd.choice(tids)
-            for _ in range(rnd.randint(0, 120)):
-                if rnd.random() < 0.3:
-                    tid = rnd.choice(tids)
-                s = ss.spans.add(trace_id=tid, span_id=rnd.randbytes(7) + b"\x01")
-                if rnd.random() < 0.7:
-                    s.parent_span_id = rnd.randbytes(8)
-                if rnd.random() < trace_state:
-                    s.trace_state = "vendor=1"
-                if rnd.random() < 0.9:
-                    s.name = "n" * rnd.choice([0, 3, 20, 130, 200])
-                if rnd.random() < 0.8:
-                    s.kind = rnd.randint(0, 5)  # type: ignore[assignment]
-                if rnd.random() < 0.95:
-                    s.start_time_unix_nano = rnd.randint(0, 2**63)
-                    s.end_time_unix_nano = rnd.randint(0, 2**63)
-                for k in range(rnd.randint(0, 12)):
-                    value = AnyValue(bytes_value=rnd.randbytes(rnd.randint(0, 60)))
-                    s.attributes.append(KeyValue(key=f"k{k}", value=value))
-                if rnd.random() < 0.2:
-                    s.links.add(trace_id=rnd.choice(tids), span_id=rnd.randbytes(8))
-                if rnd.random() < 0.05:
-                    s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
-                if rnd.random() < 0.1:
-                    s.status.code = 2  # type: ignore[assignment]
-                if rnd.random() < 0.05:
-                    s.status.message = "boom"
-                if rnd.random() < 0.3:
-                    s.flags = rnd.choice([0x100, 0x301, 0xFFFFFFFF])
-    return req.SerializeToString()
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_vectorized_and_python_walks_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rnd = random.Random(seed)
     used = 0
-    real = wire.split_np
+    real = _split.split_np
 
-    def counting(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[ScopeChunk] | None:
+    def counting(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bool,
+                 keys: bool) -> list[ScopeChunk] | None:
         nonlocal used
-        result = real(data, scopes)
+        result = real(data, scopes, hints, keys)
         used += result is not None
         return result
 
-    monkeypatch.setattr(wire, "split_np", counting)
+    monkeypatch.setattr(_split, "split_np", counting)
     for i in range(60):
         data = random_request(rnd, trace_state=0.0 if i % 2 else 0.02)
         assert summary(split_by_trace(data)) == summary(python_split(data, monkeypatch)), i
@@ -119,9 +57,9 @@ def test_vectorized_and_python_walks_agree(seed: int, monkeypatch: pytest.Monkey
 
 
 def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = wire.split_np
+    real = _split.split_np
     used: list[bool] = []
-    monkeypatch.setattr(wire, "split_np", lambda d, s: used.append(True) or real(d, s))
+    monkeypatch.setattr(_split, "split_np", lambda *a: used.append(True) or real(*a))
     for data in ReferenceLoad().requests(3):
         fast = split_by_trace(data)
         assert used and summary(fast) == summary(python_split(data, monkeypatch))
@@ -133,7 +71,7 @@ def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPa
 def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A trace is flagged when a span has an ERROR status (with or without message and flags) or, when
     asked for, an ``error`` attribute; never for OK or UNSET statuses or error-like bytes elsewhere."""
-    monkeypatch.setattr(wire_np, "ERROR_KEY_HINTS", key_hints)
+    monkeypatch.setattr(_split, "ERROR_KEY_HINTS", key_hints)
     req = ExportTraceServiceRequest()
     ss = req.resource_spans.add().scope_spans.add()
     cases = {
@@ -191,7 +129,7 @@ def test_invalid_ids_are_refused(spans: int, bad: str) -> None:
 def test_malformed_bytes_raise_wire_error() -> None:
     data = next(ReferenceLoad().requests(1))
     for cut in (len(data) - 1, len(data) // 2, 100):
-        with pytest.raises(wire.WireError):
+        with pytest.raises(WireError):
             split_by_trace(data[:cut])
 
 
