@@ -1,13 +1,18 @@
-"""The one consumer protocol every stage speaks, and the fan-out used where a graph branches."""
+"""The one consumer protocol every stage speaks, the fan-out used where a graph branches, and what a
+trace-level stage is (:class:`TraceStage`) with the settings of the trace buffer in front of it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-from collector.batch import SpanBatch
 from collector.errors import ConsumerError
+from collector.model import SpanBatch, Trace
+
+if TYPE_CHECKING:
+    from collector.component import Host  # (collector.component imports this module)
 
 
 @runtime_checkable
@@ -70,3 +75,43 @@ class FanOutConsumer:
             raise next(e for e in errors if not isinstance(e, ConsumerError))
         retriable = [e for e in consumer_errors if e.retriable]
         raise retriable[0] if retriable else consumer_errors[0]
+
+
+@dataclass(frozen=True)
+class TraceBufferSettings:
+    """How the pipeline's one trace buffer holds traces (the tail_sampling names and defaults)."""
+
+    decision_wait: float = 30.0
+    num_traces: int = 50000
+    expected_new_traces_per_sec: int = 0
+    sampled_cache_size: int = 0
+    non_sampled_cache_size: int = 0
+    block_on_overflow: bool = False
+    decision_wait_after_root_received: float = 0.0  # 0: off
+    maximum_trace_size_bytes: int = 0  # 0: no limit
+    drop_pending_traces_on_shutdown: bool = False
+
+
+@runtime_checkable
+class TraceStage(Protocol):
+    """A processor that works on whole traces (``trace_level = True`` on the class).
+
+    The pipeline puts one trace buffer in front of each run of consecutive trace stages and calls
+    ``process_traces`` with the traces whose decision time has come, in config order. A stage returns
+    the traces it lets through (all of them, for a stage that only looks); traces it does not return
+    are dropped by the buffer (and remembered as not sampled in its decision cache).
+
+    ``buffer_settings`` configures that buffer: the tail_sampling stage's settings win
+    (``defines_buffer = True``), else the first stage's.
+    """
+
+    trace_level: ClassVar[bool]
+    defines_buffer: ClassVar[bool]
+    mutates_data: bool
+    buffer_settings: TraceBufferSettings
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]: ...
+
+    async def start(self, host: Host) -> None: ...
+
+    async def shutdown(self) -> None: ...

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.batch import SpanBatch
 from collector.component import Component, ComponentID, FinishingReceiver, Host, Kind, Settings
 from collector.config.service import CollectorConfig, ComponentConfig
 from collector.consumer import FanOutConsumer, TracesConsumer
 from collector.errors import ComponentStartError
+from collector.model import SpanBatch
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
 from collector.trace_buffer import TraceBuffer

@@ -12,9 +12,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector import ComponentID, ConsumerError, Host, Kind, RefusedError, Settings, SpanBatch, Telemetry
-from collector.batch import Ack
+from collector.consumer import TraceBufferSettings
+from collector.model import Ack, Trace
 from collector.trace_buffer import TraceBuffer
-from collector.traces import Trace, TraceBufferSettings
 
 PREFIX = "otelcol_processor_tail_sampling_"
 

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import aiohttp
 
 from collector import Host, Settings, TracesConsumer
-from collector.traces import Trace, TraceBufferSettings
+from collector.consumer import TraceBufferSettings
+from collector.model import Trace
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine

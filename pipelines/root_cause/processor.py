@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from collector import Host, Settings
+from collector.consumer import TraceBufferSettings
 from collector.errors import ComponentStartError
-from collector.traces import Trace, TraceBufferSettings
+from collector.model import Trace
 from pipelines.ownership import CatalogError, Ownership
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config

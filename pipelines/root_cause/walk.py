@@ -52,7 +52,7 @@ from typing import NamedTuple
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.traces import Origin, Trace
+from collector.model import Origin, Trace
 from collector.wire import ERROR_CODE, encode_varint, entry_span, read_varint, span_entries
 from pipelines.root_cause.annotate import PREFIX as ANNOTATION_PREFIX
 from pipelines.root_cause.model import Failure, RootCause

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from collector.config import ByteSize, Duration, field
-from collector.traces import TraceBufferSettings
+from collector.consumer import TraceBufferSettings
 
 SharedType = Literal[
     "always_sample", "latency", "numeric_attribute", "probabilistic", "status_code", "string_attribute",

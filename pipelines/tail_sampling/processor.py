@@ -20,8 +20,8 @@ from typing import ClassVar
 from google.protobuf.message import DecodeError
 
 from collector.component import Host, Settings
-from collector.consumer import TracesConsumer
-from collector.traces import Trace, TraceBufferSettings
+from collector.consumer import TraceBufferSettings, TracesConsumer
+from collector.model import Trace
 from pipelines.tail_sampling.config import Config
 from pipelines.tail_sampling.policies import Decision, Policy, PolicyEvaluationError, build
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from collector import Host, Telemetry
-from collector.traces import TraceStage
+from collector.consumer import TraceStage
 from pipelines.alert_routing import AlertRoutingProcessor
 from tests.alert_routing.helpers import (
     CaptureServer,

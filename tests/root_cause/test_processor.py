@@ -10,8 +10,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from collector import Host, Telemetry
 from collector.config import ConfigError, decode
+from collector.consumer import TraceStage
 from collector.errors import ComponentStartError
-from collector.traces import Trace, TraceStage
+from collector.model import Trace
 from pipelines.root_cause import FAILURES, Config, Failure, RootCauseProcessor, factory
 from tests.pipelines import RecordingConsumer, make_settings
 from tests.root_cause import CLIENT, ERROR, SERVER, resource, sid, span, trace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies import And, Decision, Drop, Not
 from tests.tail_sampling.support import span, trace
 

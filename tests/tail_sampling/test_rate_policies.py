@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from collector.config import decode
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import BytesLimitingConfig, CompositeConfig, PolicyConfig, RateLimitingConfig
 from pipelines.tail_sampling.policies import BytesLimiting, Composite, Decision, RateLimiting, build
 from pipelines.tail_sampling.policies.composite import allocate

@@ -304,7 +304,7 @@ def test_structured_fuzz_never_certain_when_protobuf_refuses() -> None:
 
 def test_span_count_when_certain() -> None:
     """certain_span_count (the Kafka receiver's count) equals count_spans of the decoded request."""
-    from collector.batch import count_spans
+    from collector.model import count_spans
 
     rnd = random.Random(21)
     requests = [random_request(rnd, 0.3) for _ in range(30)] + list(ReferenceLoad().requests(2))

@@ -131,17 +131,3 @@ def test_malformed_bytes_raise_wire_error() -> None:
     for cut in (len(data) - 1, len(data) // 2, 100):
         with pytest.raises(WireError):
             split_by_trace(data[:cut])
-
-
-def test_merged_batches_keep_the_split_and_join_bytes_only_when_asked() -> None:
-    from collector.batch import SpanBatch
-
-    payloads = list(ReferenceLoad().requests(3))
-    parts = [SpanBatch(payload=p, span_count=500, split=split_by_trace(p)) for p in payloads]
-    merged = SpanBatch.concat(parts)
-    assert merged.span_count == 1500 and sum(c.spans for c in merged.split()) == 1500
-    assert merged.view().to_bytes() == b"".join(payloads) == merged.to_bytes()
-    # Trace-buffer output (split only, no bytes) merges into a split-only batch whose bytes are built.
-    built = SpanBatch.concat([SpanBatch(split=split_by_trace(p), span_count=500) for p in payloads])
-    again = ExportTraceServiceRequest.FromString(built.to_bytes())
-    assert sum(len(ss.spans) for rs in again.resource_spans for ss in rs.scope_spans) == 1500

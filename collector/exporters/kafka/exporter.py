@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.batch import SpanBatch
 from collector.component import Host, Settings
 from collector.errors import ComponentStartError, ConsumerError, PermanentError
 from collector.exporters.helper import QueuedRetrySender
@@ -34,6 +33,7 @@ from collector.exporters.kafka.marshal import (
     walk,
 )
 from collector.kafka_common import client_kwargs
+from collector.model import SpanBatch
 from collector.otlpjson import encode_request
 from collector.wire import InvalidSpanIds
 

@@ -279,7 +279,7 @@ def split_record(record: Record, encode: Encoder = identity) -> list[Record]:
 
 def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
                      encode: Encoder = identity) -> list[Record]:
-    """Records for spans already grouped by trace (a batch's :meth:`~collector.batch.SpanBatch.split`):
+    """Records for spans already grouped by trace (a batch's :meth:`~collector.model.SpanBatch.split`):
     each trace goes to the partition its key hashes to, and all traces of a partition share records.
     Only a partition whose spans exceed ``limit`` is walked span by span to be cut."""
     ids = list(dict.fromkeys(tid for chunk in split for tid in chunk.by_trace))

@@ -1,8 +1,8 @@
 """The ``kafka`` receiver: a consumer group member feeding batches of records to the pipeline.
 
-Loop: ``getmany`` -> for each partition's records one :class:`~collector.batch.SpanBatch` (the
+Loop: ``getmany`` -> for each partition's records one :class:`~collector.model.SpanBatch` (the
 records' ``ExportTraceServiceRequest`` bytes joined, after checking each parses) carrying an
-:class:`~collector.batch.Ack` for the records' offset range -> ``consume_traces``. A retriable refusal
+:class:`~collector.model.Ack` for the records' offset range -> ``consume_traces``. A retriable refusal
 is retried with backoff while nothing more is fetched (backpressure); a permanent one is logged,
 counted and the range released. Offsets are committed every ``autocommit.interval``, on partition
 revocation and at shutdown, only up to the oldest record whose batch some stage still holds (see
@@ -27,11 +27,11 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import Counter, Gauge
 
-from collector.batch import Ack, SpanBatch, count_spans
 from collector.component import Host, Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ComponentStartError, ConsumerError
 from collector.kafka_common import client_kwargs
+from collector.model import Ack, SpanBatch, count_spans
 from collector.otlpjson import decode_request
 from collector.receivers.kafka.config import KafkaReceiverConfig
 from collector.receivers.kafka.offsets import PartitionTracker

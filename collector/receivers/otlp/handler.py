@@ -14,10 +14,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector.batch import SpanBatch
 from collector.component import Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError
+from collector.model import SpanBatch
 from collector.validate import remove_invalid_spans
 from collector.wire import ScopeChunk, WireError, split_by_trace
 

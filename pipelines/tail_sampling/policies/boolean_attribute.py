@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import BooleanAttributeConfig
 from pipelines.tail_sampling.policies.base import Decision, scan_attribute
 

@@ -8,7 +8,7 @@ takes nothing. A trace larger than the bucket is never sampled. The size is the 
 
 from __future__ import annotations
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import BytesLimitingConfig
 from pipelines.tail_sampling.policies.base import Decision
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import CompositeConfig
 from pipelines.tail_sampling.policies.base import Decision, Policy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.and_ import And
 from pipelines.tail_sampling.policies.base import Decision, Policy
 

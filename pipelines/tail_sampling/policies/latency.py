@@ -10,7 +10,7 @@ than it: then the spans are walked in order to find a moment when the duration w
 
 from __future__ import annotations
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import LatencyConfig
 from pipelines.tail_sampling.policies.base import Decision
 

@@ -3,7 +3,7 @@ among them) pass through unchanged, as in the OTel Collector."""
 
 from __future__ import annotations
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Policy
 
 _FLIP = {Decision.SAMPLED: Decision.NOT_SAMPLED, Decision.NOT_SAMPLED: Decision.SAMPLED}

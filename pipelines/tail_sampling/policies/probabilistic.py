@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import ProbabilisticConfig
 from pipelines.tail_sampling.policies.base import Decision
 

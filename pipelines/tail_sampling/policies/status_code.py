@@ -14,7 +14,7 @@ from operator import attrgetter
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import StatusCodeConfig
 from pipelines.tail_sampling.policies.base import Decision, wire_chunks
 

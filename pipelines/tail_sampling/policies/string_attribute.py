@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import StringAttributeConfig
 from pipelines.tail_sampling.policies.base import Decision, scan_attribute
 

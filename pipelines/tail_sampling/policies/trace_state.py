@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import TraceStateConfig
 from pipelines.tail_sampling.policies.base import Decision
 
