@@ -48,7 +48,7 @@ async def _phases(scenario: str, requests: int) -> int:
     from collector.exporters.kafka.marshal import records_by_trace
     from collector.registry import Registry
     from collector.trace_buffer import TraceBuffer
-    from collector.wire import certainly_valid, load_compiled, set_error_hints, split_by_trace
+    from collector.wire import SplitOptions, certainly_valid, load_compiled, split_by_trace
 
     kept = 0
 
@@ -76,7 +76,8 @@ async def _phases(scenario: str, requests: int) -> int:
     # Trace stages are what the trace buffer runs; the scenarios have no other stage on the path measured
     # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
     trace_stages = [(n, s) for n, s in stages if getattr(s, "trace_level", False)]
-    set_error_hints(bool(trace_stages), any(getattr(s, "reads_error_attribute", False) for _, s in trace_stages))
+    options = SplitOptions(error_hints=bool(trace_stages),
+                           error_attribute=any(getattr(s, "reads_error_attribute", False) for _, s in trace_stages))
     load_compiled()  # as the service does: the compiled wire walk when numba is installed
     buffer = None
     if trace_stages:
@@ -88,16 +89,17 @@ async def _phases(scenario: str, requests: int) -> int:
     for warm in ReferenceLoad(seed=99).requests(4):
         if not check(warm):
             ExportTraceServiceRequest.FromString(warm)
-        split_by_trace(warm)
+        split_by_trace(warm, options)
     load = list(ReferenceLoad().requests(requests))
     _control("-i", "on")
     for payload in load:
         if not check(payload):
             ExportTraceServiceRequest.FromString(payload)
     _control("--dump=decode")
-    splits = [split_by_trace(payload) for payload in load]
+    splits = [split_by_trace(payload, options) for payload in load]
     _control("--dump=split")
-    batches = [SpanBatch(payload=p, span_count=SPANS_PER_REQUEST, split=s) for p, s in zip(load, splits, strict=True)]
+    batches = [SpanBatch(payload=p, span_count=SPANS_PER_REQUEST, split=s, split_options=options)
+               for p, s in zip(load, splits, strict=True)]
     if buffer is None:
         _control("--dump=intake")
         _control("--dump=decide")

@@ -32,12 +32,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from collector.wire import (
     ERROR_CODE,
     ScopeChunk,
+    SplitOptions,
     build_request,
     entries_containing,
     entry_span,
     span_entries,
     split_by_trace,
 )
+
+_SPLIT_OPTIONS = SplitOptions()
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -90,9 +93,13 @@ class SpanBatch:
     one that splits or copies a batch retains them once more for each extra part (``copy``,
     ``with_acks_of``); and whoever ends a batch's life, by delivering it or dropping it for good, calls
     :meth:`release`. A batch refused with a retriable error stays the caller's, acks and all.
+
+    ``split_options`` say how :meth:`split` splits the batch when no one has yet: a receiver that leaves
+    the split to the stages that need it (Kafka's) passes its own, and merged, copied and cut batches keep
+    them.
     """
 
-    __slots__ = ("_parts", "_payload", "_request", "_split", "acks", "span_count")
+    __slots__ = ("_parts", "_payload", "_request", "_split", "_split_options", "acks", "span_count")
 
     def __init__(
         self,
@@ -101,12 +108,14 @@ class SpanBatch:
         request: ExportTraceServiceRequest | None = None,
         span_count: int | None = None,
         split: list[ScopeChunk] | None = None,
+        split_options: SplitOptions = _SPLIT_OPTIONS,
     ) -> None:
         if payload is None and request is None and split is None:
             raise ValueError("SpanBatch needs payload bytes, a request message or split spans")
         self._payload = payload
         self._request = request
         self._split = split
+        self._split_options = split_options
         self._parts: list[bytes] | None = None  # wire forms of merged batches, joined when first asked for
         self.acks: list[Ack] | None = None
         if span_count is None:
@@ -119,9 +128,10 @@ class SpanBatch:
         return cls(payload=payload, request=request)
 
     @classmethod
-    def from_bytes(cls, payload: bytes, span_count: int | None = None) -> SpanBatch:
+    def from_bytes(cls, payload: bytes, span_count: int | None = None,
+                   split_options: SplitOptions = _SPLIT_OPTIONS) -> SpanBatch:
         """Wrap wire bytes (already validated by the caller). Decodes once if the count is unknown."""
-        return cls(payload=payload, span_count=span_count)
+        return cls(payload=payload, span_count=span_count, split_options=split_options)
 
     @classmethod
     def concat(cls, batches: Iterable[SpanBatch]) -> SpanBatch:
@@ -130,13 +140,14 @@ class SpanBatch:
         if len(parts) == 1:
             return parts[0]
         count = sum(b.span_count for b in parts)
+        options = parts[0]._split_options
         if all(b._split is not None for b in parts):
             # Grouped by trace already: a consumer that sends by trace never needs the joined bytes.
-            merged = cls(split=[c for b in parts for c in b._split or ()], span_count=count)
+            merged = cls(split=[c for b in parts for c in b._split or ()], span_count=count, split_options=options)
             if all(b._payload is not None or b._parts is not None for b in parts):
                 merged._parts = [p for b in parts for p in (b._parts or [b._payload or b""])]
         else:
-            merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=count)
+            merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=count, split_options=options)
         acks = [a for b in parts if b.acks for a in b.acks]
         if acks:
             merged.acks = acks
@@ -149,13 +160,19 @@ class SpanBatch:
             self._request = ExportTraceServiceRequest.FromString(self.to_bytes())
         return self._request
 
+    @property
+    def split_options(self) -> SplitOptions:
+        """How :meth:`split` splits this batch (what it works out about errors)."""
+        return self._split_options
+
     def split(self) -> list[ScopeChunk]:
-        """The spans grouped by resource, scope and trace id, as wire bytes (:func:`collector.wire.split_by_trace`;
-        computed once, or handed over by the receiver that already walked the request).
+        """The spans grouped by resource, scope and trace id, as wire bytes (:func:`collector.wire.split_by_trace`
+        with :attr:`split_options`; computed once, or handed over by the receiver that already walked the
+        request).
 
         Raises ``WireError`` (``InvalidSpanIds`` for a span with invalid ids)."""
         if self._split is None:
-            self._split = split_by_trace(self.to_bytes())
+            self._split = split_by_trace(self.to_bytes(), self._split_options)
         return self._split
 
     def mutable_request(self) -> ExportTraceServiceRequest:
@@ -195,12 +212,13 @@ class SpanBatch:
     def copy(self) -> SpanBatch:
         """An independent copy, for fan-out to a stage that mutates. It holds its own references to the
         acks, so each copy must be released."""
-        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count, split=self._split).with_acks_of(self)
+        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count, split=self._split,
+                         split_options=self._split_options).with_acks_of(self)
 
     def view(self) -> SpanBatch:
         """Another batch object over the same (read-only) bytes and message, with its own ack references."""
         other = SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count,
-                          split=self._split)
+                          split=self._split, split_options=self._split_options)
         other._parts = self._parts
         return other.with_acks_of(self)
 

@@ -231,7 +231,7 @@ class TraceBuffer:
                     self._drop_too_large(trace)
         self._spans += spans_added
         if late:
-            out = SpanBatch(split=late, span_count=sum(c.spans for c in late))
+            out = SpanBatch(split=late, span_count=sum(c.spans for c in late), split_options=batch.split_options)
             out.with_acks_of(batch)
             self._enqueue(out)
         batch.release()

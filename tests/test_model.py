@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from bench.reference import ReferenceLoad
 from collector.model import SpanBatch, Trace, make_trace
-from collector.wire import split_by_trace
+from collector.wire import SplitOptions, split_by_trace
 
 ERROR, OK = Status.STATUS_CODE_ERROR, Status.STATUS_CODE_OK
 
@@ -73,3 +73,22 @@ def test_merged_batches_keep_the_split_and_join_bytes_only_when_asked() -> None:
     built = SpanBatch.concat([SpanBatch(split=split_by_trace(p), span_count=500) for p in payloads])
     again = ExportTraceServiceRequest.FromString(built.to_bytes())
     assert sum(len(ss.spans) for rs in again.resource_spans for ss in rs.scope_spans) == 1500
+
+
+def test_a_batch_is_split_with_its_own_options_and_keeps_them() -> None:
+    """A batch left unsplit (the Kafka receiver's) is split with the options it was made with; merging,
+    viewing, copying and cutting it keeps them."""
+    from pipelines.batch.split import split_batch
+
+    payloads = list(ReferenceLoad().requests(2))
+    off = SplitOptions(error_hints=False)
+
+    def all_maybe(batch: SpanBatch) -> bool:
+        return all(ts.maybe_error for c in batch.split() for ts in c.by_trace.values())
+
+    assert not all_maybe(SpanBatch.from_bytes(payloads[0], 500))  # the default: hints worked out
+    assert all_maybe(SpanBatch.from_bytes(payloads[0], 500, off))
+    merged = SpanBatch.concat([SpanBatch.from_bytes(p, 500, off) for p in payloads])
+    for batch in (merged, merged.view(), merged.copy(), *split_batch(merged.copy(), 300)):
+        assert batch.split_options is off
+        assert all_maybe(batch)

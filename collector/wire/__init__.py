@@ -2,10 +2,10 @@
 
 This is the one module the rest of the collector uses for wire bytes:
 
-* splitting a request by trace (:func:`split_by_trace`, into :class:`ScopeChunk` and :class:`TraceSpans`),
-  with the walk chosen in one place (``_split``): compiled with numba when :func:`load_compiled` has loaded
-  it (the ``jit`` extra; ``TRACETRIAGE_JIT=0`` turns it off), else vectorized with numpy for large requests,
-  else in Python;
+* splitting a request by trace (:func:`split_by_trace`, into :class:`ScopeChunk` and :class:`TraceSpans`,
+  with what it works out about errors set by :class:`SplitOptions`), with the walk chosen in one place
+  (``_split``): compiled with numba when :func:`load_compiled` has loaded it (the ``jit`` extra;
+  ``TRACETRIAGE_JIT=0`` turns it off), else vectorized with numpy for large requests, else in Python;
 * the receivers' compiled request check (:func:`certainly_valid`, :func:`certain_span_count`;
   ``TRACETRIAGE_JIT_VALIDATE=0`` leaves it to protobuf);
 * a trace's stored span entries (:func:`span_entries`, :func:`entry_span`, :func:`entries_containing`, ...);
@@ -31,7 +31,7 @@ from collector.wire._spans import (
     span_entry,
     span_trace_id,
 )
-from collector.wire._split import set_error_hints, split_by_trace
+from collector.wire._split import SplitOptions, split_by_trace
 from collector.wire._varint import encode_varint, frame, iter_fields, read_field, read_varint
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "OK_CODE",
     "InvalidSpanIds",
     "ScopeChunk",
+    "SplitOptions",
     "TraceSpans",
     "WireError",
     "build_request",
@@ -55,7 +56,6 @@ __all__ = [
     "load_compiled",
     "read_field",
     "read_varint",
-    "set_error_hints",
     "span_entries",
     "span_entry",
     "span_trace_id",

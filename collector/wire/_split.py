@@ -10,10 +10,13 @@ then walked by the first of these that takes the request:
 * the Python walk (:mod:`._python`), which takes any request.
 
 All three give the same chunks (the compiled walk's ``maybe_error`` is exact where the others may say
-"maybe" wrongly), and none of them imports this module.
+"maybe" wrongly), and none of them imports this module. What they work out about errors is set per call
+(:class:`SplitOptions`), never for the whole process.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from collector.wire._jit import ready as compiled_ready
 from collector.wire._jit import split_jit
@@ -24,29 +27,35 @@ from collector.wire._varint import iter_fields
 
 # Below this size a request is walked in Python: the array set-up costs more than it saves.
 MIN_BYTES = 8192
-ERROR_HINTS = True  # see set_error_hints
-ERROR_KEY_HINTS = True  # the search for ``error`` attribute keys, with ERROR_HINTS
 
 
-def set_error_hints(enabled: bool, error_attribute: bool = True) -> None:
-    """Whether the wire walk looks for spans that may be in error (``TraceSpans.maybe_error``): only trace
-    stages use it, so a service without them turns it off and saves work on every request. With
-    ``error_attribute`` False an ``error`` attribute does not count (only an ERROR status does): stages
-    that read that attribute (root_cause) need it, and it costs a pass over every request."""
-    global ERROR_HINTS, ERROR_KEY_HINTS
-    ERROR_HINTS = enabled
-    ERROR_KEY_HINTS = enabled and error_attribute
+@dataclass(frozen=True, slots=True)
+class SplitOptions:
+    """What a split works out about errors, for ``TraceSpans.maybe_error`` (False promises that no span of
+    the trace has an ERROR status or an ``error`` attribute). A service builds one from its pipelines and
+    hands it to its receivers; the defaults are right for any pipeline.
+
+    ``error_hints``: look for spans that may be in error at all. Only trace stages read the hint, so a
+    service without them turns it off and saves work on every request (``maybe_error`` is then True).
+    ``error_attribute``: an ``error`` attribute counts too, not only an ERROR status (with ``error_hints``).
+    Stages that read that attribute (root_cause) need it, and it costs a pass over every request."""
+
+    error_hints: bool = True
+    error_attribute: bool = True
 
 
-def split_by_trace(data: bytes) -> list[ScopeChunk]:
+_DEFAULT = SplitOptions()
+
+
+def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeChunk]:
     """Walk a serialized ``ExportTraceServiceRequest`` and group its framed span entries by trace id,
     per resource and scope, checking every span's ids on the way. Touches each span's first few bytes
     only (or, compiled, each span's top-level fields once).
 
     Raises :class:`~collector.wire.WireError` for malformed bytes, :class:`~collector.wire.InvalidSpanIds`
     for a span with invalid ids."""
-    hints = ERROR_HINTS
-    keys = ERROR_KEY_HINTS
+    hints = options.error_hints
+    keys = hints and options.error_attribute
     scopes: list[tuple[bytes, bytes, int, int, int]] = []
     n = len(data)
     for tag, _, rs_start, rs_end in iter_fields(data, 0, n):

@@ -14,9 +14,20 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from bench.reference import ReferenceLoad
-from collector.wire import InvalidSpanIds, ScopeChunk, WireError, _split, frame, load_compiled, split_by_trace
+from collector.wire import (
+    InvalidSpanIds,
+    ScopeChunk,
+    SplitOptions,
+    WireError,
+    _split,
+    frame,
+    load_compiled,
+    split_by_trace,
+)
 from tests.conftest import ROOT
 from tests.wire.support import in_error, python_split, random_request
+
+ALL_HINTS = SplitOptions()
 
 
 @pytest.fixture(autouse=True)
@@ -24,14 +35,15 @@ def _compiled() -> None:
     assert load_compiled(), "numba is part of the test environment: the compiled walk must load"
 
 
-def compiled_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
+def compiled_split(data: bytes, monkeypatch: pytest.MonkeyPatch,
+                   options: SplitOptions = ALL_HINTS) -> list[ScopeChunk]:
     """split_by_trace, failing the test if the compiled walk did not take the request."""
     taken: list[bool] = []
     real = _split.split_jit
     with monkeypatch.context() as m:
         m.setattr(_split, "split_jit", lambda *a: taken.append(True) or real(*a))
         m.setattr(_split, "split_np", lambda *a: pytest.fail("the compiled walk did not take the request"))
-        chunks = split_by_trace(data)
+        chunks = split_by_trace(data, options)
     assert taken
     return chunks
 
@@ -141,16 +153,13 @@ def test_error_key_in_unusual_key_values(monkeypatch: pytest.MonkeyPatch) -> Non
                     start_time_unix_nano=1, end_time_unix_nano=2).SerializeToString()
         spans.append(base + frame(0x4A, kv))
     for key_hints in (True, False):
-        monkeypatch.setattr(_split, "ERROR_KEY_HINTS", key_hints)
-        for c in compiled_split(_request(spans), monkeypatch):
+        for c in compiled_split(_request(spans), monkeypatch, SplitOptions(error_attribute=key_hints)):
             for tid, ts in c.by_trace.items():
                 assert ts.maybe_error == (key_hints and cases[int.from_bytes(tid, "big")][1]), tid
 
 
 def test_no_hints_flags_every_trace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_split, "ERROR_HINTS", False)
-    monkeypatch.setattr(_split, "ERROR_KEY_HINTS", False)
-    chunks = compiled_split(next(ReferenceLoad().requests(1)), monkeypatch)
+    chunks = compiled_split(next(ReferenceLoad().requests(1)), monkeypatch, SplitOptions(error_hints=False))
     assert all(ts.maybe_error for c in chunks for ts in c.by_trace.values())
 
 

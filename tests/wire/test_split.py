@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from bench.reference import ReferenceLoad
-from collector.wire import InvalidSpanIds, ScopeChunk, WireError, _jit, _split, split_by_trace
+from collector.wire import InvalidSpanIds, ScopeChunk, SplitOptions, WireError, _jit, _split, split_by_trace
 from tests.wire.support import in_error, python_split, random_request
 
 
@@ -68,10 +68,9 @@ def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk
 @pytest.mark.parametrize("key_hints", [True, False])
-def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_error_hints(spans: int, key_hints: bool) -> None:
     """A trace is flagged when a span has an ERROR status (with or without message and flags) or, when
     asked for, an ``error`` attribute; never for OK or UNSET statuses or error-like bytes elsewhere."""
-    monkeypatch.setattr(_split, "ERROR_KEY_HINTS", key_hints)
     req = ExportTraceServiceRequest()
     ss = req.resource_spans.add().scope_spans.add()
     cases = {
@@ -100,10 +99,42 @@ def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatc
             s.attributes.append(KeyValue(key="v", value=AnyValue(bytes_value=b"\x18\x02\x7a\x02\x18\x02")))
             s.attributes.append(KeyValue(key="errors", value=AnyValue(int_value=3)))
             s.attributes.append(KeyValue(key="email", value=AnyValue(string_value="errorr")))  # 05 65: a near miss
-    for chunk in split_by_trace(req.SerializeToString()):
+    for chunk in split_by_trace(req.SerializeToString(), SplitOptions(error_attribute=key_hints)):
         for tid, ts in chunk.by_trace.items():
             t = int.from_bytes(tid, "big")
             assert ts.maybe_error == expected[t], cases[t]
+
+
+@pytest.mark.parametrize("spans", [3, 300])  # the Python walk and the vectorized walk
+def test_options_belong_to_each_call(spans: int) -> None:
+    """Two callers with different options in one process (two services' receivers): each split works out
+    what its own options ask for, whatever the other asked before."""
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    for i in range(spans):
+        t = i % 3 + 1  # trace 1: an ERROR status; 2: an ``error`` attribute; 3: neither
+        s = ss.spans.add(trace_id=t.to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), name="op",
+                         start_time_unix_nano=1, end_time_unix_nano=2)
+        s.attributes.append(KeyValue(key="padding", value=AnyValue(string_value="x" * 20)))
+        if t == 1:
+            s.status.code = 2  # type: ignore[assignment]
+        elif t == 2:
+            s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
+    data = req.SerializeToString()
+
+    def hints(options: SplitOptions | None) -> list[bool]:
+        chunks = split_by_trace(data) if options is None else split_by_trace(data, options)
+        flags = {tid: ts.maybe_error for c in chunks for tid, ts in c.by_trace.items()}
+        return [flags[t.to_bytes(16, "big")] for t in (1, 2, 3)]
+
+    status_only, everything, none = (SplitOptions(error_attribute=False), SplitOptions(),
+                                     SplitOptions(error_hints=False))
+    for _ in range(2):
+        assert hints(status_only) == [True, False, False]
+        assert hints(everything) == [True, True, False]
+        assert hints(none) == [True, True, True]
+    assert hints(SplitOptions(error_hints=False, error_attribute=True)) == [True, True, True]
+    assert hints(None) == [True, True, False]  # without options: everything, right for any pipeline
 
 
 @pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk

@@ -104,6 +104,7 @@ class KafkaReceiver:
         self._logger = settings.logger
         self._name = str(settings.id)
         self._metrics = _Metrics(settings)
+        self._split_options = settings.split_options
         self._json = config.traces_encoding == "otlp_json"
         self._consumer: AIOKafkaConsumer | None = None
         self._trackers: dict[TopicPartition, PartitionTracker] = {}
@@ -350,7 +351,9 @@ class KafkaReceiver:
         if not payloads:
             offsets.mark_done()
             return
-        batch = SpanBatch.from_bytes(payloads[0] if len(payloads) == 1 else b"".join(payloads), spans)
+        # Split by trace only where a stage needs it, with this service's options.
+        batch = SpanBatch.from_bytes(payloads[0] if len(payloads) == 1 else b"".join(payloads), spans,
+                                     self._split_options)
         acked = self._acked
 
         def done() -> None:
