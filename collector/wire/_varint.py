@@ -85,10 +85,20 @@ def iter_fields(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, i
 def read_field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
     """The field at ``pos`` (any tag): (field number, wire type, value start, value end). Raises
     :class:`WireError` for a wire type without a known size or a value running past ``end``."""
-    tag, p = read_varint(data, pos)
+    tag = data[pos]  # one-byte tags and one- or two-byte lengths inline, the rest through read_varint
+    p = pos + 1
+    if tag >= 0x80:
+        tag, p = read_varint(data, pos)
     wire_type = tag & 7
     if wire_type == 2:
-        n, p = read_varint(data, p)
+        n = data[p]
+        if n < 0x80:
+            p += 1
+        elif data[p + 1] < 0x80:
+            n = (n & 0x7F) | (data[p + 1] << 7)
+            p += 2
+        else:
+            n, p = read_varint(data, p)
         value_end = p + n
     elif wire_type == 0:
         _, value_end = read_varint(data, p)

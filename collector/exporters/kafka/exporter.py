@@ -25,7 +25,6 @@ from collector.exporters.kafka.config import KafkaExporterConfig
 from collector.exporters.kafka.marshal import (
     RECORD_OVERHEAD,
     Record,
-    WireError,
     build_records,
     identity,
     records_by_trace,
@@ -35,7 +34,7 @@ from collector.exporters.kafka.marshal import (
 from collector.kafka_common import client_kwargs
 from collector.model import SpanBatch
 from collector.otlpjson import encode_request
-from collector.wire import InvalidSpanIds
+from collector.wire import InvalidSpanIds, WireError
 
 CONNECT_BACKOFF_MAX = 5.0
 STOP_TIMEOUT = 10.0
