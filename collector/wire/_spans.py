@@ -25,6 +25,7 @@ OK_CODE = b"\x18\x01"  # Status.code = OK, likewise
 # An attribute key "error" (KeyValue.key, length 5) on the wire: a run of spans without it has no ``error``
 # attribute.
 ERROR_KEY = b"\n\x05error"
+_ERROR_TEXT = b"error"  # in the key of an ``error`` attribute however it is framed
 
 
 def span_entry(span: bytes | bytearray) -> bytes:
@@ -68,39 +69,57 @@ def entries_containing(data: bytes, at: list[int], needle: bytes) -> Iterator[in
         h = data.find(needle, at[j + 1])
 
 
+def entries_maybe_in_error(data: bytes, at: list[int]) -> list[int]:
+    """Indices (into ``at``, from :func:`span_entries`) of the span entries that may be in error: those whose
+    bytes contain an ERROR status code (:data:`ERROR_CODE`), then those that contain the text ``error`` (as
+    the key of an ``error`` attribute does). A span may be in both lists; a span in neither has no ERROR
+    status and no ``error`` attribute."""
+    out: list[int] = []
+    for needle in (ERROR_CODE, _ERROR_TEXT):
+        h = data.find(needle)
+        while h >= 0:
+            j = bisect_right(at, h) - 1
+            out.append(j)
+            h = data.find(needle, at[j + 1])
+    return out
+
+
 def entry_span(data: bytes, at: list[int], j: int) -> bytes:
     """The span bytes of entry ``j`` (without its tag and length)."""
     i = at[j]
     return data[i + (2 if data[i + 1] < 0x80 else 3):at[j + 1]]
 
 
+# The two searches below find a field's bytes anywhere in the chunk and keep the hits at the field's place
+# in their span (the same bytes inside an attribute value are not the field).
+
+
 def entries_with_span_id(data: bytes, at: list[int], span_id: bytes) -> list[int]:
     """Indices (into ``at``, from :func:`span_entries` with ``canonical``) of the entries whose span has the
     span id ``span_id`` (8 bytes)."""
-    return _entries_with(data, at, b"\x12\x08" + span_id, _SPAN_ID_AT)
+    field = b"\x12\x08" + span_id
+    out: list[int] = []
+    h = data.find(field)
+    while h >= 0:
+        j = bisect_right(at, h) - 1
+        if h == at[j] + (2 if data[at[j] + 1] < 0x80 else 3) + _SPAN_ID_AT:
+            out.append(j)
+        h = data.find(field, h + 1)
+    return out
 
 
 def entries_with_parent_id(data: bytes, at: list[int], parent_span_id: bytes) -> list[int]:
     """Indices (into ``at``, from :func:`span_entries` with ``canonical``) of the entries whose span has the
     parent span id ``parent_span_id`` (8 bytes)."""
-    return _entries_with(data, at, b"\x22\x08" + parent_span_id, -1)
-
-
-def _entries_with(data: bytes, at: list[int], field: bytes, offset: int) -> list[int]:
-    """The entries with ``field`` at ``offset`` bytes into the span (-1: the parent span id's place, after
-    the header and the trace state), found with a search of the chunk."""
+    field = b"\x22\x08" + parent_span_id
     out: list[int] = []
     h = data.find(field)
     while h >= 0:
         j = bisect_right(at, h) - 1
-        k = at[j] + (2 if data[at[j] + 1] < 0x80 else 3)
-        if offset >= 0:
-            want = k + offset
-        else:
-            want = k + _PARENT_AFTER
-            if want < at[j + 1] and data[want] == 0x1A:
-                tl, want = read_varint(data, want + 1)
-                want += tl
+        want = at[j] + (2 if data[at[j] + 1] < 0x80 else 3) + _PARENT_AFTER
+        if want < at[j + 1] and data[want] == 0x1A:  # after the trace state
+            tl, want = read_varint(data, want + 1)
+            want += tl
         if h == want:
             out.append(j)
         h = data.find(field, h + 1)

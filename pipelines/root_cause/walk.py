@@ -54,8 +54,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.model import Origin, Trace
 from collector.wire import (
-    ERROR_CODE,
-    entries_containing,
+    entries_maybe_in_error,
     entries_with_parent_id,
     entries_with_span_id,
     entry_span,
@@ -72,8 +71,7 @@ KIND_CLIENT = Span.SPAN_KIND_CLIENT
 KIND_SERVER = Span.SPAN_KIND_SERVER
 CALLEE_ATTRIBUTES = ("peer.service", "server.address", "db.system")
 
-# Wire-level evidence that a span may be in error: Status.code (field 3, varint) = 2 is always encoded
-# as 18 02; an attribute key "error" always contains its UTF-8 bytes.
+# An attribute key "error" always contains its UTF-8 bytes: a trace without them has no ``error`` attribute.
 _ERROR_KEY_BYTES = b"error"
 _ANNOTATION_BYTES = ANNOTATION_PREFIX.encode()  # in every key annotate writes
 # The wire index looks up the ids of each span that may be in error with a search of the trace's bytes:
@@ -224,14 +222,13 @@ class _Walk:
         spans: list[Span | None] = [None] * total
         err = [False] * total
         self.spans, self.err = spans, err
-        # The spans that may be in error: Status.code = ERROR is encoded 18 02; an ``error`` attribute's key
-        # contains "error". They are decoded and checked exactly.
+        # The spans that may be in error (their bytes contain 18 02, how Status.code = ERROR is encoded, or
+        # "error", as an ``error`` attribute's key does) are decoded and checked exactly.
         base = 0
         candidates: list[int] = []
         for gi, data in enumerate(chunks):  # (zip with strict=True costs as much as a search here)
             at = starts[gi]
-            for needle in (ERROR_CODE, _ERROR_KEY_BYTES):
-                candidates.extend(base + j for j in entries_containing(data, at, needle))
+            candidates.extend(map(base.__add__, entries_maybe_in_error(data, at)))
             base += len(at) - 1
         if len(candidates) > WIRE_CANDIDATES:
             return False
@@ -262,11 +259,13 @@ class _Walk:
         parent's: ``entries_with_span_id`` or ``entries_with_parent_id`` of collector.wire)."""
         chunks, where = self.chunks, self.where
         assert chunks is not None
+        if len(chunks) == 1:
+            return find(chunks[0], where[0], span_id)
         out: list[int] = []
         base = 0
         for gi, data in enumerate(chunks):
             at = where[gi]
-            out.extend(base + j for j in find(data, at, span_id))
+            out.extend(map(base.__add__, find(data, at, span_id)))
             base += len(at) - 1
         return out
 

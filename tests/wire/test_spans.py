@@ -10,6 +10,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 from collector.wire import (
     WireError,
     entries_containing,
+    entries_maybe_in_error,
     entries_with_parent_id,
     entries_with_span_id,
     entry_span,
@@ -83,3 +84,14 @@ def test_span_trace_id() -> None:
     assert span_trace_id(no_id, 0, len(no_id)) == b""
     with pytest.raises(WireError):
         span_trace_id(b"\x2a\x09op", 0, 4)  # a name running past the span
+
+
+def test_entries_maybe_in_error() -> None:
+    """Spans with an ERROR status's bytes, then spans with the text ``error``: every span in error is there."""
+    flagged = span(4)
+    flagged.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
+    spans = [span(1), span(2, ERROR), span(3, retries=2), flagged, span(5)]
+    data = ScopeSpans(spans=spans).SerializeToString()
+    at = span_entries(data)
+    assert at is not None
+    assert entries_maybe_in_error(data, at) == [1, 2, 3]
