@@ -90,7 +90,7 @@ def read_field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
     if tag >= 0x80:
         tag, p = read_varint(data, pos)
     wire_type = tag & 7
-    if wire_type == 2:
+    if wire_type == 2:  # first: most fields of a request are length-delimited
         n = data[p]
         if n < 0x80:
             p += 1
@@ -99,8 +99,11 @@ def read_field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
             p += 2
         else:
             n, p = read_varint(data, p)
-        value_end = p + n
-    elif wire_type == 0:
+        n += p
+        if n > end:
+            raise WireError("field runs past the end of its message")
+        return tag >> 3, 2, p, n
+    if wire_type == 0:
         _, value_end = read_varint(data, p)
     elif wire_type == 1:
         value_end = p + 8
