@@ -42,15 +42,14 @@ def _control(*args: str) -> None:
 async def _phases(scenario: str, requests: int) -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
-    from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry, TraceStage, wire_jit
+    from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry, TraceStage
     from collector.cli import GC_THRESHOLDS
     from collector.component import buffer_owner
     from collector.config.schema import decode
     from collector.exporters.kafka.marshal import records_by_trace
     from collector.registry import Registry
     from collector.trace_buffer import TraceBuffer
-    from collector.wire import split_by_trace
-    from collector.wire_np import set_error_hints
+    from collector.wire import SplitOptions, certainly_valid, load_compiled, split_by_trace
 
     kept = 0
 
@@ -79,28 +78,30 @@ async def _phases(scenario: str, requests: int) -> int:
     # Trace stages are what the trace buffer runs; the scenarios have no other stage on the path measured
     # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
     trace_stages = [(n, s) for n, s in stages if isinstance(s, TraceStage) and s.capabilities().trace_level]
-    set_error_hints(bool(trace_stages), any(s.capabilities().reads_error_attribute for _, s in trace_stages))
-    wire_jit.load()  # as the service does: the compiled wire walk when numba is installed
+    options = SplitOptions(error_hints=bool(trace_stages),
+                           error_attribute=any(s.capabilities().reads_error_attribute for _, s in trace_stages))
+    load_compiled()  # as the service does: the compiled wire walk when numba is installed
     buffer = None
     if trace_stages:
         _, owner = buffer_owner(trace_stages)
         buffer = TraceBuffer(Settings(ComponentID("bench"), Kind.PROCESSOR, telemetry, logging.getLogger("bench")),
                              owner.buffer_settings, trace_stages, sink)
     gc.set_threshold(*GC_THRESHOLDS)
-    check = wire_jit.certainly_valid  # the receivers' check: compiled when certain, else protobuf
+    check = certainly_valid  # the receivers' check: compiled when certain, else protobuf
     for warm in ReferenceLoad(seed=99).requests(4):
         if not check(warm):
             ExportTraceServiceRequest.FromString(warm)
-        split_by_trace(warm)
+        split_by_trace(warm, options)
     load = list(ReferenceLoad().requests(requests))
     _control("-i", "on")
     for payload in load:
         if not check(payload):
             ExportTraceServiceRequest.FromString(payload)
     _control("--dump=decode")
-    splits = [split_by_trace(payload) for payload in load]
+    splits = [split_by_trace(payload, options) for payload in load]
     _control("--dump=split")
-    batches = [SpanBatch(payload=p, span_count=SPANS_PER_REQUEST, split=s) for p, s in zip(load, splits, strict=True)]
+    batches = [SpanBatch(payload=p, span_count=SPANS_PER_REQUEST, split=s, split_options=options)
+               for p, s in zip(load, splits, strict=True)]
     if buffer is None:
         _control("--dump=intake")
         _control("--dump=decide")

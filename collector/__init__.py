@@ -3,10 +3,10 @@
 The public API that processors in ``pipelines`` may use is re-exported here.
 """
 
-from collector.batch import SpanBatch, count_spans
 from collector.component import ComponentID, Factory, Host, Kind, Settings, TraceStage
 from collector.consumer import Capabilities, FanOutConsumer, TraceBufferSettings, TracesConsumer
 from collector.errors import ConsumerError, PermanentError, RefusedError, TraceTriageError
+from collector.model import SpanBatch, count_spans
 from collector.telemetry import Telemetry
 
 __version__ = "0.1.0"

@@ -12,14 +12,15 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
 from collector.telemetry import Telemetry
+from collector.wire import SplitOptions
 
 if TYPE_CHECKING:
-    from collector.traces import Trace
+    from collector.model import Trace
 
 _TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
 
@@ -98,13 +99,17 @@ class Host:
 
 @dataclass
 class Settings:
-    """Handed to ``Factory.create``: who the component is and the service-wide facilities."""
+    """Handed to ``Factory.create``: who the component is and the service-wide facilities.
+
+    ``split_options``: how a receiver has the requests it takes split by trace (what the split works out
+    about errors); the service sets it for its receivers from what its pipelines read."""
 
     id: ComponentID
     kind: Kind
     telemetry: Telemetry
     logger: logging.Logger
     pipeline: str = ""
+    split_options: SplitOptions = field(default_factory=SplitOptions)
 
     @property
     def labels(self) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The stage contract: the consumer protocol every stage speaks, the capabilities it declares, the trace-level
-stage protocol with the settings of the pipeline's trace buffer, and the fan-out used where a graph branches.
+"""The stage contract: the consumer protocol every stage speaks, the capabilities it declares, the settings
+of a pipeline's trace buffer, and the fan-out used where a graph branches. (The trace-level stage protocol,
+:class:`collector.component.TraceStage`, sits beside the other component protocols.)
 
 Every stage says what it is with one typed :class:`Capabilities` value from ``capabilities()``, as OTel
 Collector consumers do with ``consumer.Capabilities``: the service reads it once, while it builds the
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from collector.batch import SpanBatch
 from collector.errors import ConsumerError
+from collector.model import SpanBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +25,8 @@ class Capabilities:
 
     * ``mutates_data``: it changes the batches (or, for a trace stage, the spans) it is given; fan-out
       hands such a consumer its own copy.
-    * ``trace_level``: it works on whole traces (a :class:`TraceStage`): the pipeline puts a trace buffer in
-      front of it and calls ``process_traces`` instead of ``consume_traces``.
+    * ``trace_level``: it works on whole traces (a :class:`collector.component.TraceStage`): the pipeline
+      puts a trace buffer in front of it and calls ``process_traces`` instead of ``consume_traces``.
     * ``defines_buffer``: its ``buffer_settings`` configure that trace buffer (``tail_sampling``), rather
       than those of the first trace stage of the run.
     * ``reads_error_attribute``: it treats a span with the attribute ``error`` = true as failed, so the wire

@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from collector import wire_jit
-from collector.batch import SpanBatch
 from collector.component import (
     Component,
     ComponentID,
@@ -30,10 +28,11 @@ from collector.component import (
 from collector.config.service import CollectorConfig, ComponentConfig
 from collector.consumer import Capabilities, FanOutConsumer, TracesConsumer
 from collector.errors import ComponentStartError
+from collector.model import SpanBatch
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
 from collector.trace_buffer import TraceBuffer
-from collector.wire_np import set_error_hints
+from collector.wire import SplitOptions, load_compiled
 
 log = logging.getLogger("tracetriage.service")
 
@@ -95,6 +94,8 @@ class Service:
         self._started: list[_Built] = []
         self._metrics_server: MetricsServer | None = None
         self._shutdown_done = False
+        # How this service's receivers split requests by trace (set from the pipelines by build()).
+        self.split_options = SplitOptions()
         addr = config.service.telemetry.metrics.address
         if addr and config.service.telemetry.metrics.level != "none":
             self._metrics_server = MetricsServer(self.telemetry, addr)
@@ -103,9 +104,11 @@ class Service:
     def metrics_port(self) -> int | None:
         return self._metrics_server.port if self._metrics_server else None
 
-    def _settings(self, kind: Kind, cc: ComponentConfig, pipeline: str = "") -> Settings:
+    def _settings(self, kind: Kind, cc: ComponentConfig, pipeline: str = "",
+                  split_options: SplitOptions | None = None) -> Settings:
         logger = logging.getLogger(f"tracetriage.{kind.value}.{cc.id}")
-        return Settings(id=cc.id, kind=kind, telemetry=self.telemetry, logger=logger, pipeline=pipeline)
+        return Settings(id=cc.id, kind=kind, telemetry=self.telemetry, logger=logger, pipeline=pipeline,
+                        split_options=split_options if split_options is not None else SplitOptions())
 
     def build(self) -> None:
         """Create every component and wire the graph. Raises ComponentStartError if a factory fails."""
@@ -155,17 +158,17 @@ class Service:
             entries[pid] = nxt
         # Only trace stages read the wire walk's error hints; without them, receivers skip that work, and
         # the search for ``error`` attributes runs only for stages that read them.
-        set_error_hints(has_trace_stages, reads_error_attribute)
+        self.split_options = SplitOptions(error_hints=has_trace_stages, error_attribute=reads_error_attribute)
         # The compiled wire walk (numba, the ``jit`` extra): compiled or loaded from its cache now, not on
         # the first large request.
-        if wire_jit.load():
+        if load_compiled():
             log.info("wire walk: compiled (numba)")
 
         for rid, rc in cfg.receivers.items():
             targets = [entries[pid] for pid, pipe in cfg.pipelines.items() if rid in pipe.receivers]
             if not targets:
                 continue  # defined but unused: not built, as in otelcol
-            comp = self._create(Kind.RECEIVER, rc, FanOutConsumer(targets))
+            comp = self._create(Kind.RECEIVER, rc, FanOutConsumer(targets), split_options=self.split_options)
             self.graph.receivers.append(_Built(f"receiver {rid}", comp))
 
     @staticmethod
@@ -196,9 +199,10 @@ class Service:
                                    buffer))
         return buffer
 
-    def _create(self, kind: Kind, cc: ComponentConfig, nxt: TracesConsumer | None, pipeline: str = "") -> Any:
+    def _create(self, kind: Kind, cc: ComponentConfig, nxt: TracesConsumer | None, pipeline: str = "",
+                split_options: SplitOptions | None = None) -> Any:
         try:
-            comp = cc.factory.create(self._settings(kind, cc, pipeline), cc.config, nxt)
+            comp = cc.factory.create(self._settings(kind, cc, pipeline, split_options), cc.config, nxt)
         except ComponentStartError:
             raise
         except (OSError, ValueError, TypeError) as e:

@@ -1,7 +1,7 @@
 """The pipeline's one trace buffer: assembles spans into whole traces and hands them, at decision time,
 to the trace-level stages that follow (``root_cause``, ``alert_routing``, ``tail_sampling``, ...).
 
-* Spans are held as framed wire bytes per trace and origin (see :mod:`collector.traces`), never as one
+* Spans are held as framed wire bytes per trace and origin (see :mod:`collector.model`), never as one
   protobuf object per span. The request is split by trace on the wire (:func:`collector.wire.split_by_trace`).
 * A trace is decided ``decision_wait`` after its first span arrived, or ``decision_wait_after_root_received``
   after its root span, whichever is first. The stages run in config order; what the last returns is kept,
@@ -23,11 +23,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from collector.batch import SpanBatch
 from collector.component import Host, Settings, TraceStage
 from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
 from collector.errors import ConsumerError, RefusedError
-from collector.traces import Origin, Trace
+from collector.model import Origin, SpanBatch, Trace
 from collector.validate import remove_invalid_spans
 from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans, WireError, trace_spans
 
@@ -236,7 +235,7 @@ class TraceBuffer:
                     self._drop_too_large(trace)
         self._spans += spans_added
         if late:
-            out = SpanBatch(split=late, span_count=sum(c.spans for c in late))
+            out = SpanBatch(split=late, span_count=sum(c.spans for c in late), split_options=batch.split_options)
             out.with_acks_of(batch)
             self._enqueue(out)
         batch.release()

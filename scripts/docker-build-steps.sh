@@ -43,7 +43,7 @@ cmd_build() {
   "$venv/bin/python" -m pip install --quiet "$stage[jit]"
   "$venv/bin/python" -m pip check
   # The wire walk compiles with this numba (the image compiles it again on first start, into NUMBA_CACHE_DIR).
-  "$venv/bin/python" -c "from collector import wire_jit; assert wire_jit.load(), 'numba did not compile'"
+  "$venv/bin/python" -c "from collector.wire import load_compiled; assert load_compiled(), 'numba did not compile'"
   rm -rf "$stage"
   trap - EXIT
 }

@@ -93,16 +93,6 @@ class CollectorProcess:
         self._err.close()
 
 
-@pytest.fixture(autouse=True)
-def _restore_error_hints(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A service built in-process sets the wire walk's error hints for the whole process (from its stages'
-    capabilities): put them back after each test, so that tests sharing a worker do not see them."""
-    from collector import wire_np
-
-    monkeypatch.setattr(wire_np, "ERROR_HINTS", wire_np.ERROR_HINTS)
-    monkeypatch.setattr(wire_np, "ERROR_KEY_HINTS", wire_np.ERROR_KEY_HINTS)
-
-
 @pytest.fixture
 def collector_factory(tmp_path: Path) -> Iterator[type[CollectorProcess]]:
     started: list[CollectorProcess] = []

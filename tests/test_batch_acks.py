@@ -8,9 +8,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector import ComponentID, ConsumerError, FanOutConsumer, Host, Kind, Settings, SpanBatch, Telemetry
-from collector.batch import Ack
 from collector.config import decode
 from collector.consumer import Capabilities
+from collector.model import Ack
 from pipelines.batch import factory as batch_factory
 from pipelines.batch.split import split_batch
 

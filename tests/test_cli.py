@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from collector.batch import count_spans
+from collector.model import count_spans
 from tests.conftest import ROOT, free_port, wait_for
 from tests.test_e2e_sdk import make_spans
 

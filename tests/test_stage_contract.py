@@ -18,10 +18,10 @@ from collector.component import TraceStage, buffer_owner
 from collector.config.service import build_config
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
+from collector.model import Trace
 from collector.registry import Registry
 from collector.service import Service
 from collector.trace_buffer import TraceBuffer
-from collector.traces import Trace
 from tests.test_batch_acks import Sink, make_batch
 
 
@@ -45,35 +45,29 @@ def buffers(service: Service) -> list[TraceBuffer]:
     return [b.component for b in service.graph.processors[0] if isinstance(b.component, TraceBuffer)]
 
 
-@pytest.fixture
-def error_hints(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
-    calls: list[tuple[bool, bool]] = []
-    monkeypatch.setattr("collector.service.set_error_hints", lambda on, attr=True: calls.append((on, attr)))
-    return calls
-
-
 TAIL = {"decision_wait": "7s", "policies": [{"name": "errors", "type": "status_code",
                                              "status_code": {"status_codes": ["ERROR"]}}]}
 
 
-def test_trace_stages_share_one_buffer_set_by_the_stage_that_defines_it(error_hints: list[Any]) -> None:
+def test_trace_stages_share_one_buffer_set_by_the_stage_that_defines_it() -> None:
     service = built(raw_config({"root_cause": {"decision_wait": "2s"}, "tail_sampling": TAIL},
                                ["root_cause", "tail_sampling"]))
     (buffer,) = buffers(service)
     assert buffer.settings.decision_wait == 7.0  # tail_sampling defines_buffer, though root_cause comes first
-    assert error_hints == [(True, True)]  # root_cause reads the error attribute
+    # root_cause reads the error attribute
+    assert (service.split_options.error_hints, service.split_options.error_attribute) == (True, True)
 
 
-def test_without_a_stage_reading_error_attributes_the_walk_skips_them(error_hints: list[Any]) -> None:
+def test_without_a_stage_reading_error_attributes_the_walk_skips_them() -> None:
     service = built(raw_config({"root_cause": {"decision_wait": "2s"}, "tail_sampling": TAIL}, ["tail_sampling"]))
     assert len(buffers(service)) == 1
-    assert error_hints == [(True, False)]
+    assert (service.split_options.error_hints, service.split_options.error_attribute) == (True, False)
 
 
-def test_span_level_processors_get_no_buffer(error_hints: list[Any]) -> None:
+def test_span_level_processors_get_no_buffer() -> None:
     service = built(raw_config({"batch": {}}, ["batch"]))
     assert buffers(service) == []
-    assert error_hints == [(False, False)]
+    assert (service.split_options.error_hints, service.split_options.error_attribute) == (False, False)
 
 
 def test_first_stage_sets_the_buffer_when_none_defines_it() -> None:

@@ -11,10 +11,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector import ComponentID, ConsumerError, Host, Kind, RefusedError, Settings, SpanBatch, Telemetry
-from collector.batch import Ack
 from collector.consumer import Capabilities, TraceBufferSettings
+from collector.model import Ack, Trace
 from collector.trace_buffer import TraceBuffer
-from collector.traces import Trace
 
 PREFIX = "otelcol_processor_tail_sampling_"
 
@@ -320,9 +319,9 @@ def test_wire_split_handles_interleaved_runs_and_non_canonical_spans() -> None:
 
 
 def _fields_of(data: bytes) -> list[bytes]:
-    from collector.wire import _fields
+    from collector.wire import iter_fields
 
-    return [data[f:e] for _, f, _, e in _fields(data, 0, len(data))]
+    return [data[f:e] for _, f, _, e in iter_fields(data, 0, len(data))]
 
 
 class PoisonedKeepErrors(KeepErrors):

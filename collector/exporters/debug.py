@@ -16,10 +16,10 @@ from typing import Literal
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import field
 from collector.consumer import Capabilities
+from collector.model import SpanBatch
 
 Verbosity = Literal["basic", "normal", "detailed"]
 

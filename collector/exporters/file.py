@@ -16,12 +16,12 @@ import struct
 from dataclasses import dataclass
 from typing import IO, Literal
 
-from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, RefusedError
 from collector.exporters.helper import QueueConfig, QueuedRetrySender, RetryConfig
+from collector.model import SpanBatch
 from collector.otlpjson import encode_request
 
 _LENGTH = struct.Struct(">I")

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from collector.batch import SpanBatch
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.errors import ComponentStartError, ConsumerError, RefusedError
 from collector.exporters.persistent_queue import BatchQueue, MemoryQueue, PersistentQueue
+from collector.model import SpanBatch
 
 __all__ = [
     "Backoff",

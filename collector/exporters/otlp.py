@@ -19,13 +19,13 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.config.tls import TLSClientConfig, read_pem
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
+from collector.model import SpanBatch
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"

@@ -26,13 +26,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
+from collector.model import SpanBatch
 from collector.otlpjson import decode_response, encode_request
 
 TRACES_PATH = "v1/traces"

@@ -22,7 +22,7 @@ import struct
 from pathlib import Path
 from typing import Protocol
 
-from collector.batch import SpanBatch
+from collector.model import SpanBatch
 
 _HEADER = struct.Struct(">4sI")
 _MAGIC = b"TTQ1"

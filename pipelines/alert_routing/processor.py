@@ -19,7 +19,7 @@ import aiohttp
 
 from collector import Host, Settings, TracesConsumer
 from collector.consumer import Capabilities, TraceBufferSettings
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine

@@ -40,12 +40,12 @@ def split_batch(batch: SpanBatch, max_spans: int) -> list[SpanBatch]:
                 start += take
                 room -= take
                 if room == 0:
-                    parts.append(SpanBatch(request=out, span_count=max_spans))
+                    parts.append(SpanBatch(request=out, span_count=max_spans, split_options=batch.split_options))
                     out = ExportTraceServiceRequest()
                     out_rs = None
                     room = max_spans
     if room < max_spans:
-        parts.append(SpanBatch(request=out, span_count=max_spans - room))
+        parts.append(SpanBatch(request=out, span_count=max_spans - room, split_options=batch.split_options))
     for part in parts:
         part.with_acks_of(batch)
     batch.release()  # each part now holds its own references

@@ -10,7 +10,7 @@ from typing import Any
 
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.ownership import OwnershipSource
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config

@@ -46,14 +46,21 @@ from __future__ import annotations
 import heapq
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.traces import Origin, Trace
-from collector.wire import ERROR_CODE, encode_varint, entry_span, read_varint, span_entries
+from collector.model import Origin, Trace
+from collector.wire import (
+    entries_maybe_in_error,
+    entries_with_parent_id,
+    entries_with_span_id,
+    entry_span,
+    span_entries,
+    span_entry,
+)
 from pipelines.root_cause.annotate import PREFIX as ANNOTATION_PREFIX
 from pipelines.root_cause.model import Failure, RootCause
 
@@ -64,8 +71,7 @@ KIND_CLIENT = Span.SPAN_KIND_CLIENT
 KIND_SERVER = Span.SPAN_KIND_SERVER
 CALLEE_ATTRIBUTES = ("peer.service", "server.address", "db.system")
 
-# Wire-level evidence that a span may be in error: Status.code (field 3, varint) = 2 is always encoded
-# as 18 02; an attribute key "error" always contains its UTF-8 bytes.
+# An attribute key "error" always contains its UTF-8 bytes: a trace without them has no ``error`` attribute.
 _ERROR_KEY_BYTES = b"error"
 _ANNOTATION_BYTES = ANNOTATION_PREFIX.encode()  # in every key annotate writes
 # The wire index looks up the ids of each span that may be in error with a search of the trace's bytes:
@@ -216,18 +222,13 @@ class _Walk:
         spans: list[Span | None] = [None] * total
         err = [False] * total
         self.spans, self.err = spans, err
-        # The spans that may be in error: Status.code = ERROR is encoded 18 02; an ``error`` attribute's key
-        # contains "error". They are decoded and checked exactly.
+        # The spans that may be in error (their bytes contain 18 02, how Status.code = ERROR is encoded, or
+        # "error", as an ``error`` attribute's key does) are decoded and checked exactly.
         base = 0
         candidates: list[int] = []
         for gi, data in enumerate(chunks):  # (zip with strict=True costs as much as a search here)
             at = starts[gi]
-            for needle in (ERROR_CODE, _ERROR_KEY_BYTES):  # collector.wire.entries_containing, inline
-                h = data.find(needle)
-                while h >= 0:
-                    j = bisect_right(at, h) - 1
-                    candidates.append(base + j)
-                    h = data.find(needle, at[j + 1])
+            candidates.extend(map(base.__add__, entries_maybe_in_error(data, at)))
             base += len(at) - 1
         if len(candidates) > WIRE_CANDIDATES:
             return False
@@ -240,11 +241,11 @@ class _Walk:
             elif code == STATUS_OK or not error_attribute(s):
                 continue
             err[node] = True
-            if self._nodes_with(b"\x12\x08" + s.span_id, 18) != [node]:
+            if self._nodes(entries_with_span_id, s.span_id) != [node]:
                 return False
             pid = s.parent_span_id
             if pid:
-                found = self._nodes_with(b"\x12\x08" + pid, 18)
+                found = self._nodes(entries_with_span_id, pid)
                 if len(found) > 1:
                     return False
                 parent[node] = found[0] if found else -1
@@ -253,29 +254,18 @@ class _Walk:
         self._link(parent)
         return True
 
-    def _nodes_with(self, field: bytes, offset: int) -> list[int]:
-        """From the wire: the nodes with ``field`` at ``offset`` bytes into the span (18: the span id;
-        -1: the parent span id, after the trace state)."""
+    def _nodes(self, find: Callable[[bytes, list[int], bytes], list[int]], span_id: bytes) -> list[int]:
+        """From the wire: the nodes whose span ``find`` finds with ``span_id`` (its own span id, or its
+        parent's: ``entries_with_span_id`` or ``entries_with_parent_id`` of collector.wire)."""
         chunks, where = self.chunks, self.where
         assert chunks is not None
+        if len(chunks) == 1:
+            return find(chunks[0], where[0], span_id)
         out: list[int] = []
         base = 0
         for gi, data in enumerate(chunks):
             at = where[gi]
-            h = data.find(field)
-            while h >= 0:
-                j = bisect_right(at, h) - 1
-                k = at[j] + (2 if data[at[j] + 1] < 0x80 else 3)
-                if offset >= 0:
-                    want = k + offset
-                else:
-                    want = k + 28
-                    if want < at[j + 1] and data[want] == 0x1A:
-                        tl, want = read_varint(data, want + 1)
-                        want += tl
-                if h == want:
-                    out.append(base + j)
-                h = data.find(field, h + 1)
+            out.extend(map(base.__add__, find(data, at, span_id)))
             base += len(at) - 1
         return out
 
@@ -351,7 +341,7 @@ class _Walk:
                 buf = changed[gi] = bytearray(chunks[gi])
             data = self.span(n).SerializeToString()
             at = self.where[gi]
-            buf[at[j]:at[j + 1]] = b"\x12" + encode_varint(len(data)) + data
+            buf[at[j]:at[j + 1]] = span_entry(data)
         self.trace.replace_chunks({self.origins[gi]: buf for gi, buf in changed.items()})
 
     # -- signals -------------------------------------------------------------------------------------
@@ -513,7 +503,7 @@ class _Walk:
         """A CLIENT span has a server side when a SERVER span is its child, or shares its id (Zipkin)."""
         sid = self.span(n).span_id
         if self.chunks is not None:  # from the wire: the leaf's id is its own, so only children can be
-            return any(self.span(c).kind == KIND_SERVER for c in self._nodes_with(b"\x22\x08" + sid, -1))
+            return any(self.span(c).kind == KIND_SERVER for c in self._nodes(entries_with_parent_id, sid))
         if self.server_parents is None:
             server = [s for g in self.trace.groups() for s in g.scope_spans.spans if s.kind == KIND_SERVER]
             self.server_parents = {s.parent_span_id for s in server} | {s.span_id for s in server}

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from collector.component import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import Config
 from pipelines.tail_sampling.policies import Decision, Policy, PolicyEvaluationError, build
 

@@ -25,7 +25,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from collector import ComponentID, Kind, Settings, Telemetry
 from collector.config import decode
 from collector.consumer import Capabilities
-from collector.traces import Trace, make_trace
+from collector.model import Trace, make_trace
 from pipelines.alert_routing import AlertRoutingProcessor, Config, factory
 from pipelines.alert_routing.grouping import GroupingEngine
 from pipelines.alert_routing.inhibit import Inhibitor

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from collector.batch import SpanBatch
 from collector.component import Settings
 from collector.config import ConfigError, decode
 from collector.errors import ConsumerError, PermanentError, RefusedError
@@ -20,6 +19,7 @@ from collector.exporters.helper import (
     QueuedRetrySender,
     RetryConfig,
 )
+from collector.model import SpanBatch
 from tests.exporters import make_batch, make_settings, metric
 
 FAST = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_time=2.0)

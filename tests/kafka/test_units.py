@@ -10,7 +10,6 @@ import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.batch import SpanBatch
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config.schema import ConfigError, decode
 from collector.errors import ComponentStartError
@@ -20,6 +19,7 @@ from collector.exporters.kafka.marshal import build_records, walk
 from collector.exporters.kafka.partition import murmur2, partition_for_key
 from collector.exporters.persistent_queue import PersistentQueue
 from collector.extensions.file_storage import FileStorageConfig, FileStorageExtension
+from collector.model import SpanBatch
 from collector.receivers.kafka.config import KafkaReceiverConfig
 from collector.receivers.kafka.offsets import PartitionTracker
 from collector.telemetry import Telemetry

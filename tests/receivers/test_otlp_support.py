@@ -13,12 +13,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.batch import SpanBatch
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config import ByteSize
 from collector.config.tls import TLSServerConfig
 from collector.consumer import Capabilities
 from collector.errors import ConsumerError
+from collector.model import SpanBatch
 from collector.receivers.otlp import (
     GRPCConfig,
     HTTPConfig,

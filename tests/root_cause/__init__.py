@@ -8,7 +8,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.traces import Trace, make_trace
+from collector.model import Trace, make_trace
 
 TRACE_ID = bytes(range(1, 17))
 ERROR = Status.STATUS_CODE_ERROR

@@ -13,7 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.config import decode
-from collector.traces import Origin, Trace, make_origin, make_trace
+from collector.model import Origin, Trace, make_origin, make_trace
 from pipelines.root_cause import Config, RootCauseProcessor, factory
 from tests.pipelines import RecordingConsumer, make_settings
 from tests.root_cause import CLIENT, ERROR, SERVER, resource

@@ -13,7 +13,7 @@ from collector.component import TraceStage
 from collector.config import ConfigError, decode
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.root_cause import FAILURES, Config, Failure, RootCauseProcessor, factory
 from tests.pipelines import RecordingConsumer, make_settings
 from tests.root_cause import CLIENT, ERROR, SERVER, resource, sid, span, trace

@@ -8,7 +8,7 @@ import time
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.root_cause import SignalMatcher, WalkResult, find_failures, in_error
 from tests.root_cause import CLIENT, ERROR, OK, SERVER, TRACE_ID, resource, sid, span, trace
 

@@ -10,7 +10,7 @@ import random
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.walk import SignalMatcher, WalkResult, find_failures, write_back
 from tests.root_cause import CLIENT, ERROR, INTERNAL, OK, SERVER, TRACE_ID, sid, span, trace

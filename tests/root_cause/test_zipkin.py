@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.root_cause import find_failures
 from tests.root_cause import ERROR, trace
 

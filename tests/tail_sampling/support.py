@@ -10,7 +10,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.config import decode
-from collector.traces import Trace, make_trace
+from collector.model import Trace, make_trace
 
 TRACE_ID = bytes.fromhex("000000000000000052969a8955571a3f")
 MS = 1_000_000

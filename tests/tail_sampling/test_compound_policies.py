@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies import Decision
 from pipelines.tail_sampling.policies.and_ import And
 from pipelines.tail_sampling.policies.drop import Drop

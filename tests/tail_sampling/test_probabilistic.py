@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies import Decision
 from pipelines.tail_sampling.policies.probabilistic import (
     DEFAULT_HASH_SALT,

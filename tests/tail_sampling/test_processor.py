@@ -11,8 +11,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from collector.component import ComponentID, Kind, Settings, TraceStage
 from collector.config import decode
 from collector.consumer import Capabilities, TraceBufferSettings
+from collector.model import Trace, make_origin
 from collector.telemetry import Telemetry
-from collector.traces import Trace, make_origin
 from pipelines.tail_sampling import TailSamplingProcessor, factory
 from pipelines.tail_sampling.config import Config
 from pipelines.tail_sampling.processor import NOTE_POLICY

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from collector.config import decode
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.config import PolicyConfig
 from pipelines.tail_sampling.policies import Decision, build
 from pipelines.tail_sampling.policies.bytes_limiting import BytesLimiting, BytesLimitingConfig

@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.batch import SpanBatch
 from collector.component import Host, Settings
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError
@@ -27,7 +26,6 @@ from collector.exporters.kafka.config import KafkaExporterConfig
 from collector.exporters.kafka.marshal import (
     RECORD_OVERHEAD,
     Record,
-    WireError,
     build_records,
     identity,
     records_by_trace,
@@ -35,8 +33,9 @@ from collector.exporters.kafka.marshal import (
     walk,
 )
 from collector.kafka_common import client_kwargs
+from collector.model import SpanBatch
 from collector.otlpjson import encode_request
-from collector.wire import InvalidSpanIds
+from collector.wire import InvalidSpanIds, WireError
 
 CONNECT_BACKOFF_MAX = 5.0
 STOP_TIMEOUT = 10.0

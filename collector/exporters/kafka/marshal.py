@@ -1,11 +1,12 @@
 """Turns a batch's wire bytes into Kafka records, without decoding a span into a message.
 
 The request is walked once on the wire (``ExportTraceServiceRequest`` -> ``ResourceSpans`` ->
-``ScopeSpans`` -> ``Span``): each span stays the byte slice it was, and only its ``trace_id`` field is
-read. With ``partition_traces_by_id`` the spans are grouped by the partition their trace id's key
-hashes to (Kafka's default partitioner), so every span of a trace lands on one partition while many
-traces share a record. Each group becomes one or more records no larger than the size limit: the
-resource and scope headers are copied in front of the span slices that need them.
+``ScopeSpans`` -> ``Span``, with the field readers of :mod:`collector.wire`): each span stays the byte
+slice it was, and only its ``trace_id`` field is read. With ``partition_traces_by_id`` the spans are
+grouped by the partition their trace id's key hashes to (Kafka's default partitioner), so every span of a
+trace lands on one partition while many traces share a record. Each group becomes one or more records no
+larger than the size limit: the resource and scope headers are copied in front of the span slices that need
+them.
 
 The record key is the trace id as 32 lowercase hex characters, as the contrib exporter writes it
 (``[]byte(traceID.String())``); a record holding several traces carries the key of its first trace,
@@ -17,55 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from collector.exporters.kafka.partition import partition_for_key, trace_partitions
-from collector.wire import ScopeChunk, WireError, build_request, frame
-from collector.wire import read_varint as _varint
+from collector.wire import ScopeChunk, WireError, build_request, frame, read_field, span_trace_id
 
 # Room left for the record's own framing (key, headers, varints) under max_message_bytes.
 RECORD_OVERHEAD = 512
 # A header copied into a chunk costs its bytes plus a tag and a length varint.
 _FRAME = 11
-
-
-def _skip(buf: bytes, pos: int, wire_type: int) -> int:
-    """Position after a field's value of ``wire_type`` starting at ``pos``."""
-    if wire_type == 0:
-        _, pos = _varint(buf, pos)
-        return pos
-    if wire_type == 2:
-        n, pos = _varint(buf, pos)
-        return pos + n
-    if wire_type == 1:
-        return pos + 8
-    if wire_type == 5:
-        return pos + 4
-    raise WireError(f"unsupported wire type {wire_type}")
-
-
-def _field(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
-    """Read one field header at ``pos``: (field number, wire type, value start, value end)."""
-    tag, p = _varint(buf, pos)
-    wire_type = tag & 7
-    if wire_type == 2:
-        n, p = _varint(buf, p)
-        value_end = p + n
-    else:
-        value_end = _skip(buf, p, wire_type)
-    if value_end > end:
-        raise WireError("field runs past the end of its message")
-    return tag >> 3, wire_type, p, value_end
-
-
-def trace_id_of(buf: bytes, start: int, end: int) -> bytes:
-    """The ``trace_id`` (field 1) of the span encoded in ``buf[start:end]``; empty if absent."""
-    if end - start >= 18 and buf[start] == 0x0A and buf[start + 1] == 16:
-        return buf[start + 2:start + 18]  # the usual layout: trace_id first, 16 bytes
-    pos = start
-    while pos < end:
-        number, wire_type, vstart, vend = _field(buf, pos, end)
-        if number == 1 and wire_type == 2:
-            return buf[vstart:vend]
-        pos = vend
-    return b""
 
 
 class Layout:
@@ -139,7 +97,7 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
     pos = 0
     try:
         while pos < end:
-            number, wire_type, rs_start, rs_end = _field(buf, pos, end)
+            number, wire_type, rs_start, rs_end = read_field(buf, pos, end)
             pos = rs_end
             if number != 1 or wire_type != 2:
                 continue  # not resource_spans: ExportTraceServiceRequest has no other field
@@ -148,7 +106,7 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
             p = rs_start
             while p < rs_end:
                 field_start = p
-                number, wire_type, ss_start, ss_end = _field(buf, p, rs_end)
+                number, wire_type, ss_start, ss_end = read_field(buf, p, rs_end)
                 p = ss_end
                 if number != 2 or wire_type != 2:
                     rs_head.append(buf[field_start:ss_end])
@@ -159,24 +117,15 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
                 q = ss_start
                 while q < ss_end:
                     span_at = q
-                    tag = buf[q]
-                    if tag != 0x12:
-                        number, wire_type, _, vend = _field(buf, q, ss_end)
-                        ss_head.append(buf[span_at:vend])
-                        q = vend
+                    number, wire_type, body, q = read_field(buf, q, ss_end)
+                    if number != 2 or wire_type != 2:  # not a span: a field of the ScopeSpans
+                        ss_head.append(buf[span_at:q])
                         continue
-                    n, body = _varint(buf, q + 1)
-                    q = body + n
-                    if q > ss_end:
-                        raise WireError("span runs past the end of its ScopeSpans")
                     piece = buf[span_at:q]
                     if partitions is None:
                         target = 0
                     else:
-                        if buf[body] == 0x0A and buf[body + 1] == 16 and q - body >= 18:
-                            tid = buf[body + 2:body + 18]
-                        else:
-                            tid = trace_id_of(buf, body, q)
+                        tid = span_trace_id(buf, body, q)
                         target = cache.get(tid, -1)
                         if target < 0:
                             key = tid.hex().encode()
@@ -279,7 +228,7 @@ def split_record(record: Record, encode: Encoder = identity) -> list[Record]:
 
 def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
                      encode: Encoder = identity) -> list[Record]:
-    """Records for spans already grouped by trace (a batch's :meth:`~collector.batch.SpanBatch.split`):
+    """Records for spans already grouped by trace (a batch's :meth:`~collector.model.SpanBatch.split`):
     each trace goes to the partition its key hashes to, and all traces of a partition share records.
     Only a partition whose spans exceed ``limit`` is walked span by span to be cut."""
     ids = list(dict.fromkeys(tid for chunk in split for tid in chunk.by_trace))
@@ -323,10 +272,8 @@ __all__ = [
     "RECORD_OVERHEAD",
     "Layout",
     "Record",
-    "WireError",
     "build_records",
     "records_by_trace",
     "split_record",
-    "trace_id_of",
     "walk",
 ]

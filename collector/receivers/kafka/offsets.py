@@ -2,7 +2,7 @@
 
 Each batch fed to the pipeline covers a range of offsets ``[start, end)`` of one partition, added in
 fetch order. A range is done when every holder of its batch has released it (its
-:class:`~collector.batch.Ack` fired). The committable offset is one past the last record of the
+:class:`~collector.model.Ack` fired). The committable offset is one past the last record of the
 longest run of done ranges from the oldest: a range done early waits for the older ones.
 """
 

@@ -1,8 +1,8 @@
 """The ``kafka`` receiver: a consumer group member feeding batches of records to the pipeline.
 
-Loop: ``getmany`` -> for each partition's records one :class:`~collector.batch.SpanBatch` (the
+Loop: ``getmany`` -> for each partition's records one :class:`~collector.model.SpanBatch` (the
 records' ``ExportTraceServiceRequest`` bytes joined, after checking each parses) carrying an
-:class:`~collector.batch.Ack` for the records' offset range -> ``consume_traces``. A retriable refusal
+:class:`~collector.model.Ack` for the records' offset range -> ``consume_traces``. A retriable refusal
 is retried with backoff while nothing more is fetched (backpressure); a permanent one is logged,
 counted and the range released. Offsets are committed every ``autocommit.interval``, on partition
 revocation and at shutdown, only up to the oldest record whose batch some stage still holds (see
@@ -27,15 +27,15 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import Counter, Gauge
 
-from collector.batch import Ack, SpanBatch, count_spans
 from collector.component import Host, Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ComponentStartError, ConsumerError
 from collector.kafka_common import client_kwargs
+from collector.model import Ack, SpanBatch, count_spans
 from collector.otlpjson import decode_request
 from collector.receivers.kafka.config import KafkaReceiverConfig
 from collector.receivers.kafka.offsets import PartitionTracker
-from collector.wire_jit import certain_span_count
+from collector.wire import certain_span_count
 
 TRANSPORT = "kafka"
 MAX_RECORDS = 500
@@ -104,6 +104,7 @@ class KafkaReceiver:
         self._logger = settings.logger
         self._name = str(settings.id)
         self._metrics = _Metrics(settings)
+        self._split_options = settings.split_options
         self._json = config.traces_encoding == "otlp_json"
         self._consumer: AIOKafkaConsumer | None = None
         self._trackers: dict[TopicPartition, PartitionTracker] = {}
@@ -350,7 +351,9 @@ class KafkaReceiver:
         if not payloads:
             offsets.mark_done()
             return
-        batch = SpanBatch.from_bytes(payloads[0] if len(payloads) == 1 else b"".join(payloads), spans)
+        # Split by trace only where a stage needs it, with this service's options.
+        batch = SpanBatch.from_bytes(payloads[0] if len(payloads) == 1 else b"".join(payloads), spans,
+                                     self._split_options)
         acked = self._acked
 
         def done() -> None:

@@ -22,7 +22,7 @@ from collector.config.tls import read_pem
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
-from collector.wire_jit import certainly_valid
+from collector.wire import certainly_valid
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"

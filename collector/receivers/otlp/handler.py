@@ -14,10 +14,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector.batch import SpanBatch
 from collector.component import Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError
+from collector.model import SpanBatch
 from collector.validate import remove_invalid_spans
 from collector.wire import ScopeChunk, WireError, split_by_trace
 
@@ -37,10 +37,11 @@ def retry_delay(error: ConsumerError) -> float:
 class ExportHandler:
     """Shared by the gRPC and HTTP servers of one receiver."""
 
-    __slots__ = ("_accepted", "_next", "_refused")
+    __slots__ = ("_accepted", "_next", "_refused", "_split_options")
 
     def __init__(self, settings: Settings, next_consumer: TracesConsumer) -> None:
         self._next = next_consumer
+        self._split_options = settings.split_options
         receiver = str(settings.id)
         telemetry = settings.telemetry
         self._accepted = {
@@ -72,7 +73,7 @@ class ExportHandler:
                 raise ValueError("export needs a request message or its wire bytes")
             payload = request.SerializeToString()
         try:
-            split = split_by_trace(payload)
+            split = split_by_trace(payload, self._split_options)
             count = sum(c.spans for c in split)
         except WireError:
             split = None
@@ -89,7 +90,7 @@ class ExportHandler:
             return response
         # With the split, the message is not needed any more: later stages work from the bytes.
         batch = SpanBatch(payload=payload, request=None if split is not None else request, span_count=count,
-                          split=split)
+                          split=split, split_options=self._split_options)
         request = None
         try:
             await self._next.consume_traces(batch)

@@ -24,7 +24,7 @@ from collector.config.net import parse_endpoint
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import HTTPConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
-from collector.wire_jit import certainly_valid
+from collector.wire import certainly_valid
 
 Format = Literal["proto", "json"]
 _CONTENT_TYPES: dict[str, Format] = {"application/x-protobuf": "proto", "application/json": "json"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Placement
 from pipelines.tail_sampling.policies.registry import Build
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from collector.traces import Trace
+from collector.model import Trace
 
 
 class Decision(enum.IntEnum):

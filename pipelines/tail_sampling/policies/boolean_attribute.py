@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Placement, scan_attribute
 from pipelines.tail_sampling.policies.registry import Build
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from collector.config import field
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Placement, Policy
 from pipelines.tail_sampling.policies.registry import Build, CompositeSubPolicyConfig
 

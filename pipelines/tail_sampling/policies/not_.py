@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Placement, Policy
 from pipelines.tail_sampling.policies.registry import Build, SubPolicyConfig
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from collector.config import field
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Placement
 from pipelines.tail_sampling.policies.registry import Build
 

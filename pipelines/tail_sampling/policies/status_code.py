@@ -17,13 +17,14 @@ from typing import Literal
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from collector.traces import Trace
+from collector.model import Trace
+from collector.wire import ERROR_CODE, OK_CODE
 from pipelines.tail_sampling.policies.base import Decision, Placement, wire_chunks
 from pipelines.tail_sampling.policies.registry import Build
 
 CODES = {"UNSET": Status.STATUS_CODE_UNSET, "OK": Status.STATUS_CODE_OK, "ERROR": Status.STATUS_CODE_ERROR}
 _CODE = attrgetter("status.code")
-WIRE = {"OK": b"\x18\x01", "ERROR": b"\x18\x02"}
+WIRE = {"OK": OK_CODE, "ERROR": ERROR_CODE}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from collector.traces import Trace
+from collector.model import Trace
 from pipelines.tail_sampling.policies.base import Decision, Placement
 from pipelines.tail_sampling.policies.registry import Build
 

@@ -1,5 +1,6 @@
-"""The compiled kernels of :mod:`collector.wire_jit` (imported only when numba is wanted: importing this
-module imports numba). Module-level functions, so numba's on-disk cache serves every later process."""
+"""The compiled kernels of the compiled walk and check (:mod:`._jit`; imported only when numba is wanted:
+importing this module imports numba). Module-level functions, so numba's on-disk cache serves every later
+process."""
 
 from __future__ import annotations
 
@@ -243,7 +244,7 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
     return n
 
 
-# Field kinds of the request schema table (collector.wire_jit builds it from the protobuf descriptors).
+# Field kinds of the request schema table (_jit.request_schema builds it from the protobuf descriptors).
 UNKNOWN_FIELD = 0
 VARINT_FIELD = 1
 FIXED64_FIELD = 2

@@ -1,4 +1,4 @@
-"""The compiled request check (collector.wire_jit.certainly_valid) against protobuf's own decoding.
+"""The compiled request check (collector.wire.certainly_valid) against protobuf's own decoding.
 
 The one property that matters: whenever the check says "certainly valid", protobuf decodes the bytes
 without error. Everything it does not take goes to protobuf, so saying "not certain" too often costs only
@@ -12,7 +12,6 @@ import random
 import struct
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,19 +20,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-import collector.wire_jit as wire_jit
 from bench.loadgen import Generator, load_topology
 from bench.reference import ReferenceLoad
-from collector.wire import encode_varint
-from tests.test_wire import random_request
-
-ROOT = Path(__file__).resolve().parent.parent
+from collector.wire import _jit, certain_span_count, certainly_valid, encode_varint, load_compiled
+from tests.conftest import ROOT
+from tests.wire.support import random_request
 
 
 @pytest.fixture(autouse=True)
 def _compiled() -> None:
-    assert wire_jit.load(), "numba is part of the test environment: the compiled check must load"
-    assert wire_jit._validator is not None
+    assert load_compiled(), "numba is part of the test environment: the compiled check must load"
+    assert _jit._validator is not None
 
 
 def protobuf_accepts(data: bytes) -> bool:
@@ -46,7 +43,7 @@ def protobuf_accepts(data: bytes) -> bool:
 
 def check(data: bytes) -> bool:
     """certainly_valid, asserting the property: True only for what protobuf accepts."""
-    certain = wire_jit.certainly_valid(data)
+    certain = certainly_valid(data)
     if certain:
         assert protobuf_accepts(data), data.hex()
     return certain
@@ -223,8 +220,8 @@ def test_random_mutations_never_certain_when_protobuf_refuses() -> None:
 
 def test_off_switch_leaves_validation_to_protobuf() -> None:
     """``TRACETRIAGE_JIT_VALIDATE=0``: the compiled wire walk loads, the check takes nothing."""
-    code = ("from collector import wire_jit; from bench.reference import ReferenceLoad; "
-            "print(wire_jit.load(), wire_jit.certainly_valid(next(iter(ReferenceLoad().requests(1)))))")
+    code = ("from collector.wire import certainly_valid, load_compiled; from bench.reference import ReferenceLoad; "
+            "print(load_compiled(), certainly_valid(next(iter(ReferenceLoad().requests(1)))))")
     env = {**os.environ, "TRACETRIAGE_JIT_VALIDATE": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True)
@@ -260,7 +257,7 @@ def _varint(value: int, pad: int) -> bytes:
 def _random_message(rnd: random.Random, table: Any, width: int, msg: int, depth: int) -> bytes:
     """Fields of message ``msg`` of the check's own table, encoded the odd ways a sender may: padded
     varints, unknown fields, wrong wire types, non-ASCII and invalid UTF-8 strings, now and then."""
-    from collector import _wire_kernels as k
+    from collector.wire import _kernels as k
 
     known = [f for f in range(1, width) if table[msg * width + f] & 7]
     out = bytearray()
@@ -293,7 +290,7 @@ def _random_message(rnd: random.Random, table: Any, width: int, msg: int, depth:
 def test_structured_fuzz_never_certain_when_protobuf_refuses() -> None:
     """Requests built field by field from the schema with unusual encodings: every one the check takes,
     protobuf accepts; and the check takes a good share of them (it is not just saying no)."""
-    table, width, _ = wire_jit.request_schema()
+    table, width, _ = _jit.request_schema()
     rnd = random.Random(5)
     certain = accepted = 0
     for _ in range(3000):
@@ -307,14 +304,14 @@ def test_structured_fuzz_never_certain_when_protobuf_refuses() -> None:
 
 def test_span_count_when_certain() -> None:
     """certain_span_count (the Kafka receiver's count) equals count_spans of the decoded request."""
-    from collector.batch import count_spans
+    from collector.model import count_spans
 
     rnd = random.Random(21)
     requests = [random_request(rnd, 0.3) for _ in range(30)] + list(ReferenceLoad().requests(2))
     requests += [b.payload for b in Generator(load_topology(), seed=6).batches(40, count=4)]
     requests.append(b"")
     for data in requests:
-        n = wire_jit.certain_span_count(data)
+        n = certain_span_count(data)
         assert n is not None
         assert n == count_spans(ExportTraceServiceRequest.FromString(data))
-    assert wire_jit.certain_span_count(request_with(one_span(name="caf\u00e9")).SerializeToString()) is None
+    assert certain_span_count(request_with(one_span(name="caf\u00e9")).SerializeToString()) is None

@@ -1,14 +1,17 @@
-"""Trace: the exact ERROR-status check from the wire bytes, and edits of a few spans' bytes."""
+"""The data model: a Trace's exact ERROR-status check from the wire bytes; a SpanBatch's forms (bytes,
+split by trace) kept and joined only when asked for."""
 
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
-from collector.traces import Trace, make_trace
-from collector.wire import entries_containing, entry_span, span_entries
+from bench.reference import ReferenceLoad
+from collector.model import SpanBatch, Trace, make_trace
+from collector.wire import SplitOptions, split_by_trace
 
 ERROR, OK = Status.STATUS_CODE_ERROR, Status.STATUS_CODE_OK
 
@@ -60,15 +63,32 @@ def test_has_error_status_trusts_the_wire_hint_and_forgets_on_change() -> None:
     assert t.has_error_status() is False
 
 
-def test_span_entries_and_search() -> None:
-    spans = [span(1), span(2, ERROR), span(3, retries=2), span(4)]
-    data = ScopeSpans(spans=spans).SerializeToString()
-    at = span_entries(data, canonical=True)
-    assert at is not None and len(at) == 5 and at[-1] == len(data)
-    assert [Span.FromString(entry_span(data, at, j)) for j in range(4)] == spans
-    assert list(entries_containing(data, at, b"\x18\x02")) == [1, 2]
-    assert span_entries(ScopeSpans(spans=[span(1, big=True)]).SerializeToString()) is None
-    odd = Span(span_id=b"\2" * 8, trace_id=b"\1" * 16)  # span id before trace id on the wire
-    raw = b"\x12\x08" + odd.span_id + b"\x0a\x10" + odd.trace_id + b"\x2a\x01x"
-    framed = b"\x12" + bytes([len(raw)]) + raw
-    assert span_entries(framed) == [0, len(framed)] and span_entries(framed, canonical=True) is None
+def test_merged_batches_keep_the_split_and_join_bytes_only_when_asked() -> None:
+    payloads = list(ReferenceLoad().requests(3))
+    parts = [SpanBatch(payload=p, span_count=500, split=split_by_trace(p)) for p in payloads]
+    merged = SpanBatch.concat(parts)
+    assert merged.span_count == 1500 and sum(c.spans for c in merged.split()) == 1500
+    assert merged.view().to_bytes() == b"".join(payloads) == merged.to_bytes()
+    # Trace-buffer output (split only, no bytes) merges into a split-only batch whose bytes are built.
+    built = SpanBatch.concat([SpanBatch(split=split_by_trace(p), span_count=500) for p in payloads])
+    again = ExportTraceServiceRequest.FromString(built.to_bytes())
+    assert sum(len(ss.spans) for rs in again.resource_spans for ss in rs.scope_spans) == 1500
+
+
+def test_a_batch_is_split_with_its_own_options_and_keeps_them() -> None:
+    """A batch left unsplit (the Kafka receiver's) is split with the options it was made with; merging,
+    viewing, copying and cutting it keeps them."""
+    from pipelines.batch.split import split_batch
+
+    payloads = list(ReferenceLoad().requests(2))
+    off = SplitOptions(error_hints=False)
+
+    def all_maybe(batch: SpanBatch) -> bool:
+        return all(ts.maybe_error for c in batch.split() for ts in c.by_trace.values())
+
+    assert not all_maybe(SpanBatch.from_bytes(payloads[0], 500))  # the default: hints worked out
+    assert all_maybe(SpanBatch.from_bytes(payloads[0], 500, off))
+    merged = SpanBatch.concat([SpanBatch.from_bytes(p, 500, off) for p in payloads])
+    for batch in (merged, merged.view(), merged.copy(), *split_batch(merged.copy(), 300)):
+        assert batch.split_options is off
+        assert all_maybe(batch)

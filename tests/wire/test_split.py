@@ -8,26 +8,16 @@ import random
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-import collector.wire as wire
-import collector.wire_jit as wire_jit
-import collector.wire_np as wire_np
 from bench.reference import ReferenceLoad
-from collector.wire import InvalidSpanIds, ScopeChunk, split_by_trace
+from collector.wire import InvalidSpanIds, ScopeChunk, SplitOptions, WireError, _jit, _split, split_by_trace
+from tests.wire.support import in_error, python_split, random_request
 
 
 @pytest.fixture(autouse=True)
 def _no_compiled_walk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the vectorized and the Python walks (the compiled one: test_wire_jit.py)."""
-    monkeypatch.setattr(wire_jit, "_kernel", None)
-
-
-def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
-    with monkeypatch.context() as m:
-        m.setattr(wire, "MIN_BYTES", 1 << 62)
-        m.setattr(wire_jit, "_kernel", None)
-        return split_by_trace(data)
+    """These tests are about the vectorized and the Python walks (the compiled one: test_jit.py)."""
+    monkeypatch.setattr(_jit, "_kernel", None)
 
 
 def summary(chunks: list[ScopeChunk]) -> list[object]:
@@ -43,72 +33,20 @@ def summary(chunks: list[ScopeChunk]) -> list[object]:
     return out
 
 
-def in_error(framed_spans: bytes) -> bool:
-    """Exactly: some span has an ERROR status or an ``error`` attribute."""
-    spans = ScopeSpans.FromString(framed_spans).spans
-    return any(s.status.code == 2 or any(kv.key == "error" for kv in s.attributes) for s in spans)
-
-
-def random_request(rnd: random.Random, trace_state: float) -> bytes:
-    req = ExportTraceServiceRequest()
-    tids = [rnd.randbytes(16) for _ in range(rnd.randint(1, 30))]
-    for _ in range(rnd.randint(1, 4)):
-        rs = req.resource_spans.add()
-        service = AnyValue(string_value=f"s{rnd.randint(0, 9)}")
-        rs.resource.attributes.append(KeyValue(key="service.name", value=service))
-        if rnd.random() < 0.3:
-            rs.schema_url = "https://example.com/r"
-        for _ in range(rnd.randint(0, 3)):
-            ss = rs.scope_spans.add()
-            if rnd.random() < 0.7:
-                ss.scope.name = "lib"
-            if rnd.random() < 0.3:
-                ss.schema_url = "https://example.com/s"
-            tid = rnd.choice(tids)
-            for _ in range(rnd.randint(0, 120)):
-                if rnd.random() < 0.3:
-                    tid = rnd.choice(tids)
-                s = ss.spans.add(trace_id=tid, span_id=rnd.randbytes(7) + b"\x01")
-                if rnd.random() < 0.7:
-                    s.parent_span_id = rnd.randbytes(8)
-                if rnd.random() < trace_state:
-                    s.trace_state = "vendor=1"
-                if rnd.random() < 0.9:
-                    s.name = "n" * rnd.choice([0, 3, 20, 130, 200])
-                if rnd.random() < 0.8:
-                    s.kind = rnd.randint(0, 5)  # type: ignore[assignment]
-                if rnd.random() < 0.95:
-                    s.start_time_unix_nano = rnd.randint(0, 2**63)
-                    s.end_time_unix_nano = rnd.randint(0, 2**63)
-                for k in range(rnd.randint(0, 12)):
-                    value = AnyValue(bytes_value=rnd.randbytes(rnd.randint(0, 60)))
-                    s.attributes.append(KeyValue(key=f"k{k}", value=value))
-                if rnd.random() < 0.2:
-                    s.links.add(trace_id=rnd.choice(tids), span_id=rnd.randbytes(8))
-                if rnd.random() < 0.05:
-                    s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
-                if rnd.random() < 0.1:
-                    s.status.code = 2  # type: ignore[assignment]
-                if rnd.random() < 0.05:
-                    s.status.message = "boom"
-                if rnd.random() < 0.3:
-                    s.flags = rnd.choice([0x100, 0x301, 0xFFFFFFFF])
-    return req.SerializeToString()
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_vectorized_and_python_walks_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rnd = random.Random(seed)
     used = 0
-    real = wire.split_np
+    real = _split.split_np
 
-    def counting(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[ScopeChunk] | None:
+    def counting(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bool,
+                 keys: bool) -> list[ScopeChunk] | None:
         nonlocal used
-        result = real(data, scopes)
+        result = real(data, scopes, hints, keys)
         used += result is not None
         return result
 
-    monkeypatch.setattr(wire, "split_np", counting)
+    monkeypatch.setattr(_split, "split_np", counting)
     for i in range(60):
         data = random_request(rnd, trace_state=0.0 if i % 2 else 0.02)
         assert summary(split_by_trace(data)) == summary(python_split(data, monkeypatch)), i
@@ -119,9 +57,9 @@ def test_vectorized_and_python_walks_agree(seed: int, monkeypatch: pytest.Monkey
 
 
 def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = wire.split_np
+    real = _split.split_np
     used: list[bool] = []
-    monkeypatch.setattr(wire, "split_np", lambda d, s: used.append(True) or real(d, s))
+    monkeypatch.setattr(_split, "split_np", lambda *a: used.append(True) or real(*a))
     for data in ReferenceLoad().requests(3):
         fast = split_by_trace(data)
         assert used and summary(fast) == summary(python_split(data, monkeypatch))
@@ -130,10 +68,9 @@ def test_reference_payload_uses_the_vectorized_walk(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk
 @pytest.mark.parametrize("key_hints", [True, False])
-def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_error_hints(spans: int, key_hints: bool) -> None:
     """A trace is flagged when a span has an ERROR status (with or without message and flags) or, when
     asked for, an ``error`` attribute; never for OK or UNSET statuses or error-like bytes elsewhere."""
-    monkeypatch.setattr(wire_np, "ERROR_KEY_HINTS", key_hints)
     req = ExportTraceServiceRequest()
     ss = req.resource_spans.add().scope_spans.add()
     cases = {
@@ -162,10 +99,42 @@ def test_error_hints(spans: int, key_hints: bool, monkeypatch: pytest.MonkeyPatc
             s.attributes.append(KeyValue(key="v", value=AnyValue(bytes_value=b"\x18\x02\x7a\x02\x18\x02")))
             s.attributes.append(KeyValue(key="errors", value=AnyValue(int_value=3)))
             s.attributes.append(KeyValue(key="email", value=AnyValue(string_value="errorr")))  # 05 65: a near miss
-    for chunk in split_by_trace(req.SerializeToString()):
+    for chunk in split_by_trace(req.SerializeToString(), SplitOptions(error_attribute=key_hints)):
         for tid, ts in chunk.by_trace.items():
             t = int.from_bytes(tid, "big")
             assert ts.maybe_error == expected[t], cases[t]
+
+
+@pytest.mark.parametrize("spans", [3, 300])  # the Python walk and the vectorized walk
+def test_options_belong_to_each_call(spans: int) -> None:
+    """Two callers with different options in one process (two services' receivers): each split works out
+    what its own options ask for, whatever the other asked before."""
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    for i in range(spans):
+        t = i % 3 + 1  # trace 1: an ERROR status; 2: an ``error`` attribute; 3: neither
+        s = ss.spans.add(trace_id=t.to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), name="op",
+                         start_time_unix_nano=1, end_time_unix_nano=2)
+        s.attributes.append(KeyValue(key="padding", value=AnyValue(string_value="x" * 20)))
+        if t == 1:
+            s.status.code = 2  # type: ignore[assignment]
+        elif t == 2:
+            s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
+    data = req.SerializeToString()
+
+    def hints(options: SplitOptions | None) -> list[bool]:
+        chunks = split_by_trace(data) if options is None else split_by_trace(data, options)
+        flags = {tid: ts.maybe_error for c in chunks for tid, ts in c.by_trace.items()}
+        return [flags[t.to_bytes(16, "big")] for t in (1, 2, 3)]
+
+    status_only, everything, none = (SplitOptions(error_attribute=False), SplitOptions(),
+                                     SplitOptions(error_hints=False))
+    for _ in range(2):
+        assert hints(status_only) == [True, False, False]
+        assert hints(everything) == [True, True, False]
+        assert hints(none) == [True, True, True]
+    assert hints(SplitOptions(error_hints=False, error_attribute=True)) == [True, True, True]
+    assert hints(None) == [True, True, False]  # without options: everything, right for any pipeline
 
 
 @pytest.mark.parametrize("spans", [5, 400])  # the Python walk and the vectorized walk
@@ -191,19 +160,5 @@ def test_invalid_ids_are_refused(spans: int, bad: str) -> None:
 def test_malformed_bytes_raise_wire_error() -> None:
     data = next(ReferenceLoad().requests(1))
     for cut in (len(data) - 1, len(data) // 2, 100):
-        with pytest.raises(wire.WireError):
+        with pytest.raises(WireError):
             split_by_trace(data[:cut])
-
-
-def test_merged_batches_keep_the_split_and_join_bytes_only_when_asked() -> None:
-    from collector.batch import SpanBatch
-
-    payloads = list(ReferenceLoad().requests(3))
-    parts = [SpanBatch(payload=p, span_count=500, split=split_by_trace(p)) for p in payloads]
-    merged = SpanBatch.concat(parts)
-    assert merged.span_count == 1500 and sum(c.spans for c in merged.split()) == 1500
-    assert merged.view().to_bytes() == b"".join(payloads) == merged.to_bytes()
-    # Trace-buffer output (split only, no bytes) merges into a split-only batch whose bytes are built.
-    built = SpanBatch.concat([SpanBatch(split=split_by_trace(p), span_count=500) for p in payloads])
-    again = ExportTraceServiceRequest.FromString(built.to_bytes())
-    assert sum(len(ss.spans) for rs in again.resource_spans for ss in rs.scope_spans) == 1500

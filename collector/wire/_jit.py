@@ -1,11 +1,11 @@
-"""The wire walk compiled with numba: the fast path of :func:`collector.wire.split_by_trace` when numba is
-installed (the ``jit`` extra) and ``TRACETRIAGE_JIT`` is not ``0``.
+"""The compiled walk (numba): the fast path of a split by trace when numba is installed (the ``jit`` extra)
+and ``TRACETRIAGE_JIT`` is not ``0``.
 
 One sequential pass over the spans of a request, in compiled code: every span's top-level fields are read
-in whatever order they come (not only the canonical order the vectorized walk in :mod:`collector.wire_np`
-relies on), its ids are checked, its times read, and its status code and attribute keys read exactly (an
-ERROR status anywhere in the span, not only as its last field). Consecutive spans of one trace within a
-``ScopeSpans`` are merged into runs; Python then files one run at a time, as with the other walks.
+in whatever order they come (not only the canonical order the vectorized walk relies on), its ids are
+checked, its times read, and its status code and attribute keys read exactly (an ERROR status anywhere in
+the span, not only as its last field). Consecutive spans of one trace within a ``ScopeSpans`` are merged
+into runs; Python then files one run at a time, as with the other walks.
 
 Anything unusual (a group wire type, a non-span field between spans, a time at or above 2**63) returns
 None and the caller takes the other walks, which also raise the precise error for invalid ids. The kernel
@@ -24,6 +24,9 @@ its declared wire type, every string ASCII, nesting at most 48 deep), so a reque
 decoded by protobuf as before, which accepts it or names the error. On the reference request it takes
 about 130 µs against about 290 µs for ``ExportTraceServiceRequest.FromString``.
 ``TRACETRIAGE_JIT_VALIDATE=0`` leaves that check to protobuf alone.
+
+The kernels are in :mod:`._kernels` (importing it imports numba), at module level so that numba's on-disk
+cache serves every later process.
 """
 
 from __future__ import annotations
@@ -32,12 +35,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from collector.wire import ScopeChunk
+from collector.wire._records import ScopeChunk, TraceSpans
 
 _log = logging.getLogger(__name__)
 ENV = "TRACETRIAGE_JIT"
@@ -62,6 +64,11 @@ def enabled_by_env() -> bool:
     return _env_on(ENV)
 
 
+def ready() -> bool:
+    """The compiled walk is loaded (:func:`load`)."""
+    return _kernel is not None
+
+
 def load() -> bool:
     """Import numba and compile (or load from numba's cache) the kernel; False when numba is not installed,
     ``TRACETRIAGE_JIT`` is off, or compiling fails (logged once). Safe to call more than once."""
@@ -75,8 +82,8 @@ def load() -> bool:
             _state = "unavailable"
             return False
         try:
-            from collector._wire_kernels import check_request as validator
-            from collector._wire_kernels import kernel
+            from collector.wire._kernels import check_request as validator
+            from collector.wire._kernels import kernel
 
             # Compile now (or load the cached machine code), not on the first large request.
             probe = np.zeros(1, dtype=np.int64).reshape(1, 1)
@@ -108,7 +115,7 @@ def request_schema() -> tuple[Any, int, int]:
     from google.protobuf.descriptor import FieldDescriptor as FD
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from collector import _wire_kernels as k
+    import collector.wire._kernels as k  # (imports numba)
 
     order = [ExportTraceServiceRequest.DESCRIPTOR]
     index = {order[0].full_name: 0}
@@ -165,8 +172,6 @@ def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hi
     kernel = _kernel
     if kernel is None or not scopes:
         return None
-    from collector.wire import TraceSpans
-
     arr = np.frombuffer(data, dtype=np.uint8)
     bounds = np.array([(s[2], s[3]) for s in scopes], dtype=np.int64)
     runs = np.empty((len(data) // _MIN_SPAN + 1, _COLUMNS), dtype=np.int64)
@@ -213,10 +218,8 @@ def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hi
     return chunks
 
 
-def _chunk(data: bytes, scope: tuple[bytes, bytes, int, int], tail: int, by_trace: dict[bytes, Any],
+def _chunk(data: bytes, scope: tuple[bytes, bytes, int, int], tail: int, by_trace: dict[bytes, TraceSpans],
            spans: int) -> ScopeChunk:
-    from collector.wire import ScopeChunk
-
     resource_fields, scope_fields, _, end = scope
     if tail < end:  # fields after the last span (schema_url): framed and checked by the kernel
         scope_fields += data[tail:end]

@@ -1,4 +1,4 @@
-"""The compiled wire walk (collector.wire_jit, numba) against the Python walk and exact decoding."""
+"""The compiled wire walk (numba) against the Python walk and exact decoding."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -14,42 +13,43 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-import collector.wire as wire
-import collector.wire_jit as wire_jit
-import collector.wire_np as wire_np
 from bench.reference import ReferenceLoad
-from collector.wire import InvalidSpanIds, ScopeChunk, frame, split_by_trace
-from tests.test_wire import in_error, random_request
+from collector.wire import (
+    InvalidSpanIds,
+    ScopeChunk,
+    SplitOptions,
+    WireError,
+    _split,
+    frame,
+    load_compiled,
+    split_by_trace,
+)
+from tests.conftest import ROOT
+from tests.wire.support import in_error, python_split, random_request
 
-ROOT = Path(__file__).resolve().parent.parent
+ALL_HINTS = SplitOptions()
 
 
 @pytest.fixture(autouse=True)
 def _compiled() -> None:
-    assert wire_jit.load(), "numba is part of the test environment: the compiled walk must load"
+    assert load_compiled(), "numba is part of the test environment: the compiled walk must load"
 
 
-def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
-    with monkeypatch.context() as m:
-        m.setattr(wire, "MIN_BYTES", 1 << 62)
-        m.setattr(wire_jit, "_kernel", None)
-        return split_by_trace(data)
-
-
-def compiled_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
+def compiled_split(data: bytes, monkeypatch: pytest.MonkeyPatch,
+                   options: SplitOptions = ALL_HINTS) -> list[ScopeChunk]:
     """split_by_trace, failing the test if the compiled walk did not take the request."""
     taken: list[bool] = []
-    real = wire_jit.split_jit
+    real = _split.split_jit
     with monkeypatch.context() as m:
-        m.setattr(wire_jit, "split_jit", lambda *a: taken.append(True) or real(*a))
-        m.setattr(wire, "split_np", lambda *a: pytest.fail("the compiled walk did not take the request"))
-        chunks = split_by_trace(data)
+        m.setattr(_split, "split_jit", lambda *a: taken.append(True) or real(*a))
+        m.setattr(_split, "split_np", lambda *a: pytest.fail("the compiled walk did not take the request"))
+        chunks = split_by_trace(data, options)
     assert taken
     return chunks
 
 
 def summary(chunks: list[ScopeChunk], exact_errors: bool) -> list[object]:
-    """Like tests.test_wire.summary; the compiled walk's maybe_error is exact (``exact_errors``)."""
+    """Like tests.wire.test_split.summary; the compiled walk's maybe_error is exact (``exact_errors``)."""
     out: list[object] = []
     for c in chunks:
         traces = {}
@@ -153,16 +153,13 @@ def test_error_key_in_unusual_key_values(monkeypatch: pytest.MonkeyPatch) -> Non
                     start_time_unix_nano=1, end_time_unix_nano=2).SerializeToString()
         spans.append(base + frame(0x4A, kv))
     for key_hints in (True, False):
-        monkeypatch.setattr(wire_np, "ERROR_KEY_HINTS", key_hints)
-        for c in compiled_split(_request(spans), monkeypatch):
+        for c in compiled_split(_request(spans), monkeypatch, SplitOptions(error_attribute=key_hints)):
             for tid, ts in c.by_trace.items():
                 assert ts.maybe_error == (key_hints and cases[int.from_bytes(tid, "big")][1]), tid
 
 
 def test_no_hints_flags_every_trace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wire_np, "ERROR_HINTS", False)
-    monkeypatch.setattr(wire_np, "ERROR_KEY_HINTS", False)
-    chunks = compiled_split(next(ReferenceLoad().requests(1)), monkeypatch)
+    chunks = compiled_split(next(ReferenceLoad().requests(1)), monkeypatch, SplitOptions(error_hints=False))
     assert all(ts.maybe_error for c in chunks for ts in c.by_trace.values())
 
 
@@ -204,15 +201,15 @@ def test_mutated_requests_never_crash_and_agree_when_valid(monkeypatch: pytest.M
             valid = True
         try:
             fast: object = summary(split_by_trace(raw), False)
-        except (wire.WireError, DecodeError) as e:  # (the Python walk it defers to decodes odd spans)
+        except (WireError, DecodeError) as e:  # (the Python walk it defers to decodes odd spans)
             fast = type(e)
         if not valid:
             continue  # receivers refuse these with protobuf before any walk
         try:
             slow: object = summary(python_split(raw, monkeypatch), False)
-        except wire.WireError as e:
+        except WireError as e:
             slow = type(e)
-        if slow is InvalidSpanIds or slow is wire.WireError:
+        if slow is InvalidSpanIds or slow is WireError:
             continue  # the Python walk is stricter about container fields; receivers fall back to protobuf
         assert fast == slow
         agreed += 1
@@ -221,7 +218,7 @@ def test_mutated_requests_never_crash_and_agree_when_valid(monkeypatch: pytest.M
 
 def test_off_switch() -> None:
     """``TRACETRIAGE_JIT=0``: numba is not even imported."""
-    code = "import sys; from collector import wire_jit; print(wire_jit.load(), 'numba' in sys.modules)"
+    code = "import sys; from collector.wire import load_compiled; print(load_compiled(), 'numba' in sys.modules)"
     env = {**os.environ, "TRACETRIAGE_JIT": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True)

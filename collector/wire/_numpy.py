@@ -1,4 +1,5 @@
-"""Vectorized split of an OTLP trace request by trace id (the fast path of :func:`collector.wire.split_by_trace`).
+"""The vectorized walk: a split of an OTLP trace request by trace id with array operations (numpy), for
+large requests when the compiled walk is not loaded.
 
 Spans in canonical encoding start with ``0x12 <length> 0x0a 0x10 <trace id> 0x12 0x08 <span id>``. The
 walk finds every such header at once with array operations, then proves that the headers found tile each
@@ -13,32 +14,27 @@ gathers (bytes, and 8-byte words at any offset, for ids and times); Python runs 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from collector.wire import ScopeChunk
+from collector.wire._errors import InvalidSpanIds, WireError
+from collector.wire._records import ScopeChunk, TraceSpans
+from collector.wire._varint import iter_fields
 
 _PAD_AFTER = 128  # bytes after a span's body start that the gathers may read
 _PAD = bytes(_PAD_AFTER)
 _NONE = np.zeros(0, dtype=np.int64)
-ERROR_HINTS = True  # see set_error_hints
-ERROR_KEY_HINTS = True  # the search for ``error`` attribute keys, with ERROR_HINTS
-# Below this size a request is walked in Python: the array set-up costs more than it saves.
-MIN_BYTES = 8192
 # ``ndarray.any()`` / ``.all()`` / ``np.flatnonzero`` go through Python-level wrappers (about 1 µs a call,
 # several calls a request); count_nonzero and ``.nonzero()`` are single C calls.
 _count = np.count_nonzero
 
 
-def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[ScopeChunk] | None:
+def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bool,
+             keys: bool) -> list[ScopeChunk] | None:
     """``scopes``: (resource fields, scope fields, first span field, end of spans) of every ScopeSpans,
     in order, as the container walk found them (the span region may still end in scope fields).
-    Returns the chunks, or None when the fast path does not apply (the caller then walks in Python).
-    Raises :class:`collector.wire.InvalidSpanIds` for an invalid id."""
-    from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans
-
+    ``hints``: work out ``maybe_error`` (else it is True for every trace); ``keys``: an ``error`` attribute
+    counts too. Returns the chunks, or None when the fast path does not apply (the caller then walks in
+    Python). Raises :class:`~collector.wire.InvalidSpanIds` for an invalid id."""
     n = len(data)
     arr = np.frombuffer(data, dtype=np.uint8)
     # Span bodies start with 0x0a 0x10 (trace_id, 16 bytes): find the 0x10 bytes (one pass over the
@@ -147,9 +143,9 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]]) -> list[S
     run_f = f[rs]
     run_e = e[ends - 1]
     # Runs that may hold an ERROR status or an ``error`` attribute: an exact "no" for the rest.
-    if ERROR_HINTS:
+    if hints:
         maybe_error = np.logical_or.reduceat(error_status(arr, e), rs)
-        key_at = _error_keys(arr, n) if ERROR_KEY_HINTS else _NONE
+        key_at = _error_keys(arr, n) if keys else _NONE
         if key_at.size:
             r_of = np.searchsorted(run_f, key_at, side="right") - 1
             inside = (r_of >= 0) & (key_at < run_e[np.maximum(r_of, 0)])
@@ -240,24 +236,12 @@ def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
     return found
 
 
-def set_error_hints(enabled: bool, error_attribute: bool = True) -> None:
-    """Whether the wire walk looks for spans that may be in error (``TraceSpans.maybe_error``): only trace
-    stages use it, so a service without them turns it off and saves work on every request. With
-    ``error_attribute`` False an ``error`` attribute does not count (only an ERROR status does): stages
-    that read that attribute (root_cause) need it, and it costs a pass over every request."""
-    global ERROR_HINTS, ERROR_KEY_HINTS
-    ERROR_HINTS = enabled
-    ERROR_KEY_HINTS = enabled and error_attribute
-
-
 def _scope_tail(data: bytes, start: int, end: int) -> bytes | None:
     """The non-span fields after the last span of a ScopeSpans (its schema_url), or None if a span or
     anything unexpected is there."""
-    from collector.wire import WireError, _fields
-
     parts = []
     try:
-        for tag, fs, _, fe in _fields(data, start, end):
+        for tag, fs, _, fe in iter_fields(data, start, end):
             if tag == 0x12:
                 return None
             parts.append(data[fs:fe])

@@ -1,4 +1,11 @@
-"""Whole traces, as the pipeline's trace buffer hands them to trace-level stages.
+"""The span data model: what moves between stages (:class:`SpanBatch`) and the whole traces that trace-level
+stages work on (:class:`Trace`). Both keep spans as their wire bytes; :mod:`collector.wire` reads and
+writes those bytes.
+
+A :class:`SpanBatch` is a batch of spans as one OTLP ``ExportTraceServiceRequest``. It keeps the request's
+wire bytes and decodes them only when a stage asks for the message. Batches merge by concatenating wire
+bytes (``resource_spans`` is the only field of the request, so two serialized requests joined are one
+valid request), and exporters send the bytes they were given.
 
 A :class:`Trace` keeps its spans as wire bytes, grouped by origin (the resource and instrumentation scope
 they were sent with): each group is one ``bytearray`` of framed ``ScopeSpans.spans`` entries (tag
@@ -8,21 +15,228 @@ into a mutable ``ScopeSpans`` message; a stage that changes spans calls :meth:`T
 the trace is re-encoded from the messages when it leaves the buffer.
 
 Trace-level stages (``tail_sampling``, ``root_cause``, ``alert_routing``) implement
-:class:`collector.consumer.TraceStage`.
+:class:`collector.component.TraceStage`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector.batch import Ack, release_all
-from collector.wire import ERROR_CODE, entries_containing, entry_span, span_entries
+from collector.wire import (
+    ERROR_CODE,
+    ScopeChunk,
+    SplitOptions,
+    build_request,
+    entries_containing,
+    entry_span,
+    span_entries,
+    split_by_trace,
+)
+
+_SPLIT_OPTIONS = SplitOptions()
+
+
+def count_spans(request: ExportTraceServiceRequest) -> int:
+    """Number of spans in a request, touching only the repeated containers, never a span."""
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+class Ack:
+    """Tells the source of some data (a Kafka partition's records) when every part of it is done.
+
+    Reference counted: each holder of the data (a batch, a buffered trace) holds one reference and
+    releases it when the data is delivered or given up for good. When the count falls to zero,
+    ``on_done`` runs once. Sources that do not need to know (OTLP receivers) attach no Ack.
+    """
+
+    __slots__ = ("_on_done", "_refs")
+
+    def __init__(self, on_done: Callable[[], None], refs: int = 1) -> None:
+        self._on_done: Callable[[], None] | None = on_done
+        self._refs = refs
+
+    def retain(self, n: int = 1) -> None:
+        if self._on_done is None:
+            raise RuntimeError("Ack retained after it was done")
+        self._refs += n
+
+    def release(self) -> None:
+        self._refs -= 1
+        if self._refs == 0 and self._on_done is not None:
+            callback, self._on_done = self._on_done, None
+            callback()
+
+    @property
+    def done(self) -> bool:
+        return self._on_done is None
+
+
+def release_all(acks: list[Ack] | None) -> None:
+    """Release each of ``acks`` (the references a batch or a buffered trace held)."""
+    if acks:
+        for a in acks:
+            a.release()
+
+
+class SpanBatch:
+    """A batch of spans. Owned by one stage at a time: once passed on it belongs to the next stage.
+
+    ``acks`` are the completion references the batch holds (see :class:`Ack`). The rule for every
+    stage: a batch passed on keeps its acks; a stage that merges batches merges their acks (``concat``);
+    one that splits or copies a batch retains them once more for each extra part (``copy``,
+    ``with_acks_of``); and whoever ends a batch's life, by delivering it or dropping it for good, calls
+    :meth:`release`. A batch refused with a retriable error stays the caller's, acks and all.
+
+    ``split_options`` say how :meth:`split` splits the batch when no one has yet: a receiver that leaves
+    the split to the stages that need it (Kafka's) passes its own, and merged, copied and cut batches keep
+    them.
+    """
+
+    __slots__ = ("_parts", "_payload", "_request", "_split", "_split_options", "acks", "span_count")
+
+    def __init__(
+        self,
+        *,
+        payload: bytes | None = None,
+        request: ExportTraceServiceRequest | None = None,
+        span_count: int | None = None,
+        split: list[ScopeChunk] | None = None,
+        split_options: SplitOptions = _SPLIT_OPTIONS,
+    ) -> None:
+        if payload is None and request is None and split is None:
+            raise ValueError("SpanBatch needs payload bytes, a request message or split spans")
+        self._payload = payload
+        self._request = request
+        self._split = split
+        self._split_options = split_options
+        self._parts: list[bytes] | None = None  # wire forms of merged batches, joined when first asked for
+        self.acks: list[Ack] | None = None
+        if span_count is None:
+            span_count = count_spans(self.request)
+        self.span_count = span_count
+
+    @classmethod
+    def from_request(cls, request: ExportTraceServiceRequest, payload: bytes | None = None) -> SpanBatch:
+        """Wrap a decoded request; ``payload`` is its wire form when the caller still has it unchanged."""
+        return cls(payload=payload, request=request)
+
+    @classmethod
+    def from_bytes(cls, payload: bytes, span_count: int | None = None,
+                   split_options: SplitOptions = _SPLIT_OPTIONS) -> SpanBatch:
+        """Wrap wire bytes (already validated by the caller). Decodes once if the count is unknown."""
+        return cls(payload=payload, span_count=span_count, split_options=split_options)
+
+    @classmethod
+    def concat(cls, batches: Iterable[SpanBatch]) -> SpanBatch:
+        """Merge batches by joining their wire bytes: no span is decoded or copied one by one."""
+        parts = list(batches)
+        if len(parts) == 1:
+            return parts[0]
+        count = sum(b.span_count for b in parts)
+        options = parts[0]._split_options
+        if all(b._split is not None for b in parts):
+            # Grouped by trace already: a consumer that sends by trace never needs the joined bytes.
+            merged = cls(split=[c for b in parts for c in b._split or ()], span_count=count, split_options=options)
+            if all(b._payload is not None or b._parts is not None for b in parts):
+                merged._parts = [p for b in parts for p in (b._parts or [b._payload or b""])]
+        else:
+            merged = cls(payload=b"".join(b.to_bytes() for b in parts), span_count=count, split_options=options)
+        acks = [a for b in parts if b.acks for a in b.acks]
+        if acks:
+            merged.acks = acks
+        return merged
+
+    @property
+    def request(self) -> ExportTraceServiceRequest:
+        """The decoded request, for reading. Call :meth:`mutable_request` before changing it."""
+        if self._request is None:
+            self._request = ExportTraceServiceRequest.FromString(self.to_bytes())
+        return self._request
+
+    @property
+    def split_options(self) -> SplitOptions:
+        """How :meth:`split` splits this batch (what it works out about errors)."""
+        return self._split_options
+
+    def split(self) -> list[ScopeChunk]:
+        """The spans grouped by resource, scope and trace id, as wire bytes (:func:`collector.wire.split_by_trace`
+        with :attr:`split_options`; computed once, or handed over by the receiver that already walked the
+        request).
+
+        Raises ``WireError`` (``InvalidSpanIds`` for a span with invalid ids)."""
+        if self._split is None:
+            self._split = split_by_trace(self.to_bytes(), self._split_options)
+        return self._split
+
+    def mutable_request(self) -> ExportTraceServiceRequest:
+        """The decoded request, for changing: the cached wire bytes are dropped and rebuilt on demand.
+
+        A stage that changes spans must also call :meth:`recount` if it added or removed spans.
+        """
+        request = self.request
+        self._payload = None
+        self._parts = None
+        self._split = None
+        return request
+
+    def recount(self) -> None:
+        self.span_count = count_spans(self.request)
+
+    def to_bytes(self) -> bytes:
+        """The wire form of the batch (cached; serialized once if a stage changed the message)."""
+        if self._payload is None:
+            if self._parts is not None:
+                self._payload = b"".join(self._parts)
+                self._parts = None
+            elif self._request is not None:
+                self._payload = self._request.SerializeToString()
+            else:
+                assert self._split is not None
+                self._payload = build_request(
+                    (c.resource_fields, c.scope_fields, [e for ts in c.by_trace.values() for e in ts.entries])
+                    for c in self._split
+                )
+        return self._payload
+
+    @property
+    def byte_size(self) -> int:
+        return len(self.to_bytes())
+
+    def copy(self) -> SpanBatch:
+        """An independent copy, for fan-out to a stage that mutates. It holds its own references to the
+        acks, so each copy must be released."""
+        return SpanBatch(payload=self.to_bytes(), span_count=self.span_count, split=self._split,
+                         split_options=self._split_options).with_acks_of(self)
+
+    def view(self) -> SpanBatch:
+        """Another batch object over the same (read-only) bytes and message, with its own ack references."""
+        other = SpanBatch(payload=self._payload, request=self._request, span_count=self.span_count,
+                          split=self._split, split_options=self._split_options)
+        other._parts = self._parts
+        return other.with_acks_of(self)
+
+    def with_acks_of(self, other: SpanBatch) -> SpanBatch:
+        """Give this batch (a part or copy of ``other``) its own reference to each of ``other``'s acks."""
+        if other.acks:
+            for a in other.acks:
+                a.retain()
+            self.acks = (self.acks or []) + list(other.acks)
+        return self
+
+    def release(self) -> None:
+        """The batch is done: delivered, or dropped for good. Releases its acks (once)."""
+        acks, self.acks = self.acks, None
+        release_all(acks)
+
+    def __repr__(self) -> str:
+        return f"SpanBatch(spans={self.span_count})"
 
 
 class Origin:
@@ -42,8 +256,6 @@ class Origin:
     def resource(self) -> Resource:
         """The decoded resource (shared by every trace with this origin: read it, don't change it)."""
         if self._resource is None:
-            from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
-
             self._resource = ResourceSpans.FromString(self.resource_fields).resource
         return self._resource
 
@@ -256,8 +468,6 @@ class Trace:
 def make_origin(resource: Resource, scope: InstrumentationScope | None = None, resource_schema_url: str = "",
                 scope_schema_url: str = "") -> Origin:
     """An origin from decoded messages (for tests and tools; the buffer interns origins from wire bytes)."""
-    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
-
     rs = ResourceSpans(resource=resource, schema_url=resource_schema_url)
     ss = ScopeSpans(schema_url=scope_schema_url)
     if scope is not None:

@@ -1,0 +1,66 @@
+"""The protobuf wire format of OTLP trace requests, read and written without decoding spans.
+
+This is the one module the rest of the collector uses for wire bytes:
+
+* splitting a request by trace (:func:`split_by_trace`, into :class:`ScopeChunk` and :class:`TraceSpans`,
+  with what it works out about errors set by :class:`SplitOptions`), with the walk chosen in one place
+  (``_split``): compiled with numba when :func:`load_compiled` has loaded it (the ``jit`` extra;
+  ``TRACETRIAGE_JIT=0`` turns it off), else vectorized with numpy for large requests, else in Python;
+* the receivers' compiled request check (:func:`certainly_valid`, :func:`certain_span_count`;
+  ``TRACETRIAGE_JIT_VALIDATE=0`` leaves it to protobuf);
+* a trace's stored span entries (:func:`span_entries`, :func:`entry_span`, :func:`entries_containing`, ...);
+* building a request from stored bytes (:func:`build_request`), and varint and field helpers.
+
+The implementations live in private modules of this package; none of them imports this one.
+"""
+
+from collector.wire._errors import InvalidSpanIds, WireError
+from collector.wire._jit import certain_span_count, certainly_valid
+from collector.wire._jit import load as load_compiled
+from collector.wire._records import ScopeChunk, TraceSpans, trace_spans
+from collector.wire._request import build_request
+from collector.wire._spans import (
+    ERROR_CODE,
+    ERROR_KEY,
+    OK_CODE,
+    entries_containing,
+    entries_maybe_in_error,
+    entries_with_parent_id,
+    entries_with_span_id,
+    entry_span,
+    span_entries,
+    span_entry,
+    span_trace_id,
+)
+from collector.wire._split import SplitOptions, split_by_trace
+from collector.wire._varint import encode_varint, frame, iter_fields, read_field, read_varint
+
+__all__ = [
+    "ERROR_CODE",
+    "ERROR_KEY",
+    "OK_CODE",
+    "InvalidSpanIds",
+    "ScopeChunk",
+    "SplitOptions",
+    "TraceSpans",
+    "WireError",
+    "build_request",
+    "certain_span_count",
+    "certainly_valid",
+    "encode_varint",
+    "entries_containing",
+    "entries_maybe_in_error",
+    "entries_with_parent_id",
+    "entries_with_span_id",
+    "entry_span",
+    "frame",
+    "iter_fields",
+    "load_compiled",
+    "read_field",
+    "read_varint",
+    "span_entries",
+    "span_entry",
+    "span_trace_id",
+    "split_by_trace",
+    "trace_spans",
+]

@@ -1,0 +1,33 @@
+"""Building an ``ExportTraceServiceRequest`` from stored span bytes, without decoding a span."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from collector.wire._varint import encode_varint
+
+
+def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearray]]]) -> bytes:
+    """Serialize an ``ExportTraceServiceRequest`` from (resource fields, scope fields, framed span entries)
+    groups. Groups with the same resource fields share one ``ResourceSpans``.
+
+    Lengths are summed first and every piece is joined once: each span's bytes are copied once."""
+    by_resource: dict[bytes, list[tuple[bytes, list[bytes | bytearray], int]]] = {}
+    for resource_fields, scope_fields, span_entries in groups:
+        entries = list(span_entries)
+        size = len(scope_fields) + sum(map(len, entries))
+        scopes = by_resource.get(resource_fields)
+        if scopes is None:
+            scopes = by_resource[resource_fields] = []
+        scopes.append((scope_fields, entries, size))
+    out: list[bytes | bytearray] = []
+    for resource_fields, scopes in by_resource.items():
+        headers = [b"\x12" + encode_varint(size) for _, _, size in scopes]
+        rs_size = len(resource_fields) + sum(len(h) + size for h, (_, _, size) in zip(headers, scopes, strict=True))
+        out.append(b"\x0a" + encode_varint(rs_size))
+        out.append(resource_fields)
+        for header, (scope_fields, entries, _) in zip(headers, scopes, strict=True):
+            out.append(header)
+            out.append(scope_fields)
+            out.extend(entries)
+    return b"".join(out)

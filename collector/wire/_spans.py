@@ -1,0 +1,140 @@
+"""Reading spans in their wire form: the framed entries of a ``ScopeSpans`` (tag ``0x12``, a varint length,
+the span's bytes) and the few fields of a span that are read without decoding it.
+
+A span in canonical encoding starts ``0a 10 <trace id, 16 bytes> 12 08 <span id, 8 bytes>``, then an
+optional ``1a <trace state>`` and ``22 08 <parent span id>`` (see :func:`span_entries`).
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from collections.abc import Iterator
+
+from collector.wire._varint import encode_varint, read_field, read_varint
+
+_HEADER = struct.Struct("<H16xH").unpack_from  # a span's first tag and length, and its second (after 16 bytes)
+_CANONICAL_HEADER = (0x100A, 0x0812)  # 0a 10 <trace id> 12 08 <span id>
+_SPAN_ID_AT = 18  # where a canonical span's span id field (12 08 <span id>) starts
+_PARENT_AFTER = 28  # a canonical span's parent id field comes after its header and trace state
+
+# Status.code = ERROR (field 3, varint 2) as every protobuf encoder writes it: a span without these bytes has
+# no ERROR status.
+ERROR_CODE = b"\x18\x02"
+OK_CODE = b"\x18\x01"  # Status.code = OK, likewise
+# An attribute key "error" (KeyValue.key, length 5) on the wire: a run of spans without it has no ``error``
+# attribute.
+ERROR_KEY = b"\n\x05error"
+_ERROR_TEXT = b"error"  # in the key of an ``error`` attribute however it is framed
+
+
+def span_entry(span: bytes | bytearray) -> bytes:
+    """A span's bytes framed as a ``ScopeSpans.spans`` entry."""
+    return b"\x12" + encode_varint(len(span)) + span
+
+
+def span_entries(data: bytes, canonical: bool = False) -> list[int] | None:
+    """Where each framed span entry (tag ``0x12``, length, span) of a trace chunk starts, then the chunk's
+    length. None for a span of 16 KiB or more (a three-byte length) and, with ``canonical``, for a span
+    whose header is not ``0a 10 <trace id> 12 08 <span id>``. The chunk must be framed entries only, as
+    the trace buffer keeps them."""
+    n = len(data)
+    at: list[int] = []
+    i = 0
+    while i < n:
+        at.append(i)
+        b = data[i + 1]
+        if b < 0x80:
+            k = i + 2
+            e = k + b
+        else:
+            b2 = data[i + 2]
+            if b2 >= 0x80:
+                return None
+            k = i + 3
+            e = k + ((b & 0x7F) | (b2 << 7))
+        if canonical and (e - k < 28 or _HEADER(data, k) != _CANONICAL_HEADER):
+            return None
+        i = e
+    at.append(n)
+    return at
+
+
+def entries_containing(data: bytes, at: list[int], needle: bytes) -> Iterator[int]:
+    """Indices (into ``at``, from :func:`span_entries`) of the span entries whose bytes contain ``needle``."""
+    h = data.find(needle)
+    while h >= 0:
+        j = bisect_right(at, h) - 1
+        yield j
+        h = data.find(needle, at[j + 1])
+
+
+def entries_maybe_in_error(data: bytes, at: list[int]) -> list[int]:
+    """Indices (into ``at``, from :func:`span_entries`) of the span entries that may be in error: those whose
+    bytes contain an ERROR status code (:data:`ERROR_CODE`), then those that contain the text ``error`` (as
+    the key of an ``error`` attribute does). A span may be in both lists; a span in neither has no ERROR
+    status and no ``error`` attribute."""
+    out: list[int] = []
+    for needle in (ERROR_CODE, _ERROR_TEXT):
+        h = data.find(needle)
+        while h >= 0:
+            j = bisect_right(at, h) - 1
+            out.append(j)
+            h = data.find(needle, at[j + 1])
+    return out
+
+
+def entry_span(data: bytes, at: list[int], j: int) -> bytes:
+    """The span bytes of entry ``j`` (without its tag and length)."""
+    i = at[j]
+    return data[i + (2 if data[i + 1] < 0x80 else 3):at[j + 1]]
+
+
+# The two searches below find a field's bytes anywhere in the chunk and keep the hits at the field's place
+# in their span (the same bytes inside an attribute value are not the field).
+
+
+def entries_with_span_id(data: bytes, at: list[int], span_id: bytes) -> list[int]:
+    """Indices (into ``at``, from :func:`span_entries` with ``canonical``) of the entries whose span has the
+    span id ``span_id`` (8 bytes)."""
+    field = b"\x12\x08" + span_id
+    out: list[int] = []
+    h = data.find(field)
+    while h >= 0:
+        j = bisect_right(at, h) - 1
+        if h == at[j] + (2 if data[at[j] + 1] < 0x80 else 3) + _SPAN_ID_AT:
+            out.append(j)
+        h = data.find(field, h + 1)
+    return out
+
+
+def entries_with_parent_id(data: bytes, at: list[int], parent_span_id: bytes) -> list[int]:
+    """Indices (into ``at``, from :func:`span_entries` with ``canonical``) of the entries whose span has the
+    parent span id ``parent_span_id`` (8 bytes)."""
+    field = b"\x22\x08" + parent_span_id
+    out: list[int] = []
+    h = data.find(field)
+    while h >= 0:
+        j = bisect_right(at, h) - 1
+        want = at[j] + (2 if data[at[j] + 1] < 0x80 else 3) + _PARENT_AFTER
+        if want < at[j + 1] and data[want] == 0x1A:  # after the trace state
+            tl, want = read_varint(data, want + 1)
+            want += tl
+        if h == want:
+            out.append(j)
+        h = data.find(field, h + 1)
+    return out
+
+
+def span_trace_id(data: bytes, start: int, end: int) -> bytes:
+    """The ``trace_id`` (field 1) of the span encoded in ``data[start:end]``; empty if absent. Raises
+    :class:`~collector.wire.WireError` when the span's fields are malformed."""
+    if end - start >= 18 and data[start] == 0x0A and data[start + 1] == 16:
+        return data[start + 2:start + 18]  # the usual layout: trace_id first, 16 bytes
+    pos = start
+    while pos < end:
+        number, wire_type, vstart, vend = read_field(data, pos, end)
+        if number == 1 and wire_type == 2:
+            return data[vstart:vend]
+        pos = vend
+    return b""

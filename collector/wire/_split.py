@@ -1,0 +1,99 @@
+"""The split of a request by trace, and the one place that chooses the walk that does it.
+
+An ``ExportTraceServiceRequest`` is ``resource_spans`` entries (field 1); a ``ResourceSpans`` holds
+``resource`` (1), ``scope_spans`` (2), ``schema_url`` (3); a ``ScopeSpans`` holds ``scope`` (1),
+``spans`` (2), ``schema_url`` (3). The containers are walked here; the spans of every ``ScopeSpans`` are
+then walked by the first of these that takes the request:
+
+* the compiled walk (:mod:`._jit`, numba), when it is loaded (:func:`~._jit.load`);
+* the vectorized walk (:mod:`._numpy`), for requests of ``MIN_BYTES`` or more;
+* the Python walk (:mod:`._python`), which takes any request.
+
+All three give the same chunks (the compiled walk's ``maybe_error`` is exact where the others may say
+"maybe" wrongly), and none of them imports this module. What they work out about errors is set per call
+(:class:`SplitOptions`), never for the whole process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collector.wire._jit import ready as compiled_ready
+from collector.wire._jit import split_jit
+from collector.wire._numpy import split_np
+from collector.wire._python import split_scope
+from collector.wire._records import ScopeChunk
+from collector.wire._varint import iter_fields
+
+# Below this size a request is walked in Python: the array set-up costs more than it saves.
+MIN_BYTES = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class SplitOptions:
+    """What a split works out about errors, for ``TraceSpans.maybe_error`` (False promises that no span of
+    the trace has an ERROR status or an ``error`` attribute). A service builds one from its pipelines and
+    hands it to its receivers; the defaults are right for any pipeline.
+
+    ``error_hints``: look for spans that may be in error at all. Only trace stages read the hint, so a
+    service without them turns it off and saves work on every request (``maybe_error`` is then True).
+    ``error_attribute``: an ``error`` attribute counts too, not only an ERROR status (with ``error_hints``).
+    Stages that read that attribute (root_cause) need it, and it costs a pass over every request."""
+
+    error_hints: bool = True
+    error_attribute: bool = True
+
+
+_DEFAULT = SplitOptions()
+
+
+def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeChunk]:
+    """Walk a serialized ``ExportTraceServiceRequest`` and group its framed span entries by trace id,
+    per resource and scope, checking every span's ids on the way. Touches each span's first few bytes
+    only (or, compiled, each span's top-level fields once).
+
+    Raises :class:`~collector.wire.WireError` for malformed bytes, :class:`~collector.wire.InvalidSpanIds`
+    for a span with invalid ids."""
+    hints = options.error_hints
+    keys = hints and options.error_attribute
+    scopes: list[tuple[bytes, bytes, int, int, int]] = []
+    n = len(data)
+    for tag, _, rs_start, rs_end in iter_fields(data, 0, n):
+        if tag != 0x0A:
+            continue
+        resource_parts: list[bytes] = []
+        scope_ranges: list[tuple[int, int]] = []
+        for t2, f2, s2, e2 in iter_fields(data, rs_start, rs_end):
+            if t2 == 0x12:
+                scope_ranges.append((s2, e2))
+            else:
+                resource_parts.append(data[f2:e2])
+        resource_fields = b"".join(resource_parts)
+        for ss_start, ss_end in scope_ranges:
+            head, first = _scope_head(data, ss_start, ss_end)
+            scopes.append((resource_fields, head, first, ss_end, ss_start))
+    if compiled_ready():
+        compiled = split_jit(data, [(r, h, f, e) for r, h, f, e, _ in scopes], hints, keys)
+        if compiled is not None:
+            return compiled
+    if n >= MIN_BYTES:
+        fast = split_np(data, [(r, h, f, e) for r, h, f, e, _ in scopes], hints, keys)
+        if fast is not None:
+            return fast
+    chunks: list[ScopeChunk] = []
+    for resource_fields, _, _, ss_end, ss_start in scopes:
+        chunk = split_scope(data, ss_start, ss_end, resource_fields, hints, keys)
+        if chunk.by_trace:
+            chunks.append(chunk)
+    return chunks
+
+
+def _scope_head(data: bytes, start: int, end: int) -> tuple[bytes, int]:
+    """The framed fields of a ``ScopeSpans`` before its first span, and where that span starts."""
+    parts: list[bytes] = []
+    for tag, field_start, _, field_end in iter_fields(data, start, end):
+        if tag == 0x12:
+            return b"".join(parts), field_start
+        parts.append(data[field_start:field_end])
+    return b"".join(parts), end
+

@@ -1,0 +1,73 @@
+"""Requests for the wire tests: random ones in every shape the walks meet, and the exact answers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+from collector.wire import ScopeChunk, _jit, _split, split_by_trace
+
+
+def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChunk]:
+    """split_by_trace by the Python walk alone."""
+    with monkeypatch.context() as m:
+        m.setattr(_split, "MIN_BYTES", 1 << 62)
+        m.setattr(_jit, "_kernel", None)
+        return split_by_trace(data)
+
+
+def in_error(framed_spans: bytes) -> bool:
+    """Exactly: some span has an ERROR status or an ``error`` attribute."""
+    spans = ScopeSpans.FromString(framed_spans).spans
+    return any(s.status.code == 2 or any(kv.key == "error" for kv in s.attributes) for s in spans)
+
+
+def random_request(rnd: random.Random, trace_state: float) -> bytes:
+    req = ExportTraceServiceRequest()
+    tids = [rnd.randbytes(16) for _ in range(rnd.randint(1, 30))]
+    for _ in range(rnd.randint(1, 4)):
+        rs = req.resource_spans.add()
+        service = AnyValue(string_value=f"s{rnd.randint(0, 9)}")
+        rs.resource.attributes.append(KeyValue(key="service.name", value=service))
+        if rnd.random() < 0.3:
+            rs.schema_url = "https://example.com/r"
+        for _ in range(rnd.randint(0, 3)):
+            ss = rs.scope_spans.add()
+            if rnd.random() < 0.7:
+                ss.scope.name = "lib"
+            if rnd.random() < 0.3:
+                ss.schema_url = "https://example.com/s"
+            tid = rnd.choice(tids)
+            for _ in range(rnd.randint(0, 120)):
+                if rnd.random() < 0.3:
+                    tid = rnd.choice(tids)
+                s = ss.spans.add(trace_id=tid, span_id=rnd.randbytes(7) + b"\x01")
+                if rnd.random() < 0.7:
+                    s.parent_span_id = rnd.randbytes(8)
+                if rnd.random() < trace_state:
+                    s.trace_state = "vendor=1"
+                if rnd.random() < 0.9:
+                    s.name = "n" * rnd.choice([0, 3, 20, 130, 200])
+                if rnd.random() < 0.8:
+                    s.kind = rnd.randint(0, 5)  # type: ignore[assignment]
+                if rnd.random() < 0.95:
+                    s.start_time_unix_nano = rnd.randint(0, 2**63)
+                    s.end_time_unix_nano = rnd.randint(0, 2**63)
+                for k in range(rnd.randint(0, 12)):
+                    value = AnyValue(bytes_value=rnd.randbytes(rnd.randint(0, 60)))
+                    s.attributes.append(KeyValue(key=f"k{k}", value=value))
+                if rnd.random() < 0.2:
+                    s.links.add(trace_id=rnd.choice(tids), span_id=rnd.randbytes(8))
+                if rnd.random() < 0.05:
+                    s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
+                if rnd.random() < 0.1:
+                    s.status.code = 2  # type: ignore[assignment]
+                if rnd.random() < 0.05:
+                    s.status.message = "boom"
+                if rnd.random() < 0.3:
+                    s.flags = rnd.choice([0x100, 0x301, 0xFFFFFFFF])
+    return req.SerializeToString()
