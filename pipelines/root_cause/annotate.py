@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from pipelines.root_cause.model import RootCause
+from pipelines.root_cause.model import ERROR, LATENCY, FailureKind, RootCause
 
 PREFIX = "rootcause."
 SERVICE = PREFIX + "service"
@@ -12,12 +12,16 @@ SPAN_NAME = PREFIX + "span_name"
 SPAN_ID = PREFIX + "span_id"
 DEPTH = PREFIX + "depth"
 PATH = PREFIX + "path"
-KEYS = frozenset((SERVICE, SPAN_NAME, SPAN_ID, DEPTH, PATH))
+KIND = PREFIX + "kind"
+SELF_TIME = PREFIX + "self_time_ms"
+KEYS = frozenset((SERVICE, SPAN_NAME, SPAN_ID, DEPTH, PATH, KIND, SELF_TIME))
 
 
-def annotate(span: Span, cause: RootCause, stale: bool = True) -> None:
-    """Replace the span's ``rootcause.*`` attributes (those five keys) with ``cause``'s. ``stale`` False
-    promises the span has none of them (its bytes do not contain ``rootcause.``): no search for them."""
+def annotate(span: Span, cause: RootCause, stale: bool = True, kind: FailureKind = ERROR) -> None:
+    """Replace the span's ``rootcause.*`` attributes (the keys in :data:`KEYS`) with ``cause``'s:
+    ``service``, ``span_name``, ``span_id`` (hex), ``depth``, ``path``, ``kind`` ("error" or "latency"), and
+    for a latency cause ``self_time_ms`` (double). ``stale`` False promises the span has none of them (its
+    bytes do not contain ``rootcause.``): no search for them."""
     attrs = span.attributes
     if stale:
         for i in range(len(attrs) - 1, -1, -1):
@@ -37,3 +41,8 @@ def annotate(span: Span, cause: RootCause, stale: bool = True) -> None:
     values = kv.value.array_value.values
     for element in cause.path:
         values.add().string_value = element
+    kv = attrs.add()
+    kv.key, kv.value.string_value = KIND, kind
+    if kind == LATENCY:
+        kv = attrs.add()
+        kv.key, kv.value.double_value = SELF_TIME, cause.self_time_ms

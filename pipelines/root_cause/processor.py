@@ -1,7 +1,10 @@
 """The ``root_cause`` trace stage: walks each trace, leaves ``Failure``s in ``trace.notes``, annotates.
 
-It lets every trace through. Per trace it costs a scan of the wire bytes when no span can be in error
-(see :mod:`pipelines.root_cause.walk`); traces with errors are decoded, indexed once and walked.
+It lets every trace through. Traces the receiver found error-free cost nothing for the error walk (see
+:mod:`pipelines.root_cause.walk`); traces with errors are indexed once and walked. With a latency
+threshold configured, a trace whose spans span more than the shortest threshold (``Trace.end -
+Trace.start``, kept by the trace buffer) is indexed and its slow signal spans that are not in error get
+the latency walk (:mod:`pipelines.root_cause.critical_path`); other traces cost one comparison.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collector.traces import Trace, TraceBufferSettings
 from pipelines.ownership import CatalogError, Ownership
 from pipelines.root_cause.annotate import annotate
 from pipelines.root_cause.config import Config
-from pipelines.root_cause.model import FAILURES, Failure
+from pipelines.root_cause.critical_path import find_slow
+from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import SignalMatcher, find_failures, write_back
 
 MAX_LABEL_VALUES = 1000  # distinct services / teams in the metric; beyond that: "other"
@@ -48,8 +52,9 @@ class RootCauseProcessor:
     defines_buffer: ClassVar[bool] = False
 
     __slots__ = (
-        "_annotate", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals",
-        "_skipped", "_teams", "buffer_settings", "id", "mutates_data",
+        "_annotate", "_counters", "_latency_min", "_latency_root", "_latency_signals", "_limits", "_log",
+        "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams", "buffer_settings", "id",
+        "mutates_data",
     )
 
     def __init__(self, settings: Settings, config: Config) -> None:
@@ -62,22 +67,31 @@ class RootCauseProcessor:
             SignalMatcher(s.name, s.service, s.span_name, s.span_name_regex) for s in config.signals
         )
         self._limits = (config.max_root_causes, config.max_path_length, config.max_signals_per_trace)
+        # The latency walk: (matcher, threshold ns) per signal, or the default signal's threshold; a trace
+        # whose spans span no more than the shortest threshold has no slow signal (0: no latency walk).
+        self._latency_signals = tuple(
+            (m, _ns(s.latency_threshold)) for m, s in zip(self._signals, config.signals, strict=True))
+        self._latency_root = 0 if config.signals else _ns(config.latency_threshold)
+        positive = [t for _, t in self._latency_signals if t > 0] + ([self._latency_root] * (self._latency_root > 0))
+        self._latency_min = min(positive) if positive else 0
         self._ownership = (
             Ownership(config.ownership, settings.telemetry, settings.logger) if config.ownership is not None
             else None
         )
         self._services = _Labels(MAX_LABEL_VALUES)
         self._teams = _Labels(MAX_LABEL_VALUES)
-        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._counters: dict[tuple[str, str, str, str], Any] = {}
         t = settings.telemetry
         self._root_causes = t.counter(
             "tracetriage_root_causes_total",
-            "Failed requests by signal and primary root cause (service and owning team).",
-            ("signal", "service", "team"),
+            "Failed (kind=error) and slow (kind=latency) requests by signal and primary root cause (service "
+            "and owning team).",
+            ("signal", "service", "team", "kind"),
         )
         self._skipped = t.counter(
             "tracetriage_root_cause_signals_skipped_total",
-            "Signal spans in error not walked (more than max_signals_per_trace in one trace).", ("processor",),
+            "Signal spans in error, or slow, not walked (more than max_signals_per_trace in one trace).",
+            ("processor",),
         ).labels(str(settings.id))
 
     async def start(self, host: Host) -> None:
@@ -93,25 +107,27 @@ class RootCauseProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         max_rc, max_path, max_signals = self._limits
-        counts: dict[tuple[str, str, str], int] = {}  # root causes by label set, counted once at the end
+        latency_min = self._latency_min
+        counts: dict[tuple[str, str, str, str], int] = {}  # root causes by label set, counted once at the end
         for trace in traces:
-            if not trace.maybe_error:  # (find_failures says so too: this saves a call per error-free trace)
-                continue
-            result = find_failures(trace, self._signals, max_root_causes=max_rc, max_path=max_path,
-                                   max_signals=max_signals)
-            if not result.failures:
-                continue
-            trace.notes[FAILURES] = result.failures
-            if result.signals_skipped:
-                self._skipped.inc(result.signals_skipped)
-            for failure in result.failures:
-                labels = self._labels(failure)
-                counts[labels] = counts.get(labels, 0) + 1
-            if self._annotate:
-                stale, spans = result.stale, result.signal_spans
-                for i, failure in enumerate(result.failures):
-                    annotate(spans[i], failure.primary, stale[i])
-                write_back(result)
+            # (find_failures checks maybe_error too: this saves a call per error-free trace)
+            if trace.maybe_error:
+                result = find_failures(trace, self._signals, max_root_causes=max_rc, max_path=max_path,
+                                       max_signals=max_signals)
+                if result.failures:
+                    trace.notes[FAILURES] = result.failures
+                    if result.signals_skipped:
+                        self._skipped.inc(result.signals_skipped)
+                    for failure in result.failures:
+                        labels = self._labels(failure)
+                        counts[labels] = counts.get(labels, 0) + 1
+                    if self._annotate:
+                        stale, spans = result.stale, result.signal_spans
+                        for i, failure in enumerate(result.failures):
+                            annotate(spans[i], failure.primary, stale[i])
+                        write_back(result)
+            if latency_min and trace.end - trace.start > latency_min:
+                self._latency(trace, counts)
         for labels, n in counts.items():
             counter = self._counters.get(labels)
             if counter is None:  # the label lookup costs more than the count: children kept per label set
@@ -121,11 +137,35 @@ class RootCauseProcessor:
             counter.inc(n)
         return traces
 
-    def _labels(self, failure: Failure) -> tuple[str, str, str]:
+    def _latency(self, trace: Trace, counts: dict[tuple[str, str, str, str], int]) -> None:
+        """The latency walk of a trace that may have a slow signal (after the error walk)."""
+        _, max_path, max_signals = self._limits
+        result = find_slow(trace, self._latency_signals, self._latency_root, max_path=max_path,
+                           max_signals=max_signals)
+        if result.signals_skipped:
+            self._skipped.inc(result.signals_skipped)
+        if not result.failures:
+            return
+        errors: list[Failure] | None = trace.note(FAILURES)
+        trace.notes[FAILURES] = result.failures if not errors else errors + result.failures
+        for failure in result.failures:
+            labels = self._labels(failure)
+            counts[labels] = counts.get(labels, 0) + 1
+        if self._annotate:
+            stale, spans = result.stale, result.signal_spans
+            for i, failure in enumerate(result.failures):
+                annotate(spans[i], failure.primary, stale[i], LATENCY)
+            write_back(result)
+
+    def _labels(self, failure: Failure) -> tuple[str, str, str, str]:
         cause = failure.primary
         team = UNKNOWN_TEAM
         if self._ownership is not None:
             # The root-cause span's resource describes the caller when the callee is blamed.
             attrs = None if cause.blamed_callee else cause.resource_attributes
             team = self._ownership.owner_of(cause.service, attrs).name
-        return failure.signal, self._services(cause.service), self._teams(team)
+        return failure.signal, self._services(cause.service), self._teams(team), failure.kind
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
