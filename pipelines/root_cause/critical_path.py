@@ -54,6 +54,7 @@ from pipelines.root_cause.walk import (
 )
 
 MS = 1_000_000
+_NONE: list[int] = []
 _ANNOTATION_BYTES = ANNOTATION_PREFIX.encode()
 
 # One span on a critical path: (node, depth below the signal, exclusive time ns, effective start ns).
@@ -65,51 +66,52 @@ def critical_path(index: SpanIndex, signal: int) -> list[Step]:
     below it, earliest first). Sets ``index.pred`` and ``index.depth`` of the spans on it."""
     starts, ends, ids, children = index.starts, index.ends, index.ids, index.children
     pred, depth = index.pred, index.depth
-    lo, hi = starts[signal], ends[signal]
     taken = {signal}
     pred[signal] = -1
     depth[signal] = 0
     out: list[Step] = []  # post-order, latest child first: reversed at the end
 
-    def order(node: int, lo: int, hi: int) -> list[tuple[int, int, bytes, int]]:
-        """Children of ``node`` clipped to [lo, hi], latest end first (ties: later start, lower id), as
-        (-end, -start, id, child)."""
-        kids = children.get(node)
-        if not kids:
-            return []
-        out: list[tuple[int, int, bytes, int]] = []
-        for c in kids:
-            cs, ce = starts[c], ends[c]
-            if ce < lo or cs > hi:
-                continue  # wholly outside the parent
-            out.append((-(ce if ce < hi else hi), -(cs if cs > lo else lo), ids[c], c))
-        if len(out) > 1:
-            out.sort()
-        return out
+    def order(node: int, lo: int, hi: int) -> list[int]:
+        """``node``'s children, latest (clipped) end first, ties: later (clipped) start, then lower id. (A
+        single child's list is the index's own: nothing is allocated along a chain.)"""
+        kids = children.get(node, _NONE)
+        if len(kids) < 2:
+            return kids
+        return sorted(kids, key=lambda c: (-(ends[c] if ends[c] < hi else hi), -(starts[c] if starts[c] > lo else lo),
+                                           ids[c]))
 
-    # The stack, one list per field: node, its depth, its (clipped) start, its children in order, the next
-    # of them to look at, the cursor, and its exclusive time so far.
-    nodes, depths, lows = [signal], [0], [lo]
+    # The stack, one list per field: node, its depth, its (clipped) interval, its children in order, the
+    # next of them to look at, the cursor, and its exclusive time so far.
+    lo, hi = starts[signal], ends[signal]
+    nodes, depths, lows, highs = [signal], [0], [lo], [hi]
     kids_st, pos_st, cursors, owns = [order(signal, lo, hi)], [0], [hi], [0]
     while nodes:
         kids = kids_st[-1]
-        pos, cursor = pos_st[-1], cursors[-1]
+        pos, cursor, lo, hi = pos_st[-1], cursors[-1], lows[-1], highs[-1]
         nk = len(kids)
         child = -1
+        c_lo = c_hi = 0
         while pos < nk:
-            neg_end, neg_start, _, c = kids[pos]
+            c = kids[pos]
             pos += 1
-            if -neg_end <= cursor and c not in taken:
+            c_lo, c_hi = starts[c], ends[c]
+            if c_hi < lo or c_lo > hi:
+                continue  # wholly outside the parent: ignored
+            if c_hi > hi:
+                c_hi = hi  # clock skew: clipped to the parent
+            if c_hi <= cursor and c not in taken:
                 child = c
+                if c_lo < lo:
+                    c_lo = lo
                 break
         if child < 0:
-            f_lo = lows.pop()
-            out.append((nodes.pop(), depths.pop(), owns.pop() + cursor - f_lo, f_lo))
+            out.append((nodes.pop(), depths.pop(), owns.pop() + cursor - lo, lo))
+            lows.pop()
+            highs.pop()
             kids_st.pop()
             pos_st.pop()
             cursors.pop()
             continue
-        c_lo, c_hi = -neg_start, -neg_end
         pos_st[-1] = pos
         cursors[-1] = c_lo
         owns[-1] += cursor - c_hi
@@ -120,6 +122,7 @@ def critical_path(index: SpanIndex, signal: int) -> list[Step]:
         nodes.append(child)
         depths.append(d)
         lows.append(c_lo)
+        highs.append(c_hi)
         kids_st.append(order(child, c_lo, c_hi))
         pos_st.append(0)
         cursors.append(c_hi)

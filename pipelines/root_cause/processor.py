@@ -15,7 +15,7 @@ from collector import Host, Settings
 from collector.errors import ComponentStartError
 from collector.traces import Trace, TraceBufferSettings
 from pipelines.ownership import CatalogError, Ownership
-from pipelines.root_cause.annotate import annotate
+from pipelines.root_cause.annotate import Annotator
 from pipelines.root_cause.config import Config
 from pipelines.root_cause.critical_path import find_slow
 from pipelines.root_cause.model import FAILURES, LATENCY, Failure
@@ -52,9 +52,9 @@ class RootCauseProcessor:
     defines_buffer: ClassVar[bool] = False
 
     __slots__ = (
-        "_annotate", "_counters", "_latency_min", "_latency_root", "_latency_signals", "_limits", "_log",
-        "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams", "buffer_settings", "id",
-        "mutates_data",
+        "_annotate", "_annotator", "_counters", "_latency_min", "_latency_root", "_latency_signals", "_limits",
+        "_log", "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams", "buffer_settings",
+        "id", "mutates_data",
     )
 
     def __init__(self, settings: Settings, config: Config) -> None:
@@ -62,6 +62,7 @@ class RootCauseProcessor:
         self.mutates_data = config.annotate
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._annotate = config.annotate
+        self._annotator = Annotator()
         self._log = settings.logger
         self._signals = tuple(
             SignalMatcher(s.name, s.service, s.span_name, s.span_name_regex) for s in config.signals
@@ -110,24 +111,27 @@ class RootCauseProcessor:
         latency_min = self._latency_min
         counts: dict[tuple[str, str, str, str], int] = {}  # root causes by label set, counted once at the end
         for trace in traces:
-            # (find_failures checks maybe_error too: this saves a call per error-free trace)
-            if trace.maybe_error:
-                result = find_failures(trace, self._signals, max_root_causes=max_rc, max_path=max_path,
-                                       max_signals=max_signals)
-                if result.failures:
-                    trace.notes[FAILURES] = result.failures
-                    if result.signals_skipped:
-                        self._skipped.inc(result.signals_skipped)
-                    for failure in result.failures:
-                        labels = self._labels(failure)
-                        counts[labels] = counts.get(labels, 0) + 1
-                    if self._annotate:
-                        stale, spans = result.stale, result.signal_spans
-                        for i, failure in enumerate(result.failures):
-                            annotate(spans[i], failure.primary, stale[i])
-                        write_back(result)
-            if latency_min and trace.end - trace.start > latency_min:
-                self._latency(trace, counts)
+            if not trace.maybe_error:  # (find_failures says so too: this saves a call per error-free trace)
+                continue
+            result = find_failures(trace, self._signals, max_root_causes=max_rc, max_path=max_path,
+                                   max_signals=max_signals)
+            if not result.failures:
+                continue
+            trace.notes[FAILURES] = result.failures
+            if result.signals_skipped:
+                self._skipped.inc(result.signals_skipped)
+            for failure in result.failures:
+                labels = self._labels(failure)
+                counts[labels] = counts.get(labels, 0) + 1
+            if self._annotate:
+                stale, spans = result.stale, result.signal_spans
+                for i, failure in enumerate(result.failures):
+                    self._annotator(spans[i], failure.primary, stale[i])
+                write_back(result)
+        if latency_min:  # after every error walk: the error walk's annotations are in the trace's bytes
+            for trace in traces:
+                if trace.end - trace.start > latency_min:
+                    self._latency(trace, counts)
         for labels, n in counts.items():
             counter = self._counters.get(labels)
             if counter is None:  # the label lookup costs more than the count: children kept per label set
@@ -154,7 +158,7 @@ class RootCauseProcessor:
         if self._annotate:
             stale, spans = result.stale, result.signal_spans
             for i, failure in enumerate(result.failures):
-                annotate(spans[i], failure.primary, stale[i], LATENCY)
+                self._annotator(spans[i], failure.primary, stale[i], LATENCY)
             write_back(result)
 
     def _labels(self, failure: Failure) -> tuple[str, str, str, str]:
