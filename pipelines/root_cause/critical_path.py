@@ -39,6 +39,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
 from collector.traces import Trace
 from pipelines.root_cause.annotate import PREFIX as ANNOTATION_PREFIX
 from pipelines.root_cause.model import LATENCY, Failure, PathStep, RootCause
@@ -198,7 +200,8 @@ def find_slow(
     and a threshold of 0 means that signal has no latency walk. Empty: every root span is a signal
     (``"root"``) with ``root_threshold_ns``. The result works as the error walk's: annotate
     ``signal_spans[i]`` with ``failures[i].primary``, then call :func:`pipelines.root_cause.walk.write_back`."""
-    positive = [t for _, t in signals if t > 0] if signals else [root_threshold_ns] if root_threshold_ns > 0 else []
+    positive = [t for _, t in signals if t > 0] if signals else [t for t in (root_threshold_ns,) if t > 0]
+    # No span lasts longer than the trace's spans span (earliest start to latest end, kept by the buffer).
     if not positive or trace.end - trace.start <= min(positive):
         return NO_FAILURES
     index = SpanIndex(trace, max_path)
@@ -233,7 +236,7 @@ def find_slow(
     if not candidates:
         return NO_FAILURES
     failures: list[Failure] = []
-    spans = []
+    spans: list[Span] = []
     stale: list[bool] = []
     skipped = 0
     wire = index.chunks is not None

@@ -123,13 +123,16 @@ def test_failing_and_slow_signal_keeps_the_error_walk() -> None:
     assert attrs["rootcause.kind"].string_value == "error" and "rootcause.self_time_ms" not in attrs
 
 
-def test_a_failing_signal_and_a_slow_signal_in_one_trace() -> None:
+@pytest.mark.parametrize("decoded", [False, True])
+def test_a_failing_signal_and_a_slow_signal_in_one_trace(decoded: bool) -> None:
     telemetry = Telemetry()
     proc = build(telemetry, signals=[
         {"name": "checkout", "service": "frontend", "span_name": "POST /checkout", "latency_threshold": "500ms"},
         {"name": "order", "span_name": "place_order", "latency_threshold": "2s"},
     ])
     t = slow_trace(order_status=ERROR)  # place_order fails (handled: the request succeeds, slowly)
+    if decoded:
+        t.groups()
     proc.process_traces([t])
     error, latency = t.notes[FAILURES]
     assert (error.kind, error.signal, error.primary.span_name) == ("error", "order", "place_order")
