@@ -360,7 +360,7 @@ def test_hundred_thousand_deep_chain() -> None:
     spans = [Span(trace_id=TRACE_ID, span_id=sid(i + 1), parent_span_id=sid(i) if i else b"", name=f"op{i}",
                   start_time_unix_nano=i * 10, end_time_unix_nano=top - i * 10)
              for i in range(n)]
-    t0 = time.monotonic()
+    t0 = time.process_time()
     t = trace((resource("deep"), spans))
     for decoded in (False, True):
         if decoded:
@@ -372,4 +372,4 @@ def test_hundred_thousand_deep_chain() -> None:
         assert f.critical_path_length == n and len(f.critical_path) == 8
         assert f.critical_path[-1] == ("deep:op99999", pytest.approx(0.01002))
         assert sum(s.self_time_ms for s in f.critical_path) < f.duration_ms
-    assert time.monotonic() - t0 < 30
+    assert time.process_time() - t0 < 30
