@@ -1,12 +1,14 @@
 """Instructions per span of each in-process phase of the collector's path, counted by valgrind's callgrind:
-``python -m bench.instructions [--scenario tail_sampling|full|passthrough] [--requests 40]``.
+``python -m bench.instructions [--scenario tail_sampling|full|passthrough|root_cause] [--requests 40]
+[--latency-threshold 500ms]``.
 
 The throughput figures of :mod:`bench.run` move by a third from one minute to the next on a shared
 machine; instruction counts do not (they repeat to within a few per span), so an A/B of a change on the
 hot path reads clearly here. Phases, each over the same reference requests in one process (no gRPC, no
 broker): ``decode`` (the receiver's validation: the compiled check, or protobuf), ``split`` (the wire walk),
 ``intake`` (the trace buffer filing traces), ``decide`` (the trace stages of the scenario's pipeline, as
-``bench.run`` configures them), ``export`` (the Kafka exporter's records). Prints one JSON object per
+``bench.run`` configures them; ``--latency-threshold`` gives ``root_cause`` one, for the latency walk of the
+reference's slow traces), ``export`` (the Kafka exporter's records). Prints one JSON object per
 phase, then ``total``. Instructions are not time (cache misses and page faults are not counted), so confirm
 a gain with ``bench.run``. Needs ``valgrind`` on the PATH; ``--no-valgrind`` runs the phases once, for the tests.
 """
@@ -39,7 +41,7 @@ def _control(*args: str) -> None:
         subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True, check=False)
 
 
-async def _phases(scenario: str, requests: int) -> int:
+async def _phases(scenario: str, requests: int, latency_threshold: str = "") -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
     from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry, TraceStage
@@ -67,6 +69,8 @@ async def _phases(scenario: str, requests: int) -> int:
 
     sink = Sink()
     processors: dict[str, Any] = yaml.safe_load(config(scenario, 1, 2, "127.0.0.1:3"))["processors"]
+    if latency_threshold and "root_cause" in processors:
+        processors["root_cause"]["latency_threshold"] = latency_threshold
     registry = Registry.default(plugins=False)
     telemetry = Telemetry()
     stages: list[tuple[str, Any]] = []
@@ -140,30 +144,34 @@ def _totals(directory: Path) -> dict[str, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full"])
+    p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full", "root_cause"])
+    p.add_argument("--latency-threshold", default="", metavar="DURATION",
+                   help="root_cause's latency_threshold (default: none, as bench.run configures it)")
     p.add_argument("--requests", type=int, default=40, help="reference requests of 500 spans")
     p.add_argument("--no-valgrind", action="store_true", help="run the phases once without counting")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child or a.no_valgrind:
-        kept = asyncio.run(_phases(a.scenario, a.requests))
+        kept = asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold))
         if a.no_valgrind:
             emit({"bench": "instructions", "scenario": a.scenario, "phases": list(PHASES), "kept_spans": kept})
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench.instructions needs valgrind (callgrind) on the PATH")
     spans = a.requests * SPANS_PER_REQUEST
+    extra = {"latency_threshold": a.latency_threshold} if a.latency_threshold else {}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, TRACETRIAGE_CALLGRIND="1")
         subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out",
                         sys.executable, "-m", "bench.instructions", "--child", "--scenario", a.scenario,
-                        "--requests", str(a.requests)], env=env, check=True, capture_output=True,
+                        "--requests", str(a.requests), "--latency-threshold", a.latency_threshold], env=env,
+                       check=True, capture_output=True,
                        cwd=Path(__file__).resolve().parent.parent)
         totals = _totals(Path(tmp))
     for phase in PHASES:
-        emit({"bench": "instructions", "scenario": a.scenario, "phase": phase,
+        emit({"bench": "instructions", "scenario": a.scenario, **extra, "phase": phase,
               "per_span": round(totals.get(phase, 0) / spans)})
-    emit({"bench": "instructions", "scenario": a.scenario, "phase": "total",
+    emit({"bench": "instructions", "scenario": a.scenario, **extra, "phase": "total",
           "per_span": round(sum(totals.values()) / spans)})
 
 

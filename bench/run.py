@@ -10,7 +10,9 @@ Prints one JSON object per line. Figures:
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
 * ``latency``: p50/p99 from the client's export call to the record's arrival in Kafka (agent pipeline
   otlp -> kafka), at a steady moderate rate.
-* ``accuracy``: root-cause top-1 accuracy against the load generator's ground truth, per fault scenario.
+* ``accuracy``: root-cause top-1 accuracy against the load generator's ground truth, per fault scenario:
+  the error walk's over failed traces, and the latency walk's over the traces of the slow-* scenarios
+  whose root is slower than the stage's ``latency_threshold`` (``kind`` says which).
 The collector exports to a tansu broker (Kafka protocol) started here.
 """
 
@@ -44,6 +46,7 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
         "passthrough": ["batch"],
         "tail_sampling": ["tail_sampling"],
         "full": ["root_cause", "alert_routing", "tail_sampling"],
+        "root_cause": ["root_cause"],  # (bench.instructions: the stage alone)
         "memory": ["tail_sampling"],
     }[scenario]
     catalog = Path(__file__).resolve().parent.parent / "configs/catalog"
@@ -273,13 +276,14 @@ def latency(workdir: Path, short: bool) -> None:
             col.stop()
 
 
+ACCURACY_LATENCY_MS = 250  # the accuracy run's latency_threshold (the default root signal)
 ACCURACY_CONFIG = """
 receivers:
   otlp:
     protocols:
       grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
 processors:
-  root_cause: {{decision_wait: 2s, annotate: true}}
+  root_cause: {{decision_wait: 2s, annotate: true, latency_threshold: {latency_threshold_ms}ms}}
 exporters:
   file: {{path: "{out}"}}
 service:
@@ -291,20 +295,20 @@ service:
 
 
 def accuracy(workdir: Path, short: bool) -> None:
-    from bench.loadgen import Generator, load_plan, load_topology
+    from bench.loadgen import Batch, Generator, Truth, load_plan, load_topology
     from bench.loadgen.send import SendOptions, send
     from collector.otlpjson import decode_request
 
     grpc_port, metrics_port = free_port(), free_port()
     out = workdir / "accuracy.jsonl"
-    col = Collector(ACCURACY_CONFIG.format(grpc_port=grpc_port, metrics_port=metrics_port, out=out), workdir,
-                    metrics_port)
+    col = Collector(ACCURACY_CONFIG.format(grpc_port=grpc_port, metrics_port=metrics_port, out=out,
+                                           latency_threshold_ms=ACCURACY_LATENCY_MS), workdir, metrics_port)
     try:
         col.wait_ready()
-        truths: dict[str, object] = {}
+        truths: dict[str, Truth] = {}
 
-        def record(batch: object) -> None:
-            for t in batch.truths:  # type: ignore[attr-defined]
+        def record(batch: Batch) -> None:
+            for t in batch.truths:
                 truths[t.trace_id] = t
 
         gen = Generator(load_topology(), load_plan("accuracy"), seed=11)
@@ -316,23 +320,29 @@ def accuracy(workdir: Path, short: bool) -> None:
         time.sleep(1.5)
     finally:
         col.stop()
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}  # trace id -> (rootcause.service, rootcause.kind)
     for line in out.read_text().splitlines():
         for rs in decode_request(line.encode()).resource_spans:
             for ss in rs.scope_spans:
                 for sp in ss.spans:
-                    for kv in sp.attributes:
-                        if kv.key == "rootcause.service":
-                            found[sp.trace_id.hex()] = kv.value.string_value
-    per: dict[str, list[int]] = {}
+                    attrs = {kv.key: kv.value.string_value for kv in sp.attributes
+                             if kv.key in ("rootcause.service", "rootcause.kind")}
+                    if "rootcause.service" in attrs:
+                        found[sp.trace_id.hex()] = (attrs["rootcause.service"], attrs.get("rootcause.kind", "error"))
+    per: dict[tuple[str, str], list[int]] = {}  # (kind, scenario) -> [hits, traces]
     for tid, truth in truths.items():
-        if not truth.error or not truth.root_causes:  # type: ignore[attr-defined]
+        if truth.error and truth.root_causes:
+            kind, expected = "error", truth.root_causes[0].service
+        elif truth.latency_causes and truth.duration_ms > ACCURACY_LATENCY_MS:
+            kind, expected = "latency", truth.latency_causes[0].service
+        else:
             continue
-        ok = found.get(tid) == truth.root_causes[0].service  # type: ignore[attr-defined]
-        per.setdefault(truth.scenario, [0, 0])[0] += ok  # type: ignore[attr-defined]
-        per[truth.scenario][1] += 1  # type: ignore[attr-defined]
-    for scenario, (hits, n) in sorted(per.items()):
-        emit({"bench": "accuracy", "scenario": scenario, "failed_traces": n, "top1": round(hits / n, 4)})
+        counts = per.setdefault((kind, truth.scenario), [0, 0])
+        counts[0] += found.get(tid) == (expected, kind)
+        counts[1] += 1
+    for (kind, scenario), (hits, n) in sorted(per.items()):
+        counted = "failed_traces" if kind == "error" else "slow_traces"
+        emit({"bench": "accuracy", "kind": kind, "scenario": scenario, counted: n, "top1": round(hits / n, 4)})
 
 
 def main() -> None:

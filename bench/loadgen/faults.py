@@ -20,7 +20,8 @@ Compact syntax (``--fault``)::
     noise[:SERVICE]:RATE
 
 Shipped fault files (``--faults NAME``): ``accuracy`` (single, cascade, independent, caller-also-fails,
-noisy), for root-cause accuracy runs against the shop topology.
+noisy; slow-service and slow-database for the latency walk), for root-cause accuracy runs against the shop
+topology.
 """
 
 from __future__ import annotations

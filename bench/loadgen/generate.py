@@ -38,7 +38,7 @@ from bench.loadgen.topology import (
     Operation,
     Topology,
 )
-from bench.loadgen.truth import RootCauseTuple, Truth, order_root_causes
+from bench.loadgen.truth import LatencyTuple, RootCauseTuple, Truth, order_latency_causes, order_root_causes
 from collector import __version__
 from collector.wire import encode_varint, frame
 
@@ -211,6 +211,8 @@ class Generator:
         self._noise: list[float] | None = None
         self._noise_labels: list[str] = []
         self._hit: set[str] = set()
+        self._slow: list[LatencyTuple] = []  # spans a latency fault lengthened, within the root's calls
+        self._async = 0  # > 0 while building what a producer's message starts (outside the root's time)
 
     # ---- compilation -------------------------------------------------------------------------------
 
@@ -437,6 +439,7 @@ class Generator:
         self._n = 0
         self._out = {}
         self._hit = set()
+        self._slow = []
         si = bisect.bisect_right(self._scenario_cum, rng.random() * self._scenario_cum[-1]) \
             if len(self._scenarios) > 1 else 0
         si = min(si, len(self._scenarios) - 1)
@@ -444,11 +447,14 @@ class Generator:
         ei = min(bisect.bisect_right(self._entry_cum, rng.random() * self._entry_cum[-1]), len(self._entry_cum) - 1)
         entry = self._entry_plans[ei]
         res = entry.res_base + (int(rng.random() * entry.n_instances) if entry.n_instances > 1 else 0)
-        _end, in_error, _casc, causes = self._op(entry, None, self._clock(), 0, res)
+        start = self._clock()
+        end, in_error, _casc, causes = self._op(entry, None, start, 0, res)
         truth = Truth(
             trace_id=tid.hex(), scenario=self._scenarios[si].name, entrypoint=entry.label,
             faults=tuple(r.label for r in self._rules[si] if r.label in self._hit),
             error=in_error, root_causes=order_root_causes(causes) if in_error and causes else (), spans=self._n,
+            duration_ms=(end - start) / 1e6,
+            latency_causes=order_latency_causes(self._slow) if self._slow else (),
         )
         return GeneratedTrace(self, tid, self._out, self._n), truth
 
@@ -529,11 +535,10 @@ class Generator:
         rng = self._rng
         sid = self._span_id()
         own = op.sample()
-        if self._lat:
-            extra = self._lat.get(op.index)
-            if extra is not None:
-                own += extra[0]
-                self._hit.add(extra[1])
+        extra = self._lat.get(op.index) if self._lat else None
+        if extra is not None:
+            own += extra[0]
+            self._hit.add(extra[1])
         origin = self._err.get(op.index) if self._err else None
         pre = own // 4
         t = start + pre
@@ -563,6 +568,8 @@ class Generator:
             if failed_call:
                 break  # a failed call aborts the remaining sequential calls
         end = t + own - pre
+        if extra is not None and not self._async:
+            self._slow.append((own, depth, start, sid, op.site.blame, op.site.span_name, end))
         in_error = origin is not None or casc is not None
         self._emit(res, op.site, sid, parent, start, end,
                    self._tail(res, op.site, in_error, origin, casc, start, end))
@@ -585,13 +592,14 @@ class Generator:
             leaf = call.leaf
             assert leaf is not None
             dur = leaf.sample() + 150_000 + int(rng.random() * 250_000)
-            if self._lat_leaf:
-                extra = self._lat_leaf.get(leaf.index)
-                if extra is not None:
-                    dur += extra[0]
-                    self._hit.add(extra[1])
+            extra = self._lat_leaf.get(leaf.index) if self._lat_leaf else None
+            if extra is not None:
+                dur += extra[0]
+                self._hit.add(extra[1])
             down = self._down.get(leaf.index) if self._down else None
             end = start + dur
+            if extra is not None and not self._async:
+                self._slow.append((dur, depth, start, sid, site.blame, site.span_name, end))
             self._emit(res, site, sid, parent, start, end,
                        self._tail(res, site, down is not None, down, None, start, end))
             if down is None:
@@ -604,7 +612,9 @@ class Generator:
         if mode == 2:  # PRODUCER, then the CONSUMER later (asynchronous: its failure stays its own)
             end = start + 200_000 + int(rng.random() * 800_000)
             self._emit(res, site, sid, parent, start, end, self._tail(res, site, False, None, None, start, end))
+            self._async += 1
             self._op(target, sid, end + 1_000_000 + int(rng.random() * 20_000_000), depth + 1, tres)
+            self._async -= 1
             return end, False, None, None
         net = 100_000 + int(rng.random() * 300_000)
         send, serr, scasc, scauses = self._op(target, sid, start + net, depth + 1, tres)

@@ -4,6 +4,12 @@ An alert is identified by its labels (``team``, ``service``, ``span_name``, ``si
 Failures with the same labels update one :class:`Alert` (count, last seen, the latest failure as the
 example); its annotations are built from that example only when a notification is made, so the
 span path does no string formatting.
+
+Latency failures (``Failure.kind`` "latency": a signal span longer than its ``latency_threshold``, see
+``root_cause``) are alerts like error failures, with the same labels: ``root_cause`` makes them only for
+signals given a threshold, so a threshold is the opt-in to being paged for slowness. Their summary says
+"slow" with the blamed span's self time, and their annotations add ``kind``, ``self_time_ms``,
+``duration_ms`` and ``threshold_ms``. (An error failure's annotations are unchanged: no ``kind``.)
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipelines.root_cause.model import Failure
+from pipelines.root_cause.model import LATENCY, Failure
 
 LABEL_NAMES = ("team", "service", "span_name", "signal", "severity")
 
@@ -40,6 +46,13 @@ def fingerprint(values: LabelValues) -> str:
 
 def summary(failure: Failure) -> str:
     p = failure.primary
+    if failure.kind == LATENCY:
+        text = f"{p.service}: {p.span_name} slow ({p.self_time_ms:.0f} ms of {failure.duration_ms:.0f} ms"
+        if p.depth > 0:
+            text += f" in {failure.signal_service}:{failure.signal_span_name}"
+        if failure.threshold_ms:
+            text += f", threshold {failure.threshold_ms:g} ms"
+        return text + ")"
     text = f"{p.service}: {p.span_name} failing"
     if p.depth > 0:
         text += f" (root cause of {failure.signal_service}:{failure.signal_span_name})"
@@ -61,6 +74,11 @@ def build_annotations(failure: Failure, trace_url: str) -> dict[str, str]:
         out["error_type"] = p.error_type
     if p.error_message:
         out["error_message"] = p.error_message
+    if failure.kind == LATENCY:
+        out["kind"] = failure.kind
+        out["self_time_ms"] = f"{p.self_time_ms:.3f}"
+        out["duration_ms"] = f"{failure.duration_ms:.3f}"
+        out["threshold_ms"] = f"{failure.threshold_ms:g}"
     if trace_url:
         out["trace_url"] = trace_url.format(trace_id=trace_id)
     return out

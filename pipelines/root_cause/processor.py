@@ -1,7 +1,10 @@
 """The ``root_cause`` trace stage: walks each trace, leaves ``Failure``s in ``trace.notes``, annotates.
 
-It lets every trace through. Per trace it costs a scan of the wire bytes when no span can be in error
-(see :mod:`pipelines.root_cause.walk`); traces with errors are decoded, indexed once and walked.
+It lets every trace through. Traces the receiver found error-free cost nothing for the error walk (see
+:mod:`pipelines.root_cause.walk`); traces with errors are indexed once and walked. With a latency
+threshold configured, a trace whose spans span more than the shortest threshold (``Trace.end -
+Trace.start``, kept by the trace buffer) is indexed and its slow signal spans that are not in error get
+the latency walk (:mod:`pipelines.root_cause.critical_path`); other traces cost one comparison.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.model import Trace
 from pipelines.ownership import OwnershipSource
-from pipelines.root_cause.annotate import annotate
+from pipelines.root_cause.annotate import Annotator
 from pipelines.root_cause.config import Config
-from pipelines.root_cause.model import FAILURES, Failure
+from pipelines.root_cause.critical_path import find_slow
+from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import SignalMatcher, find_failures, write_back
 
 MAX_LABEL_VALUES = 1000  # distinct services / teams in the metric; beyond that: "other"
@@ -43,8 +47,9 @@ class RootCauseProcessor:
     """See the module docstring."""
 
     __slots__ = (
-        "_annotate", "_capabilities", "_counters", "_limits", "_log", "_ownership", "_root_causes", "_services",
-        "_signals", "_skipped", "_teams", "buffer_settings", "id",
+        "_annotate", "_annotator", "_capabilities", "_counters", "_latency_min", "_latency_root", "_latency_signals",
+        "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams",
+        "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config) -> None:
@@ -55,24 +60,34 @@ class RootCauseProcessor:
                                           reads_error_attribute=True)
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._annotate = config.annotate
+        self._annotator = Annotator()
         self._log = settings.logger
         self._signals = tuple(
             SignalMatcher(s.name, s.service, s.span_name, s.span_name_regex) for s in config.signals
         )
         self._limits = (config.max_root_causes, config.max_path_length, config.max_signals_per_trace)
+        # The latency walk: (matcher, threshold ns) per signal, or the default signal's threshold; a trace
+        # whose spans span no more than the shortest threshold has no slow signal (0: no latency walk).
+        self._latency_signals = tuple(
+            (m, _ns(s.latency_threshold)) for m, s in zip(self._signals, config.signals, strict=True))
+        self._latency_root = 0 if config.signals else _ns(config.latency_threshold)
+        positive = [t for _, t in self._latency_signals if t > 0] + ([self._latency_root] * (self._latency_root > 0))
+        self._latency_min = min(positive) if positive else 0
         self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
         self._services = _Labels(MAX_LABEL_VALUES)
         self._teams = _Labels(MAX_LABEL_VALUES)
-        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._counters: dict[tuple[str, str, str, str], Any] = {}
         t = settings.telemetry
         self._root_causes = t.counter(
             "tracetriage_root_causes_total",
-            "Failed requests by signal and primary root cause (service and owning team).",
-            ("signal", "service", "team"),
+            "Failed (kind=error) and slow (kind=latency) requests by signal and primary root cause (service "
+            "and owning team).",
+            ("signal", "service", "team", "kind"),
         )
         self._skipped = t.counter(
             "tracetriage_root_cause_signals_skipped_total",
-            "Signal spans in error not walked (more than max_signals_per_trace in one trace).", ("processor",),
+            "Signal spans in error, or slow, not walked (more than max_signals_per_trace in one trace).",
+            ("processor",),
         ).labels(str(settings.id))
 
     def capabilities(self) -> Capabilities:
@@ -88,7 +103,8 @@ class RootCauseProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         max_rc, max_path, max_signals = self._limits
-        counts: dict[tuple[str, str, str], int] = {}  # root causes by label set, counted once at the end
+        latency_min = self._latency_min
+        counts: dict[tuple[str, str, str, str], int] = {}  # root causes by label set, counted once at the end
         for trace in traces:
             if not trace.maybe_error:  # (find_failures says so too: this saves a call per error-free trace)
                 continue
@@ -105,8 +121,12 @@ class RootCauseProcessor:
             if self._annotate:
                 stale, spans = result.stale, result.signal_spans
                 for i, failure in enumerate(result.failures):
-                    annotate(spans[i], failure.primary, stale[i])
+                    self._annotator(spans[i], failure.primary, stale[i])
                 write_back(result)
+        if latency_min:  # after every error walk: the error walk's annotations are in the trace's bytes
+            for trace in traces:
+                if trace.end - trace.start > latency_min:
+                    self._latency(trace, counts)
         for labels, n in counts.items():
             counter = self._counters.get(labels)
             if counter is None:  # the label lookup costs more than the count: children kept per label set
@@ -116,11 +136,35 @@ class RootCauseProcessor:
             counter.inc(n)
         return traces
 
-    def _labels(self, failure: Failure) -> tuple[str, str, str]:
+    def _latency(self, trace: Trace, counts: dict[tuple[str, str, str, str], int]) -> None:
+        """The latency walk of a trace that may have a slow signal (after the error walk)."""
+        _, max_path, max_signals = self._limits
+        result = find_slow(trace, self._latency_signals, self._latency_root, max_path=max_path,
+                           max_signals=max_signals)
+        if result.signals_skipped:
+            self._skipped.inc(result.signals_skipped)
+        if not result.failures:
+            return
+        errors: list[Failure] | None = trace.note(FAILURES)
+        trace.notes[FAILURES] = result.failures if not errors else errors + result.failures
+        for failure in result.failures:
+            labels = self._labels(failure)
+            counts[labels] = counts.get(labels, 0) + 1
+        if self._annotate:
+            stale, spans = result.stale, result.signal_spans
+            for i, failure in enumerate(result.failures):
+                self._annotator(spans[i], failure.primary, stale[i], LATENCY)
+            write_back(result)
+
+    def _labels(self, failure: Failure) -> tuple[str, str, str, str]:
         cause = failure.primary
         team = UNKNOWN_TEAM
         if self._ownership is not None:
             # The root-cause span's resource describes the caller when the callee is blamed.
             attrs = None if cause.blamed_callee else cause.resource_attributes
             team = self._ownership.get().owner_of(cause.service, attrs).name
-        return failure.signal, self._services(cause.service), self._teams(team)
+        return failure.signal, self._services(cause.service), self._teams(team), failure.kind
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)

@@ -251,6 +251,36 @@ async def test_slack_blocks(server: CaptureServer, catalog: Path) -> None:
         await proc.shutdown()
 
 
+async def test_latency_failures_from_root_cause_are_paged_with_their_kind(server: CaptureServer,
+                                                                         catalog: Path) -> None:
+    from collector.config import decode
+    from pipelines.root_cause import Config as RootCauseConfig
+    from pipelines.root_cause import factory as root_cause
+    from tests.pipelines import RecordingConsumer, make_settings
+    from tests.root_cause import SERVER, span, trace
+
+    ms = 1_000_000
+    rc = root_cause.create(make_settings("root_cause"), decode(RootCauseConfig, {"latency_threshold": "500ms"}),
+                           RecordingConsumer())
+    slow = trace(("frontend", [span(1, "GET /product", start=0, end=900 * ms, kind=SERVER)]),
+                 ("inventory", [span(2, "GetStock", 1, start=50 * ms, end=850 * ms, kind=SERVER)]))
+    rc.process_traces([slow])
+    proc = await started(config(server, catalog))
+    try:
+        proc.process_traces([slow])
+        (alert,) = (await server.wait_count(1, "/hook"))[0]["alerts"]
+        assert alert["labels"] == {"team": "warehouse", "service": "inventory", "span_name": "GetStock",
+                                   "signal": "root", "severity": "page"}
+        ann = alert["annotations"]
+        assert ann["summary"] == (
+            "inventory: GetStock slow (800 ms of 900 ms in frontend:GET /product, threshold 500 ms)")
+        assert (ann["kind"], ann["self_time_ms"], ann["duration_ms"], ann["threshold_ms"]) == (
+            "latency", "800.000", "900.000", "500")
+        assert ann["path"] == "frontend:GET /product -> inventory:GetStock"
+    finally:
+        await proc.shutdown()
+
+
 async def test_receiver_recovering_from_503_gets_the_page(server: CaptureServer, catalog: Path) -> None:
     server.script = [503, 503, 503]
     proc = await started(config(server, catalog, route={"receiver": "pd"}))

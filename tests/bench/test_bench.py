@@ -29,10 +29,14 @@ def test_bench_short_mode_emits_every_figure() -> None:
     assert by["tail_sampling"][0]["exported_spans"] < by["passthrough"][0]["exported_spans"]  # sampling drops
     assert by["memory"][0]["bytes_per_buffered_span"] > 0 and by["memory"][0]["buffered_spans"] == 40 * 500
     assert by["latency"][0]["p50_ms"] > 0 and by["latency"][0]["p99_ms"] >= by["latency"][0]["p50_ms"]
-    scenarios = {rec["scenario"]: rec for rec in by["accuracy"]}
-    assert {"single", "cascade", "independent"} <= set(scenarios)
-    for rec in scenarios.values():
+    errors = {rec["scenario"]: rec for rec in by["accuracy"] if rec["kind"] == "error"}
+    assert {"single", "cascade", "independent"} <= set(errors)
+    for rec in errors.values():
         assert rec["failed_traces"] > 0 and 0 <= rec["top1"] <= 1
+    slow = {rec["scenario"]: rec for rec in by["accuracy"] if rec["kind"] == "latency"}
+    assert {"slow-service", "slow-database"} <= set(slow)
+    for rec in slow.values():
+        assert rec["slow_traces"] > 0 and 0 <= rec["top1"] <= 1
 
 
 @pytest.mark.parametrize("scenario", ["passthrough", "full"])

@@ -34,12 +34,12 @@ def value(v: object) -> AnyValue:
 
 def span(
     n: int, name: str, parent: int | None = None, *, status: int = 0, kind: int = INTERNAL, end: int = 1000,
-    attrs: Mapping[str, object] | None = None, message: str = "",
+    start: int = 1, attrs: Mapping[str, object] | None = None, message: str = "",
     events: Sequence[tuple[str, Mapping[str, object]]] = (),
 ) -> Span:
     s = Span(
         trace_id=TRACE_ID, span_id=sid(n), parent_span_id=sid(parent) if parent is not None else b"", name=name,
-        kind=kind, start_time_unix_nano=1, end_time_unix_nano=end,  # type: ignore[arg-type]
+        kind=kind, start_time_unix_nano=start, end_time_unix_nano=end,  # type: ignore[arg-type]
     )
     if status or message:
         s.status.code = status  # type: ignore[assignment]

@@ -100,6 +100,7 @@ def test_notes_annotation_and_reencoding() -> None:
     assert attrs["rootcause.depth"].int_value == 3
     assert [v.string_value for v in attrs["rootcause.path"].array_value.values] == [
         "frontend:place_order", "checkout:PlaceOrder", "payment:Charge", "payment:INSERT"]
+    assert attrs["rootcause.kind"].string_value == "error" and "rootcause.self_time_ms" not in attrs
     assert attrs["http.route"].string_value == "/order"
     spans = [s for g in t.groups() for s in g.scope_spans.spans if s.span_id == sid(1)]
     assert [kv.key for kv in spans[0].attributes].count("rootcause.service") == 1
@@ -126,7 +127,7 @@ def test_error_free_traces_pass_untouched() -> None:
 def test_metric_team_unknown_without_ownership() -> None:
     telemetry = Telemetry()
     build(telemetry).process_traces([failing_trace(), failing_trace()])
-    labels = {"signal": "root", "service": "orders-db", "team": "unknown"}
+    labels = {"signal": "root", "service": "orders-db", "team": "unknown", "kind": "error"}
     assert telemetry.registry.get_sample_value("tracetriage_root_causes_total", labels) == 2
 
 
@@ -138,12 +139,12 @@ async def test_metric_team_from_ownership(tmp_path: Path) -> None:
     try:
         # orders-db is blamed: the caller's service.owner (checkout) does not apply to the callee.
         proc.process_traces([failing_trace()])
-        labels = {"signal": "root", "service": "orders-db", "team": "data"}
+        labels = {"signal": "root", "service": "orders-db", "team": "data", "kind": "error"}
         assert telemetry.registry.get_sample_value("tracetriage_root_causes_total", labels) == 1
         # payment itself is the root cause: its resource's service.owner wins over the catalog.
         t = trace((resource("payment", service_owner="group:checkout"), [span(3, "Charge", status=ERROR)]))
         proc.process_traces([t])
-        labels = {"signal": "root", "service": "payment", "team": "checkout"}
+        labels = {"signal": "root", "service": "payment", "team": "checkout", "kind": "error"}
         assert telemetry.registry.get_sample_value("tracetriage_root_causes_total", labels) == 1
     finally:
         await proc.shutdown()

@@ -318,9 +318,9 @@ def test_deep_chain_100k() -> None:
     spans += [span(i, f"s{i}", i - 1, status=ERROR, end=2 * n - i) for i in range(2, n + 1)]
     t = trace(("svc", spans))
     t.groups()
-    started = time.perf_counter()
+    started = time.process_time()
     (failure,) = walk(t, max_path=10).failures
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 3.0, f"100k-deep walk took {elapsed:.2f}s"
     cause = failure.primary
     assert cause.span_name == f"s{n}" and cause.depth == n - 1
@@ -335,9 +335,9 @@ def test_wide_fan_out_100k() -> None:
     spans += [span(i, f"c{i}", 1, status=ERROR, end=10 * n - i) for i in range(2, n + 2)]
     t = trace(("svc", spans))
     t.groups()
-    started = time.perf_counter()
+    started = time.process_time()
     (failure,) = walk(t, max_root_causes=5).failures
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 3.0, f"100k-wide walk took {elapsed:.2f}s"
     assert failure.root_cause_count == n and len(failure.root_causes) == 5
     assert [c.span_name for c in failure.root_causes] == [f"c{i}" for i in range(n + 1, n - 4, -1)]

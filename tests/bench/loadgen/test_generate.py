@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -269,3 +270,61 @@ def test_shipped_accuracy_scenarios_truth() -> None:
             else:  # GET /cart and GET /product/{id} reach only part of the shop
                 assert set(services) <= expected[truth.scenario], truth.scenario
     assert seen == set(expected)
+
+
+@pytest.mark.parametrize(
+    ("spec", "service", "kinds"),
+    [
+        ("latency:inventory:800:1", "inventory", {Span.SPAN_KIND_SERVER}),
+        ("latency:orders-db:300:1", "orders-db", {Span.SPAN_KIND_CLIENT}),  # the callers' spans to the database
+        ("latency:checkout/oteldemo.CheckoutService/PlaceOrder:500:1", "checkout", {Span.SPAN_KIND_SERVER}),
+    ],
+)
+def test_latency_truth_names_the_lengthened_spans(spec: str, service: str, kinds: set[int]) -> None:
+    fault = parse_fault(spec)
+    slowed = 0
+    for spans, truth in traces(Generator(SHOP, [fault], seed=3), 150):
+        root = check_structure(spans)
+        assert truth.duration_ms == (root.span.end_time_unix_nano - root.span.start_time_unix_nano) / 1e6
+        by_id = {s.span.span_id.hex(): s for s in spans}
+        if fault.label not in truth.faults:
+            assert truth.latency_causes == () and truth.latency_primary is None
+            continue
+        slowed += 1
+        assert truth.latency_primary == service and not truth.error
+        for rc in truth.latency_causes:
+            s = by_id[rc.span_id]
+            assert (rc.service, rc.span_name, s.span.kind in kinds) == (service, s.span.name, True)
+            assert rc.end_time_unix_nano == s.span.end_time_unix_nano
+            assert rc.own_time_ms >= fault.add_ms
+        own = [rc.own_time_ms for rc in truth.latency_causes]
+        assert own == sorted(own, reverse=True)  # the one to blame first
+        assert truth.duration_ms > fault.add_ms
+        # Every lengthened span is listed: the faulted operations, or each call to the database.
+        if service in SHOP.databases:
+            lengthened = [s for s in spans if s.attrs.get("peer.service") == service]
+        else:
+            lengthened = [s for s in spans if s.service == service and s.span.kind in kinds
+                          and (not fault.operation or s.span.name == fault.operation)]
+        assert {s.span.span_id.hex() for s in lengthened} == {rc.span_id for rc in truth.latency_causes}
+    assert slowed > 20
+
+
+def test_latency_truth_leaves_out_work_after_the_response() -> None:
+    # email consumes the order message after checkout has answered: not part of the request's time.
+    gen = Generator(SHOP, [parse_fault("latency:email:500:1")], seed=3)
+    lengthened = 0
+    for spans, truth in traces(gen, 100):
+        check_structure(spans)
+        assert truth.latency_causes == () and truth.duration_ms < 500
+        lengthened += any(s.service == "email" and s.span.end_time_unix_nano - s.span.start_time_unix_nano
+                          >= 500_000_000 for s in spans)
+    assert lengthened > 10
+
+
+def test_latency_truth_round_trips_through_json() -> None:
+    gen = Generator(SHOP, [parse_fault("latency:orders-db:300:1")], seed=3)
+    for _, truth in gen.traces(30):
+        assert Truth.from_dict(json.loads(truth.to_json())) == truth
+        if truth.latency_causes:
+            assert json.loads(truth.to_json())["latency_primary"] == "orders-db"
