@@ -8,7 +8,8 @@ This is the one module the rest of the collector uses for wire bytes:
   ``TRACETRIAGE_JIT=0`` turns it off), else vectorized with numpy for large requests, else in Python;
 * the receivers' compiled request check (:func:`certainly_valid`, :func:`certain_span_count`;
   ``TRACETRIAGE_JIT_VALIDATE=0`` leaves it to protobuf);
-* a trace's stored span entries (:func:`span_entries`, :func:`entry_span`, :func:`entries_containing`, ...);
+* a trace's stored span entries (:func:`span_entries`, :func:`entry_span`, :func:`entries_containing`, ...)
+  and their headers read in place (:func:`read_span_headers`);
 * building a request from stored bytes (:func:`build_request`), and varint and field helpers.
 
 The implementations live in private modules of this package; none of them imports this one.
@@ -28,6 +29,7 @@ from collector.wire._spans import (
     entries_with_parent_id,
     entries_with_span_id,
     entry_span,
+    read_span_headers,
     span_entries,
     span_entry,
     span_trace_id,
@@ -57,6 +59,7 @@ __all__ = [
     "iter_fields",
     "load_compiled",
     "read_field",
+    "read_span_headers",
     "read_varint",
     "span_entries",
     "span_entry",

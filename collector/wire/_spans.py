@@ -138,3 +138,84 @@ def span_trace_id(data: bytes, start: int, end: int) -> bytes:
             return data[vstart:vend]
         pos = vend
     return b""
+
+
+_U64 = struct.Struct("<Q").unpack_from
+_TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
+# Tags of the fields a canonical header holds (trace_id .. end_time_unix_nano): one of them after the header
+# means the fields are not in canonical order.
+_HEADER_TAGS = frozenset((0x0A, 0x12, 0x1A, 0x22, 0x2A, 0x30, 0x39, 0x41))
+
+
+def read_span_headers(data: bytes, at: list[int], ids: list[bytes], parent_ids: list[bytes], names: list[bytes],
+                      kinds: list[int], starts: list[int], ends: list[int]) -> bool:
+    """Append the header fields of every span entry of ``at`` (from ``span_entries(data, canonical=True)``)
+    to the lists: span id, parent span id (``b""`` for none), UTF-8 name, kind, start and end (unix nanos, 0
+    when absent). No span is decoded.
+
+    A canonical header is ``0a 10 <trace id> 12 08 <span id> [1a trace_state] [22 parent] [2a name]
+    [30 kind] [39 start] [41 end]``, each optional field at most once and in that order, as every protobuf
+    encoder writes them. Returns False, with the lists partly filled, when a header is not canonical: the
+    caller then decodes the spans instead."""
+    header_tags, u64, times = _HEADER_TAGS, _U64, _TIMES
+    for j in range(len(at) - 1):
+        i = at[j]
+        k = i + (2 if data[i + 1] < 0x80 else 3)
+        e = at[j + 1]
+        ids.append(data[k + 20:k + 28])
+        p = k + 28
+        b = data[p] if p < e else 0
+        if b == 0x1A:
+            ln, p = read_varint(data, p + 1)
+            p += ln
+            b = data[p] if p < e else 0
+        if b == 0x22:
+            ln = data[p + 1]
+            if ln == 8:
+                parent_ids.append(data[p + 2:p + 10])
+            elif ln == 0:
+                parent_ids.append(b"")
+            else:
+                return False
+            p += 2 + ln
+            b = data[p] if p < e else 0
+        else:
+            parent_ids.append(b"")
+        if b == 0x2A:
+            ln = data[p + 1]
+            if ln < 0x80:
+                names.append(data[p + 2:p + 2 + ln])
+                p += 2 + ln
+            else:
+                ln, q = read_varint(data, p + 1)
+                names.append(data[q:q + ln])
+                p = q + ln
+            b = data[p] if p < e else 0
+        else:
+            names.append(b"")
+        if b == 0x30:
+            kind = data[p + 1]
+            if kind < 0x80:
+                p += 2
+            else:
+                kind, p = read_varint(data, p + 1)
+            b = data[p] if p < e else 0
+        else:
+            kind = 0
+        kinds.append(kind)
+        if b == 0x39 and p + 18 <= e and data[p + 9] == 0x41:  # both times, as encoders write them
+            start, end = times(data, p + 1)
+            p += 18
+        else:
+            start = end = 0
+            if b == 0x39 and p + 9 <= e:
+                start = u64(data, p + 1)[0]
+                p += 9
+            if p + 9 <= e and data[p] == 0x41:
+                end = u64(data, p + 1)[0]
+                p += 9
+        if p > e or (p < e and data[p] in header_tags):
+            return False
+        starts.append(start)
+        ends.append(end)
+    return True

@@ -6,10 +6,9 @@ index and reuses its machinery: the same framing of each chunk into span entries
 first use (the signal spans, the blamed span), the same rule for duplicate span ids, the same callee and
 path helpers, and the same ``write_back`` that re-encodes just the annotated signal spans in place.
 
-* **From the wire** (the trace is not decoded and every span's header is canonical: ``0a 10 <trace id>
-  12 08 <span id> [1a trace_state] [22 parent] [2a name] [30 kind] [39 start] [41 end]``, each optional
-  field at most once and in that order, as every protobuf encoder writes them): each span's header is read
-  in place; no span is decoded. About 2 µs a span.
+* **From the wire** (the trace is not decoded and every span's header is canonical, as every protobuf
+  encoder writes it: see :func:`collector.wire.read_span_headers`): each span's header is read in place;
+  no span is decoded. About 2 µs a span.
 * **Decoded** otherwise (a header not canonical, a span id that occurs twice, a trace a stage has decoded):
   every span is decoded, and duplicate ids resolved as the error walk does (the SERVER copy in error, the
   copy in error, the SERVER copy, else the first).
@@ -19,17 +18,9 @@ A span whose end is before its start lasts zero: its end is taken as its start.
 
 from __future__ import annotations
 
-import struct
-
 from collector.model import Trace
-from collector.wire import read_varint, span_entries
+from collector.wire import read_span_headers, span_entries
 from pipelines.root_cause.walk import KIND_SERVER, _Walk
-
-_U64 = struct.Struct("<Q").unpack_from
-_TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
-# Tags of the fields a canonical header holds (trace_id .. end_time_unix_nano): one of them after the header
-# means the fields are not in canonical order, and the span is decoded instead.
-_HEADER_TAGS = frozenset((0x0A, 0x12, 0x1A, 0x22, 0x2A, 0x30, 0x39, 0x41))
 
 
 class SpanIndex(_Walk):
@@ -99,7 +90,6 @@ class SpanIndex(_Walk):
         ends: list[int] = []
         kinds: list[int] = []
         names: list[bytes] = []
-        header_tags, u64, times = _HEADER_TAGS, _U64, _TIMES
         for gi, chunk in enumerate(self.trace.chunks.values()):
             data = bytes(chunk)
             at = span_entries(data, canonical=True)
@@ -108,66 +98,9 @@ class SpanIndex(_Walk):
             chunks.append(data)
             where.append(at)
             group += [gi] * (len(at) - 1)
-            for j in range(len(at) - 1):
-                i = at[j]
-                k = i + (2 if data[i + 1] < 0x80 else 3)
-                e = at[j + 1]
-                ids.append(data[k + 20:k + 28])
-                p = k + 28
-                b = data[p] if p < e else 0
-                if b == 0x1A:
-                    ln, p = read_varint(data, p + 1)
-                    p += ln
-                    b = data[p] if p < e else 0
-                if b == 0x22:
-                    ln = data[p + 1]
-                    if ln == 8:
-                        pids.append(data[p + 2:p + 10])
-                    elif ln == 0:
-                        pids.append(b"")
-                    else:
-                        return False
-                    p += 2 + ln
-                    b = data[p] if p < e else 0
-                else:
-                    pids.append(b"")
-                if b == 0x2A:
-                    ln = data[p + 1]
-                    if ln < 0x80:
-                        names.append(data[p + 2:p + 2 + ln])
-                        p += 2 + ln
-                    else:
-                        ln, q = read_varint(data, p + 1)
-                        names.append(data[q:q + ln])
-                        p = q + ln
-                    b = data[p] if p < e else 0
-                else:
-                    names.append(b"")
-                if b == 0x30:
-                    kind = data[p + 1]
-                    if kind < 0x80:
-                        p += 2
-                    else:
-                        kind, p = read_varint(data, p + 1)
-                    b = data[p] if p < e else 0
-                else:
-                    kind = 0
-                kinds.append(kind)
-                if b == 0x39 and p + 18 <= e and data[p + 9] == 0x41:  # both times, as encoders write them
-                    start, end = times(data, p + 1)
-                    p += 18
-                else:
-                    start = end = 0
-                    if b == 0x39 and p + 9 <= e:
-                        start = u64(data, p + 1)[0]
-                        p += 9
-                    if p + 9 <= e and data[p] == 0x41:
-                        end = u64(data, p + 1)[0]
-                        p += 9
-                if p > e or (p < e and data[p] in header_tags):
-                    return False
-                starts.append(start)
-                ends.append(end if end > start else start)
+            if not read_span_headers(data, at, ids, pids, names, kinds, starts, ends):
+                return False
+        ends = [end if end > start else start for start, end in zip(starts, ends, strict=True)]
         by_id = dict(zip(ids, range(len(ids)), strict=True))
         if len(by_id) != len(ids):
             return False  # duplicate span ids: the decoded index resolves them
