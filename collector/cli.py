@@ -17,7 +17,9 @@ from collections.abc import Sequence
 
 from collector import __version__
 from collector.component import Kind
-from collector.config.schema import ConfigError
+from collector.config.features import GATES, FeatureGates
+from collector.config.loader import set_source
+from collector.config.schema import ConfigError, ConfigIssue
 from collector.config.service import CollectorConfig, load_config
 from collector.errors import ComponentStartError
 from collector.memory import huge_pages_on, reexec_with_huge_pages, tune_malloc
@@ -40,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in (("run", "run the collector"), ("validate", "check config files and exit")):
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--config", "-c", action="append", required=True, metavar="FILE",
-                        help="config file; repeat to merge later files over earlier ones")
+        sp.add_argument("--config", "-c", action="append", required=True, metavar="URI",
+                        help="config file (PATH or file:PATH), env:NAME (YAML in an environment variable) or "
+                             "yaml:key::path: value; repeat to merge later sources over earlier ones")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set one option, merged over every --config (e.g. processors.batch.timeout=2s)")
+        sp.add_argument("--feature-gates", action="append", default=[], metavar="GATES",
+                        help="comma-separated feature gate ids; prefix '-' to disable (see 'components')")
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
     from collector.demo.run import add_parser as add_demo
     from collector.loadgen.cli import add_parser as add_loadgen
@@ -51,11 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:  # argparse keeps its subcommands there
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return list(COMMANDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version"):
-        args_list.insert(0, "run")  # `tracetriage --config FILE` means run
     parser = _parser()
+    commands = _commands(parser)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in commands:
+        print(f"tracetriage: unknown command {args_list[0]!r}; the commands are: {', '.join(commands)} "
+              "(tracetriage --help says more)", file=sys.stderr)
+        return EXIT_CONFIG
+    if args_list and args_list[0] not in ("-h", "--help", "--version") and args_list[0].startswith("-"):
+        args_list.insert(0, "run")  # `tracetriage --config FILE` means run
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
@@ -70,26 +89,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         from collector.loadgen.cli import main as loadgen_main
 
         return loadgen_main(args)
+    try:
+        gates = FeatureGates.parse(args.feature_gates)
+        sources = [*args.config, *(set_source(s) for s in args.set)]
+    except ValueError as e:
+        print(f"tracetriage: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     registry = Registry.default()
     try:
-        config = load_config(args.config, registry)
+        config = load_config(sources, registry, gates=gates)
     except ConfigError as e:
+        _print_warnings(e.warnings)
         print(f"tracetriage: invalid configuration ({len(e.issues)} error{'s' if len(e.issues) != 1 else ''}):",
               file=sys.stderr)
         for issue in e.issues:
             print(f"  {issue}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "validate":
-        print(f"configuration is valid: {', '.join(args.config)}")
+        _print_warnings(config.warnings)
+        print(f"configuration is valid: {', '.join(config.files)}")
         return EXIT_OK
     if argv is None:  # the command itself (not a call from Python): start again with huge pages if due
         reexec_with_huge_pages()
     tel = config.service.telemetry.logs
     setup_logging(tel.level, tel.encoding)
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
     if huge_pages_on():
         logging.getLogger("tracetriage").info("malloc: transparent huge pages requested (GLIBC_TUNABLES=%s)",
                                               os.environ.get("GLIBC_TUNABLES", ""))
     return run(config)
+
+
+def _print_warnings(warnings: Sequence[ConfigIssue]) -> None:
+    for warning in warnings:
+        print(f"tracetriage: warning: {warning}", file=sys.stderr)
 
 
 def cmd_components() -> int:
@@ -99,7 +133,12 @@ def cmd_components() -> int:
         for entry in registry.entries():
             if entry.factory.kind is kind:
                 desc = f"  {entry.factory.description}" if entry.factory.description else ""
-                print(f"  {entry.factory.type:<20} {entry.factory.stability:<12} {entry.source}{desc}")
+                aliases = getattr(entry.factory, "aliases", ())
+                also = f"  (also: {', '.join(aliases)})" if aliases else ""
+                print(f"  {entry.factory.type:<20} {entry.factory.stability:<12} {entry.source}{desc}{also}")
+    print("feature gates (--feature-gates):")
+    for gate in GATES:
+        print(f"  {gate.id:<34} {gate.stage:<6} {'on' if gate.default else 'off':<4} {gate.description}")
     for err in registry.load_errors:
         print(f"warning: {err}", file=sys.stderr)
     return EXIT_OK

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector import wire_jit
+from collector import __version__, wire_jit
 from collector.batch import SpanBatch
 from collector.component import Component, ComponentID, FinishingReceiver, Host, Kind, Settings
 from collector.config.service import CollectorConfig, ComponentConfig
@@ -65,6 +66,18 @@ class BuiltGraph:
     receivers: list[_Built] = field(default_factory=list)
 
 
+def _resource(configured: dict[str, str | None]) -> dict[str, str]:
+    """The service's resource: otelcol's defaults (name, version, a fresh instance id), then the configured
+    attributes (a None value removes one)."""
+    out = {"service.name": "tracetriage", "service.version": __version__, "service.instance.id": str(uuid.uuid4())}
+    for key, value in configured.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 class Service:
     """Runs one validated :class:`CollectorConfig`."""
 
@@ -75,15 +88,14 @@ class Service:
         self.graph = BuiltGraph()
         self.components: dict[tuple[Kind, ComponentID], Component] = {}
         self._started: list[_Built] = []
-        self._metrics_server: MetricsServer | None = None
         self._shutdown_done = False
-        addr = config.service.telemetry.metrics.address
-        if addr and config.service.telemetry.metrics.level != "none":
-            self._metrics_server = MetricsServer(self.telemetry, addr)
+        tel = config.service.telemetry
+        self.telemetry.set_resource(_resource(tel.resource_attributes))
+        self._metrics_servers = [MetricsServer(self.telemetry, addr) for addr in tel.metrics.endpoints]
 
     @property
     def metrics_port(self) -> int | None:
-        return self._metrics_server.port if self._metrics_server else None
+        return self._metrics_servers[0].port if self._metrics_servers else None
 
     def _settings(self, kind: Kind, cc: ComponentConfig, pipeline: str = "") -> Settings:
         logger = logging.getLogger(f"tracetriage.{kind.value}.{cc.id}")
@@ -184,8 +196,8 @@ class Service:
     async def start(self) -> None:
         """Start everything, downstream first. On any failure, stop what started and raise."""
         try:
-            if self._metrics_server is not None:
-                await self._metrics_server.start()
+            for server in self._metrics_servers:
+                await server.start()
             for b in self._start_order():
                 await self._start_one(b)
         except BaseException:
@@ -252,6 +264,6 @@ class Service:
                 log.error("%s did not finish within the shutdown timeout (%.1fs)", b.label, budget)
             except Exception:
                 log.exception("%s failed to finish cleanly", b.label)
-        if self._metrics_server is not None:
-            await self._metrics_server.shutdown()
+        for server in self._metrics_servers:
+            await server.shutdown()
         log.info("Shutdown complete.")
