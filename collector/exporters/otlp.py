@@ -206,6 +206,8 @@ def create(settings: Settings, config: OTLPConfig) -> OTLPExporter:
     return OTLPExporter(settings, config)
 
 
-factory = Factory("otlp", Kind.EXPORTER, OTLPConfig, create, description="Sends batches over OTLP/gRPC.")
+# ``otlp_grpc`` is the OTel Collector's name for this exporter since v0.144; ``otlp`` remains an alias there.
+factory = Factory("otlp", Kind.EXPORTER, OTLPConfig, create, description="Sends batches over OTLP/gRPC.",
+                  aliases=("otlp_grpc",))
 
 __all__ = ["OTLPConfig", "OTLPExporter", "error_from_rpc", "factory", "grpc_target", "retry_delay_from"]
