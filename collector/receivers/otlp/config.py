@@ -4,12 +4,13 @@
 receivers:
   otlp:
     protocols:
-      grpc: {endpoint: 0.0.0.0:4317, max_recv_msg_size_mib: 4, tls: {...}}
-      http: {endpoint: 0.0.0.0:4318, max_request_body_size: 20MiB, traces_url_path: /v1/traces}
+      grpc: {endpoint: localhost:4317, max_recv_msg_size_mib: 4, tls: {...}}
+      http: {endpoint: localhost:4318, max_request_body_size: 20MiB, traces_url_path: /v1/traces}
 ```
 
 As in the OTel Collector, a protocol written with no value (``grpc:``) is enabled with its defaults,
-a protocol left out is not started, and at least one must be given.
+a protocol left out is not started, and at least one must be given. The endpoints default to
+``localhost`` (upstream since v0.110): a receiver that must be reached from elsewhere names its address.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _endpoint_issues(endpoint: str) -> Iterator[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class GRPCConfig:
-    endpoint: str = "0.0.0.0:4317"
+    endpoint: str = "localhost:4317"
     max_recv_msg_size_mib: int = field(4, ge=1)
     tls: TLSServerConfig | None = None
 
@@ -40,7 +41,7 @@ class GRPCConfig:
 
 @dataclass(frozen=True)
 class HTTPConfig:
-    endpoint: str = "0.0.0.0:4318"
+    endpoint: str = "localhost:4318"
     max_request_body_size: ByteSize = field(ByteSize(20 * MIB), gt=0)
     traces_url_path: str = "/v1/traces"
     tls: TLSServerConfig | None = None
