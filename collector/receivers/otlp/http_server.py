@@ -23,6 +23,7 @@ from collector import otlpjson
 from collector.config.net import format_address, listen_address
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import HTTPConfig
+from collector.receivers.otlp.cors import cors_middleware
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
 from collector.wire_jit import certainly_valid
 
@@ -124,7 +125,14 @@ class HTTPServer:
         self.port: int | None = None
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=self._limit + 1)
+        cors = self._config.cors
+        middlewares = []
+        if cors is not None and cors.allowed_origins:
+            middlewares.append(cors_middleware(cors))
+        elif cors is not None and cors.allowed_headers:
+            self._logger.warning("otlp/http: cors lists allowed_headers but no allowed_origins, so it has no "
+                                 "effect (as in the OTel Collector)")
+        app = web.Application(client_max_size=self._limit + 1, middlewares=middlewares)
         app.router.add_route("*", self._traces_path, self._traces)
         for path, signal in _OTHER_SIGNAL_PATHS.items():
             if path != self._traces_path:
