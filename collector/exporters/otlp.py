@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector.batch import SpanBatch
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
-from collector.config.tls import TLSClientConfig, read_pem
+from collector.config.tls import TLSClientConfig, read_pem, system_ca_bundle
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
 
@@ -154,6 +154,8 @@ class OTLPExporter:
         if tls.insecure:
             return None
         root = read_pem(tls.ca_file, "CA") if tls.ca_file else None
+        if root is not None and tls.include_system_ca_certs_pool:
+            root += b"\n" + system_ca_bundle()
         cert = read_pem(tls.cert_file, "TLS certificate") if tls.cert_file else None
         key = read_pem(tls.key_file, "TLS key") if tls.key_file else None
         return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
