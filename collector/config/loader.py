@@ -112,14 +112,12 @@ class _Substitution:
         stack: list[tuple[Any, str, Any, Any]] = [(value, path, root, 0)]
         while stack:
             item, item_path, parent, key = stack.pop()
-            if isinstance(item, dict):
-                new: Any = {}
-                for k, v in item.items():
-                    new[k] = None
-                    stack.append((v, join(item_path, str(k)), new, k))
+            if isinstance(item, dict):  # children pushed last first: visited in document order
+                new: Any = dict.fromkeys(item)
+                stack.extend((v, join(item_path, str(k)), new, k) for k, v in reversed(item.items()))
             elif isinstance(item, list):
                 new = [None] * len(item)
-                stack.extend((v, join(item_path, i), new, i) for i, v in enumerate(item))
+                stack.extend((item[i], join(item_path, i), new, i) for i in reversed(range(len(item))))
             else:
                 new = self._scalar(item, item_path)
             parent[key] = new

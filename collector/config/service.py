@@ -196,7 +196,9 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
     notes += [ConfigIssue(join("service.telemetry", p), m) for p, m in telemetry.not_honoured()]
     if prov is not None:
         notes = prov.attribute(notes)
-    all_issues = list(issues) + (prov.attribute(dec.issues) if prov else dec.issues)
+    unresolved = {i.path for i in issues}  # a value left unsubstituted: its own error says enough
+    found = [i for i in dec.issues if i.path not in unresolved]
+    all_issues = list(issues) + (prov.attribute(found) if prov else found)
     if all_issues:
         raise ConfigError(all_issues, warnings=notes)
     enabled_ext = {ComponentID.parse(t) for t in service.extensions}
