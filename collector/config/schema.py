@@ -294,12 +294,14 @@ class Decoder:
             if len(self.issues) == before:
                 self._check_bounds(f2, decoded, sub_path)
             kwargs[f2.name] = decoded
+        missing = False
         for f in fields:
             if f.name in kwargs:
                 continue
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.error(join(path, f.name), "is required")
                 kwargs[f.name] = _zero(hints[f.name])
+                missing = True
         try:
             obj = cls(**kwargs)
         except (TypeError, ValueError) as e:
@@ -309,7 +311,7 @@ class Decoder:
                 object.__setattr__(obj, k, v)
             return obj
         validate: Callable[[], Iterable[tuple[str | int, str]]] | None = getattr(obj, "validate", None)
-        if validate is not None:
+        if validate is not None and not missing:  # checks across fields mean nothing with a stand-in value
             for rel, message in validate() or ():
                 self.error(_join_rel(path, rel), message)
         return obj
