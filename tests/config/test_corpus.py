@@ -102,14 +102,16 @@ def test_the_corpus_uses_the_forms_users_write() -> None:
 
 def test_a_corpus_config_runs_with_set_overrides(tmp_path: Path) -> None:
     """helm-deployment.yaml started for real, its ports moved with --set: every listener says where it
-    listens, and /metrics is served where the pull reader says, without _created series."""
+    listens, what is not honoured is logged once, and /metrics is served where the pull reader says,
+    without _created series."""
     grpc, http, health, metrics = (free_port() for _ in range(4))
     sets = [f"receivers.otlp.protocols.grpc.endpoint=127.0.0.1:{grpc}",
             f"receivers.otlp.protocols.http.endpoint=127.0.0.1:{http}",
             f"extensions.health_check.endpoint=127.0.0.1:{health}",
             "service.telemetry.metrics.readers="
             f"[{{pull: {{exporter: {{prometheus: {{host: 127.0.0.1, port: {metrics}}}}}}}}}]",
-            "service.telemetry.resource={service.namespace: shop}"]
+            "service.telemetry.resource={service.namespace: shop}",
+            "service.telemetry.logs.processors=[{batch: {exporter: {otlp: {endpoint: 'logs:4317'}}}}]"]
     args = [a for s in sets for a in ("--set", s)]
     col = CollectorProcess([CORPUS / "helm-deployment.yaml"], tmp_path, metrics, {"MY_POD_IP": "10.9.9.9"},
                            extra_args=args)
@@ -120,6 +122,8 @@ def test_a_corpus_config_runs_with_set_overrides(tmp_path: Path) -> None:
         assert f"Starting HTTP server on 127.0.0.1:{http}" in log
         assert f"Starting health_check extension health_check on 127.0.0.1:{health}" in log
         assert f"Serving metrics on 127.0.0.1:{metrics}/metrics" in log
+        not_honoured = "service.telemetry.logs.processors: exporting the collector's own logs is not implemented"
+        assert log.count(not_honoured) == 1, log
         text = col.metrics()
         assert "otelcol_receiver_accepted_spans_total" in text or "otelcol_exporter_queue_capacity" in text
         assert "_created" not in text
