@@ -237,9 +237,11 @@ def parse(text: str) -> Any:
 def parse_scalar(text: str) -> Any:
     """What a plain YAML scalar means (``4317`` -> 4317, ``true`` -> True, ``on`` -> ``'on'``): the type an
     environment variable's value takes when it is a whole config value, as in otelcol."""
+    if len(text) > MAX_BYTES:
+        return text
     try:
-        return _load(text)
-    except yaml.YAMLError:
+        return parse(text)
+    except YAMLProblem:
         return text
 
 

@@ -131,3 +131,11 @@ def test_merge_keys_still_work_and_only_explicit_duplicates_are_refused() -> Non
     assert safe_yaml.parse(doc)["one"] == {"endpoint": "y", "tls": {"insecure": True}}
     with pytest.raises(safe_yaml.YAMLProblem, match=r"line 3, column 3: duplicate key 'k' \(first given at line 2"):
         safe_yaml.parse("m:\n  k: 1\n  k: 2\n")
+
+
+def test_an_env_value_is_bounded_like_a_file() -> None:
+    """A variable's value is parsed with the same limits: an alias bomb stays text, at once."""
+    bomb = "\n".join(['a0: &a0 [x, x, x, x, x, x, x, x, x]',
+                      *(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10))])
+    out, issues, _ = sub({"k": "${BOMB}"}, {"BOMB": bomb})
+    assert isinstance(out, dict) and out["k"] == bomb and not issues
