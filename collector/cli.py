@@ -19,7 +19,9 @@ from importlib.metadata import EntryPoint
 
 from collector import __version__, commands
 from collector.component import Kind
-from collector.config.schema import ConfigError
+from collector.config.features import GATES, FeatureGates
+from collector.config.loader import set_source
+from collector.config.schema import ConfigError, ConfigIssue
 from collector.config.service import CollectorConfig, load_config
 from collector.errors import ComponentStartError
 from collector.eventloop import install_uvloop
@@ -48,8 +50,13 @@ def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> a
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in (("run", "run the collector"), ("validate", "check config files and exit")):
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--config", "-c", action="append", required=True, metavar="FILE",
-                        help="config file; repeat to merge later files over earlier ones")
+        sp.add_argument("--config", "-c", action="append", required=True, metavar="URI",
+                        help="config file (PATH or file:PATH), env:NAME (YAML in an environment variable) or "
+                             "yaml:key::path: value; repeat to merge later sources over earlier ones")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set one option, merged over every --config (e.g. processors.batch.timeout=2s)")
+        sp.add_argument("--feature-gates", action="append", default=[], metavar="GATES",
+                        help="comma-separated feature gate ids; prefix '-' to disable (see 'components')")
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
     for name, ep in installed.items():
         sub.add_parser(name, help=_summary(ep) if describe else "", add_help=False)
@@ -63,37 +70,59 @@ def _summary(ep: EntryPoint) -> str:
         return f"(not available here: {e.reason})"
 
 
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:  # argparse keeps its subcommands there
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return list(BUILTIN_COMMANDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     first = args_list[0] if args_list else None
     installed = commands.discover(reserved=BUILTIN_COMMANDS)
     if first in installed:
         return run_installed(installed[first], args_list[1:])
+    parser = _parser(installed, describe=first is None or first in HELP_OPTIONS)
+    known = _commands(parser)
+    if first is not None and not first.startswith("-") and first not in known:
+        print(f"tracetriage: unknown command {first!r}; the commands are: {', '.join(known)} "
+              "(tracetriage --help says more)", file=sys.stderr)
+        return EXIT_CONFIG
     if first is not None and first.startswith("-") and first not in (*HELP_OPTIONS, "--version"):
         args_list.insert(0, "run")  # `tracetriage --config FILE` means run
-    parser = _parser(installed, describe=first is None or first in HELP_OPTIONS)
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
     if args.command == "components":
         return cmd_components()
+    try:
+        gates = FeatureGates.parse(args.feature_gates)
+        sources = [*args.config, *(set_source(s) for s in args.set)]
+    except ValueError as e:
+        print(f"tracetriage: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     registry = Registry.default()
     try:
-        config = load_config(args.config, registry)
+        config = load_config(sources, registry, gates=gates)
     except ConfigError as e:
+        _print_warnings(e.warnings)
         print(f"tracetriage: invalid configuration ({len(e.issues)} error{'s' if len(e.issues) != 1 else ''}):",
               file=sys.stderr)
         for issue in e.issues:
             print(f"  {issue}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "validate":
-        print(f"configuration is valid: {', '.join(args.config)}")
+        _print_warnings(config.warnings)
+        print(f"configuration is valid: {', '.join(config.files)}")
         return EXIT_OK
     if argv is None:  # the command itself (not a call from Python): start again with huge pages if due
         reexec_with_huge_pages()
     tel = config.service.telemetry.logs
     setup_logging(tel.level, tel.encoding)
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
     if huge_pages_on():
         logging.getLogger("tracetriage").info("malloc: transparent huge pages requested (GLIBC_TUNABLES=%s)",
                                               os.environ.get("GLIBC_TUNABLES", ""))
@@ -111,6 +140,11 @@ def run_installed(ep: EntryPoint, argv: Sequence[str]) -> int:
     return command.run(parser.parse_args(argv))
 
 
+def _print_warnings(warnings: Sequence[ConfigIssue]) -> None:
+    for warning in warnings:
+        print(f"tracetriage: warning: {warning}", file=sys.stderr)
+
+
 def cmd_components() -> int:
     registry = Registry.default()
     for kind in Kind:
@@ -118,7 +152,12 @@ def cmd_components() -> int:
         for entry in registry.entries():
             if entry.factory.kind is kind:
                 desc = f"  {entry.factory.description}" if entry.factory.description else ""
-                print(f"  {entry.factory.type:<20} {entry.factory.stability:<12} {entry.source}{desc}")
+                aliases = getattr(entry.factory, "aliases", ())
+                also = f"  (also: {', '.join(aliases)})" if aliases else ""
+                print(f"  {entry.factory.type:<20} {entry.factory.stability:<12} {entry.source}{desc}{also}")
+    print("feature gates (--feature-gates):")
+    for gate in GATES:
+        print(f"  {gate.id:<34} {gate.stage:<6} {'on' if gate.default else 'off':<4} {gate.description}")
     for err in registry.load_errors:
         print(f"warning: {err}", file=sys.stderr)
     return EXIT_OK

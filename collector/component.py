@@ -190,7 +190,8 @@ def buffer_owner(run: Sequence[tuple[_K, TraceStage]]) -> tuple[_K, TraceStage]:
 
 
 class Factory:
-    """Builds one kind of component. Subclass it or instantiate with a ``create`` callable.
+    """Builds one kind of component. Subclass it or instantiate with a ``create`` callable. ``aliases`` are
+    other type names config may use for it (upstream's older or newer spelling).
 
     ``create`` signatures by kind: receivers and processors ``(settings, config, next_consumer)``,
     exporters and extensions ``(settings, config)``.
@@ -205,10 +206,13 @@ class Factory:
         *,
         stability: str = "beta",
         description: str = "",
+        aliases: tuple[str, ...] = (),
     ) -> None:
-        if not _TYPE_RE.match(type):
-            raise ValueError(f"invalid component type {type!r}")
+        for name in (type, *aliases):
+            if not _TYPE_RE.match(name):
+                raise ValueError(f"invalid component type {name!r}")
         self.type = type
+        self.aliases = tuple(aliases)
         self.kind = Kind(kind)
         self.config_class = config_class
         self._create = create

@@ -8,6 +8,9 @@ auth:
   sasl: {mechanism: SCRAM-SHA-512, username: u, password: p}
 ```
 
+contrib's older spellings are read too: ``auth.tls`` (used when there is no top-level ``tls``) and
+``auth.plain_text`` (SASL/PLAIN).
+
 :func:`client_kwargs` turns them into aiokafka keyword arguments (``bootstrap_servers``,
 ``security_protocol``, ``ssl_context``, ``sasl_*``); it raises OSError / ssl.SSLError / ValueError
 for what can only be found at start (an unreadable CA file), which components turn into
@@ -17,9 +20,9 @@ for what can only be found at start (an unreadable CA file), which components tu
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from collector.config.net import parse_endpoint
 from collector.config.schema import field
@@ -51,18 +54,53 @@ class SASLConfig:
 
 
 @dataclass(frozen=True)
+class PlainTextConfig:
+    """``auth.plain_text``: contrib's older spelling of SASL/PLAIN."""
+
+    username: str = ""
+    password: str = ""
+
+
+@dataclass(frozen=True)
 class AuthConfig:
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {"kerberos": "use auth.sasl"}
+
     sasl: SASLConfig | None = None
+    plain_text: PlainTextConfig | None = None
+    tls: TLSClientConfig | None = field(None, present_enables=True)  # contrib's older place for tls
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.sasl is not None and self.plain_text is not None:
+            yield ("plain_text", "give sasl or plain_text, not both")
+        elif self.plain_text is not None:
+            for key in ("username", "password"):
+                if not getattr(self.plain_text, key):
+                    yield (f"plain_text.{key}", "is required")
+
+    @property
+    def effective_sasl(self) -> SASLConfig | None:
+        if self.sasl is None and self.plain_text is not None:
+            return SASLConfig("PLAIN", self.plain_text.username, self.plain_text.password)
+        return self.sasl
 
 
 @dataclass(frozen=True, kw_only=True)
 class KafkaClientConfig:
     """The client part of a kafka component's config (subclassed by receiver and exporter configs)."""
 
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {
+        "resolve_canonical_bootstrap_servers_only": "", "metadata": "", "rack_id": "", "use_leader_epoch": "",
+    }
+
     brokers: tuple[str, ...] = field(DEFAULT_BROKERS, min_len=1)
     client_id: str = DEFAULT_CLIENT_ID
     tls: TLSClientConfig | None = field(None, present_enables=True)
     auth: AuthConfig = AuthConfig()
+
+    @property
+    def effective_tls(self) -> TLSClientConfig | None:
+        """``tls``, else contrib's older ``auth.tls``."""
+        return self.tls if self.tls is not None else self.auth.tls
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -86,11 +124,12 @@ def client_kwargs(config: KafkaClientConfig) -> dict[str, Any]:
         "client_id": config.client_id,
     }
     ctx: ssl.SSLContext | None = None
-    if config.tls is not None:
-        ctx = config.tls.ssl_context()
+    tls = config.effective_tls
+    if tls is not None:
+        ctx = tls.ssl_context()
         if ctx is not None:
             kwargs["ssl_context"] = ctx
-    sasl = config.auth.sasl
+    sasl = config.auth.effective_sasl
     if sasl is not None:
         if sasl.mechanism not in SASL_MECHANISMS:
             raise ValueError(f"unsupported SASL mechanism {sasl.mechanism!r} (use {', '.join(SASL_MECHANISMS)})")
@@ -103,4 +142,4 @@ def client_kwargs(config: KafkaClientConfig) -> dict[str, Any]:
     return kwargs
 
 
-__all__ = ["SASL_MECHANISMS", "AuthConfig", "KafkaClientConfig", "SASLConfig", "client_kwargs"]
+__all__ = ["SASL_MECHANISMS", "AuthConfig", "KafkaClientConfig", "PlainTextConfig", "SASLConfig", "client_kwargs"]

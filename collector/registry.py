@@ -54,23 +54,29 @@ class Registry:
             self.add(e.factory, e.source)
 
     def add(self, factory: Factory, source: str = "builtin") -> None:
-        key = (factory.kind, factory.type)
-        if key in self._entries:
-            prev = self._entries[key]
-            raise ValueError(
-                f"{factory.kind} type {factory.type!r} from {source} clashes with the one from {prev.source}"
-            )
-        self._entries[key] = Entry(factory, source)
+        names = (factory.type, *getattr(factory, "aliases", ()))
+        for name in names:
+            prev = self._entries.get((factory.kind, name))
+            if prev is not None:
+                raise ValueError(
+                    f"{factory.kind} type {name!r} from {source} clashes with the one from {prev.source}"
+                )
+        entry = Entry(factory, source)
+        for name in names:
+            self._entries[(factory.kind, name)] = entry
 
     def get(self, kind: Kind, type_: str) -> Factory | None:
         entry = self._entries.get((kind, type_))
         return entry.factory if entry else None
 
     def types(self, kind: Kind) -> list[str]:
+        """Every type name config may use for ``kind``, aliases included."""
         return sorted(t for k, t in self._entries if k is kind)
 
     def entries(self) -> list[Entry]:
-        return sorted(self._entries.values(), key=lambda e: (list(Kind).index(e.factory.kind), e.factory.type))
+        """One entry per factory (an alias is not an entry of its own)."""
+        unique = {id(e): e for e in self._entries.values()}.values()
+        return sorted(unique, key=lambda e: (list(Kind).index(e.factory.kind), e.factory.type))
 
     @classmethod
     def default(cls, *, plugins: bool = True) -> Registry:

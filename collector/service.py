@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from collector import __version__
 from collector.component import (
     Component,
     ComponentID,
@@ -82,6 +84,18 @@ class BuiltGraph:
     receivers: list[_Built] = field(default_factory=list)
 
 
+def _resource(configured: dict[str, str | None]) -> dict[str, str]:
+    """The service's resource: otelcol's defaults (name, version, a fresh instance id), then the configured
+    attributes (a None value removes one)."""
+    out = {"service.name": "tracetriage", "service.version": __version__, "service.instance.id": str(uuid.uuid4())}
+    for key, value in configured.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 class Service:
     """Runs one validated :class:`CollectorConfig`."""
 
@@ -92,17 +106,16 @@ class Service:
         self.graph = BuiltGraph()
         self.components: dict[tuple[Kind, ComponentID], Component] = {}
         self._started: list[_Built] = []
-        self._metrics_server: MetricsServer | None = None
         self._shutdown_done = False
         # How this service's receivers split requests by trace (set from the pipelines by build()).
         self.split_options = SplitOptions()
-        addr = config.service.telemetry.metrics.address
-        if addr and config.service.telemetry.metrics.level != "none":
-            self._metrics_server = MetricsServer(self.telemetry, addr)
+        tel = config.service.telemetry
+        self.telemetry.set_resource(_resource(tel.resource_attributes))
+        self._metrics_servers = [MetricsServer(self.telemetry, addr) for addr in tel.metrics.endpoints]
 
     @property
     def metrics_port(self) -> int | None:
-        return self._metrics_server.port if self._metrics_server else None
+        return self._metrics_servers[0].port if self._metrics_servers else None
 
     def _settings(self, kind: Kind, cc: ComponentConfig, pipeline: str = "",
                   split_options: SplitOptions | None = None) -> Settings:
@@ -220,8 +233,8 @@ class Service:
     async def start(self) -> None:
         """Start everything, downstream first. On any failure, stop what started and raise."""
         try:
-            if self._metrics_server is not None:
-                await self._metrics_server.start()
+            for server in self._metrics_servers:
+                await server.start()
             for b in self._start_order():
                 await self._start_one(b)
         except BaseException:
@@ -288,6 +301,6 @@ class Service:
                 log.error("%s did not finish within the shutdown timeout (%.1fs)", b.label, budget)
             except Exception:
                 log.exception("%s failed to finish cleanly", b.label)
-        if self._metrics_server is not None:
-            await self._metrics_server.shutdown()
+        for server in self._metrics_servers:
+            await server.shutdown()
         log.info("Shutdown complete.")

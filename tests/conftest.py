@@ -28,7 +28,7 @@ class CollectorProcess:
     """``python -m collector run --config ...`` with its output captured to files."""
 
     def __init__(self, configs: list[Path], workdir: Path, metrics_port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> None:
         self.configs = configs
         self.metrics_port = metrics_port
         self.stdout_path = workdir / "collector.stdout"
@@ -36,6 +36,7 @@ class CollectorProcess:
         args = [sys.executable, "-m", "collector", "run"]
         for c in configs:
             args += ["--config", str(c)]
+        args += extra_args or []
         full_env = {**os.environ, **(env or {})}
         self._out = open(self.stdout_path, "wb")  # noqa: SIM115 - closed in stop()
         self._err = open(self.stderr_path, "wb")  # noqa: SIM115

@@ -94,23 +94,25 @@ def test_good_config_loads(tmp_path: Path, registry: Registry) -> None:
     assert sampler.policies[0].latency.threshold_ms == 500
     assert cfg.receivers[ComponentID("otlp")].config.endpoint == "0.0.0.0:4317"
     assert cfg.service.shutdown_timeout == 30.0
-    assert cfg.service.telemetry.metrics.address == "127.0.0.1:8888"
+    assert cfg.service.telemetry.metrics.endpoints == ("localhost:8888",)
 
 
 def test_env_substitution_typed_and_defaults() -> None:
     issues: list = []
+    warnings: list = []
     env = {"PORT": "4317", "HOST": "h"}
     out = substitute_env(
         {"a": "${env:PORT}", "b": "${env:HOST}:${env:PORT}", "c": "${env:NOPE:-x}", "d": "$${env:PORT}",
-         "e": ["${env:MISSING}"]}, "", issues, env)
+         "e": ["${env:MISSING}"]}, "", issues, env, warnings)
     assert out == {"a": 4317, "b": "h:4317", "c": "x", "d": "${env:PORT}", "e": [""]}
-    assert len(issues) == 1 and "MISSING" in issues[0].message and issues[0].path == "e[0]"
+    assert not issues
+    assert len(warnings) == 1 and "MISSING" in warnings[0].message and warnings[0].path == "e[0]"
 
 
 def test_later_files_merge_over_earlier(tmp_path: Path, registry: Registry) -> None:
     base = write(tmp_path, "base.yaml", GOOD)
     over = write(tmp_path, "over.yaml", "processors:\n  sampler:\n    num_traces: 7\n")
-    raw, _ = load([base, over], env={})
+    raw = load([base, over], env={}).raw
     assert raw["processors"]["sampler"]["num_traces"] == 7
     assert raw["processors"]["sampler"]["decision_wait"] == "5s"  # maps merge key by key
     cfg = build_config(raw, registry)

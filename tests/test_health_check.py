@@ -49,7 +49,7 @@ async def get(ext: HealthCheckExtension, path: str = "/") -> tuple[int, str]:
 
 def test_config_defaults_and_validation() -> None:
     cfg = decode(HealthCheckConfig, {})
-    assert (cfg.endpoint, cfg.path, cfg.response_body) == ("0.0.0.0:13133", "/", None)
+    assert (cfg.endpoint, cfg.path, cfg.response_body) == ("localhost:13133", "/", None)
     cfg = decode(HealthCheckConfig, {"check_collector_pipeline": {"enabled": True, "interval": "5m"}})
     assert cfg.check_collector_pipeline is not None
     for bad in ("localhost", "localhost:http", "host:70000", "::1:80"):

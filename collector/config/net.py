@@ -38,3 +38,15 @@ def endpoint_issues(endpoint: str, key: str = "endpoint", example: str = "0.0.0.
         parse_endpoint(endpoint, example)
     except ValueError as e:
         yield (key, str(e))
+
+
+def listen_address(endpoint: str, example: str = "localhost:4317") -> tuple[str, int]:
+    """``(host, port)`` to bind for a server's ``endpoint``. ``localhost`` binds the IPv4 loopback, as the OTel
+    Collector (Go's listener takes the first address of a name) does; an empty host binds every interface."""
+    host, port = parse_endpoint(endpoint, example)
+    return ("127.0.0.1" if host.lower() == "localhost" else host), port
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port`` as written in config (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -6,8 +6,13 @@ A component's config is a frozen dataclass. Field types drive decoding (``int``,
 ``alias`` (another accepted key name) and ``present_enables`` (for an optional section ``X | None``:
 the key written with no value, ``grpc:``, means "enabled with defaults", as in the OTel Collector).
 A class may define ``validate(self)`` yielding ``(relative_path, message)`` pairs for checks across
-fields. A class deriving from :class:`SelfDecoding` decodes itself (for a mapping whose keys depend on one
+fields, and a ``NOT_IMPLEMENTED`` class attribute naming the keys its OTel Collector namesake has and
+tracetriage does not implement (key -> what to do instead), which are refused as such rather than as
+unknown. A class deriving from :class:`SelfDecoding` decodes itself (for a mapping whose keys depend on one
 of its values). Decoding never stops at the first error.
+
+A value that was exactly one ``${env:NAME}`` reference arrives as :class:`Expanded`: a string option reads
+the text as written, any other option the YAML value it parses to, as otelcol does.
 """
 
 from __future__ import annotations
@@ -86,11 +91,61 @@ class ConfigIssue:
 
 
 class ConfigError(Exception):
-    """Every problem found in a configuration, each with its file and key path."""
+    """Every problem found in a configuration, each with its file and key path, and the warnings found on
+    the way (unset environment variables may explain an error)."""
 
-    def __init__(self, issues: Iterable[ConfigIssue]) -> None:
+    def __init__(self, issues: Iterable[ConfigIssue], warnings: Iterable[ConfigIssue] = ()) -> None:
         self.issues = list(issues)
+        self.warnings = list(warnings)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+NOT_IMPLEMENTED_MESSAGE = "an OTel Collector option that tracetriage does not implement"
+
+
+class Expanded:
+    """A config value that was exactly one ``${env:NAME}`` reference: the text it expanded to and the YAML
+    value that text parses to (``4317`` -> 4317)."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value: Any) -> None:
+        self.text = text
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Expanded):
+            return bool(self.value == other.value)
+        return bool(self.value == other)
+
+    def __hash__(self) -> int:
+        return hash(self.value) if not isinstance(self.value, dict | list) else hash(self.text)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every :class:`Expanded` replaced by its YAML value."""
+    if isinstance(value, Expanded):
+        return value.value
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def _reads_text(tp: Any) -> bool:
+    """Whether an option of type ``tp`` takes an expanded value as written: ``str`` and string choices."""
+    if get_origin(tp) is typing.Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        return len(inner) == 1 and _reads_text(inner[0])
+    if get_origin(tp) is Literal:
+        return all(isinstance(c, str) for c in get_args(tp))
+    return tp is str
 
 
 def join(path: str, key: str | int) -> str:
@@ -128,9 +183,11 @@ class Decoder:
         self.issues.append(ConfigIssue(path, message))
 
     def decode(self, tp: Any, value: Any, path: str) -> Any:
+        if isinstance(value, Expanded):
+            value = value.text if _reads_text(tp) else value.value
         origin = get_origin(tp)
         if tp is Any or tp is object:
-            return value
+            return plain(value)
         if origin is typing.Annotated:
             return self.decode(get_args(tp)[0], value, path)
         if origin in (Union, types.UnionType):
@@ -238,7 +295,12 @@ class Decoder:
         for key, raw in value.items():
             f2 = by_key.get(key) if isinstance(key, str) else None
             if f2 is None:
-                valid = ", ".join(sorted(f.name for f in fields))
+                upstream: Mapping[str, str] = getattr(cls, "NOT_IMPLEMENTED", {})
+                if isinstance(key, str) and key in upstream:
+                    hint = upstream[key]
+                    self.error(join(path, key), NOT_IMPLEMENTED_MESSAGE + (f"; {hint}" if hint else ""))
+                    continue
+                valid = ", ".join(sorted(_key_name(f) for f in fields))
                 self.error(join(path, str(key)), f"unknown key (valid keys: {valid})")
                 continue
             if f2.name in kwargs:
@@ -252,12 +314,14 @@ class Decoder:
             if len(self.issues) == before:
                 self._check_bounds(f2, decoded, sub_path)
             kwargs[f2.name] = decoded
+        missing = False
         for f in fields:
             if f.name in kwargs:
                 continue
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.error(join(path, f.name), "is required")
                 kwargs[f.name] = _zero(hints[f.name])
+                missing = True
         try:
             obj = cls(**kwargs)
         except (TypeError, ValueError) as e:
@@ -267,7 +331,7 @@ class Decoder:
                 object.__setattr__(obj, k, v)
             return obj
         validate: Callable[[], Iterable[tuple[str | int, str]]] | None = getattr(obj, "validate", None)
-        if validate is not None:
+        if validate is not None and not missing:  # checks across fields mean nothing with a stand-in value
             for rel, message in validate() or ():
                 self.error(_join_rel(path, rel), message)
         return obj
@@ -313,13 +377,30 @@ def _shape_of_value(value: Any) -> str:
     return "list" if isinstance(value, list) else "scalar"
 
 
+def _key_name(f: dataclasses.Field[Any]) -> str:
+    alias = f.metadata.get("alias")
+    return str(alias) if alias and f.name.endswith("_") else f.name
+
+
 def _zero(tp: Any) -> Any:
+    """A stand-in for a required option that is missing (the error is already recorded)."""
+    if get_origin(tp) is typing.Annotated:
+        tp = get_args(tp)[0]
+    origin = get_origin(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return None
+    if origin in (list, tuple) or tp in (list, tuple):
+        return ()
+    if origin is dict or tp is dict:
+        return {}
+    if origin is Literal:
+        return get_args(tp)[0]
     return {int: 0, float: 0.0, str: "", bool: False}.get(tp)
 
 
 def _kind(value: Any) -> str:
+    if isinstance(value, Expanded):
+        value = value.value
     if value is None:
         return "nothing"
     if isinstance(value, Mapping):

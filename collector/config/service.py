@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from collector.component import ComponentID, Factory, Kind, ReferencesExtensions
+from collector.config.features import ALLOW_NO_PIPELINES, FeatureGates
 from collector.config.loader import Provenance, load
-from collector.config.net import endpoint_issues
 from collector.config.schema import ConfigError, ConfigIssue, Decoder, Duration, field, join
+from collector.config.telemetry import LogsConfig, MetricsConfig, TelemetryConfig
 from collector.registry import Registry
 
 TOP_LEVEL = ("receivers", "processors", "exporters", "extensions", "connectors", "service")
-
-
-@dataclass(frozen=True)
-class LogsConfig:
-    level: Literal["debug", "info", "warn", "error"] = "info"
-    encoding: Literal["console", "json"] = "console"
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    address: str = "127.0.0.1:8888"  # "" turns the /metrics endpoint off
-    level: Literal["none", "basic", "normal", "detailed"] = "normal"
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        if self.address:
-            yield from endpoint_issues(self.address, "address", "127.0.0.1:8888")
-
-
-@dataclass(frozen=True)
-class TelemetryConfig:
-    logs: LogsConfig = field(default_factory=LogsConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 @dataclass(frozen=True)
@@ -46,7 +25,7 @@ class PipelineSection:
 
 @dataclass(frozen=True)
 class ServiceSection:
-    pipelines: dict[str, PipelineSection] = field(min_len=1)
+    pipelines: dict[str, PipelineSection | None] = field(default_factory=dict)
     extensions: tuple[str, ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     shutdown_timeout: Duration = field(Duration(30.0), gt=0)
@@ -76,6 +55,7 @@ class CollectorConfig:
     pipelines: dict[ComponentID, PipelineConfig]
     service: ServiceSection
     files: tuple[str, ...] = ()
+    warnings: tuple[ConfigIssue, ...] = ()
 
     def section(self, kind: Kind) -> dict[ComponentID, ComponentConfig]:
         return {
@@ -98,8 +78,11 @@ def _kinds_with(registry: Registry, type_: str) -> list[str]:
 
 
 def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | None = None,
-                 files: Sequence[str] = ()) -> CollectorConfig:
-    """Validate a merged raw config. Raises ConfigError listing every issue, each with file and key path."""
+                 files: Sequence[str] = (), *, gates: FeatureGates | None = None,
+                 issues: Sequence[ConfigIssue] = (), warnings: Sequence[ConfigIssue] = ()) -> CollectorConfig:
+    """Validate a merged raw config. Raises ConfigError listing every issue, each with file and key path;
+    ``issues`` found while loading (substitution errors) are reported with them."""
+    gates = gates or FeatureGates()
     dec = Decoder()
     for key in raw:
         if key == "connectors":
@@ -135,8 +118,12 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
     service_raw = raw.get("service")
     if service_raw is None:
         dec.error("service", "is required (service.pipelines says which components run)")
-        service_raw = {"pipelines": {}}
+        service_raw = {}
     service = dec.decode_dataclass(ServiceSection, service_raw, "service")
+    if not service.pipelines and not gates.enabled(ALLOW_NO_PIPELINES) and isinstance(service_raw, Mapping):
+        what = "must not be empty" if isinstance(service_raw.get("pipelines"), Mapping) else "is required"
+        dec.error("service.pipelines", f"{what} (a traces pipeline with receivers and exporters; the "
+                                       f"{ALLOW_NO_PIPELINES} feature gate allows none)")
 
     pipelines: dict[ComponentID, PipelineConfig] = {}
     for name, section in (service.pipelines or {}).items():
@@ -153,12 +140,13 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
             dec.error(path, "pipeline id must be 'traces' or 'traces/<name>'")
             continue
         if section is None:
+            dec.error(path, "is empty: a pipeline needs receivers and exporters")
             continue
         refs: dict[Kind, tuple[ComponentID, ...]] = {}
         for kind, ids in ((Kind.RECEIVER, section.receivers), (Kind.PROCESSOR, section.processors),
                           (Kind.EXPORTER, section.exporters)):
             resolved: list[ComponentID] = []
-            for i, text in enumerate(ids):
+            for i, text in enumerate(ids or ()):
                 ref_path = join(join(path, kind.section), i)
                 try:
                     cid = ComponentID.parse(text)
@@ -177,7 +165,7 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
             refs[kind] = tuple(resolved)
         pipelines[pid] = PipelineConfig(pid, refs[Kind.RECEIVER], refs[Kind.PROCESSOR], refs[Kind.EXPORTER])
 
-    for i, text in enumerate(service.extensions):
+    for i, text in enumerate(service.extensions or ()):
         ref_path = join("service.extensions", i)
         try:
             cid = ComponentID.parse(text)
@@ -229,9 +217,16 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
                 check_ref(path, ref.id, sid, f"{ref.id!r} is not an {ref.type} extension (use {ref.type} or "
                                              f"{ref.type}/<name>)", ref.type)
 
-    if dec.issues:
-        issues = prov.attribute(dec.issues) if prov else dec.issues
-        raise ConfigError(issues)
+    notes = list(warnings)
+    telemetry = service.telemetry if isinstance(service.telemetry, TelemetryConfig) else TelemetryConfig()
+    notes += [ConfigIssue(join("service.telemetry", p), m) for p, m in telemetry.not_honoured()]
+    if prov is not None:
+        notes = prov.attribute(notes)
+    unresolved = {i.path for i in issues}  # a value left unsubstituted: its own error says enough
+    found = [i for i in dec.issues if i.path not in unresolved]
+    all_issues = list(issues) + (prov.attribute(found) if prov else found)
+    if all_issues:
+        raise ConfigError(all_issues, warnings=notes)
     return CollectorConfig(
         receivers=sections[Kind.RECEIVER],
         processors=sections[Kind.PROCESSOR],
@@ -240,13 +235,18 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
         pipelines=pipelines,
         service=service,
         files=tuple(files),
+        warnings=tuple(notes),
     )
 
 
-def load_config(paths: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None) -> CollectorConfig:
-    """Read, merge and validate config files. Raises ConfigError listing every issue."""
-    raw, prov = load(paths, env)
-    return build_config(raw, registry, prov, paths)
+def load_config(paths: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None, *,
+                gates: FeatureGates | None = None) -> CollectorConfig:
+    """Read, merge and validate config sources (paths or ``file:``, ``env:``, ``yaml:`` URIs). Raises
+    ConfigError listing every issue."""
+    loaded = load(paths, env, gates)
+    return build_config(loaded.raw, registry, loaded.provenance, loaded.sources, gates=gates,
+                        issues=loaded.issues, warnings=loaded.warnings)
 
 
-__all__ = ["CollectorConfig", "ComponentConfig", "ConfigError", "ConfigIssue", "PipelineConfig", "load_config"]
+__all__ = ["CollectorConfig", "ComponentConfig", "ConfigError", "ConfigIssue", "LogsConfig", "MetricsConfig",
+           "PipelineConfig", "TelemetryConfig", "load_config"]

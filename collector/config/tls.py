@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from collector.config.schema import field
 
 TLSVersion = Literal["1.2", "1.3"]
+# configtls options not implemented: refused as such (collector.config.schema, NOT_IMPLEMENTED).
+_NOT_IMPLEMENTED: Mapping[str, str] = {
+    "ca_pem": "use ca_file", "cert_pem": "use cert_file", "key_pem": "use key_file", "max_version": "",
+    "cipher_suites": "", "curve_preferences": "", "reload_interval": "", "tpm": "",
+}
 
 
 def read_pem(path: str, what: str) -> bytes:
@@ -20,8 +26,20 @@ def read_pem(path: str, what: str) -> bytes:
         raise OSError(f"cannot read {what} {path!r}: {e.strerror or e}") from e
 
 
+def system_ca_bundle() -> bytes:
+    """The system's CA certificates (PEM), for clients that take roots as bytes (gRPC)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return read_pem(candidate, "system CA bundle")
+    raise OSError("include_system_ca_certs_pool: cannot find the system's CA bundle "
+                  f"(looked for {paths.openssl_cafile})")
+
+
 @dataclass(frozen=True)
 class TLSServerConfig:
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {**_NOT_IMPLEMENTED, "client_ca_file_reload": ""}
+
     cert_file: str = ""
     key_file: str = ""
     client_ca_file: str = ""
@@ -53,6 +71,8 @@ class TLSServerConfig:
 
 @dataclass(frozen=True)
 class TLSClientConfig:
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = _NOT_IMPLEMENTED
+
     insecure: bool = False
     insecure_skip_verify: bool = False
     ca_file: str = ""
@@ -60,6 +80,7 @@ class TLSClientConfig:
     key_file: str = ""
     server_name_override: str = ""
     min_version: TLSVersion = "1.2"
+    include_system_ca_certs_pool: bool = False
 
     def validate(self) -> list[tuple[str, str]]:
         if bool(self.cert_file) != bool(self.key_file):
@@ -67,10 +88,14 @@ class TLSClientConfig:
         return []
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """None when ``insecure`` (plain text); else a verifying client context."""
+        """None when ``insecure`` (plain text); else a verifying client context. With ``ca_file`` only that CA
+        is trusted, unless ``include_system_ca_certs_pool`` (as in OTel's configtls)."""
         if self.insecure:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if self.ca_file and not self.include_system_ca_certs_pool:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names, no CAs yet
+        else:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if self.min_version == "1.3" else ssl.TLSVersion.TLSv1_2
         if self.ca_file:
             read_pem(self.ca_file, "CA")

@@ -2,7 +2,8 @@
 
 ``format: json`` writes one OTLP/JSON ``ExportTraceServiceRequest`` per line; ``format: proto`` writes
 each request's wire bytes preceded by their length as a 4-byte big-endian integer. ``append: false``
-truncates the file at start. All file IO runs on one dedicated writer thread (so writes keep their
+truncates the file at start; with ``rotation`` the file is continued and rotated when full
+(:mod:`collector.exporters.file_rotation`). All file IO runs on one dedicated writer thread (so writes keep their
 order and never block the event loop); the buffer is flushed every ``flush_interval`` (0: after every
 write) and at shutdown. The queue is disabled by default so that a write error reaches the caller.
 """
@@ -13,13 +14,15 @@ import asyncio
 import concurrent.futures
 import contextlib
 import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import ClassVar, Literal, Protocol
 
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, RefusedError
+from collector.exporters.file_rotation import RotatingFile, RotationConfig
 from collector.exporters.helper import QueueConfig, QueuedRetrySender, RetryConfig
 from collector.model import SpanBatch
 from collector.otlpjson import encode_request
@@ -32,12 +35,29 @@ NO_RETRY = RetryConfig(enabled=False)
 
 @dataclass(frozen=True)
 class FileConfig:
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {
+        "compression": "", "group_by": "", "encoding": "use format: json or proto",
+    }
+
     path: str = field(min_len=1)
     format: Literal["json", "proto"] = "json"
     append: bool = False
     flush_interval: Duration = field(DEFAULT_FLUSH_INTERVAL, ge=0)
+    rotation: RotationConfig | None = field(None, present_enables=True)
     sending_queue: QueueConfig = NO_QUEUE
     retry_on_failure: RetryConfig = NO_RETRY
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if self.append and self.rotation is not None:
+            yield ("", "append and rotation enabled at the same time is not supported (as in the OTel Collector)")
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def encode_record(batch: SpanBatch, fmt: str) -> bytes:
@@ -57,7 +77,7 @@ class FileExporter:
         self._config = config
         self._logger = settings.logger
         self._name = str(settings.id)
-        self._file: IO[bytes] | None = None
+        self._file: _Sink | None = None
         self._io: concurrent.futures.ThreadPoolExecutor | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._dirty = False
@@ -73,9 +93,8 @@ class FileExporter:
         if self._file is not None or self._stopped:
             return
         io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self._name}-io")
-        mode = "ab" if self._config.append else "wb"
         try:
-            self._file = await asyncio.get_running_loop().run_in_executor(io, _open, self._config.path, mode)
+            self._file = await asyncio.get_running_loop().run_in_executor(io, _open, self._config)
         except OSError as e:
             io.shutdown(wait=False)
             raise ComponentStartError(
@@ -146,17 +165,19 @@ class FileExporter:
             io.shutdown(wait=False)
 
 
-def _open(path: str, mode: str) -> IO[bytes]:
-    return open(path, mode)
+def _open(config: FileConfig) -> _Sink:
+    if config.rotation is not None:
+        return RotatingFile(config.path, config.rotation)
+    return open(config.path, "ab" if config.append else "wb")
 
 
-def _write_record(file: IO[bytes], batch: SpanBatch, fmt: str, flush: bool) -> None:
+def _write_record(file: _Sink, batch: SpanBatch, fmt: str, flush: bool) -> None:
     file.write(encode_record(batch, fmt))
     if flush:
         file.flush()
 
 
-def _close(file: IO[bytes]) -> None:
+def _close(file: _Sink) -> None:
     try:
         file.flush()
     finally:

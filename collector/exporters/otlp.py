@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
-from collector.config.tls import TLSClientConfig, read_pem
+from collector.config.tls import TLSClientConfig, read_pem, system_ca_bundle
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
@@ -153,6 +153,8 @@ class OTLPExporter:
         if tls.insecure:
             return None
         root = read_pem(tls.ca_file, "CA") if tls.ca_file else None
+        if root is not None and tls.include_system_ca_certs_pool:
+            root += b"\n" + system_ca_bundle()
         cert = read_pem(tls.cert_file, "TLS certificate") if tls.cert_file else None
         key = read_pem(tls.key_file, "TLS key") if tls.key_file else None
         return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
@@ -208,6 +210,8 @@ def create(settings: Settings, config: OTLPConfig) -> OTLPExporter:
     return OTLPExporter(settings, config)
 
 
-factory = Factory("otlp", Kind.EXPORTER, OTLPConfig, create, description="Sends batches over OTLP/gRPC.")
+# ``otlp_grpc`` is the OTel Collector's name for this exporter since v0.144; ``otlp`` remains an alias there.
+factory = Factory("otlp", Kind.EXPORTER, OTLPConfig, create, description="Sends batches over OTLP/gRPC.",
+                  aliases=("otlp_grpc",))
 
 __all__ = ["OTLPConfig", "OTLPExporter", "error_from_rpc", "factory", "grpc_target", "retry_delay_from"]

@@ -226,8 +226,10 @@ def create(settings: Settings, config: OTLPHTTPConfig) -> OTLPHTTPExporter:
     return OTLPHTTPExporter(settings, config)
 
 
+# ``otlp_http`` is the OTel Collector's name for this exporter since v0.144; ``otlphttp`` remains an alias.
 factory = Factory(
-    "otlphttp", Kind.EXPORTER, OTLPHTTPConfig, create, description="Sends batches over OTLP/HTTP."
+    "otlphttp", Kind.EXPORTER, OTLPHTTPConfig, create, description="Sends batches over OTLP/HTTP.",
+    aliases=("otlp_http",),
 )
 
 __all__ = ["OTLPHTTPConfig", "OTLPHTTPExporter", "factory", "parse_retry_after", "status_message"]

@@ -19,10 +19,10 @@ from aiohttp import web
 
 from collector.component import Factory, Host, Kind, Settings
 from collector.config import Duration, field
-from collector.config.net import parse_endpoint
+from collector.config.net import format_address, listen_address, parse_endpoint
 from collector.errors import ComponentStartError
 
-DEFAULT_ENDPOINT = "0.0.0.0:13133"
+DEFAULT_ENDPOINT = "localhost:13133"
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class HealthCheckExtension:
         if self._runner is not None:
             return
         self._host = host
-        bind_host, port = parse_endpoint(self._config.endpoint)
+        bind_host, port = listen_address(self._config.endpoint, "localhost:13133")
         app = web.Application()
         app.router.add_get(self._config.path, self._handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -105,9 +105,8 @@ class HealthCheckExtension:
         self._up_since = dt.datetime.now(dt.UTC)
         addresses = runner.addresses
         self.port = int(addresses[0][1]) if addresses else port
-        self._logger.info(
-            "health_check %s listening on %s:%d%s", self.id, bind_host, self.port, self._config.path
-        )
+        self._logger.info("Starting health_check extension %s on %s (endpoint %s, path %s)", self.id,
+                          format_address(bind_host, self.port), self._config.endpoint, self._config.path)
 
     async def shutdown(self) -> None:
         runner, self._runner = self._runner, None

@@ -3,18 +3,24 @@
 Components ask :class:`Telemetry` for counters, gauges and histograms by name; asking twice returns the
 same metric, so factories may be called for several pipelines. Everything is counted per batch, never
 per span.
+
+The exposition is the OTel Collector's: no ``_created`` series (prometheus_client adds one to every
+counter and histogram; they are left out of this registry's output only, so another registry in the
+process is not affected), and a ``target_info`` series carrying the ``service.telemetry.resource``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import resource
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -95,9 +101,37 @@ class Telemetry:
             return self._get(Histogram, name, doc, labels)
         return self._get(Histogram, name, doc, labels, buckets=tuple(buckets))
 
+    def set_resource(self, attributes: Mapping[str, str]) -> None:
+        """The ``target_info`` series: one label per resource attribute (dots become underscores)."""
+        self.registry.set_target_info({_label_name(k): v for k, v in attributes.items()} or None)
+
     def exposition(self) -> bytes:
-        """The registry in Prometheus text format."""
-        return generate_latest(self.registry)
+        """The registry in Prometheus text format, without ``_created`` series."""
+        return generate_latest(cast(CollectorRegistry, _WithoutCreated(self.registry)))
+
+
+_CREATED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+_LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _label_name(key: str) -> str:
+    name = _LABEL_INVALID.sub("_", key)
+    return "_" + name if name[:1].isdigit() else name
+
+
+class _WithoutCreated:
+    """A view of a registry whose counters, histograms and summaries have no ``_created`` sample."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            if metric.type in _CREATED_TYPES:
+                metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 class _ProcessCollector(Collector):

@@ -1,20 +1,23 @@
-"""The Prometheus ``/metrics`` endpoint of ``service.telemetry.metrics.address``."""
+"""The Prometheus ``/metrics`` endpoint of ``service.telemetry.metrics`` (a pull reader or ``address``)."""
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
-from collector.config.net import parse_endpoint
+from collector.config.net import format_address, listen_address
 from collector.errors import ComponentStartError
 from collector.telemetry.metrics import Telemetry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+log = logging.getLogger("tracetriage.service")
 
 
 class MetricsServer:
     def __init__(self, telemetry: Telemetry, address: str) -> None:
         self._telemetry = telemetry
-        self._host, self._port = parse_endpoint(address)
+        self._host, self._port = listen_address(address, "localhost:8888")
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -37,6 +40,7 @@ class MetricsServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port
+        log.info("Serving metrics on %s/metrics", format_address(self._host, self.port))
 
     async def shutdown(self) -> None:
         runner, self._runner = self._runner, None

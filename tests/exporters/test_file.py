@@ -116,8 +116,8 @@ def test_config() -> None:
     cfg = decode(file.FileConfig, {"path": "/tmp/x"})
     assert (cfg.format, cfg.append, cfg.flush_interval, cfg.sending_queue.enabled) == ("json", False, 1.0, False)
     with pytest.raises(ConfigError) as info:
-        decode(file.FileConfig, {"format": "xml", "rotation": {}}, "exporters.file")
+        decode(file.FileConfig, {"format": "xml", "group_by": {}}, "exporters.file")
     text = str(info.value)
     assert "exporters.file.path: is required" in text
     assert "exporters.file.format: must be one of" in text
-    assert "exporters.file.rotation: unknown key" in text
+    assert "exporters.file.group_by: an OTel Collector option that tracetriage does not implement" in text

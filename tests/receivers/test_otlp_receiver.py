@@ -45,9 +45,9 @@ def test_factory() -> None:
 def test_defaults_match_otel_collector() -> None:
     cfg = decode(OTLPReceiverConfig, {"protocols": {"grpc": None, "http": None}})
     grpc_cfg, http_cfg = cfg.protocols.grpc, cfg.protocols.http
-    assert grpc_cfg == GRPCConfig(endpoint="0.0.0.0:4317", max_recv_msg_size_mib=4, tls=None)
+    assert grpc_cfg == GRPCConfig(endpoint="localhost:4317", max_recv_msg_size_mib=4, tls=None)
     assert http_cfg is not None
-    assert http_cfg.endpoint == "0.0.0.0:4318"
+    assert http_cfg.endpoint == "localhost:4318"
     assert http_cfg.max_request_body_size == 20 * 1024 * 1024
     assert http_cfg.traces_url_path == "/v1/traces" and http_cfg.tls is None
 

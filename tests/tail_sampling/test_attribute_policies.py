@@ -38,6 +38,9 @@ STRING_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], De
      {}, {"example": "value"}, INS),
     ("invert: regex no match", {"values": ["^x"], "enabled_regex_matching": True, "invert_match": True},
      {}, {"example": "value"}, IS),
+    ("empty values match nothing", {"values": []}, {}, {"example": "value"}, N),
+    ("empty regex values match nothing", {"values": [], "enabled_regex_matching": True}, {}, {"example": "v"}, N),
+    ("invert: empty values", {"values": [], "invert_match": True}, {}, {"example": "value"}, IS),
 ]
 
 

@@ -95,6 +95,7 @@ TRACE_STATE_CASES: list[tuple[str, dict[str, Any], str, Decision]] = [
     ("duplicate key does not parse", {"key": "foo", "values": ["bar"]}, "foo=bar,foo=bar", N),
     ("value too long for key is ignored", {"key": "foo", "values": ["x" * 253]}, "foo=" + "x" * 253, N),
     ("longest value that fits", {"key": "foo", "values": ["x" * 252]}, "foo=" + "x" * 252, S),
+    ("empty values match nothing", {"key": "foo", "values": []}, "foo=bar", N),
 ]
 
 

@@ -145,6 +145,9 @@ class KafkaReceiver:
         except (OSError, ssl.SSLError, ValueError) as e:
             raise ComponentStartError(f"receiver {self._name}", e) from e
         self._host = host
+        self._logger.info("Starting Kafka consumer %s: brokers %s, topics %s, group %r (%s)", self._name,
+                          ",".join(self._config.bootstrap_servers), ",".join(self._config.traces_topics),
+                          self._config.group_id, kwargs.get("security_protocol", "PLAINTEXT"))
         self._task = asyncio.create_task(self._run(kwargs), name=f"{self._name}-consume")
 
     async def _run(self, kwargs: dict[str, Any]) -> None:
@@ -180,8 +183,8 @@ class KafkaReceiver:
                 delay = min(delay * 2, CONNECT_BACKOFF_MAX)
                 continue
             self._consumer = consumer
-            self._logger.info("Receiver %s: consuming %s as group %r", self._name, ",".join(topics),
-                              self._config.group_id)
+            self._logger.info("Receiver %s: consuming %s as group %r from brokers %s", self._name,
+                              ",".join(topics), self._config.group_id, ",".join(self._config.bootstrap_servers))
             return consumer
         return None
 

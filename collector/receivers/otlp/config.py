@@ -4,18 +4,24 @@
 receivers:
   otlp:
     protocols:
-      grpc: {endpoint: 0.0.0.0:4317, max_recv_msg_size_mib: 4, tls: {...}}
-      http: {endpoint: 0.0.0.0:4318, max_request_body_size: 20MiB, traces_url_path: /v1/traces}
+      grpc: {endpoint: localhost:4317, max_recv_msg_size_mib: 4, tls: {...}}
+      http:
+        endpoint: localhost:4318
+        max_request_body_size: 20MiB
+        traces_url_path: /v1/traces
+        cors: {allowed_origins: ["https://*.example.com"], allowed_headers: [x-tenant], max_age: 7200}
 ```
 
 As in the OTel Collector, a protocol written with no value (``grpc:``) is enabled with its defaults,
-a protocol left out is not started, and at least one must be given.
+a protocol left out is not started, and at least one must be given. The endpoints default to
+``localhost`` (upstream since v0.110): a receiver that must be reached from elsewhere names its address.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from collector.config.net import endpoint_issues
 from collector.config.schema import ByteSize, field
@@ -28,9 +34,30 @@ def _endpoint_issues(endpoint: str) -> Iterator[tuple[str, str]]:
     return endpoint_issues(endpoint)
 
 
+_NO_AUTH = "authenticating clients is not implemented"
+_SERVER_OPTIONS: Mapping[str, str] = {
+    "auth": _NO_AUTH, "include_metadata": "", "middlewares": "", "transport": "tcp is the only transport",
+}
+
+
+@dataclass(frozen=True)
+class CORSConfig:
+    """Cross-origin requests from browsers (see :mod:`collector.receivers.otlp.cors`)."""
+
+    allowed_origins: tuple[str, ...] = ()
+    allowed_headers: tuple[str, ...] = ()
+    exposed_headers: tuple[str, ...] = ()
+    max_age: int = field(0, ge=0)
+
+
 @dataclass(frozen=True)
 class GRPCConfig:
-    endpoint: str = "0.0.0.0:4317"
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {
+        **_SERVER_OPTIONS, "keepalive": "", "max_concurrent_streams": "", "read_buffer_size": "",
+        "write_buffer_size": "",
+    }
+
+    endpoint: str = "localhost:4317"
     max_recv_msg_size_mib: int = field(4, ge=1)
     tls: TLSServerConfig | None = None
 
@@ -40,10 +67,18 @@ class GRPCConfig:
 
 @dataclass(frozen=True)
 class HTTPConfig:
-    endpoint: str = "0.0.0.0:4318"
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {
+        **_SERVER_OPTIONS, "response_headers": "", "compression_algorithms": "gzip and deflate are accepted",
+        "read_timeout": "", "read_header_timeout": "", "write_timeout": "", "idle_timeout": "",
+        "keep_alives_enabled": "", "metrics_url_path": "tracetriage accepts traces only",
+        "logs_url_path": "tracetriage accepts traces only", "profiles_url_path": "tracetriage accepts traces only",
+    }
+
+    endpoint: str = "localhost:4318"
     max_request_body_size: ByteSize = field(ByteSize(20 * MIB), gt=0)
     traces_url_path: str = "/v1/traces"
     tls: TLSServerConfig | None = None
+    cors: CORSConfig | None = field(None, present_enables=True)
 
     @property
     def traces_path(self) -> str:

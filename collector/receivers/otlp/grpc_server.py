@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.config.net import parse_endpoint
+from collector.config.net import format_address, listen_address
 from collector.config.tls import read_pem
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
@@ -70,8 +70,8 @@ class GRPCServer:
     async def start(self) -> int:
         """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
         cfg = self._config
-        host, port = parse_endpoint(cfg.endpoint)
-        address = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
+        host, port = listen_address(cfg.endpoint)
+        address = format_address(host, port)
         credentials = None
         if cfg.tls is not None:
             cfg.tls.ssl_context()  # load with the ssl module first: clear errors for bad files or a key mismatch
@@ -101,6 +101,8 @@ class GRPCServer:
         await server.start()
         self._server = server
         self.port = bound
+        self._logger.info("Starting GRPC server on %s (endpoint %s%s)", format_address(host, bound), cfg.endpoint,
+                          ", TLS" if credentials is not None else "")
         return int(bound)
 
     async def stop(self, grace: float) -> None:

@@ -20,9 +20,10 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector import otlpjson
-from collector.config.net import parse_endpoint
+from collector.config.net import format_address, listen_address
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import HTTPConfig
+from collector.receivers.otlp.cors import cors_middleware
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
 from collector.wire import certainly_valid
 
@@ -124,7 +125,14 @@ class HTTPServer:
         self.port: int | None = None
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=self._limit + 1)
+        cors = self._config.cors
+        middlewares = []
+        if cors is not None and cors.allowed_origins:
+            middlewares.append(cors_middleware(cors))
+        elif cors is not None and cors.allowed_headers:
+            self._logger.warning("otlp/http: cors lists allowed_headers but no allowed_origins, so it has no "
+                                 "effect (as in the OTel Collector)")
+        app = web.Application(client_max_size=self._limit + 1, middlewares=middlewares)
         app.router.add_route("*", self._traces_path, self._traces)
         for path, signal in _OTHER_SIGNAL_PATHS.items():
             if path != self._traces_path:
@@ -134,7 +142,7 @@ class HTTPServer:
     async def start(self, grace: float) -> int:
         """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
         cfg = self._config
-        host, port = parse_endpoint(cfg.endpoint)
+        host, port = listen_address(cfg.endpoint, "localhost:4318")
         ssl_context = cfg.tls.ssl_context() if cfg.tls is not None else None
         runner = web.AppRunner(
             self._app(),
@@ -145,13 +153,15 @@ class HTTPServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host or "0.0.0.0", port, ssl_context=ssl_context)
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        self._logger.info("Starting HTTP server on %s (endpoint %s%s, traces at %s)", format_address(host, self.port),
+                          cfg.endpoint, ", TLS" if ssl_context is not None else "", self._traces_path)
         return self.port
 
     async def stop(self) -> None:
