@@ -63,8 +63,6 @@ class StringAttributeConfig:
     def validate(self) -> Iterator[tuple[str, str]]:
         if not self.key:
             yield "key", "must not be empty"
-        if not self.values:
-            yield "values", "must list at least one value"
         if self.enabled_regex_matching:
             for i, value in enumerate(self.values):
                 try:

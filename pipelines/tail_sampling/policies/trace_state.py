@@ -46,8 +46,6 @@ class TraceStateConfig:
     def validate(self) -> Iterator[tuple[str, str]]:
         if not self.key:
             yield "key", "must not be empty"
-        if not self.values:
-            yield "values", "must list at least one value"
 
 
 class TraceState:
