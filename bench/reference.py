@@ -1,4 +1,4 @@
-"""The reference payload of DESIGN.md: OTLP requests of 500 spans with 8 attributes each (~275 bytes per
+"""The reference payload (docs/performance.md): OTLP requests of 500 spans with 8 attributes each (~275 bytes per
 span on the wire), 50 traces of 10 spans per request, with fresh trace ids for every request.
 
 Requests are serialized once; fresh trace and span ids are patched into the bytes at known offsets,

@@ -1,4 +1,4 @@
-"""Who may import whom (DESIGN.md, "Layout and who may import whom"), read from the source without importing it.
+"""Who may import whom (docs/architecture.md, "Layout"), read from the source without importing it.
 
 Every ``import`` statement of collector/, pipelines/ and bench/ counts, wherever it is: at the top, inside a
 function (imported late), under ``if TYPE_CHECKING:``. Relative imports are resolved. A module's import of

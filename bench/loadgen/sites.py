@@ -54,8 +54,9 @@ def example_path(route: str) -> str:
 
 
 def blame_of(kind: str, attrs: Mapping[str, Scalar], service: str) -> str:
-    """DESIGN's blame for a root-cause span with no server child: a CLIENT span names its callee by
-    ``peer.service``, else ``server.address``, else ``db.system``; any other span blames its own service."""
+    """The root-cause walk's blame (docs/design.md) for a root-cause span with no server child: a CLIENT
+    span names its callee by ``peer.service``, else ``server.address``, else ``db.system``; any other span
+    blames its own service."""
     if kind == "client":
         for key in ("peer.service", "server.address", "db.system"):
             value = attrs.get(key)

@@ -1,4 +1,4 @@
-"""Ground truth of a generated trace: where DESIGN's root-cause walk must end, and for a trace slowed by
+"""Ground truth of a generated trace: where the root-cause walk of docs/design.md must end, and for a trace slowed by
 a latency fault, which span the latency walk must blame.
 
 The walk starts at the trace root when it is in error, follows every child in error, and the spans in

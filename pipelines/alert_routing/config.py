@@ -180,7 +180,8 @@ class SilencesConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """``alert_routing`` processor settings (see the module docstring and README for every key)."""
+    """``alert_routing`` processor settings (see the module docstring, and
+    docs/components/processors/alert_routing.md for every key)."""
 
     route: RouteConfig
     receivers: tuple[ReceiverConfig, ...] = field(min_len=1)

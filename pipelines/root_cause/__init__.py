@@ -1,7 +1,7 @@
 """``root_cause`` processor: for every failed request, the span where the errors stop; for every slow one
 (with a latency threshold), the span on its critical path where the time went.
 
-A trace-level stage (see DESIGN.md "The root-cause walk" and "The latency walk (critical path)"):
+A trace-level stage (see docs/design.md, "The root-cause walk" and "The latency walk (critical path)"):
 ``trace.notes[FAILURES]`` gets one :class:`Failure` per signal span in error (``kind`` "error") and one
 per signal span longer than its ``latency_threshold`` and not in error (``kind`` "latency"); with
 ``annotate: true`` the signal span gets ``rootcause.*`` attributes;

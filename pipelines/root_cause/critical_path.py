@@ -1,4 +1,4 @@
-"""The latency walk (DESIGN.md "The latency walk (critical path)"): where a slow request's time went.
+"""The latency walk (docs/design.md, "The latency walk (critical path)"): where a slow request's time went.
 
 **Critical path** of a span P (CRISP's last-finishing-child rule): the cursor starts at P's end. Among P's
 children not yet taken that end at or before the cursor, take the one that ends last (ties: the one that

@@ -1,4 +1,4 @@
-"""The root-cause walk (DESIGN.md "The root-cause walk") over a trace.
+"""The root-cause walk (docs/design.md, "The root-cause walk") over a trace.
 
 A span is **in error** when its status is ERROR, or its status is not OK and it has the attribute
 ``error`` = true (bool, or a string equal to "true" ignoring case). From each signal span in error the

@@ -1,4 +1,4 @@
-"""alert_routing config: defaults, the DESIGN.md example, and every error named by its key path."""
+"""alert_routing config: defaults, the docs/design.md example, and every error named by its key path."""
 
 from __future__ import annotations
 

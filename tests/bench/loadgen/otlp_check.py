@@ -1,4 +1,4 @@
-"""Independent checks of generated OTLP: parse, validate structure, and DESIGN's root-cause walk written
+"""Independent checks of generated OTLP: parse, validate structure, and the root-cause walk (docs/design.md) written
 again from its text (iterative, so deep or cyclic input cannot overflow or hang)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Generated traces are valid OTLP, follow the topology and carry DESIGN's ground truth."""
+"""Generated traces are valid OTLP, follow the topology and carry the root-cause walk's ground truth."""
 
 from __future__ import annotations
 
