@@ -128,7 +128,8 @@ async def test_stages_sharing_an_extension_read_each_catalog_file_once(
     assert sample(telemetry, ERRORS, file=str(catalog["partly"])) == 1  # one document without a name
     assert sample(telemetry, ERRORS, file=str(catalog["good"])) == 0
     # Both stages named the team from the shared catalog.
-    assert sample(telemetry, "tracetriage_root_causes_total", signal="root", service="payment", team="payments") == 1
+    assert sample(telemetry, "tracetriage_root_causes_total", signal="root", service="payment", team="payments",
+                  kind="error") == 1
     (page,) = hook.received
     assert [a["labels"]["team"] for a in page.body["alerts"]] == ["payments"]
 
@@ -145,7 +146,8 @@ async def test_inline_blocks_are_private_catalogs(catalog: dict[str, Path], read
         await hook.stop()
     assert reads == {str(p): 2 for p in catalog.values()}
     assert sample(telemetry, ERRORS, file=str(catalog["broken"])) == 2
-    assert sample(telemetry, "tracetriage_root_causes_total", signal="root", service="payment", team="payments") == 1
+    assert sample(telemetry, "tracetriage_root_causes_total", signal="root", service="payment", team="payments",
+                  kind="error") == 1
     assert [a["labels"]["team"] for a in hook.received[0].body["alerts"]] == ["payments"]
 
 
