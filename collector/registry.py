@@ -32,6 +32,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "pipelines.tail_sampling",
     "pipelines.root_cause",
     "pipelines.alert_routing",
+    "pipelines.slo",
 )
 
 log = logging.getLogger("tracetriage.registry")
