@@ -21,7 +21,7 @@ SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def duration_text(seconds: float) -> str:
     """``300 -> "5m"``, ``3600 -> "1h"``, ``259200 -> "3d"``: the largest unit that divides it."""
     s = int(seconds)
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("d", "h", "m"):
         if s and s % SECONDS[unit] == 0:
             return f"{s // SECONDS[unit]}{unit}"
     return f"{s}s"

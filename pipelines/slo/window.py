@@ -23,6 +23,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from pipelines.slo.causes import CauseShare, CauseTally, merge
 from pipelines.slo.histogram import Histogram
 
@@ -88,16 +90,26 @@ class Ring:
             yield s, (hi - start) / (hi - lo) if hi > lo else 1.0
 
     def sums(self, now: float, window: float) -> tuple[float, float]:
-        """(good, bad) in the window."""
-        g = b = 0.0
-        good, bad = self.good, self.bad
-        for s, w in self.buckets(now, window):
-            if w == 1.0:
-                g += good[s]
-                b += bad[s]
-            else:
-                g += good[s] * w
-                b += bad[s] * w
+        """(good, bad) in the window (the same buckets and weights as :meth:`buckets`, summed with numpy)."""
+        width = self.width
+        start = now - window
+        cur = math.floor(now / width)
+        first = max(math.floor(start / width), cur - self.size + 1)
+        if first > cur:
+            return 0.0, 0.0
+        idx = np.arange(first, cur + 1, dtype=np.int64)
+        slots = idx % self.size
+        epoch = np.frombuffer(self.epoch, dtype=np.int64)
+        valid = slots[epoch[slots] == idx]
+        g = float(np.frombuffer(self.good, dtype=np.int64)[valid].sum())
+        b = float(np.frombuffer(self.bad, dtype=np.int64)[valid].sum())
+        lo = first * width
+        s = first % self.size
+        if lo < start and self.epoch[s] == first:  # the oldest bucket counts for its part inside the window
+            hi = min(lo + width, now)
+            w = (hi - start) / (hi - lo) if hi > lo else 1.0
+            g -= self.good[s] * (1.0 - w)
+            b -= self.bad[s] * (1.0 - w)
         return g, b
 
     def to_state(self) -> list[list[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Sequence
@@ -19,6 +20,10 @@ from pipelines.slo import Config, SloProcessor
 
 T0 = 1_700_000_000.0  # a Tuesday, 22:13:20 UTC
 _ids = itertools.count(1)
+
+
+class _LatencyFailure(Failure):
+    kind = "latency"
 
 
 class Clock:
@@ -115,9 +120,11 @@ def checkout_trace(*, error: bool = False, ms: float = 10.0, cause: str = "", ca
         rc = RootCause(service=cause, span_name="query", span_id=child.span_id, depth=2,
                        path=(f"{service}:{signal}", "checkout:PlaceOrder", f"{cause}:query"),
                        end_time_unix_nano=child.end_time_unix_nano)
-        f = Failure(signal="checkout", signal_service=service, signal_span_name=signal, signal_span_id=sig.span_id,
-                    trace_id=tid, primary=rc, root_causes=(rc,))
-        if cause_kind != "error":
-            f.kind = cause_kind  # type: ignore[attr-defined]  # the latency walk's Failure.kind, not merged yet
+        kw: dict[str, Any] = dict(signal="checkout", signal_service=service, signal_span_name=signal,
+                                  signal_span_id=sig.span_id, trace_id=tid, primary=rc, root_causes=(rc,))
+        if "kind" in {f.name for f in dataclasses.fields(Failure)}:
+            f = Failure(**kw, kind=cause_kind)
+        else:  # before the latency walk's Failure.kind: a Failure that says its kind
+            f = (_LatencyFailure if cause_kind == "latency" else Failure)(**kw)
         trace.notes[FAILURES] = [f]
     return trace
