@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -310,16 +310,29 @@ class SloProcessor:
         if b.bad:
             t.bad_metric.inc(len(b.bad))
 
-    def record(self, name: str, good: int, bad: int = 0, causes: Sequence[Cause] = (),
+    def record(self, name: str, good: int, bad: int = 0, causes: Mapping[str, int] | None = None,
                durations: Sequence[float] = ()) -> None:
-        """Count events measured elsewhere (aggregated counts: simulations and tests), at the clock's now;
-        ``causes`` name some of the ``bad`` events' causes, the rest are unknown."""
+        """Count events measured elsewhere, as aggregated counts at the clock's now (simulations, tests):
+        ``causes`` gives how many of the ``bad`` events each cause had (the rest are unknown)."""
         t = self._tracked[name]
+        named = sum((causes or {}).values())
+        if named > bad:
+            raise ValueError(f"causes name {named} bad events, more than the {bad} counted")
+        now = self._clock()
         b = _Batch()
         b.good = good
-        b.bad = list(causes) + [(UNKNOWN, "", ())] * (bad - len(causes))
         b.durations = list(durations)
-        self._record(t, b, self._clock())
+        self._record(t, b, now)
+        series = t.series
+        slots = series.add(now, 0, bad)
+        before = series.overflow
+        for cause, n in [*(causes or {}).items(), (UNKNOWN, bad - named)]:
+            if n:
+                series.cause(slots, cause, "", (), n)
+        if series.overflow != before:
+            self._overflow.labels(name).inc(series.overflow - before)
+        if bad:
+            t.bad_metric.inc(bad)
 
     # -- evaluation --------------------------------------------------------------------------------------
 
