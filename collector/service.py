@@ -114,6 +114,8 @@ class Service:
                 labels = self._labels(proc_id, pid)
                 out = CountingConsumer(nxt, self.telemetry.processor_outgoing_items.labels(**labels))
                 proc = self._create(Kind.PROCESSOR, cfg.processors[proc_id], out, pipeline=str(pid))
+                self.host.processors.setdefault(proc_id, proc)
+                self.host.pipeline_processors.setdefault(str(pid), {})[proc_id] = proc
                 built.insert(0, _Built(f"processor {proc_id} in pipeline {pid}", proc))
                 if getattr(proc, "trace_level", False):
                     run.insert(0, (proc_id, proc))
