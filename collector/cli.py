@@ -28,7 +28,7 @@ from collector.telemetry.logs import setup_logging
 log = logging.getLogger("tracetriage")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-COMMANDS = ("run", "validate", "components", "loadgen", "demo")
+COMMANDS = ("run", "validate", "components", "loadgen", "demo", "slo")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_loadgen(sub)
     add_demo(sub)
+    slo = sub.add_parser("slo", help="SLO tools").add_subparsers(dest="slo_command", metavar="SUBCOMMAND",
+                                                                 required=True)
+    rules = slo.add_parser("rules", help="Prometheus recording and alerting rules (a PrometheusRule manifest) for "
+                                         "the objectives of the config's slo processors")
+    rules.add_argument("--config", "-c", action="append", required=True, metavar="FILE")
+    rules.add_argument("--processor", action="append", metavar="ID", help="only this slo processor (repeatable)")
+    rules.add_argument("--name", default="tracetriage-slos", help="metadata.name of the PrometheusRule")
+    rules.add_argument("--namespace", default="", help="metadata.namespace of the PrometheusRule")
+    rules.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     return p
 
 
@@ -82,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         print(f"configuration is valid: {', '.join(args.config)}")
         return EXIT_OK
+    if args.command == "slo":
+        return cmd_slo_rules(args, config)
     if argv is None:  # the command itself (not a call from Python): start again with huge pages if due
         reexec_with_huge_pages()
     tel = config.service.telemetry.logs
@@ -90,6 +101,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("tracetriage").info("malloc: transparent huge pages requested (GLIBC_TUNABLES=%s)",
                                               os.environ.get("GLIBC_TUNABLES", ""))
     return run(config)
+
+
+def cmd_slo_rules(args: argparse.Namespace, config: CollectorConfig) -> int:
+    from collector.registry import slo_rules
+
+    slos = {str(cid): cc.config for cid, cc in config.processors.items() if cc.factory.type == "slo"}
+    chosen = args.processor or list(slos)
+    missing = [p for p in chosen if p not in slos]  # (named, but not an slo processor of this config)
+    if not chosen or missing:
+        which = f"processor {', '.join(missing)}" if missing else "slo processor"
+        print(f"tracetriage: no {which} in {', '.join(args.config)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        text = slo_rules([slos[p] for p in chosen], args.name, args.namespace)
+    except ValueError as e:
+        print(f"tracetriage: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def cmd_components() -> int:
