@@ -41,7 +41,7 @@ Listener = Callable[[Sequence[ObjectiveStatus]], None]
 Cause = tuple[str, str, tuple[str, ...]]  # (cause service, trace id hex, path)
 
 
-def _error_cause(trace: Trace, span: Span) -> tuple[str, tuple[str, ...]]:
+def _error_cause(trace: Trace, span_id: bytes) -> tuple[str, tuple[str, ...]]:
     """The cause of a signal span in error: the primary root cause of root_cause's failure for this span;
     when root_cause walked from other signal spans (its ``signals`` differ), the trace's first failure;
     without root_cause's failures, unknown."""
@@ -49,7 +49,7 @@ def _error_cause(trace: Trace, span: Span) -> tuple[str, tuple[str, ...]]:
     if not failures:
         return UNKNOWN, ()
     first: Failure | None = None
-    sid = span.span_id
+    sid = span_id
     for f in failures:
         if getattr(f, "kind", "error") != "error":
             continue
@@ -80,7 +80,7 @@ class _Tracked:
     """One objective being measured: its series, what alerts it, and its metric children."""
 
     __slots__ = ("alerts", "bad_metric", "good_metric", "inclusive", "latency", "min_share", "objective", "series",
-                 "since", "threshold")
+                 "since", "threshold_ns")
 
     def __init__(self, objective: Objective, series: Series, alerts: tuple[BurnAlertSpec, ...], min_share: float,
                  events: Any) -> None:
@@ -90,7 +90,7 @@ class _Tracked:
         self.min_share = min_share
         ind = objective.indicator
         self.latency = ind.kind == "latency"
-        self.threshold = ind.threshold_ms
+        self.threshold_ns = round(ind.threshold_ms * 1e6)
         self.inclusive = ind.inclusive
         self.since: dict[str, float] = {}  # str(alert spec) -> when it started firing
         self.good_metric = events.labels(objective.name, "good")
@@ -118,7 +118,7 @@ class _Batch:
     def __init__(self) -> None:
         self.good = 0
         self.bad: list[Cause] = []
-        self.durations: list[float] = []
+        self.durations: list[int] = []  # of latency signal spans, in nanoseconds
 
 
 class SloProcessor:
@@ -126,9 +126,9 @@ class SloProcessor:
 
     trace_level: ClassVar[bool] = True
     defines_buffer: ClassVar[bool] = False
-    # The signal spans are decoded and checked exactly (status and ``error`` attribute): the wire walk's
-    # hints are not read.
-    reads_error_attribute: ClassVar[bool] = False
+    # An availability objective's signal spans are good without being decoded when the receiver's wire
+    # walk found no ERROR status and no ``error`` attribute in the trace (``Trace.maybe_error``).
+    reads_error_attribute: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.id = settings.id
@@ -265,24 +265,25 @@ class SloProcessor:
             if len(found) > max_signals:
                 skipped += len(found) - max_signals
                 del found[max_signals:]
+            # False: the receiver's wire walk saw neither an ERROR status nor an ``error`` attribute in the
+            # trace, so no signal span is in error (reads_error_attribute asks it to look for both)
+            maybe_error = trace.maybe_error
             tid = ""
-            for si, span in found:
-                for t in by_selector[si]:
+            for sig in found:
+                for t in by_selector[sig.index]:
                     b = batches.get(t)
                     if b is None:
                         b = batches[t] = _Batch()
                     if t.latency:
-                        ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
-                        if ms < 0:
-                            ms = 0.0
-                        b.durations.append(ms)
-                        if ms <= t.threshold if t.inclusive else ms < t.threshold:
+                        ns = sig.end - sig.start
+                        b.durations.append(ns)
+                        if ns <= t.threshold_ns if t.inclusive else ns < t.threshold_ns:
                             b.good += 1
                             continue
-                        found_cause = _latency_cause(trace, span)
+                        found_cause = _latency_cause(trace, sig.span())
                         cause, path = found_cause if found_cause is not None else (UNKNOWN, ())
-                    elif in_error(span):
-                        cause, path = _error_cause(trace, span)
+                    elif maybe_error and in_error(sig.span()):
+                        cause, path = _error_cause(trace, sig.span_id)
                     else:
                         b.good += 1
                         continue
@@ -304,7 +305,7 @@ class SloProcessor:
             series.cause(slots, cause, tid, path)
         if series.overflow != before:
             self._overflow.labels(t.objective.name).inc(series.overflow - before)
-        series.durations(now, b.durations)
+        series.durations_ns(now, b.durations)
         if b.good:
             t.good_metric.inc(b.good)
         if b.bad:
@@ -321,8 +322,8 @@ class SloProcessor:
         now = self._clock()
         b = _Batch()
         b.good = good
-        b.durations = list(durations)
         self._record(t, b, now)
+        t.series.durations(now, durations)
         series = t.series
         slots = series.add(now, 0, bad)
         before = series.overflow

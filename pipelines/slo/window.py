@@ -210,6 +210,12 @@ class Series:
             for v in values:
                 h.add(v)
 
+    def durations_ns(self, now: float, values: Sequence[int]) -> None:
+        if self.latency is not None and values:
+            h = self.latency.hist(now)
+            for ns in values:
+                h.add_ns(ns)
+
     def ring(self, window: float) -> Ring:
         return self.minutes if window <= FINE_SPAN else self.hours
 

@@ -63,3 +63,16 @@ def test_merge_adds_counts_and_quantiles_have_bounded_error() -> None:
     assert a.quantiles([0.99, 0.5]) == [a.quantile(0.99), a.quantile(0.5)]
     assert Histogram().quantile(0.5) is None
     assert Histogram.from_list(a.to_list()).bins == a.bins
+
+
+def test_integer_nanoseconds_bin_as_their_milliseconds() -> None:
+    from pipelines.slo.histogram import bin_key_ns
+
+    rnd = random.Random(11)
+    values = [int(rnd.lognormvariate(15, 6)) for _ in range(50_000)] + [1, 9, 10, 99, 100, 300_000_000, 10**18]
+    for ns in values:
+        assert bin_key_ns(ns) == bin_key(ns / 1e6), ns
+    assert bin_key_ns(0) == bin_key_ns(-5) == 0
+    h = Histogram()
+    h.add_ns(300_000_000)
+    assert h.count_below(300) == 0 and h.count_below(310) == 1

@@ -153,3 +153,24 @@ def _signal(trace: object) -> Span:
         if s.name == "place_order":
             return s
     raise AssertionError("no signal span")
+
+
+def test_error_free_traces_are_measured_from_span_headers_and_odd_encodings_are_decoded() -> None:
+    from collector.traces import Trace, make_origin
+    from collector.wire import frame
+    from pipelines.slo.select import SignalFinder
+
+    clock = Clock()
+    proc = processor([slo_doc("avail"), slo_doc("lat", sli="latency", threshold="20ms")], clock)
+    fine = checkout_trace(ms=30)
+    fine.maybe_error = False  # as the receiver's wire walk says of a trace without errors
+    (sig,) = SignalFinder([proc.objectives[0].indicator.selector]).find(fine)
+    assert sig.raw and sig._span is None and sig.end - sig.start == 30_000_000  # read from the header
+    # a span whose fields are not in the canonical order: decoded, and measured the same
+    odd = span("place_order", bytes(range(16)), error=True, ms=5)
+    body = frame(0x2A, b"place_order") + odd.SerializeToString()  # the name first, then (again) every field
+    trace = Trace(odd.trace_id, 0.0)
+    trace.add(make_origin(resource("frontend")), frame(0x12, body), 1, 0, 0)
+    proc.process_traces([fine, trace])
+    assert proc.series("avail").sums(clock.now, 60) == (1, 1)
+    assert proc.series("lat").sums(clock.now, 60) == (1, 1)  # 30 ms is slow, 5 ms fast
