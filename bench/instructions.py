@@ -1,5 +1,5 @@
 """Instructions per span of each in-process phase of the collector's path, counted by valgrind's callgrind:
-``python -m bench.instructions [--scenario tail_sampling|full|passthrough] [--requests 40]``.
+``python -m bench.instructions [--scenario tail_sampling|full|full_slo|passthrough] [--requests 40]``.
 
 The throughput figures of :mod:`bench.run` move by a third from one minute to the next on a shared
 machine; instruction counts do not (they repeat to within a few per span), so an A/B of a change on the
@@ -137,7 +137,7 @@ def _totals(directory: Path) -> dict[str, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full"])
+    p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full", "full_slo"])
     p.add_argument("--requests", type=int, default=40, help="reference requests of 500 spans")
     p.add_argument("--no-valgrind", action="store_true", help="run the phases once without counting")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

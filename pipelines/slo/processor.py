@@ -79,8 +79,8 @@ def _latency_cause(trace: Trace, span: Span) -> tuple[str, tuple[str, ...]] | No
 class _Tracked:
     """One objective being measured: its series, what alerts it, and its metric children."""
 
-    __slots__ = ("alerts", "bad_metric", "good_metric", "inclusive", "latency", "min_share", "objective", "series",
-                 "since", "threshold_ns")
+    __slots__ = ("alerts", "bad", "bad_metric", "durations", "good", "good_metric", "inclusive", "latency",
+                 "min_share", "objective", "series", "since", "threshold_ns")
 
     def __init__(self, objective: Objective, series: Series, alerts: tuple[BurnAlertSpec, ...], min_share: float,
                  events: Any) -> None:
@@ -95,12 +95,16 @@ class _Tracked:
         self.since: dict[str, float] = {}  # str(alert spec) -> when it started firing
         self.good_metric = events.labels(objective.name, "good")
         self.bad_metric = events.labels(objective.name, "bad")
+        # What the current process_traces call measured (added to the series once, at its end)
+        self.good = 0
+        self.bad: list[Cause] = []
+        self.durations: list[int] = []  # of latency signal spans, in nanoseconds
 
 
 class _Plan:
     """The objectives' selectors, each once, and which objectives each one feeds."""
 
-    __slots__ = ("by_selector", "finder")
+    __slots__ = ("by_selector", "finder", "tracked")
 
     def __init__(self, tracked: Iterable[_Tracked]) -> None:
         selectors: dict[Any, list[_Tracked]] = {}
@@ -108,17 +112,7 @@ class _Plan:
             selectors.setdefault(t.objective.indicator.selector, []).append(t)
         self.finder = SignalFinder(list(selectors))
         self.by_selector = tuple(tuple(ts) for ts in selectors.values())
-
-
-class _Batch:
-    """What one ``process_traces`` call measured for one objective."""
-
-    __slots__ = ("bad", "durations", "good")
-
-    def __init__(self) -> None:
-        self.good = 0
-        self.bad: list[Cause] = []
-        self.durations: list[int] = []  # of latency signal spans, in nanoseconds
+        self.tracked = tuple(t for ts in self.by_selector for t in ts)
 
 
 class SloProcessor:
@@ -253,63 +247,73 @@ class SloProcessor:
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         plan = self._plan
-        find = plan.finder.find
+        finder = plan.finder
+        find, wants = finder.find, finder.wants
         by_selector = plan.by_selector
         max_signals = self.config.max_signals_per_trace
-        batches: dict[_Tracked, _Batch] = {}
         skipped = 0
+        measured = False
         for trace in traces:
+            for origin in trace.chunks:  # most traces: no origin of a service an objective names
+                w = wants.get(origin)
+                if w is None or w:
+                    break
+            else:
+                continue
             found = find(trace)
             if not found:
                 continue
+            measured = True
             if len(found) > max_signals:
                 skipped += len(found) - max_signals
                 del found[max_signals:]
             # False: the receiver's wire walk saw neither an ERROR status nor an ``error`` attribute in the
             # trace, so no signal span is in error (reads_error_attribute asks it to look for both)
             maybe_error = trace.maybe_error
-            tid = ""
             for sig in found:
                 for t in by_selector[sig.index]:
-                    b = batches.get(t)
-                    if b is None:
-                        b = batches[t] = _Batch()
                     if t.latency:
                         ns = sig.end - sig.start
-                        b.durations.append(ns)
+                        t.durations.append(ns)
                         if ns <= t.threshold_ns if t.inclusive else ns < t.threshold_ns:
-                            b.good += 1
+                            t.good += 1
                             continue
                         found_cause = _latency_cause(trace, sig.span())
                         cause, path = found_cause if found_cause is not None else (UNKNOWN, ())
                     elif maybe_error and in_error(sig.span()):
                         cause, path = _error_cause(trace, sig.span_id)
                     else:
-                        b.good += 1
+                        t.good += 1
                         continue
-                    tid = tid or trace.trace_id.hex()
-                    b.bad.append((cause, tid, path))
-        if batches:
+                    t.bad.append((cause, trace.trace_id.hex(), path))
+        if measured:
             now = self._clock()
-            for t, b in batches.items():
-                self._record(t, b, now)
+            for t in plan.tracked:
+                if t.good or t.bad or t.durations:
+                    self._record(t, now)
         if skipped:
             self._skipped.inc(skipped)
         return traces
 
-    def _record(self, t: _Tracked, b: _Batch, now: float) -> None:
+    def _record(self, t: _Tracked, now: float) -> None:
+        """Add what ``t`` measured (``good``, ``bad``, ``durations``) to its series, and reset them."""
         series = t.series
-        slots = series.add(now, b.good, len(b.bad))
-        before = series.overflow
-        for cause, tid, path in b.bad:
-            series.cause(slots, cause, tid, path)
-        if series.overflow != before:
-            self._overflow.labels(t.objective.name).inc(series.overflow - before)
-        series.durations_ns(now, b.durations)
-        if b.good:
-            t.good_metric.inc(b.good)
-        if b.bad:
-            t.bad_metric.inc(len(b.bad))
+        good, bad = t.good, t.bad
+        slots = series.add(now, good, len(bad))
+        if bad:
+            before = series.overflow
+            for cause, tid, path in bad:
+                series.cause(slots, cause, tid, path)
+            if series.overflow != before:
+                self._overflow.labels(t.objective.name).inc(series.overflow - before)
+            t.bad_metric.inc(len(bad))
+            t.bad = []
+        if t.durations:
+            series.durations_ns(now, t.durations)
+            t.durations = []
+        if good:
+            t.good_metric.inc(good)
+            t.good = 0
 
     def record(self, name: str, good: int, bad: int = 0, causes: Mapping[str, int] | None = None,
                durations: Sequence[float] = ()) -> None:
@@ -320,9 +324,8 @@ class SloProcessor:
         if named > bad:
             raise ValueError(f"causes name {named} bad events, more than the {bad} counted")
         now = self._clock()
-        b = _Batch()
-        b.good = good
-        self._record(t, b, now)
+        t.good += good
+        self._record(t, now)
         t.series.durations(now, durations)
         series = t.series
         slots = series.add(now, 0, bad)

@@ -73,13 +73,15 @@ def test_selectors_by_regex_and_attributes_and_several_objectives_on_one_span() 
         make_trace([(resource("frontend"), [span("place_order", tid, attributes={"tier": "gold"})])]),
         make_trace([(resource("frontend"), [span("place_order", tid, attributes={"tier": "gold", "retry": 3})])]),
     ]
-    # the name's bytes inside an attribute value do not make a span a signal span
+    # the name's bytes inside an attribute value do not make a span a signal span, even encoded as a name
     decoy = span("GET /x", tid, attributes={"note": "place_order"})
+    decoy.attributes.add(key="raw").value.bytes_value = b"\x2a\x0bplace_order"
     traces.append(make_trace([(resource("frontend"), [decoy])]))
+    traces.append(make_trace([(resource("frontend"), [decoy, span("place_order", tid)])]))
     proc.process_traces(traces)
     assert proc.series("regex").sums(clock.now, 60) == (0, 1)
     assert proc.series("gold").sums(clock.now, 60) == (1, 0)
-    assert proc.series("lat").sums(clock.now, 60) == (3, 0)  # one span, two objectives: counted in both
+    assert proc.series("lat").sums(clock.now, 60) == (4, 0)  # one span, two objectives: counted in both
 
 
 def test_decoded_traces_are_read_from_their_spans() -> None:
@@ -174,3 +176,19 @@ def test_error_free_traces_are_measured_from_span_headers_and_odd_encodings_are_
     proc.process_traces([fine, trace])
     assert proc.series("avail").sums(clock.now, 60) == (1, 1)
     assert proc.series("lat").sums(clock.now, 60) == (1, 1)  # 30 ms is slow, 5 ms fast
+
+
+def test_one_selector_per_service_reads_the_only_name_and_falls_back_when_it_is_not_alone() -> None:
+    clock = Clock()
+    proc = processor([slo_doc("avail")], clock)
+    tid = bytes(range(16))
+    decoy = span("GET /x", tid)
+    decoy.attributes.add(key="raw").value.bytes_value = b"\x2a\x0bplace_order"  # the name's bytes, twice in all
+    root = span("place_order", tid)  # a root: no parent id in its header
+    child = span("place_order", tid, parent=root.span_id, error=True)  # two signal spans in one chunk
+    proc.process_traces([
+        make_trace([(resource("frontend"), [root])]),
+        make_trace([(resource("frontend"), [decoy, span("place_order", tid, parent=b"\x01" * 8)])]),
+        make_trace([(resource("frontend"), [root, child])]),
+    ])
+    assert proc.series("avail").sums(clock.now, 60) == (3, 1)
