@@ -24,7 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from collector.component import ComponentID
 from collector.config import Duration, field
+from pipelines.slo import openslo
 from pipelines.slo.model import SECONDS, SRE_WORKBOOK_ALERTS, BurnAlertSpec
 
 _WINDOW_RE = re.compile(r"^([1-9][0-9]*)([mhdw])$")
@@ -84,9 +86,6 @@ class Config:
         return tuple(a.spec() for a in self.burn_alerts)
 
     def validate(self) -> Iterator[tuple[str, str]]:
-        from collector.component import ComponentID
-        from pipelines.slo import openslo
-
         if not _WINDOW_RE.match(self.default_time_window):
             yield "default_time_window", (f"must be a duration shorthand such as 28d or 4w, got "
                                           f"{self.default_time_window!r}")
