@@ -1,5 +1,6 @@
 """The reference payload (docs/performance.md): OTLP requests of 500 spans with 8 attributes each (~275 bytes per
-span on the wire), 50 traces of 10 spans per request, with fresh trace ids for every request.
+span on the wire), 50 traces of 10 spans per request, with fresh trace ids for every request. A trace's
+root span is ``GET /shop``, the others ``GET /cart`` (names of one length).
 
 Requests are serialized once; fresh trace and span ids are patched into the bytes at known offsets,
 so a load generator can produce millions of spans per second without protobuf work.
@@ -39,7 +40,7 @@ def _template(seed: int, error_every: int = 10, slow_every: int = 7) -> tuple[by
             s: Span = ss.spans.add(
                 trace_id=marker[t], span_id=rnd.randbytes(8),
                 parent_span_id=b"" if depth == 0 else rnd.randbytes(8),
-                name="GET /cart", kind=Span.SPAN_KIND_SERVER,
+                name="GET /shop" if depth == 0 else "GET /cart", kind=Span.SPAN_KIND_SERVER,
                 start_time_unix_nano=base + depth * 1000,
                 end_time_unix_nano=base + (600_000_000 if t % slow_every == 0 else 20_000_000),
             )

@@ -2,11 +2,14 @@
 
 Prints one JSON object per line. Figures:
 * ``parse_ceiling``: upb decode rate of the reference payload in this process (spans/s, one core).
-* ``passthrough``, ``tail_sampling``, ``full``: spans per collector CPU-second (CPU time of the collector
-  process from /proc; the load generator runs in its own process), each also divided by parse_ceiling.
+* ``passthrough``, ``tail_sampling``, ``full``, ``full_slo``: spans per collector CPU-second (CPU time of the
+  collector process from /proc; the load generator runs in its own process), each also divided by parse_ceiling.
   They run ``--repeat`` rounds (default 5), the scenarios interleaved and each round with its own
   parse_ceiling, then one ``<scenario>_median`` line each: on a shared machine one run can be a third
   slower than the next, and the median of interleaved rounds is the figure that repeats.
+  ``full_slo`` is ``full`` with the ``slo`` stage after ``root_cause``: an availability and a latency
+  objective on frontend's root span (``GET /shop``), as objectives name a service's entry span: a
+  frontend trace has one signal span, measured twice; the other services' traces are skipped by origin.
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
 * ``latency``: p50/p99 from the client's export call to the record's arrival in Kafka (agent pipeline
   otlp -> kafka), at a steady moderate rate.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +51,7 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
         "tail_sampling": ["tail_sampling"],
         "full": ["root_cause", "alert_routing", "tail_sampling"],
         "root_cause": ["root_cause"],  # (bench.instructions: the stage alone)
+        "full_slo": ["root_cause", "slo", "alert_routing", "tail_sampling"],
         "memory": ["tail_sampling"],
     }[scenario]
     catalog = Path(__file__).resolve().parent.parent / "configs/catalog"
@@ -58,6 +63,11 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
     policies:{POLICIES}""",
         "root_cause": f"""  root_cause:
     decision_wait: {decision_wait}""",
+        "slo": f"""  slo:
+    decision_wait: {decision_wait}
+    slos:
+      - {json.dumps(_objective("shop-availability", {"sli": "availability"}))}
+      - {json.dumps(_objective("shop-latency", {"sli": "latency", "latency_threshold": "300ms"}))}""",
         "alert_routing": f"""  alert_routing:
     decision_wait: {decision_wait}
     group_wait: 1s
@@ -90,6 +100,18 @@ service:
       processors: [{", ".join(names)}]
       exporters: [kafka]
 """
+
+
+def _objective(name: str, good: dict[str, str]) -> dict[str, Any]:
+    """An OpenSLO SLO on frontend's root spans in the reference load (``GET /shop``)."""
+    def source(spec: dict[str, str]) -> dict[str, Any]:
+        return {"metricSource": {"type": "tracetriage", "spec": spec}}
+
+    return {"metadata": {"name": name}, "spec": {
+        "service": "frontend", "budgetingMethod": "Occurrences", "objectives": [{"target": 0.999}],
+        "indicator": {"spec": {"ratioMetric": {"good": source(good),
+                                               "total": source({"service": "frontend", "span_name": "GET /shop"})}}},
+    }}
 
 
 def parse_ceiling(short: bool) -> float:
@@ -348,7 +370,7 @@ def accuracy(workdir: Path, short: bool) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", action="store_true", help="small counts (used by the test suite)")
-    names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "memory", "latency", "accuracy"]
+    names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "full_slo", "memory", "latency", "accuracy"]
     p.add_argument("--only", action="append", choices=names)
     p.add_argument("--repeat", type=int, default=None,
                    help="rounds of the throughput scenarios, interleaved, each with its own parse_ceiling; a "
@@ -357,7 +379,7 @@ def main() -> None:
     only = set(a.only or names)
     requests = 40 if a.short else 1000
     rounds = max(1, a.repeat if a.repeat is not None else (1 if a.short else 5))
-    scenarios = [s for s in ("passthrough", "tail_sampling", "full") if s in only]
+    scenarios = [s for s in ("passthrough", "tail_sampling", "full", "full_slo") if s in only]
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:
         # Rounds interleave the scenarios, so a slow spell of a shared machine hits all of them alike.

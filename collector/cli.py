@@ -35,7 +35,7 @@ log = logging.getLogger("tracetriage")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 # The runtime's own commands: each has a parser in _parser and a branch in main. Installed packages add more
 # (collector/commands.py); a built-in name always wins over theirs.
-BUILTIN_COMMANDS = ("run", "validate", "components")
+BUILTIN_COMMANDS = ("run", "validate", "components", "slo")
 HELP_OPTIONS = ("-h", "--help")
 
 
@@ -49,18 +49,31 @@ def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> a
     p.add_argument("--version", action="version", version=f"tracetriage {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in (("run", "run the collector"), ("validate", "check config files and exit")):
-        sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--config", "-c", action="append", required=True, metavar="URI",
-                        help="config file (PATH or file:PATH), env:NAME (YAML in an environment variable) or "
-                             "yaml:key::path: value; repeat to merge later sources over earlier ones")
-        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="set one option, merged over every --config (e.g. processors.batch.timeout=2s)")
-        sp.add_argument("--feature-gates", action="append", default=[], metavar="GATES",
-                        help="comma-separated feature gate ids; prefix '-' to disable (see 'components')")
+        _config_arguments(sub.add_parser(name, help=help_))
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
     for name, ep in installed.items():
         sub.add_parser(name, help=_summary(ep) if describe else "", add_help=False)
+    slo = sub.add_parser("slo", help="SLO tools").add_subparsers(dest="slo_command", metavar="SUBCOMMAND",
+                                                                 required=True)
+    rules = slo.add_parser("rules", help="Prometheus recording and alerting rules (a PrometheusRule manifest) for "
+                                         "the objectives of the config's slo processors")
+    _config_arguments(rules)
+    rules.add_argument("--processor", action="append", metavar="ID", help="only this slo processor (repeatable)")
+    rules.add_argument("--name", default="tracetriage-slos", help="metadata.name of the PrometheusRule")
+    rules.add_argument("--namespace", default="", help="metadata.namespace of the PrometheusRule")
+    rules.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     return p
+
+
+def _config_arguments(sp: argparse.ArgumentParser) -> None:
+    """The options that say which config to read (run, validate, slo rules)."""
+    sp.add_argument("--config", "-c", action="append", required=True, metavar="URI",
+                    help="config file (PATH or file:PATH), env:NAME (YAML in an environment variable) or "
+                         "yaml:key::path: value; repeat to merge later sources over earlier ones")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="set one option, merged over every --config (e.g. processors.batch.timeout=2s)")
+    sp.add_argument("--feature-gates", action="append", default=[], metavar="GATES",
+                    help="comma-separated feature gate ids; prefix '-' to disable (see 'components')")
 
 
 def _summary(ep: EntryPoint) -> str:
@@ -117,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_warnings(config.warnings)
         print(f"configuration is valid: {', '.join(config.files)}")
         return EXIT_OK
+    if args.command == "slo":
+        return cmd_slo_rules(args, config)
     if argv is None:  # the command itself (not a call from Python): start again with huge pages if due
         reexec_with_huge_pages()
     tel = config.service.telemetry.logs
@@ -143,6 +158,29 @@ def run_installed(ep: EntryPoint, argv: Sequence[str]) -> int:
 def _print_warnings(warnings: Sequence[ConfigIssue]) -> None:
     for warning in warnings:
         print(f"tracetriage: warning: {warning}", file=sys.stderr)
+
+
+def cmd_slo_rules(args: argparse.Namespace, config: CollectorConfig) -> int:
+    from collector.registry import slo_rules
+
+    slos = {str(cid): cc.config for cid, cc in config.processors.items() if cc.factory.type == "slo"}
+    chosen = args.processor or list(slos)
+    missing = [p for p in chosen if p not in slos]  # (named, but not an slo processor of this config)
+    if not chosen or missing:
+        which = f"processor {', '.join(missing)}" if missing else "slo processor"
+        print(f"tracetriage: no {which} in {', '.join(args.config)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        text = slo_rules([slos[p] for p in chosen], args.name, args.namespace)
+    except ValueError as e:
+        print(f"tracetriage: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def cmd_components() -> int:

@@ -85,6 +85,11 @@ class Host:
         self.fatal_error: BaseException | None = None
         self._fatal = asyncio.Event()
         self.extensions: dict[ComponentID, Component] = {}
+        # Processors as the service builds them, for stages that work with another one (alert_routing pages
+        # the burns of an slo stage): by id (an id listed in several pipelines: the first pipeline's), and
+        # each pipeline's own by pipeline id. Filled before anything starts; look them up in start().
+        self.processors: dict[ComponentID, Any] = {}
+        self.pipeline_processors: dict[str, dict[ComponentID, Any]] = {}
 
     def report_fatal_error(self, error: BaseException) -> None:
         """A component's background task failed beyond repair: the service stops with exit code 1."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -33,6 +33,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "pipelines.root_cause",
     "pipelines.alert_routing",
     "pipelines.ownership",
+    "pipelines.slo",
 )
 
 log = logging.getLogger("tracetriage.registry")
@@ -104,3 +105,11 @@ class Registry:
                 msg = f"cannot load component plugin {ep.name!r} from {source}: {e}"
                 self.load_errors.append(msg)
                 log.warning(msg)
+
+
+def slo_rules(configs: Sequence[object], name: str, namespace: str = "") -> str:
+    """``tracetriage slo rules``: a PrometheusRule manifest for the objectives of these ``slo`` processor
+    configs (from :mod:`pipelines.slo.rules`, imported when called). Raises ValueError (invalid objectives)."""
+    rules = importlib.import_module("pipelines.slo.rules")
+    text: str = rules.render(configs, name, namespace)
+    return text

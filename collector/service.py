@@ -149,6 +149,8 @@ class Service:
                 out = CountingConsumer(nxt, self.telemetry.processor_outgoing_items.labels(**labels))
                 label = f"processor {proc_id} in pipeline {pid}"
                 proc = self._create(Kind.PROCESSOR, cfg.processors[proc_id], out, pipeline=str(pid))
+                self.host.processors.setdefault(proc_id, proc)
+                self.host.pipeline_processors.setdefault(str(pid), {})[proc_id] = proc
                 built.insert(0, _Built(label, proc))
                 caps = self._capabilities(label, proc)
                 if caps.trace_level:

@@ -1,6 +1,9 @@
-"""Alerts: what one kind of failure looks like to a receiver, built from root_cause's :class:`Failure`.
+"""Alerts: what one kind of failure looks like to a receiver, built from root_cause's :class:`Failure`, or
+what a burning objective looks like, built from the slo stage's :class:`SloBurn`.
 
-An alert is identified by its labels (``team``, ``service``, ``span_name``, ``signal``, ``severity``).
+An alert is identified by its labels (``team``, ``service``, ``span_name``, ``signal``, ``severity``; an
+objective's burn also ``alertname``, ``slo``, ``long_window``, ``short_window``). A label with an empty
+value is no label (as in Alertmanager): it is left out of the labels sent and of the fingerprint.
 Failures with the same labels update one :class:`Alert` (count, last seen, the latest failure as the
 example); its annotations are built from that example only when a notification is made, so the
 span path does no string formatting.
@@ -19,24 +22,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipelines.root_cause.model import LATENCY, Failure
+from pipelines.slo.burn import SloBurn
 
-LABEL_NAMES = ("team", "service", "span_name", "signal", "severity")
+LABEL_NAMES = ("team", "service", "span_name", "signal", "severity", "alertname", "slo", "long_window", "short_window")
+NO_SLO_LABELS = ("", "", "", "")  # the last four label values of an alert about a failure
 
-LabelValues = tuple[str, str, str, str, str]
+LabelValues = tuple[str, ...]
 """Label values in :data:`LABEL_NAMES` order: the identity of an alert."""
+
+Example = Failure | SloBurn
+"""What an alert shows: the latest failure with its labels, or the objective's burn."""
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert that has not ended
 
 
+def full_values(values: LabelValues) -> LabelValues:
+    """``values`` with every label of :data:`LABEL_NAMES`: a shorter tuple (the five labels of a failure)
+    gets empty values for the labels it lacks."""
+    missing = len(LABEL_NAMES) - len(values)
+    return (*values, *("",) * missing) if missing > 0 else values
+
+
 def label_values(failure: Failure, team: str, severity: str) -> LabelValues:
     primary = failure.primary
-    return (team, primary.service, primary.span_name, failure.signal, severity)
+    return (team, primary.service, primary.span_name, failure.signal, severity, *NO_SLO_LABELS)
 
 
 def fingerprint(values: LabelValues) -> str:
-    """16 hex digits identifying a label set (stable across processes)."""
+    """16 hex digits identifying a label set (stable across processes; empty labels are left out)."""
     h = hashlib.blake2b(digest_size=8)
     for name, value in zip(LABEL_NAMES, values, strict=True):
+        if not value:
+            continue
         h.update(name.encode())
         h.update(b"\xff")
         h.update(value.encode())
@@ -59,7 +76,10 @@ def summary(failure: Failure) -> str:
     return text
 
 
-def build_annotations(failure: Failure, trace_url: str) -> dict[str, str]:
+def build_annotations(example: Example, trace_url: str) -> dict[str, str]:
+    if isinstance(example, SloBurn):
+        return example.annotations(trace_url)
+    failure = example
     p = failure.primary
     trace_id = failure.trace_id.hex()
     out = {
@@ -89,11 +109,16 @@ def rfc3339(wall: float) -> str:
 
 
 class Alert:
-    """One label set in one aggregation group: mutable, updated by every matching failure."""
+    """One label set in one aggregation group: mutable, updated by every matching failure.
 
-    __slots__ = ("count", "ends_at", "example", "fingerprint", "last_seen", "starts_at", "values")
+    A ``held`` alert (an objective's burn) does not resolve after ``resolve_timeout`` without news: it
+    fires until :meth:`release` (the burn stopped)."""
 
-    def __init__(self, values: LabelValues, example: Failure, now: float, wall: float) -> None:
+    __slots__ = ("count", "ends_at", "example", "fingerprint", "held", "last_seen", "released", "starts_at",
+                 "values")
+
+    def __init__(self, values: LabelValues, example: Example, now: float, wall: float, held: bool = False) -> None:
+        values = full_values(values)
         self.values = values
         self.fingerprint = fingerprint(values)
         self.example = example  # the latest failure
@@ -101,19 +126,26 @@ class Alert:
         self.last_seen = now  # monotonic
         self.starts_at = wall  # wall clock, for receivers
         self.ends_at: float | None = None  # wall clock once resolved
+        self.held = held
+        self.released: float | None = None  # monotonic time a held alert was released
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict(zip(LABEL_NAMES, self.values, strict=True))
+        return {k: v for k, v in zip(LABEL_NAMES, self.values, strict=True) if v}
 
     @property
     def resolved(self) -> bool:
         return self.ends_at is not None
 
-    def seen(self, failure: Failure, now: float) -> None:
-        self.example = failure
+    def seen(self, example: Example, now: float) -> None:
+        self.example = example
         self.count += 1
         self.last_seen = now
+        self.released = None
+
+    def release(self, now: float) -> None:
+        if self.released is None:
+            self.released = now
 
     def snapshot(self, trace_url: str) -> AlertSnapshot:
         return AlertSnapshot(

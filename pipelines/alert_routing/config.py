@@ -16,6 +16,8 @@ alert_routing:
   receivers:
     - {name: payments-pager, pagerduty: {routing_key: "${env:PD_PAYMENTS_KEY}"}}
     - {name: default, webhook: {url: "http://alerts.internal/hook"}}
+  trigger: root_cause       # what pages: root_cause (every failure), slo (burning objectives), both
+  slo: slo                  # with trigger slo or both: the slo processor whose burns page
   inhibit_rules:
     - {source_matchers: ['service="postgres"'], target_matchers: ['service!="postgres"'], equal: [team]}
   silences: {file: configs/silences.yaml, reload_interval: 30s}
@@ -28,6 +30,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from collector.component import ExtensionRef
 from collector.config import Duration, field
@@ -198,6 +201,8 @@ class Config:
     max_groups: int = field(10000, ge=1)
     max_alerts_per_group: int = field(1000, ge=1)
     shutdown_timeout: Duration = field(Duration(5.0), ge=0)
+    trigger: Literal["root_cause", "slo", "both"] = "root_cause"
+    slo: str = "slo"
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     silences: SilencesConfig = field(default_factory=SilencesConfig)
 
@@ -205,6 +210,14 @@ class Config:
         return ownership_refs("ownership", self.ownership)
 
     def validate(self) -> Iterator[tuple[str, str]]:
+        if self.trigger != "root_cause":
+            from collector.component import ComponentID
+
+            try:
+                if ComponentID.parse(self.slo).type != "slo":
+                    yield "slo", f"must name an slo processor (slo or slo/<name>), got {self.slo!r}"
+            except ValueError as e:
+                yield "slo", str(e)
         if getattr(self, "route", None) is None or getattr(self, "receivers", None) is None:
             return  # missing: the decoder has reported it
         if self.trace_url:

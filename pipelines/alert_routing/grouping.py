@@ -7,7 +7,8 @@ the route's receiver when
 
 * it is the group's first flush, or alerts have joined since the last notification,
 * alerts have resolved (no failure with their labels for ``resolve_timeout``; an alert resolves only
-  after it was notified as firing, so every failure is paged once), or
+  after it was notified as firing, so every failure is paged once; a held alert, an objective's burn,
+  resolves when it is released, and one released before it was ever notified is dropped unpaged), or
 * the group still fires and ``repeat_interval`` has passed since the last notification.
 
 Muting (``inhibit_rules``, silences) is decided at each flush: a firing alert that an inhibit rule or an
@@ -38,14 +39,14 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
-from pipelines.alert_routing.alerts import LABEL_NAMES, Alert, LabelValues, Notification
+from pipelines.alert_routing.alerts import LABEL_NAMES, Alert, Example, LabelValues, Notification, full_values
 from pipelines.alert_routing.inhibit import Inhibitor
 from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.route import Route
 from pipelines.alert_routing.silences import Silences
-from pipelines.root_cause.model import Failure
 
 ROUTE_CACHE_SIZE = 4096
+_LABELS = len(LABEL_NAMES)
 
 NotifyFunc = Callable[["AggregationGroup", Notification], None]
 GroupID = tuple[str, tuple[str, ...]]  # route key, group_by values
@@ -144,10 +145,13 @@ class GroupingEngine:
 
     # -- span path -----------------------------------------------------------------------------------
 
-    def add(self, values: LabelValues, failure: Failure) -> None:
-        """Count one failure with these label values into every group its routes give it."""
+    def add(self, values: LabelValues, failure: Example, held: bool = False) -> None:
+        """Count one failure (or an objective's burn, ``held``) with these label values into every group its
+        routes give it."""
         if self._closed:
             return
+        if len(values) != _LABELS:
+            values = full_values(values)
         self._failures_uncounted += 1
         routes = self._route_cache.get(values)
         if routes is None:
@@ -166,12 +170,23 @@ class GroupingEngine:
                 if len(group.alerts) >= self._max_alerts:
                     self._m_overflow_alerts.inc()
                     continue
-                alert = group.alerts[values] = Alert(values, failure, now, self._wall())
+                alert = group.alerts[values] = Alert(values, failure, now, self._wall(), held)
                 if self._inhibitor is not None:
                     self._inhibitor.track(alert)
             else:
                 alert.seen(failure, now)
             group.count += 1
+
+    def release(self, values: LabelValues) -> None:
+        """The held alert with these label values is over: it resolves at its groups' next flush."""
+        values = full_values(values)
+        routes = self._route_cache.get(values) or self._routes_for(values)
+        now = self._clock()
+        for route, key_of in routes:
+            group = self._groups.get((route.key, key_of(values)))
+            alert = group.alerts.get(values) if group is not None else None
+            if alert is not None:
+                alert.release(now)
 
     def count_failures(self) -> None:
         """Publish the failures taken in since the last call (the metric moves per batch, not per failure)."""
@@ -192,7 +207,7 @@ class GroupingEngine:
             names: tuple[str, ...] = LABEL_NAMES
         else:
             names = tuple(LABEL_NAMES[i] for i in self._group_index[route.key])
-        glabels = dict(zip(names, gid[1], strict=True))
+        glabels = {k: v for k, v in zip(names, gid[1], strict=True) if v}
         label_text = ",".join(f'{k}="{v}"' for k, v in sorted(glabels.items()))
         group = AggregationGroup(gid, f"{route.key}:{{{label_text}}}", route, glabels)
         self._groups[gid] = group
@@ -257,8 +272,14 @@ class GroupingEngine:
         muted: list[tuple[Alert, str]] = []
         dropped: list[Alert] = []
         for alert in group.alerts.values():
-            stale_since = alert.last_seen + self._resolve_timeout
-            stale = stale_since <= now
+            if alert.held:  # an objective's burn: fires until released
+                if alert.released is None:
+                    stale_since, stale = now, False
+                else:
+                    stale_since, stale = alert.released, alert.released <= now
+            else:
+                stale_since = alert.last_seen + self._resolve_timeout
+                stale = stale_since <= now
             if stale and alert.fingerprint in group.last_firing:
                 alert.ends_at = wall - (now - stale_since)
                 resolved.append(alert)  # never muted: the receiver was told it fires
@@ -269,8 +290,8 @@ class GroupingEngine:
                     dropped.append(alert)  # never paged, quiet now
                 else:
                     muted.append((alert, reason))
-            elif stale and alert.fingerprint in group.last_muted:
-                dropped.append(alert)  # failed while muted and went quiet before the muting ended
+            elif stale and (alert.held or alert.fingerprint in group.last_muted):
+                dropped.append(alert)  # over (or failed while muted and quiet since) before it was paged
             else:
                 firing.append(alert)
         firing_fps = frozenset(a.fingerprint for a in firing)

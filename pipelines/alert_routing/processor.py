@@ -7,20 +7,30 @@ router below picks the destination once per group (for a ``pagerduty`` receiver 
 the team's key from the catalog, else the ``fallback_receiver``, else counted undeliverable) and each
 receiver's sender task delivers from its bounded outbox. ``inhibit_rules`` and the ``silences`` file
 mute alerts at flush time (see inhibit.py, silences.py and grouping.py).
+
+With ``trigger: slo`` (or ``both``) the burning objectives of an ``slo`` processor page too (with ``slo``,
+only they do). The slo stage is found in ``start()`` (``Host.pipeline_processors``: the one in this
+pipeline, else ``Host.processors``), and calls :meth:`AlertRoutingProcessor.on_slo_statuses` after each
+evaluation. Each firing burn-rate alert becomes a held alert (``alertname="SLOBurn"``, ``slo``,
+``severity``, ``long_window``, ``short_window``) for the team that owns the dominant root cause of the
+long window's bad events (the objective's owner when no cause dominates), chosen when the alert starts
+firing and kept while it fires; it resolves when the burn stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
-from collector import Host, Settings, TracesConsumer
+from collector import ComponentID, Host, Settings, TracesConsumer
 from collector.consumer import Capabilities, TraceBufferSettings
+from collector.errors import ComponentStartError
 from collector.model import Trace
-from pipelines.alert_routing.alerts import Notification
+from pipelines.alert_routing.alerts import LabelValues, Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
 from pipelines.alert_routing.inhibit import Inhibitor
@@ -28,19 +38,21 @@ from pipelines.alert_routing.metrics import AlertMetrics
 from pipelines.alert_routing.notifiers import Notifier, PagerDutyNotifier, make_notifier
 from pipelines.alert_routing.route import build_routes
 from pipelines.alert_routing.silences import Silences
-from pipelines.ownership import Ownership, OwnershipSource
+from pipelines.ownership import Ownership, OwnershipSource, normalise_team
 from pipelines.root_cause.model import FAILURES, Failure
+from pipelines.slo import ObjectiveStatus, SloBurn, SloProcessor
 
 _CAPABILITIES = Capabilities(trace_level=True)  # it only looks at the failures root_cause noted
 Binding = tuple[Notifier, str | None]  # the receiver that got the group's first page, and its routing key
+SLO_ALERTNAME = "SLOBurn"
 
 
 class AlertRoutingProcessor:
     """See the module docstring."""
 
     __slots__ = (
-        "_closed", "_config", "_engine", "_host", "_logger", "_metrics", "_notifiers", "_ownership",
-        "_session", "_severity", "_silences", "_tasks", "buffer_settings", "id",
+        "_burning", "_closed", "_config", "_engine", "_failures_page", "_host", "_logger", "_metrics", "_notifiers",
+        "_ownership", "_pipeline", "_session", "_severity", "_silences", "_slo", "_tasks", "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> None:
@@ -49,7 +61,12 @@ class AlertRoutingProcessor:
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._config = config
         self._logger = settings.logger
+        self._pipeline = settings.pipeline
         self._severity = config.severity
+        self._failures_page = config.trigger != "slo"
+        self._slo: SloProcessor | None = None
+        # Firing burn-rate alerts: (objective, alert) -> their label values (the team chosen when they began)
+        self._burning: dict[tuple[str, str], LabelValues] = {}
         self._metrics = AlertMetrics(settings.telemetry)
         self._ownership = OwnershipSource(config.ownership, settings)
         self._notifiers: dict[str, Notifier] = {
@@ -105,6 +122,8 @@ class AlertRoutingProcessor:
     # -- span path --------------------------------------------------------------------------------------
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        if not self._failures_page:  # trigger: slo: root causes only choose the team of an objective's page
+            return traces
         add = self._engine.add
         owner_of = self._ownership.get().owner_of
         severity = self._severity
@@ -116,9 +135,54 @@ class AlertRoutingProcessor:
                 p = failure.primary
                 # A blamed callee (an uninstrumented database) is not described by the caller's resource.
                 team = owner_of(p.service, None if p.blamed_callee else p.resource_attributes).name
-                add((team, p.service, p.span_name, failure.signal, severity), failure)
+                add((team, p.service, p.span_name, failure.signal, severity, "", "", "", ""), failure)
         self._engine.count_failures()
         return traces
+
+    # -- objectives' burns (after each evaluation of the slo stage) ----------------------------------------
+
+    def on_slo_statuses(self, statuses: Sequence[ObjectiveStatus]) -> None:
+        """Firing burn-rate alerts page (held until they stop); the others, and those of objectives no longer
+        evaluated, resolve."""
+        add, release = self._engine.add, self._engine.release
+        firing: set[tuple[str, str]] = set()
+        for status in statuses:
+            name = status.objective.name
+            for alert in status.alerts:
+                burn = alert.burn
+                if not alert.firing or burn is None:
+                    continue
+                key = (name, str(alert.spec))
+                firing.add(key)
+                values = self._burning.get(key)
+                if values is None:
+                    values = self._burning[key] = self._slo_labels(burn)
+                add(values, burn, held=True)
+        for key in [k for k in self._burning if k not in firing]:
+            release(self._burning.pop(key))
+
+    def _slo_labels(self, burn: SloBurn) -> LabelValues:
+        """The team that owns the dominant root cause, else the objective's owner (its explicit owner, else
+        the owner of its service)."""
+        o, spec = burn.objective, burn.spec
+        if burn.dominant is not None:
+            service = burn.dominant.cause
+            team = self._ownership.get().owner_of(service).name
+        else:
+            service = o.service
+            team = normalise_team(o.owner) if o.owner else self._ownership.get().owner_of(service).name
+        return (team, service, "", "", spec.severity, SLO_ALERTNAME, o.name, spec.long_text, spec.short_text)
+
+    def _find_slo(self, host: Host) -> SloProcessor:
+        who = f"processor {self.id}"
+        cid = ComponentID.parse(self._config.slo)
+        proc = host.pipeline_processors.get(self._pipeline, {}).get(cid) or host.processors.get(cid)
+        if proc is None:
+            raise ComponentStartError(who, f"trigger: {self._config.trigger} pages the burns of processor {cid}, "
+                                           f"which is in no pipeline (list it before {self.id} in this pipeline)")
+        if not isinstance(proc, SloProcessor):
+            raise ComponentStartError(who, f"slo: processor {cid} is not an slo processor")
+        return proc
 
     # -- routing (scheduler task) -------------------------------------------------------------------------
 
@@ -170,6 +234,8 @@ class AlertRoutingProcessor:
         if self._tasks or self._closed:
             return
         self._host = host
+        if self._config.trigger != "root_cause":
+            self._slo = self._find_slo(host)
         await self._ownership.start(host)  # a shared extension, or loads its own catalog (fails if no file loads)
         if self._silences is not None:
             reload_task = self._silences.start()  # loads the file (raises SilencesError if it is invalid)
@@ -181,6 +247,9 @@ class AlertRoutingProcessor:
         await self._engine.start()
         if self._engine.task is not None:
             self._keep(self._engine.task)
+        if self._slo is not None:
+            self._slo.add_listener(self.on_slo_statuses)
+            self.on_slo_statuses(self._slo.statuses)  # burns it already knows of (restored at its start)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.append(task)
@@ -202,6 +271,8 @@ class AlertRoutingProcessor:
         if self._closed:
             return
         self._closed = True
+        if self._slo is not None:
+            self._slo.remove_listener(self.on_slo_statuses)
         try:
             flushed, discarded = await self._engine.close()
             timeout = float(self._config.shutdown_timeout)

@@ -22,7 +22,7 @@ def test_bench_short_mode_emits_every_figure() -> None:
     for rec in records:
         by.setdefault(rec["bench"], []).append(rec)
     assert by["parse_ceiling"][0]["spans_per_s"] > 0
-    for scenario in ("passthrough", "tail_sampling", "full"):
+    for scenario in ("passthrough", "tail_sampling", "full", "full_slo"):
         rec = by[scenario][0]
         assert rec["spans_per_cpu_s"] > 0 and 0 < rec["of_parse_ceiling"] < 1
         assert rec["spans"] == 40 * 500
