@@ -273,3 +273,26 @@ def test_imports_are_read_everywhere_and_resolved(tmp_path: Path) -> None:
         "collector/cli.py:8: collector.cli imports bench.demo.run.command: the runtime never imports a tool",
         "pipelines/x.py:1: pipelines.x imports tests.helpers: the runtime never imports a tool",
     ]
+
+
+# -- tests mirror the source ----------------------------------------------------------------------------------
+
+TEST_ROOTS = {"collector", "pipelines", "bench"}  # mirror the packages of the same names
+TEST_EXTRAS = {"deploy", "docs", "e2e", "data"}  # the image and manifests, the docs, whole-product runs, fixtures
+# Test folders with no source folder of their name, and why.
+UNMIRRORED = {"collector/kafka": "the Kafka receiver and exporter together, against a real broker"}
+
+
+def test_tests_mirror_the_source_layout() -> None:
+    tests = ROOT / "tests"
+    loose = sorted(p.name for p in tests.glob("test_*.py") if p.name != "test_layout.py")
+    assert not loose, f"test files belong in the folder of the code they test: {loose}"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= TEST_ROOTS | TEST_EXTRAS, f"unexpected test folders: {sorted(folders - TEST_ROOTS - TEST_EXTRAS)}"
+    for top in sorted(TEST_ROOTS & folders):
+        skip = ("__pycache__", "data")
+        for folder in sorted(p for p in (tests / top).rglob("*") if p.is_dir() and p.name not in skip):
+            rel = folder.relative_to(tests).as_posix()
+            if rel in UNMIRRORED or any(rel.startswith(u + "/") for u in UNMIRRORED):
+                continue
+            assert (ROOT / rel).is_dir(), f"tests/{rel} mirrors no source folder {rel}/"

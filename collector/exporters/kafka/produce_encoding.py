@@ -5,7 +5,7 @@ record batches (the span data, megabytes per request) are copied by ``Bytes``, t
 ``Schema`` and ``Array`` join, six times before the connection adds its header. That showed as a tenth
 of the collector's CPU in the pass-through benchmark. :func:`install` gives aiokafka's produce request
 classes an ``encode`` that collects every field's bytes in one list and joins them once. The bytes are
-identical (``tests/kafka/test_units.py`` compares both encodings); types other than plain ``Schema``,
+identical (``tests/collector/kafka/test_units.py`` compares both encodings); types other than plain ``Schema``,
 ``Array`` and ``Bytes`` are encoded by aiokafka itself.
 """
 

@@ -1,0 +1,258 @@
+"""The otlp receiver over gRPC: real clients (grpc.aio, the OpenTelemetry SDK exporter)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from collector.receivers.otlp import OTLPReceiver
+from collector.telemetry import Telemetry
+from tests.collector.receivers.test_otlp_support import (
+    TRACE_EXPORT,
+    RecordingConsumer,
+    make_request,
+    receiver_config,
+    running,
+)
+
+
+@pytest.fixture
+async def grpc_setup() -> AsyncIterator[tuple[OTLPReceiver, RecordingConsumer, Any, Telemetry]]:
+    telemetry = Telemetry()
+    async with (
+        running(receiver_config(http=False, max_msg_mib=1), telemetry=telemetry) as (rcv, consumer),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}") as channel,
+    ):
+        yield rcv, consumer, channel, telemetry
+
+
+def export_call(channel: Any, method: str = TRACE_EXPORT) -> Any:
+    return channel.unary_unary(method, response_deserializer=ExportTraceServiceResponse.FromString)
+
+
+async def assert_still_serving(channel: Any, consumer: RecordingConsumer) -> None:
+    before = consumer.span_count
+    consumer.error = None
+    await export_call(channel)(make_request(2).SerializeToString(), timeout=5)
+    assert consumer.span_count == before + 2
+
+
+def sdk_spans(n: int = 5) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "sdk-svc"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("root"):
+        for i in range(n - 1):
+            with tracer.start_as_current_span(f"child{i}") as span:
+                span.set_attribute("i", i)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def accepted(telemetry: Telemetry, transport: str = "grpc") -> float:
+    value = telemetry.registry.get_sample_value(
+        "otelcol_receiver_accepted_spans_total", {"receiver": "otlp", "transport": transport})
+    return value or 0.0
+
+
+def refused(telemetry: Telemetry, transport: str = "grpc") -> float:
+    value = telemetry.registry.get_sample_value(
+        "otelcol_receiver_refused_spans_total", {"receiver": "otlp", "transport": transport})
+    return value or 0.0
+
+
+async def test_sdk_exporter_round_trip(grpc_setup: Any) -> None:
+    rcv, consumer, _, telemetry = grpc_setup
+    spans = sdk_spans(5)
+
+    def send(compression: grpc.Compression | None) -> SpanExportResult:
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{rcv.grpc_port}", insecure=True, compression=compression)
+        try:
+            return exporter.export(spans)
+        finally:
+            exporter.shutdown()
+
+    assert await asyncio.to_thread(send, None) is SpanExportResult.SUCCESS
+    assert await asyncio.to_thread(send, grpc.Compression.Gzip) is SpanExportResult.SUCCESS
+    assert len(consumer.batches) == 2 and consumer.span_count == 10
+    got = {s.name for rs in consumer.batches[1].request.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    assert got == {"root", "child0", "child1", "child2", "child3"}
+    assert accepted(telemetry) == 10 and refused(telemetry) == 0
+
+
+async def test_bytes_passed_on_unchanged(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    payload = make_request(20).SerializeToString()
+    response = await export_call(channel)(payload, timeout=5)
+    assert not response.HasField("partial_success")
+    assert len(consumer.batches) == 1
+    assert consumer.batches[0].span_count == 20
+    assert consumer.batches[0].to_bytes() == payload
+
+
+async def test_gzip_from_client(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    payload = make_request(50).SerializeToString()
+    await export_call(channel)(payload, timeout=5, compression=grpc.Compression.Gzip)
+    assert consumer.batches[0].to_bytes() == payload
+
+
+async def test_empty_request_accepted_not_passed_on(grpc_setup: Any) -> None:
+    _, consumer, channel, telemetry = grpc_setup
+    response = await export_call(channel)(b"", timeout=5)
+    assert response == ExportTraceServiceResponse()
+    assert consumer.calls == 0 and accepted(telemetry) == 0
+
+
+async def test_malformed_protobuf_invalid_argument(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel)(b"\x0a\x05ab", timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot decode ExportTraceServiceRequest" in (info.value.details() or "")
+    assert consumer.calls == 0
+    await assert_still_serving(channel, consumer)
+
+
+async def test_partial_success_for_invalid_ids(grpc_setup: Any) -> None:
+    _, consumer, channel, telemetry = grpc_setup
+    req = make_request(4)
+    spans = req.resource_spans[0].scope_spans[0].spans
+    spans[1].trace_id = bytes(16)  # all zero
+    spans[3].span_id = b"\x01\x02"  # wrong length
+    bad_scope = req.resource_spans.add().scope_spans.add()  # a resource left empty after removal
+    bad_scope.spans.add(trace_id=b"short", span_id=b"12345678")
+    response = await export_call(channel)(req.SerializeToString(), timeout=5)
+    assert response.partial_success.rejected_spans == 3
+    msg = response.partial_success.error_message
+    assert "resourceSpans[0].scopeSpans[0].spans[1]: traceId is all zero" in msg
+    assert "spans[3]: spanId must be 8 bytes, got 2" in msg
+    assert "resourceSpans[1].scopeSpans[0].spans[0]: traceId must be 16 bytes, got 5" in msg
+    (batch,) = consumer.batches
+    assert batch.span_count == 2
+    assert [s.name for s in batch.request.resource_spans[0].scope_spans[0].spans] == ["op0", "op2"]
+    assert len(batch.request.resource_spans) == 1  # the emptied resource was removed
+    assert ExportTraceServiceRequest.FromString(batch.to_bytes()) == batch.request
+    assert accepted(telemetry) == 2 and refused(telemetry) == 3
+
+
+async def test_all_spans_invalid_nothing_passed_on(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    req = make_request(2)
+    for span in req.resource_spans[0].scope_spans[0].spans:
+        span.parent_span_id = b"\x01"
+    response = await export_call(channel)(req.SerializeToString(), timeout=5)
+    assert response.partial_success.rejected_spans == 2
+    assert "parentSpanId must be empty or 8 bytes" in response.partial_success.error_message
+    assert consumer.calls == 0
+
+
+async def test_retriable_refusal_unavailable_with_retry_info(grpc_setup: Any) -> None:
+    _, consumer, channel, telemetry = grpc_setup
+    consumer.refuse(retriable=True, retry_after=2.5)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel)(make_request(3).SerializeToString(), timeout=5)
+    err = info.value
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    assert err.details() == "pipeline full"
+    trailers = dict(err.trailing_metadata() or ())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert status.code == code_pb2.UNAVAILABLE
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert retry.retry_delay.ToNanoseconds() == 2_500_000_000
+    assert refused(telemetry) == 3 and accepted(telemetry) == 0
+    await assert_still_serving(channel, consumer)
+
+
+async def test_retriable_refusal_default_delay(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    consumer.refuse(retriable=True, retry_after=None)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel)(make_request(1).SerializeToString(), timeout=5)
+    status = status_pb2.Status.FromString(dict(info.value.trailing_metadata() or ())["grpc-status-details-bin"])
+    retry = error_details_pb2.RetryInfo()
+    status.details[0].Unpack(retry)
+    assert retry.retry_delay.seconds == 1
+
+
+async def test_permanent_refusal_invalid_argument(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    consumer.refuse(retriable=False)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel)(make_request(1).SerializeToString(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "rejected by backend"
+    await assert_still_serving(channel, consumer)
+
+
+async def test_unexpected_error_internal(grpc_setup: Any, caplog: pytest.LogCaptureFixture) -> None:
+    _, consumer, channel, _ = grpc_setup
+    consumer.error = RuntimeError("boom")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel)(make_request(1).SerializeToString(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert "boom" in (info.value.details() or "")
+    assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in caplog.records)
+    await assert_still_serving(channel, consumer)
+
+
+@pytest.mark.parametrize("service", ["metrics.v1.MetricsService", "logs.v1.LogsService"])
+async def test_metrics_and_logs_unimplemented(grpc_setup: Any, service: str) -> None:
+    _, consumer, channel, _ = grpc_setup
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel, f"/opentelemetry.proto.collector.{service}/Export")(b"", timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "accepts traces only" in (info.value.details() or "")
+    await assert_still_serving(channel, consumer)
+
+
+async def test_over_max_message_size_resource_exhausted(grpc_setup: Any) -> None:
+    _, consumer, channel, _ = grpc_setup
+    req = make_request(1)
+    req.resource_spans[0].scope_spans[0].spans[0].name = "x" * (1024 * 1024 + 10)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await export_call(channel)(req.SerializeToString(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert consumer.calls == 0
+    await assert_still_serving(channel, consumer)
+
+
+async def test_shutdown_lets_in_flight_request_finish() -> None:
+    consumer = RecordingConsumer()
+    consumer.gate, consumer.entered = asyncio.Event(), asyncio.Event()
+    async with (
+        running(receiver_config(http=False), consumer) as (rcv, _),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}") as channel,
+    ):
+        async def send() -> ExportTraceServiceResponse:
+            response: ExportTraceServiceResponse = await export_call(channel)(
+                make_request(2).SerializeToString(), timeout=5)
+            return response
+
+        call = asyncio.create_task(send())
+        await asyncio.wait_for(consumer.entered.wait(), 5)
+        stopping = asyncio.create_task(rcv.shutdown())
+        await asyncio.sleep(0.05)
+        with pytest.raises(grpc.aio.AioRpcError):  # no new requests once shutdown began
+            await export_call(channel)(make_request(1).SerializeToString(), timeout=2)
+        consumer.gate.set()
+        await asyncio.wait_for(stopping, 5)
+        response = await call
+    assert not response.HasField("partial_success")
+    assert consumer.span_count == 2
