@@ -10,7 +10,7 @@ from tests.deploy.common import DEPLOY, ROOT
 
 DASHBOARD = DEPLOY / "dashboards" / "tracetriage.json"
 
-# Metrics of the trace-level stages (issue 7's list), besides README.md's metrics table.
+# Metrics of the trace-level stages (the ones the dashboard plots), besides README.md's metrics table.
 STAGE_METRICS = {
     "otelcol_processor_tail_sampling_count_traces_sampled_total",
     "otelcol_processor_tail_sampling_sampling_decision_latency",

@@ -1,4 +1,4 @@
-"""The Dockerfile: hadolint, and the facts issue 7 asks for, read from its text (no Docker engine here)."""
+"""The Dockerfile: hadolint, and the facts a deployable image needs, read from its text (no Docker engine here)."""
 
 from __future__ import annotations
 
