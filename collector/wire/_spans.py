@@ -219,3 +219,78 @@ def read_span_headers(data: bytes, at: list[int], ids: list[bytes], parent_ids: 
         starts.append(start)
         ends.append(end)
     return True
+
+
+def entry_end(data: bytes, i: int) -> int:
+    """Where the framed span entry at ``i`` (tag, length, span) ends; -1 when its length takes three bytes
+    or more (a span of 16 KiB or more: the caller decodes instead)."""
+    b = data[i + 1]
+    if b < 0x80:
+        return i + 2 + b
+    b2 = data[i + 2]
+    if b2 >= 0x80:
+        return -1
+    return i + 3 + ((b & 0x7F) | (b2 << 7))
+
+
+def span_around_name(data: bytes, h: int, n: int) -> tuple[int, int, bytes, int, int] | None:
+    """The span whose name field (``n`` bytes with its tag and length) is at ``h``, read from its canonical
+    header when the framing fits: the entry's tag and length stand before the header, and the entry ends
+    where ``data`` or the next entry begins. Returns (span start, span end, span id, start time, end time),
+    or None (the caller then walks the entries)."""
+    if data[h - 2] == 0x22 and data[h - 1] == 0:  # an empty parent span id
+        k = h - 30
+    elif data[h - 10] == 0x22 and data[h - 9] == 0x08:  # a parent span id
+        k = h - 38
+    else:  # none
+        k = h - 28
+    if k < 2 or data[k] != 0x0A or data[k + 1] != 0x10 or data[k + 18] != 0x12 or data[k + 19] != 0x08:
+        return None
+    if data[k - 2] == 0x12 and data[k - 1] < 0x80:
+        end = k + data[k - 1]
+    elif k >= 3 and data[k - 3] == 0x12 and data[k - 2] >= 0x80 and data[k - 1] < 0x80:
+        end = k + ((data[k - 2] & 0x7F) | (data[k - 1] << 7))
+    else:
+        return None
+    size = len(data)
+    if end > size or (end < size and data[end] != 0x12):
+        return None
+    q = h + n
+    if data[q] == 0x30:  # kind
+        q += 2 if data[q + 1] < 0x80 else 3
+    if q + 18 > end or data[q] != 0x39 or data[q + 9] != 0x41:
+        return None
+    start, stop = _TIMES(data, q + 1)  # start, the end's tag, end
+    return k, end, data[k + 20:k + 28], start, stop
+
+
+def entry_body(data: bytes, i: int, e: int) -> bytes:
+    """The span bytes of the framed entry at ``data[i:e]`` (without its tag and length)."""
+    return data[i + 2 if data[i + 1] < 0x80 else i + 3:e]
+
+
+def entry_header(data: bytes, i: int, e: int) -> tuple[int, bytes, bytes, int, int] | None:
+    """The canonical header of the span entry at ``data[i:e]``: (span start, span id, UTF-8 name, start
+    time, end time), or None when the header is not canonical or lacks either time (the caller decodes the
+    span)."""
+    k = i + 2 if data[i + 1] < 0x80 else i + 3
+    if e - k < 30 or data[k] != 0x0A or data[k + 1] != 0x10 or data[k + 18] != 0x12 or data[k + 19] != 0x08:
+        return None
+    p = k + 28
+    if data[p] == 0x1A:
+        n, p = read_varint(data, p + 1)
+        p += n
+    if p < e and data[p] == 0x22:
+        p += 2 + data[p + 1]
+    if p < e and data[p] == 0x2A:
+        n, q = read_varint(data, p + 1)
+        name = data[q:q + n]
+        q += n
+    else:
+        name, q = b"", p
+    if q < e and data[q] == 0x30:
+        q += 2 if data[q + 1] < 0x80 else 3
+    if q + 18 > e or data[q] != 0x39 or data[q + 9] != 0x41:
+        return None
+    start, end = _TIMES(data, q + 1)
+    return k, data[k + 20:k + 28], name, start, end

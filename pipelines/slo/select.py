@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import itertools
 import re
-import struct
 from collections.abc import Sequence
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from collector.model import Origin, Trace
-from collector.wire import encode_varint, read_varint, span_entries
+from collector.wire import encode_varint, entry_body, entry_end, entry_header, span_around_name, span_entries
 from pipelines.slo.model import Selector
 
 MAX_ORIGINS = 4096  # origins whose selectors are remembered; beyond: forgotten and found again
-_TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
 _Single = tuple[int, bytes]
 
 
@@ -196,7 +194,7 @@ class SignalFinder:
                 while h >= 0:
                     while end <= h:
                         at = end
-                        end = _entry_end(data, at)
+                        end = entry_end(data, at)
                         if end < 0:
                             self._decoded(data, wanted, out, base)
                             return
@@ -230,78 +228,32 @@ class SignalFinder:
 
 def _only_signal(data: bytes, h: int, n: int, index: int) -> Signal | None:
     """The span whose name field, the only one in the chunk with the selector's name, is at ``h`` (``n``
-    bytes with its tag and length), read from its canonical header, when the framing fits: the entry's tag
-    and length stand before the header, and the entry ends where the chunk or the next entry begins.
-    None otherwise (the caller takes the general path)."""
-    if data[h - 2] == 0x22 and data[h - 1] == 0:  # an empty parent span id
-        k = h - 30
-    elif data[h - 10] == 0x22 and data[h - 9] == 0x08:  # a parent span id
-        k = h - 38
-    else:  # none
-        k = h - 28
-    if k < 2 or data[k] != 0x0A or data[k + 1] != 0x10 or data[k + 18] != 0x12 or data[k + 19] != 0x08:
+    bytes with its tag and length), read from its canonical header when the framing fits; None otherwise
+    (the caller takes the general path)."""
+    found = span_around_name(data, h, n)
+    if found is None:
         return None
-    if data[k - 2] == 0x12 and data[k - 1] < 0x80:
-        end = k + data[k - 1]
-    elif k >= 3 and data[k - 3] == 0x12 and data[k - 2] >= 0x80 and data[k - 1] < 0x80:
-        end = k + ((data[k - 2] & 0x7F) | (data[k - 1] << 7))
-    else:
-        return None
-    size = len(data)
-    if end > size or (end < size and data[end] != 0x12):
-        return None
-    q = h + n
-    if data[q] == 0x30:  # kind
-        q += 2 if data[q + 1] < 0x80 else 3
-    if q + 18 > end or data[q] != 0x39 or data[q + 9] != 0x41:
-        return None
-    start, stop = _TIMES(data, q + 1)  # start, the end's tag, end
-    return Signal(index, data[k:end], data[k + 20:k + 28], start, stop, None)
-
-
-def _entry_end(data: bytes, i: int) -> int:
-    """Where the framed entry at ``i`` ends; -1 for a length of three bytes or more (16 KiB or more)."""
-    b = data[i + 1]
-    if b < 0x80:
-        return i + 2 + b
-    b2 = data[i + 2]
-    if b2 >= 0x80:
-        return -1
-    return i + 3 + ((b & 0x7F) | (b2 << 7))
+    k, end, span_id, start, stop = found
+    return Signal(index, data[k:end], span_id, start, stop, None)
 
 
 def _read(m: SpanMatcher, data: bytes, i: int, e: int, index: int) -> Signal | None:
     """The span of the entry at ``data[i:e]`` as ``m``'s signal, or None when it is not one. The header is
     read when it is canonical; otherwise, or for attribute matchers, the span is decoded."""
-    k = i + 2 if data[i + 1] < 0x80 else i + 3
-    if e - k >= 30 and data[k] == 0x0A and data[k + 1] == 0x10 and data[k + 18] == 0x12 and data[k + 19] == 0x08:
-        p = k + 28
-        if data[p] == 0x1A:
-            n, p = read_varint(data, p + 1)
-            p += n
-        if p < e and data[p] == 0x22:
-            p += 2 + data[p + 1]
-        if p < e and data[p] == 0x2A:
-            n, q = read_varint(data, p + 1)
-            name = data[q:q + n]
-            q += n
+    header = entry_header(data, i, e) if not m.attributes else None
+    if header is not None:
+        k, span_id, name, start, end = header
+        if m.regex is None:
+            if name != m.name_bytes:
+                return None
         else:
-            name, q = b"", p
-        if q < e and data[q] == 0x30:
-            q += 2 if data[q + 1] < 0x80 else 3
-        if q + 18 <= e and data[q] == 0x39 and data[q + 9] == 0x41 and not m.attributes:
-            if m.regex is None:
-                if name != m.name_bytes:
+            try:
+                if not m.name_matches(name.decode()):
                     return None
-            else:
-                try:
-                    if not m.name_matches(name.decode()):
-                        return None
-                except UnicodeDecodeError:
-                    return None
-            start, end = _TIMES(data, q + 1)
-            return Signal(index, data[k:e], data[k + 20:k + 28], start, end, None)
-    span = Span.FromString(data[k:e])
+            except UnicodeDecodeError:
+                return None
+        return Signal(index, data[k:e], span_id, start, end, None)
+    span = Span.FromString(entry_body(data, i, e))
     if not m.matches(span):
         return None
     return Signal(index, b"", span.span_id, span.start_time_unix_nano, span.end_time_unix_nano, span)
