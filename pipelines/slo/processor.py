@@ -2,7 +2,10 @@
 
 ``process_traces`` only looks. Per trace it finds the signal spans of every objective
 (:mod:`pipelines.slo.select`: from the wire bytes, decoding only candidate spans), classifies each as good
-or bad, and for a bad one finds its cause (the root cause ``root_cause`` left in ``trace.notes``). Counts
+or bad, and for a bad one finds its cause: for an error, the root cause ``root_cause`` left in
+``trace.notes``; for a slow signal span, the span on its critical path with the largest exclusive time
+(``root_cause``'s latency failure, else :func:`pipelines.root_cause.latency_cause`, run here for bad events
+only) and the critical path, for the page. Counts
 are added once per call, into the current bucket of each objective (:mod:`pipelines.slo.window`).
 
 A background task evaluates every objective each ``evaluation_interval`` (:mod:`pipelines.slo.burn`):
@@ -19,13 +22,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
 from collector import ComponentID, Host, Kind, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
 from collector.model import Trace
-from pipelines.root_cause.model import FAILURES, Failure
+from pipelines.root_cause import latency_cause
+from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import in_error
 from pipelines.slo import burn
 from pipelines.slo.burn import ObjectiveStatus
@@ -63,18 +65,30 @@ def _error_cause(trace: Trace, span_id: bytes) -> tuple[str, tuple[str, ...]]:
     return UNKNOWN, ()
 
 
-def _latency_cause(trace: Trace, span: Span) -> tuple[str, tuple[str, ...]] | None:
-    """The cause of a slow signal span: root_cause's latency failure for this span (``Failure.kind ==
-    "latency"``: the span on its critical path with the largest exclusive time), None when there is none
-    (the event is tallied as unknown). The critical-path walk is to be called here for spans that
-    root_cause did not explain."""
+CRITICAL_PATH_SPANS = 8  # spans of a latency cause's critical path kept for its page (those with the most self time)
+
+
+def critical_path_text(failure: Failure) -> tuple[str, ...]:
+    """A latency failure's critical path as a cause's path: ``"service:span name 812 ms"`` per span, in path
+    order; a ``"... N spans ..."`` marker stands for the spans left out (those with the least self time)."""
+    steps = tuple(f"{s.span} {s.self_time_ms:.3g} ms" for s in failure.critical_path)
+    left = failure.critical_path_length - len(steps)
+    return (*steps, f"... {left} more spans ...") if left > 0 else steps
+
+
+def _latency_cause(trace: Trace, span_id: bytes, signal: str) -> tuple[str, tuple[str, ...]]:
+    """The cause of a slow signal span (docs/design.md, "The latency walk"): the span on its critical path
+    with the largest exclusive time, and the critical path. root_cause's latency failure for this span when
+    it wrote one, else the walk, run here (only for bad events: one index of the trace per call)."""
     failures: list[Failure] | None = trace.note(FAILURES)
     if failures:
-        sid = span.span_id
         for f in failures:
-            if getattr(f, "kind", "error") == "latency" and f.signal_span_id == sid:
-                return f.primary.service, f.primary.path
-    return None
+            if getattr(f, "kind", "error") == LATENCY and f.signal_span_id == span_id:
+                return f.primary.service, critical_path_text(f)
+    found = latency_cause(trace, span_id, signal=signal, max_path_length=CRITICAL_PATH_SPANS)
+    if found is None:  # not in the trace's index (cannot happen for a span the selector found)
+        return UNKNOWN, ()
+    return found.primary.service, critical_path_text(found)
 
 
 class _Tracked:
@@ -278,8 +292,7 @@ class SloProcessor:
                         if ns <= t.threshold_ns if t.inclusive else ns < t.threshold_ns:
                             t.good += 1
                             continue
-                        found_cause = _latency_cause(trace, sig.span())
-                        cause, path = found_cause if found_cause is not None else (UNKNOWN, ())
+                        cause, path = _latency_cause(trace, sig.span_id, t.objective.name)
                     elif maybe_error and in_error(sig.span()):
                         cause, path = _error_cause(trace, sig.span_id)
                     else:
