@@ -147,7 +147,7 @@ class SloProcessor:
         self._log = settings.logger
         self._default_alerts = config.alert_specs
         self._source = ObjectiveSource(config.files, config.slos, config.default_window, config.max_objectives,
-                                       settings.logger)
+                                       settings.logger, float(config.bucket_width))
         t = settings.telemetry
         label = str(settings.id)
         self._events = t.counter("tracetriage_slo_events_total",
@@ -213,7 +213,8 @@ class SloProcessor:
             span = max([o.window, *(a.long_window for a in alerts)])
             share = o.min_cause_share if o.min_cause_share is not None else cfg.min_cause_share
             prev = old.get(o.name)
-            series = Series(span, o.indicator.kind == "latency", cfg.max_causes_per_bucket, cfg.examples_per_cause)
+            series = Series(span, o.indicator.kind == "latency", cfg.max_causes_per_bucket, cfg.examples_per_cause,
+                            float(cfg.bucket_width))
             if prev is not None and prev.objective.fingerprint() == o.fingerprint():
                 if prev.series.hours.size == series.hours.size and prev.series.max_causes == series.max_causes:
                     series = prev.series
