@@ -70,10 +70,10 @@ CRITICAL_PATH_SPANS = 8  # spans of a latency cause's critical path kept for its
 
 def critical_path_text(failure: Failure) -> tuple[str, ...]:
     """A latency failure's critical path as a cause's path: ``"service:span name 812 ms"`` per span, in path
-    order; a ``"... N spans ..."`` marker stands for the spans left out (those with the least self time)."""
+    order; when spans were left out (those with the least self time), a last element says how many."""
     steps = tuple(f"{s.span} {s.self_time_ms:.3g} ms" for s in failure.critical_path)
     left = failure.critical_path_length - len(steps)
-    return (*steps, f"... {left} more spans ...") if left > 0 else steps
+    return (*steps, f"(+{left} spans with less own time)") if left > 0 else steps
 
 
 def _latency_cause(trace: Trace, span_id: bytes, signal: str) -> tuple[str, tuple[str, ...]]:
