@@ -67,7 +67,8 @@ class AlertSink:
             else:
                 self._print(f"{head}\n"
                             f"        path: {details.get('path', '')}\n"
-                            f"        failures: {details.get('count', '?')}   example trace: {details.get('trace_id', '')}")
+                            f"        failures: {details.get('count', '?')}   "
+                            f"example trace: {details.get('trace_id', '')}")
         return web.json_response({"status": "success", "message": "Event processed"}, status=202)
 
     async def _webhook(self, request: web.Request) -> web.Response:
