@@ -41,7 +41,13 @@ from pipelines.slo.source import ObjectiveSource
 from pipelines.slo.window import Series
 
 Listener = Callable[[Sequence[ObjectiveStatus]], None]
-Cause = tuple[str, str, tuple[str, ...]]  # (cause service, trace id hex, path)
+Cause = tuple[str, str, tuple[str, ...], int]  # (cause service, trace id hex, path, bad events it stands for)
+Slow = tuple[Trace, bytes]  # a slow signal span, its cause still to find: (trace, span id)
+
+# Slow signal spans walked per objective and process_traces call (a round of at most 2,000 traces). When more
+# are slow, evenly spaced ones are walked and each is tallied for its share of the round's slow spans: bad
+# counts stay exact, cause shares are estimated from a sample (what costs is indexing each trace).
+MAX_LATENCY_WALKS = 8
 
 
 def _error_cause(trace: Trace, span_id: bytes) -> tuple[str, tuple[str, ...]]:
@@ -95,7 +101,7 @@ class _Tracked:
     """One objective being measured: its series, what alerts it, and its metric children."""
 
     __slots__ = ("alerts", "bad", "bad_metric", "durations", "good", "good_metric", "inclusive", "latency",
-                 "min_share", "objective", "series", "since", "threshold_ns")
+                 "min_share", "objective", "series", "since", "slow", "threshold_ns")
 
     def __init__(self, objective: Objective, series: Series, alerts: tuple[BurnAlertSpec, ...], min_share: float,
                  events: Any) -> None:
@@ -113,6 +119,7 @@ class _Tracked:
         # What the current process_traces call measured (added to the series once, at its end)
         self.good = 0
         self.bad: list[Cause] = []
+        self.slow: list[Slow] = []  # latency: bad events whose cause is found at the end of the call
         self.durations: list[int] = []  # of latency signal spans, in nanoseconds
 
 
@@ -293,34 +300,52 @@ class SloProcessor:
                         if ns <= t.threshold_ns if t.inclusive else ns < t.threshold_ns:
                             t.good += 1
                             continue
-                        cause, path = _latency_cause(trace, sig.span_id, t.objective.name)
+                        t.slow.append((trace, sig.span_id))
+                        continue
                     elif maybe_error and in_error(sig.span()):
                         cause, path = _error_cause(trace, sig.span_id)
                     else:
                         t.good += 1
                         continue
-                    t.bad.append((cause, trace.trace_id.hex(), path))
+                    t.bad.append((cause, trace.trace_id.hex(), path, 1))
         if measured:
             now = self._clock()
             for t in plan.tracked:
+                if t.slow:
+                    self._explain_slow(t)
                 if t.good or t.bad or t.durations:
                     self._record(t, now)
         if skipped:
             self._skipped.inc(skipped)
         return traces
 
+    @staticmethod
+    def _explain_slow(t: _Tracked) -> None:
+        """Find the causes of ``t``'s slow signal spans of this call: every one's when at most
+        MAX_LATENCY_WALKS, else those of evenly spaced ones, each standing for its share of the rest."""
+        slow, name, bad = t.slow, t.objective.name, t.bad
+        n = len(slow)
+        k = min(n, MAX_LATENCY_WALKS)
+        for i in range(k):
+            lo, hi = i * n // k, (i + 1) * n // k
+            trace, span_id = slow[lo]
+            cause, path = _latency_cause(trace, span_id, name)
+            bad.append((cause, trace.trace_id.hex(), path, hi - lo))
+        t.slow = []
+
     def _record(self, t: _Tracked, now: float) -> None:
         """Add what ``t`` measured (``good``, ``bad``, ``durations``) to its series, and reset them."""
         series = t.series
         good, bad = t.good, t.bad
-        slots = series.add(now, good, len(bad))
+        nbad = sum(b[3] for b in bad)
+        slots = series.add(now, good, nbad)
         if bad:
             before = series.overflow
-            for cause, tid, path in bad:
-                series.cause(slots, cause, tid, path)
+            for cause, tid, path, n in bad:
+                series.cause(slots, cause, tid, path, n)
             if series.overflow != before:
                 self._overflow.labels(t.objective.name).inc(series.overflow - before)
-            t.bad_metric.inc(len(bad))
+            t.bad_metric.inc(nbad)
             t.bad = []
         if t.durations:
             series.durations_ns(now, t.durations)

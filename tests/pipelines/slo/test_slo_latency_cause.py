@@ -40,15 +40,16 @@ def _span(tid: bytes, name: str, start_ms: float, end_ms: float, parent: bytes =
                 attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()])
 
 
-def checkout(db_ms: float) -> Trace:
-    """frontend:place_order -> checkout:PlaceOrder, which calls inventory (3 ms) and then, from a CLIENT span,
-    the uninstrumented orders-db (``db_ms``)."""
+def checkout(db_ms: float, inventory_ms: float = 2.6) -> Trace:
+    """frontend:place_order -> checkout:PlaceOrder, which calls inventory (``inventory_ms``) and then, from a
+    CLIENT span, the uninstrumented orders-db (``db_ms``)."""
     tid = next(_ids).to_bytes(16, "big")
-    sig = _span(tid, "place_order", 0, 10 + db_ms, kind=Span.SPAN_KIND_INTERNAL)
-    place = _span(tid, "PlaceOrder", 1, 9 + db_ms, sig.span_id)
-    out = _span(tid, "ReserveItems", 2, 5, place.span_id, Span.SPAN_KIND_CLIENT)
-    reserve = _span(tid, "ReserveItems", 2.2, 4.8, out.span_id)
-    insert = _span(tid, "insert_order", 6, 6 + db_ms, place.span_id, Span.SPAN_KIND_CLIENT,
+    inv = inventory_ms - 2.6
+    sig = _span(tid, "place_order", 0, 10 + db_ms + inv, kind=Span.SPAN_KIND_INTERNAL)
+    place = _span(tid, "PlaceOrder", 1, 9 + db_ms + inv, sig.span_id)
+    out = _span(tid, "ReserveItems", 2, 5 + inv, place.span_id, Span.SPAN_KIND_CLIENT)
+    reserve = _span(tid, "ReserveItems", 2.2, 4.8 + inv, out.span_id)
+    insert = _span(tid, "insert_order", 6 + inv, 6 + inv + db_ms, place.span_id, Span.SPAN_KIND_CLIENT,
                    **{"db.system": "postgresql", "peer.service": "orders-db"})
     SIGNAL[tid] = sig.span_id
     return make_trace([(resource("frontend"), [sig]), (resource("checkout"), [place, out, insert]),
@@ -104,3 +105,26 @@ def test_only_bad_events_are_walked_and_root_causes_own_failure_is_reused() -> N
     clock.advance(1)
     causes = {c.cause: c for c in slo.series("checkout").causes(clock.now, 60)}
     assert causes["blamed-by-root-cause"].path == critical_path_text(failure)
+
+
+def test_many_slow_spans_in_one_round_are_counted_exactly_and_their_causes_estimated_from_a_sample(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.slo import processor as slo_processor
+
+    walked: list[bytes] = []
+    real = slo_processor.latency_cause
+
+    def counting(trace: Trace, span_id: bytes, *args: object, **kw: object) -> object:
+        walked.append(span_id)
+        return real(trace, span_id, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slo_processor, "latency_cause", counting)
+    clock = Clock()
+    slo = processor([LATENCY_DOC], clock)
+    slow = [checkout(db_ms=800) if i % 4 else checkout(db_ms=2, inventory_ms=900) for i in range(200)]
+    slo.process_traces([checkout(db_ms=2) for _ in range(100)] + slow)
+    clock.advance(1)
+    assert len(walked) == slo_processor.MAX_LATENCY_WALKS
+    assert slo.series("checkout").sums(clock.now, 60) == (100, 200)  # every event counted
+    shares = {c.cause: c.share for c in slo.series("checkout").causes(clock.now, 60)}
+    assert shares == {"orders-db": 0.75, "inventory": 0.25}  # evenly spaced: the mix of the round
