@@ -1,6 +1,8 @@
 """``tracetriage demo``: an embedded Kafka-compatible broker (tansu), the collector with the full gateway
-pipeline (root cause, alert routing, tail sampling, Kafka export), a local alert sink that prints every
-page, and the load generator with a fault injected; a live status line shows what happens.
+pipeline (root cause, SLO burn, alert routing, tail sampling, Kafka export), a local alert sink that prints
+every page, and the load generator with a fault injected; a live status line shows what happens. Pages are
+SLO burn pages (the shop's checkout objectives, bench/demo/slo/, with one-minute alert windows), routed to
+the team that owns the dominant root cause.
 """
 
 from __future__ import annotations
@@ -103,9 +105,11 @@ class Status:
         kept = _sum_by(self._t, "otelcol_processor_tail_sampling_global_count_traces_sampled_total", "sampled")
         causes = _sum_by(self._t, "tracetriage_root_causes_total", "service")
         top = ", ".join(f"{k} {int(v)}" for k, v in sorted(causes.items(), key=lambda kv: -kv[1])[:4]) or "none"
+        burn = _sum_by(self._t, "tracetriage_slo_burn_rate", "slo", window="1m")
+        slos = ", ".join(f"{k} {v:.0f}x" for k, v in sorted(burn.items())) or "none"
         pages = ", ".join(f"{k} {v}" for k, v in sorted(self._sink.pages_by_team.items())) or "none"
         return (f"spans in {rate:8.0f}/s | traces kept {int(kept.get('true', 0))} of "
-                f"{int(sum(kept.values()))} | root causes: {top} | pages by team: {pages}")
+                f"{int(sum(kept.values()))} | root causes: {top} | SLO burn (1m): {slos} | pages by team: {pages}")
 
     def show(self) -> None:
         text = self.line()
@@ -129,9 +133,11 @@ async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
     await sink.start()
     grpc_port = _free_port()
     catalog = resources.files("bench.demo") / "catalog"
+    objectives = resources.files("bench.demo") / "slo"
     config_file = resources.files("bench.demo") / "gateway.yaml"
     env = {**os.environ, "TT_DEMO_GRPC_PORT": str(grpc_port), "TT_DEMO_BROKERS": brokers,
-           "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog)}
+           "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog),
+           "TT_DEMO_SLO": str(objectives)}
     try:
         config = load_config([str(config_file)], Registry.default(), env)
     except ConfigError as e:

@@ -1,4 +1,8 @@
-"""The demo's alert sink: a local HTTP server that prints each page as the team would receive it."""
+"""The demo's alert sink: a local HTTP server that prints each page as the team would receive it.
+
+An SLO burn page (its labels name the ``slo``) shows the objective, both burn rates, the error budget left,
+the top causes with their shares and example trace ids, and the error path or, for a latency objective, the
+critical path with each span's own time; a root-cause page shows its path and failure count."""
 
 from __future__ import annotations
 
@@ -54,13 +58,17 @@ class AlertSink:
         else:
             payload = event.get("payload", {})
             details = payload.get("custom_details", {})
-            team = details.get("labels", {}).get("team", "?")
+            labels = details.get("labels", {})
+            team = labels.get("team", "?")
             self.pages_by_team[team] += 1
-            self._print(
-                f"PAGE → team {team} (PagerDuty key {key[:8]}…): {payload.get('summary', '')}\n"
-                f"        path: {details.get('path', '')}\n"
-                f"        failures: {details.get('count', '?')}   example trace: {details.get('trace_id', '')}"
-            )
+            head = f"PAGE → team {team} (PagerDuty key {key[:8]}…): {payload.get('summary', '')}"
+            if labels.get("slo"):
+                self._print(head + "\n" + slo_lines(labels, details))
+            else:
+                self._print(f"{head}\n"
+                            f"        path: {details.get('path', '')}\n"
+                            f"        failures: {details.get('count', '?')}   "
+                            f"example trace: {details.get('trace_id', '')}")
         return web.json_response({"status": "success", "message": "Event processed"}, status=202)
 
     async def _webhook(self, request: web.Request) -> web.Response:
@@ -72,8 +80,11 @@ class AlertSink:
             team = labels.get("team", "?")
             if status == "firing":
                 self.pages_by_team[team] += 1
-                self._print(f"CHAT → team {team} (no PagerDuty key: webhook): {ann.get('summary', '')}\n"
-                            f"        path: {ann.get('path', '')}")
+                head = f"CHAT → team {team} (no PagerDuty key: webhook): {ann.get('summary', '')}"
+                if labels.get("slo"):
+                    self._print(head + "\n" + slo_lines(labels, ann))
+                else:
+                    self._print(f"{head}\n        path: {ann.get('path', '')}")
             else:
                 self.resolves += 1
                 self._print(f"RESOLVED  team {team}: {ann.get('summary', '')}")
@@ -81,3 +92,28 @@ class AlertSink:
 
     def summary(self) -> str:
         return json.dumps(dict(self.pages_by_team))
+
+
+def slo_lines(labels: dict[str, Any], ann: dict[str, Any]) -> str:
+    """The body of an SLO burn page: the annotations of pipelines/slo/burn.py, one fact a line."""
+    try:
+        budget = f"{float(ann.get('error_budget_remaining', '')):.1%}"
+    except ValueError:
+        budget = "?"
+    lines = [
+        f"objective: {ann.get('objective', labels.get('slo', ''))}",
+        f"burn rate: {ann.get('burn_rate_long', '?')}x over {labels.get('long_window', '?')}, "
+        f"{ann.get('burn_rate_short', '?')}x over {labels.get('short_window', '?')} "
+        f"(pages above {ann.get('burn_rate_threshold', '?')}x)   error budget left: {budget}",
+        f"top causes: {ann.get('causes', '')}",
+        f"routed to: {ann.get('routed_to', '')}",
+    ]
+    if ann.get("critical_path"):
+        lines.append(f"critical path: {ann['critical_path']}")
+    elif ann.get("path"):
+        lines.append(f"path: {ann['path']}")
+    if ann.get("latency_ms"):
+        lines.append(f"latency (ms): {ann['latency_ms']}")
+    if ann.get("trace_id"):
+        lines.append(f"example trace: {ann['trace_id']}")
+    return "\n".join(f"        {line}" for line in lines)

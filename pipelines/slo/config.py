@@ -12,6 +12,7 @@ processors:
       - {severity: page, burn_rate: 14.4, long_window: 1h, short_window: 5m}
     min_cause_share: 0.5
     evaluation_interval: 30s
+    bucket_width: 1m                  # buckets of windows up to 6 h; seconds for demos (minimum 1s)
     storage: file_storage             # keep the measured state across restarts
     checkpoint_interval: 1m
 ```
@@ -44,9 +45,6 @@ class BurnAlertConfig:
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.short_window >= self.long_window:
             yield "short_window", f"must be shorter than long_window ({self.long_window:g}s)"
-        for key in ("long_window", "short_window"):
-            if float(getattr(self, key)) % 60:
-                yield key, "must be whole minutes (windows are read from 1-minute buckets)"
 
     def spec(self) -> BurnAlertSpec:
         return BurnAlertSpec(self.severity, self.burn_rate, float(self.long_window), float(self.short_window))
@@ -68,6 +66,7 @@ class Config:
     burn_alerts: tuple[BurnAlertConfig, ...] = field(default_factory=_default_alerts, min_len=1)
     min_cause_share: float = field(0.5, gt=0, le=1)
     evaluation_interval: Duration = field(Duration(30.0), gt=0)
+    bucket_width: Duration = field(Duration(60.0), ge=1, le=60)
     storage: str | None = None
     checkpoint_interval: Duration = field(Duration(60.0), gt=0)
     decision_wait: Duration = field(Duration(10.0), gt=0)
@@ -86,6 +85,15 @@ class Config:
         return tuple(a.spec() for a in self.burn_alerts)
 
     def validate(self) -> Iterator[tuple[str, str]]:
+        width = float(self.bucket_width)
+        if width % 1 or 60 % width:
+            yield "bucket_width", f"must be a whole number of seconds that divides a minute, got {width:g}s"
+        else:
+            for i, a in enumerate(self.burn_alerts):
+                for key in ("long_window", "short_window"):
+                    if float(getattr(a, key)) % width:
+                        yield (f"burn_alerts[{i}].{key}", f"must be a whole number of bucket_width ({width:g}s): "
+                                                          f"windows are read from buckets that wide")
         if not _WINDOW_RE.match(self.default_time_window):
             yield "default_time_window", (f"must be a duration shorthand such as 28d or 4w, got "
                                           f"{self.default_time_window!r}")

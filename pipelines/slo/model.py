@@ -15,7 +15,7 @@ SliKind = Literal["availability", "latency"]
 
 # The Google SRE Workbook's multi-window, multi-burn-rate alerts (chapter 5, table 5-8), for a 30-day
 # window; the burn rates are kept as they are for other windows, as Sloth and Pyrra do.
-SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def duration_text(seconds: float) -> str:

@@ -55,7 +55,8 @@ Annotations of the SLO's ``metadata.annotations``
   Without it, the owner of the objective's service (``spec.service``, else the selector's ``service``)
   in the ownership catalog.
 * ``tracetriage.io/burn-alerts``: this objective's burn-rate alerts instead of the processor's, as
-  ``"page 14.4x 1h/5m, page 6x 6h/30m, ticket 1x 3d/6h"`` (severity, burn rate, long/short window).
+  ``"page 14.4x 1h/5m, page 6x 6h/30m, ticket 1x 3d/6h"`` (severity, burn rate, long/short window; units
+  s, m, h, d, w; each window a whole number of the processor's ``bucket_width``, 1 minute by default).
 * ``tracetriage.io/min-cause-share``: this objective's ``min_cause_share`` (0 < share <= 1).
 
 Problems
@@ -95,8 +96,8 @@ MAX_DESCRIPTION = 1050
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._|/\\-]{0,253}[A-Za-z0-9])?$")
 _SHORTHAND_RE = re.compile(r"^([1-9][0-9]*)([mhdwMQY])$")
-_ALERT_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_-]*)\s+([0-9]+(?:\.[0-9]+)?)x\s+([1-9][0-9]*[mhdw])\s*/\s*"
-                       r"([1-9][0-9]*[mhdw])\s*$")
+_ALERT_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_-]*)\s+([0-9]+(?:\.[0-9]+)?)x\s+([1-9][0-9]*[smhdw])\s*/\s*"
+                       r"([1-9][0-9]*[smhdw])\s*$")
 
 SLO_SPEC_KEYS = ("description", "service", "indicator", "indicatorRef", "timeWindow", "budgetingMethod",
                  "objectives", "alertPolicies")

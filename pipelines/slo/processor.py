@@ -2,7 +2,10 @@
 
 ``process_traces`` only looks. Per trace it finds the signal spans of every objective
 (:mod:`pipelines.slo.select`: from the wire bytes, decoding only candidate spans), classifies each as good
-or bad, and for a bad one finds its cause (the root cause ``root_cause`` left in ``trace.notes``). Counts
+or bad, and for a bad one finds its cause: for an error, the root cause ``root_cause`` left in
+``trace.notes``; for a slow signal span, the span on its critical path with the largest exclusive time
+(``root_cause``'s latency failure, else :func:`pipelines.root_cause.latency_cause`, run here for bad events
+only) and the critical path, for the page. Counts
 are added once per call, into the current bucket of each objective (:mod:`pipelines.slo.window`).
 
 A background task evaluates every objective each ``evaluation_interval`` (:mod:`pipelines.slo.burn`):
@@ -19,13 +22,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
 from collector import ComponentID, Host, Kind, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
 from collector.model import Trace
-from pipelines.root_cause.model import FAILURES, Failure
+from pipelines.root_cause import latency_cause
+from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import in_error
 from pipelines.slo import burn
 from pipelines.slo.burn import ObjectiveStatus
@@ -39,7 +41,13 @@ from pipelines.slo.source import ObjectiveSource
 from pipelines.slo.window import Series
 
 Listener = Callable[[Sequence[ObjectiveStatus]], None]
-Cause = tuple[str, str, tuple[str, ...]]  # (cause service, trace id hex, path)
+Cause = tuple[str, str, tuple[str, ...], int]  # (cause service, trace id hex, path, bad events it stands for)
+Slow = tuple[Trace, bytes]  # a slow signal span, its cause still to find: (trace, span id)
+
+# Slow signal spans walked per objective and process_traces call (a round of at most 2,000 traces). When more
+# are slow, evenly spaced ones are walked and each is tallied for its share of the round's slow spans: bad
+# counts stay exact, cause shares are estimated from a sample (what costs is indexing each trace).
+MAX_LATENCY_WALKS = 8
 
 
 def _error_cause(trace: Trace, span_id: bytes) -> tuple[str, tuple[str, ...]]:
@@ -63,25 +71,37 @@ def _error_cause(trace: Trace, span_id: bytes) -> tuple[str, tuple[str, ...]]:
     return UNKNOWN, ()
 
 
-def _latency_cause(trace: Trace, span: Span) -> tuple[str, tuple[str, ...]] | None:
-    """The cause of a slow signal span: root_cause's latency failure for this span (``Failure.kind ==
-    "latency"``: the span on its critical path with the largest exclusive time), None when there is none
-    (the event is tallied as unknown). The critical-path walk is to be called here for spans that
-    root_cause did not explain."""
+CRITICAL_PATH_SPANS = 8  # spans of a latency cause's critical path kept for its page (those with the most self time)
+
+
+def critical_path_text(failure: Failure) -> tuple[str, ...]:
+    """A latency failure's critical path as a cause's path: ``"service:span name 812 ms"`` per span, in path
+    order; when spans were left out (those with the least self time), a last element says how many."""
+    steps = tuple(f"{s.span} {s.self_time_ms:.3g} ms" for s in failure.critical_path)
+    left = failure.critical_path_length - len(steps)
+    return (*steps, f"(+{left} spans with less own time)") if left > 0 else steps
+
+
+def _latency_cause(trace: Trace, span_id: bytes, signal: str) -> tuple[str, tuple[str, ...]]:
+    """The cause of a slow signal span (docs/design.md, "The latency walk"): the span on its critical path
+    with the largest exclusive time, and the critical path. root_cause's latency failure for this span when
+    it wrote one, else the walk, run here (only for bad events: one index of the trace per call)."""
     failures: list[Failure] | None = trace.note(FAILURES)
     if failures:
-        sid = span.span_id
         for f in failures:
-            if getattr(f, "kind", "error") == "latency" and f.signal_span_id == sid:
-                return f.primary.service, f.primary.path
-    return None
+            if getattr(f, "kind", "error") == LATENCY and f.signal_span_id == span_id:
+                return f.primary.service, critical_path_text(f)
+    found = latency_cause(trace, span_id, signal=signal, max_path_length=CRITICAL_PATH_SPANS)
+    if found is None:  # not in the trace's index (cannot happen for a span the selector found)
+        return UNKNOWN, ()
+    return found.primary.service, critical_path_text(found)
 
 
 class _Tracked:
     """One objective being measured: its series, what alerts it, and its metric children."""
 
     __slots__ = ("alerts", "bad", "bad_metric", "durations", "good", "good_metric", "inclusive", "latency",
-                 "min_share", "objective", "series", "since", "threshold_ns")
+                 "min_share", "objective", "series", "since", "slow", "threshold_ns")
 
     def __init__(self, objective: Objective, series: Series, alerts: tuple[BurnAlertSpec, ...], min_share: float,
                  events: Any) -> None:
@@ -99,6 +119,7 @@ class _Tracked:
         # What the current process_traces call measured (added to the series once, at its end)
         self.good = 0
         self.bad: list[Cause] = []
+        self.slow: list[Slow] = []  # latency: bad events whose cause is found at the end of the call
         self.durations: list[int] = []  # of latency signal spans, in nanoseconds
 
 
@@ -133,7 +154,7 @@ class SloProcessor:
         self._log = settings.logger
         self._default_alerts = config.alert_specs
         self._source = ObjectiveSource(config.files, config.slos, config.default_window, config.max_objectives,
-                                       settings.logger)
+                                       settings.logger, float(config.bucket_width))
         t = settings.telemetry
         label = str(settings.id)
         self._events = t.counter("tracetriage_slo_events_total",
@@ -199,7 +220,8 @@ class SloProcessor:
             span = max([o.window, *(a.long_window for a in alerts)])
             share = o.min_cause_share if o.min_cause_share is not None else cfg.min_cause_share
             prev = old.get(o.name)
-            series = Series(span, o.indicator.kind == "latency", cfg.max_causes_per_bucket, cfg.examples_per_cause)
+            series = Series(span, o.indicator.kind == "latency", cfg.max_causes_per_bucket, cfg.examples_per_cause,
+                            float(cfg.bucket_width))
             if prev is not None and prev.objective.fingerprint() == o.fingerprint():
                 if prev.series.hours.size == series.hours.size and prev.series.max_causes == series.max_causes:
                     series = prev.series
@@ -278,35 +300,52 @@ class SloProcessor:
                         if ns <= t.threshold_ns if t.inclusive else ns < t.threshold_ns:
                             t.good += 1
                             continue
-                        found_cause = _latency_cause(trace, sig.span())
-                        cause, path = found_cause if found_cause is not None else (UNKNOWN, ())
+                        t.slow.append((trace, sig.span_id))
+                        continue
                     elif maybe_error and in_error(sig.span()):
                         cause, path = _error_cause(trace, sig.span_id)
                     else:
                         t.good += 1
                         continue
-                    t.bad.append((cause, trace.trace_id.hex(), path))
+                    t.bad.append((cause, trace.trace_id.hex(), path, 1))
         if measured:
             now = self._clock()
             for t in plan.tracked:
+                if t.slow:
+                    self._explain_slow(t)
                 if t.good or t.bad or t.durations:
                     self._record(t, now)
         if skipped:
             self._skipped.inc(skipped)
         return traces
 
+    @staticmethod
+    def _explain_slow(t: _Tracked) -> None:
+        """Find the causes of ``t``'s slow signal spans of this call: every one's when at most
+        MAX_LATENCY_WALKS, else those of evenly spaced ones, each standing for its share of the rest."""
+        slow, name, bad = t.slow, t.objective.name, t.bad
+        n = len(slow)
+        k = min(n, MAX_LATENCY_WALKS)
+        for i in range(k):
+            lo, hi = i * n // k, (i + 1) * n // k
+            trace, span_id = slow[lo]
+            cause, path = _latency_cause(trace, span_id, name)
+            bad.append((cause, trace.trace_id.hex(), path, hi - lo))
+        t.slow = []
+
     def _record(self, t: _Tracked, now: float) -> None:
         """Add what ``t`` measured (``good``, ``bad``, ``durations``) to its series, and reset them."""
         series = t.series
         good, bad = t.good, t.bad
-        slots = series.add(now, good, len(bad))
+        nbad = sum(b[3] for b in bad)
+        slots = series.add(now, good, nbad)
         if bad:
             before = series.overflow
-            for cause, tid, path in bad:
-                series.cause(slots, cause, tid, path)
+            for cause, tid, path, n in bad:
+                series.cause(slots, cause, tid, path, n)
             if series.overflow != before:
                 self._overflow.labels(t.objective.name).inc(series.overflow - before)
-            t.bad_metric.inc(len(bad))
+            t.bad_metric.inc(nbad)
             t.bad = []
         if t.durations:
             series.durations_ns(now, t.durations)

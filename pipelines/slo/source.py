@@ -26,8 +26,9 @@ class ObjectiveSource:
     """See the module docstring."""
 
     def __init__(self, patterns: Sequence[str], inline: Sequence[Any], default_window: float, max_objectives: int,
-                 logger: logging.Logger) -> None:
+                 logger: logging.Logger, bucket_width: float = 60.0) -> None:
         self.patterns = tuple(patterns)
+        self.bucket_width = bucket_width
         self.inline = tuple(inline)
         self.default_window = default_window
         self.max_objectives = max_objectives
@@ -70,6 +71,14 @@ class ObjectiveSource:
         if len(objectives) > self.max_objectives:
             problems.append(openslo.Problem("", 0, "", f"{len(objectives)} objectives: more than max_objectives "
                                                        f"({self.max_objectives})"))
+        width = self.bucket_width
+        for o in objectives:
+            for a in o.alerts or ():
+                bad = [w for w in (a.long_window, a.short_window) if w % width]
+                if bad:
+                    problems.append(openslo.Problem(
+                        o.source, 0, f"metadata.annotations.{openslo.ALERTS_ANNOTATION}",
+                        f"{a}: windows must be whole numbers of the processor's bucket_width ({width:g}s)"))
         return objectives, problems
 
     def _stat_key(self) -> StatKey:

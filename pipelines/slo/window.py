@@ -4,7 +4,8 @@ A :class:`Series` holds three rings of buckets, each slot tagged with the bucket
 ``floor(t / width)``), so a slot found holding an older bucket is simply reused:
 
 * **minutes**: 1-minute buckets over the last 6 hours (361 slots): windows up to 6 h (5 m, 30 m, 1 h,
-  6 h) are read from them;
+  6 h) are read from them. The width is the processor's ``bucket_width`` (1 minute unless set; demos and
+  tests use seconds: at 5 s the ring has 4,321 slots, at the 1 s minimum 21,601);
 * **hours**: 1-hour buckets over the objective's time window or its longest alert window, whichever is
   longer (673 slots for 28 days): longer windows (3 d, 28 d);
 * **latency** (latency objectives only): one :class:`~pipelines.slo.histogram.Histogram` per 5 minutes
@@ -184,9 +185,13 @@ class Series:
 
     __slots__ = ("hours", "latency", "max_causes", "max_examples", "minutes", "overflow")
 
-    def __init__(self, span: float, latency: bool, max_causes: int = 10, max_examples: int = 3) -> None:
-        """``span``: the longest window read (the time window, or a longer alert window)."""
-        self.minutes = Ring(MINUTE, int(FINE_SPAN // MINUTE) + 1)
+    def __init__(self, span: float, latency: bool, max_causes: int = 10, max_examples: int = 3,
+                 fine_width: float = MINUTE) -> None:
+        """``span``: the longest window read (the time window, or a longer alert window); ``fine_width``: the
+        width of the buckets of windows up to 6 hours (seconds, at least 1)."""
+        if fine_width < 1:
+            raise ValueError(f"the bucket width must be at least 1 s, got {fine_width:g} s")
+        self.minutes = Ring(fine_width, math.ceil(FINE_SPAN / fine_width) + 1)
         self.hours = Ring(HOUR, math.ceil(max(span, FINE_SPAN) / HOUR) + 1)
         self.latency = HistRing(HIST_WIDTH, int(FINE_SPAN // HIST_WIDTH) + 1) if latency else None
         self.max_causes = max_causes
@@ -233,13 +238,15 @@ class Series:
         return self.latency.merged(now, min(window, FINE_SPAN)).quantiles(qs)
 
     def to_state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"minutes": self.minutes.to_state(), "hours": self.hours.to_state()}
+        out: dict[str, Any] = {"minutes": self.minutes.to_state(), "minute_width": self.minutes.width,
+                               "hours": self.hours.to_state()}
         if self.latency is not None:
             out["latency"] = self.latency.to_state()
         return out
 
     def restore(self, state: dict[str, Any], now: float) -> None:
-        self.minutes.restore(state.get("minutes", ()), now)
+        if float(state.get("minute_width", MINUTE)) == self.minutes.width:  # else bucket indexes differ: dropped
+            self.minutes.restore(state.get("minutes", ()), now)
         self.hours.restore(state.get("hours", ()), now)
         if self.latency is not None:
             self.latency.restore(state.get("latency", ()), now)

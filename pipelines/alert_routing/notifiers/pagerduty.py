@@ -53,6 +53,11 @@ class PagerDutyNotifier(Notifier):
         return cfg.url, pagerduty_event(notification, key, cfg.client)
 
 
+# An objective's burn (alert_routing's trigger slo or both): what the page says besides the summary
+SLO_DETAILS = ("objective", "burn_rate_long", "burn_rate_short", "burn_rate_threshold", "error_budget_remaining",
+               "causes", "routed_to", "critical_path", "latency_ms")
+
+
 def pagerduty_event(n: Notification, routing_key: str, client: str = "tracetriage") -> dict[str, Any]:
     if n.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": n.dedup_key}
@@ -70,7 +75,7 @@ def pagerduty_event(n: Notification, routing_key: str, client: str = "tracetriag
         "labels": dict(labels),
         "group_key": n.group_key,
     }
-    for k in ("error_type", "error_message", "caller"):
+    for k in ("error_type", "error_message", "caller", *SLO_DETAILS):
         if k in ann:
             details[k] = ann[k]
     event: dict[str, Any] = {

@@ -103,7 +103,7 @@ def test_bad_events_are_tallied_by_their_root_cause() -> None:
     traces.append(checkout_trace(error=True, cause="payment"))
     traces.append(checkout_trace(error=True))  # no root_cause failure: unknown
     traces.append(checkout_trace(ms=500, cause="inventory", cause_kind="latency"))
-    traces.append(checkout_trace(ms=500))
+    traces.append(checkout_trace(ms=500))  # no root_cause failure: the slo stage walks its critical path
     proc.process_traces(traces)
     causes = proc.series("avail").causes(clock.now, 3600)
     assert [(c.cause, c.count) for c in causes] == [("orders-db", 3), ("payment", 1), (UNKNOWN, 1)]
@@ -111,8 +111,11 @@ def test_bad_events_are_tallied_by_their_root_cause() -> None:
     assert causes[0].examples[0] == traces[2].trace_id.hex()  # newest first
     assert causes[0].path == ("frontend:place_order", "checkout:PlaceOrder", "orders-db:query")
     lat = proc.series("lat").causes(clock.now, 3600)
-    assert [(c.cause, c.count) for c in lat] == [("inventory", 1), (UNKNOWN, 1)]
-    assert _latency_cause(traces[5], _signal(traces[5])) == ("inventory", lat[0].path)
+    assert sorted((c.cause, c.count) for c in lat) == [("checkout", 1), ("inventory", 1)]
+    by_cause = {c.cause: c for c in lat}
+    assert _latency_cause(traces[5], _signal(traces[5]).span_id, "lat") == ("inventory", by_cause["inventory"].path)
+    # checkout's PlaceOrder, the leaf, holds 499 of the signal's 500 ms
+    assert by_cause["checkout"].path[-1] == "checkout:oteldemo.CheckoutService/PlaceOrder 499 ms"
 
 
 def test_a_failure_of_another_signal_span_in_the_trace_is_the_cause() -> None:
