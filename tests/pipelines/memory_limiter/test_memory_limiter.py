@@ -171,7 +171,9 @@ async def test_background_check_and_lifecycle() -> None:
     proc, _ = build(memory, consumer, check_interval="10ms")
     await proc.shutdown()  # safe before start
     proc, _ = build(memory, consumer, check_interval="10ms")
-    await proc.start(Host())
+    host = Host()
+    host.add_holder(lambda: 5)  # a trace buffer holding spans
+    await proc.start(host)
     try:
         assert not proc.refusing
         memory.mib = 90
