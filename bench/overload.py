@@ -49,7 +49,7 @@ processors:
     policies:
       - {{name: all, type: always_sample}}
 exporters:
-  file: {{path: "{out}"}}
+  file: {{path: "{out}", format: proto}}
 service:
   telemetry:
     logs: {{level: info}}
