@@ -6,12 +6,14 @@ drained (before, it stayed above the soft limit and refused every request for go
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench.overload import first_accepted, offer
-from tests.conftest import CollectorProcess, free_port, wait_for
+from tests.conftest import ROOT, CollectorProcess, free_port, wait_for
 
 CHECK_INTERVAL_S = 0.1
 
@@ -75,3 +77,13 @@ def test_accepts_again_after_an_overload_drains(tmp_path: Path, collector_factor
     wait_for(lambda: col.metric("tracetriage_memory_limiter_refusing") == 0, timeout=5 * CHECK_INTERVAL_S)
     assert col.metric("tracetriage_memory_limiter_floor_bytes") > 0
     assert col.terminate() == 0
+
+
+def test_validate_warns_about_a_limit_an_idle_process_nearly_fills(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "collector", "validate", "--config",
+                        str(write_config(tmp_path, 4317, 8888))],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "configuration is valid" in r.stdout
+    assert "processors.memory_limiter.limit_mib: 300 MiB leaves data less than the spike limit" in r.stderr
+    assert "Sizing" in r.stderr
