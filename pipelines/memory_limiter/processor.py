@@ -4,7 +4,8 @@ A background task reads the process RSS every ``check_interval``. Above the hard
 garbage collection and a heap trim; above the soft limit (hard limit - spike) it refuses new batches with
 a retriable :class:`RefusedError`, and forces a collection and trim again while it refuses (at most every
 ``min_gc_interval_when_soft_limited``, and at once when the buffers have drained), until a check finds
-usage back below the soft limit.
+usage back below the soft limit. Forced collections stop the event loop, so they take at most a tenth of
+the time whatever the ``min_gc_interval_*`` options allow.
 
 Refusing only helps while the pipeline holds data it will let go of: the trace buffers, the in-memory
 exporter queues (they register with the :class:`Host`) and the batches this stage has passed on and not
@@ -196,9 +197,10 @@ class MemoryLimiter:
             )
             used, collected = self._collect(), True
         held = self._held()
-        if used >= self.soft_limit and not collected and (
-            held == 0 or self._gc_allowed(self._config.min_gc_interval_when_soft_limited)
-        ):
+        # Above the soft limit: collect and trim when crossing it and again while refusing; with nothing
+        # held, at once (within the time share), to learn the floor. Acceptance does not wait for it.
+        soft_interval = 0.0 if held == 0 else self._config.min_gc_interval_when_soft_limited
+        if used >= self.soft_limit and not collected and self._gc_allowed(soft_interval):
             used, collected = self._collect(), True
         if held == 0 and self.floor is not None and (collected or used < self.floor):
             self._set_floor(used)
