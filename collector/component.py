@@ -90,6 +90,16 @@ class Host:
         # each pipeline's own by pipeline id. Filled before anything starts; look them up in start().
         self.processors: dict[ComponentID, Any] = {}
         self.pipeline_processors: dict[str, dict[ComponentID, Any]] = {}
+        self._holders: list[Callable[[], int]] = []
+
+    def add_holder(self, held: Callable[[], int]) -> None:
+        """A component that keeps data in memory between calls (a trace buffer, an in-memory exporter queue)
+        registers, in ``start()``, how many items it holds now; cheap, read on every memory check."""
+        self._holders.append(held)
+
+    def held(self) -> int:
+        """Items the registered holders keep in memory now; 0 when nothing is buffered anywhere."""
+        return sum(held() for held in self._holders)
 
     def report_fatal_error(self, error: BaseException) -> None:
         """A component's background task failed beyond repair: the service stops with exit code 1."""

@@ -11,8 +11,11 @@ and a third less system time with the settings below, and 3 - 15 % more spans pe
 :func:`tune_malloc` raises the mmap threshold to 32 MiB (glibc's maximum), keeps up to
 ``TRIM_THRESHOLD`` of free heap top, and grows the heap ``TOP_PAD`` at a time. Memory freed after a burst
 then stays with the process (RSS does not fall by itself); :func:`release_memory` gives it back, and the
-memory limiter calls it when it forces a garbage collection. ``TRACETRIAGE_MALLOC_TUNING=0`` in the
-environment leaves the allocator's defaults alone. Without glibc (musl, macOS) both functions do nothing.
+memory limiter calls it when it forces a garbage collection. Up to 256 MiB of free heap is more than a
+small memory limit leaves for data, so a memory limiter bounds it with :func:`bound_free_heap` (to half its
+spike limit): freed memory above that goes back to the kernel at once, without waiting for a trim.
+``TRACETRIAGE_MALLOC_TUNING=0`` in the environment leaves the allocator's defaults alone. Without glibc
+(musl, macOS) these functions do nothing.
 
 Transparent huge pages: :func:`reexec_with_huge_pages` starts the collector's process image again (same
 pid, same arguments) with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, which glibc reads only at start-up:
@@ -45,6 +48,9 @@ TRIM_THRESHOLD = 256 << 20
 TOP_PAD = 64 << 20
 
 _libc: ctypes.CDLL | None = None
+# The free heap top glibc may keep (M_TRIM_THRESHOLD) as tune_malloc or bound_free_heap last set it; None:
+# the allocator's own default. The allocator is one per process, and so is this record of its setting.
+_kept_free: int | None = None
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -137,19 +143,42 @@ def tune_malloc() -> bool:
     libc = _glibc()
     if libc is None:
         return False
+    global _kept_free
     ok = all(libc.mallopt(param, value) == 1 for param, value in (
         (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD)))
     if not ok:
         log.warning("malloc tuning: glibc refused a setting; allocator defaults may apply")
+    else:
+        _kept_free = TRIM_THRESHOLD
     return ok
 
 
-def release_memory() -> None:
-    """Collect garbage and hand the allocator's free memory back to the kernel (``malloc_trim``)."""
+def bound_free_heap(limit: int) -> int | None:
+    """Keep at most ``limit`` bytes of free heap top (``M_TRIM_THRESHOLD``, and ``M_TOP_PAD`` no larger),
+    only ever lowering what :func:`tune_malloc` set: several callers leave the smallest bound. Returns the
+    bound in force, or None when the allocator's defaults apply (no glibc, tuning off: glibc then keeps
+    128 KiB, less than any bound asked for)."""
+    global _kept_free
+    libc = _glibc()
+    if _kept_free is None or libc is None:
+        return None
+    limit = max(limit, 1 << 20)
+    if limit < _kept_free and libc.mallopt(M_TRIM_THRESHOLD, limit) == 1:
+        libc.mallopt(M_TOP_PAD, min(TOP_PAD, limit))
+        _kept_free = limit
+    return _kept_free
+
+
+def release_memory() -> bool:
+    """Collect garbage and hand the allocator's free memory back to the kernel (``malloc_trim``, which
+    also returns whole free pages inside the heap, not only its top). True if the allocator trimmed."""
     gc.collect()
     libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
-__all__ = ["huge_pages_environ", "huge_pages_on", "reexec_with_huge_pages", "release_memory", "tune_malloc"]
+__all__ = ["bound_free_heap", "huge_pages_environ", "huge_pages_on", "reexec_with_huge_pages", "release_memory",
+           "tune_malloc"]

@@ -148,6 +148,10 @@ class TraceBuffer:
     def pending_spans(self) -> int:
         return self._spans
 
+    def _held(self) -> int:
+        """Spans pending and spans decided but not yet sent on (for the memory limiter, via the host)."""
+        return self._spans + sum(b.span_count for b in self._outbox)
+
     # -- intake ----------------------------------------------------------------------------------------
 
     async def consume_traces(self, batch: SpanBatch) -> None:
@@ -455,6 +459,7 @@ class TraceBuffer:
         if self._tasks:
             return
         self._host = host
+        host.add_holder(self._held)
         for name, coro in (("ticker", self._ticker()), ("sender", self._sender())):
             task = asyncio.create_task(coro, name=f"trace-buffer-{name} {self._label}")
             task.add_done_callback(self._task_done)

@@ -220,6 +220,12 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
     notes = list(warnings)
     telemetry = service.telemetry if isinstance(service.telemetry, TelemetryConfig) else TelemetryConfig()
     notes += [ConfigIssue(join("service.telemetry", p), m) for p, m in telemetry.not_honoured()]
+    # A component's config may note what is valid but likely wrong (``warnings()`` yields (path, message)).
+    for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.EXTENSION):
+        for cid, cc in sections[kind].items():
+            config_warnings = getattr(cc.config, "warnings", None)
+            if callable(config_warnings):
+                notes += [ConfigIssue(join(join(kind.section, str(cid)), p), m) for p, m in config_warnings()]
     if prov is not None:
         notes = prov.attribute(notes)
     unresolved = {i.path for i in issues}  # a value left unsubstituted: its own error says enough

@@ -238,6 +238,8 @@ class QueuedRetrySender:
             self._queue = await self._open_persistent(host, self._queue_config.storage)
         if self._queue is None:
             return
+        if host is not None and isinstance(self._queue, MemoryQueue):
+            host.add_holder(lambda: self.queue_size)  # batches held in memory; a disk queue holds none
         for i in range(self._queue_config.num_consumers):
             self._consumers.append(asyncio.create_task(self._consume(), name=f"{self._name}-sender-{i}"))
 

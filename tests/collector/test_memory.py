@@ -59,3 +59,40 @@ def test_glibc_version_reads_the_c_library() -> None:
         assert version is None
     else:
         assert version is not None and version >= (2, 17)
+
+
+
+BOUND = """
+import os, sys
+from collector import memory
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+print(memory.bound_free_heap(8 << 20))  # before tune_malloc: the allocator's defaults apply
+print(memory.tune_malloc())
+if sys.argv[1] == "bounded":
+    print(memory.bound_free_heap(8 << 20) == 8 << 20, memory.bound_free_heap(64 << 20) == 8 << 20)
+base = rss()
+blocks = [None] * 150  # (the list first: nothing small above the blocks keeps the heap top in use)
+for i in range(150):
+    blocks[i] = b"x" * (1 << 20)  # 150 MiB of heap blocks, below the mmap threshold
+del blocks
+print(rss() - base)
+"""
+
+
+@pytest.mark.skipif(memory._glibc() is None, reason="glibc only")
+def test_bound_free_heap_gives_a_burst_back_at_once() -> None:
+    def run_bound(mode: str) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        out = subprocess.run([sys.executable, "-c", BOUND, mode], capture_output=True, text=True, check=True,
+                             env=env)
+        return out.stdout.split()
+
+    tuned = run_bound("tuned")
+    assert tuned[:2] == ["None", "True"]
+    assert int(tuned[2]) > 100  # up to 256 MiB of free heap stays with the process
+    bounded = run_bound("bounded")
+    assert bounded[:4] == ["None", "True", "True", "True"]  # the smallest bound asked for stays
+    assert int(bounded[4]) < 50  # freed memory above 8 MiB went back at once

@@ -171,7 +171,9 @@ async def test_background_check_and_lifecycle() -> None:
     proc, _ = build(memory, consumer, check_interval="10ms")
     await proc.shutdown()  # safe before start
     proc, _ = build(memory, consumer, check_interval="10ms")
-    await proc.start(Host())
+    host = Host()
+    host.add_holder(lambda: 5)  # a trace buffer holding spans
+    await proc.start(host)
     try:
         assert not proc.refusing
         memory.mib = 90
@@ -195,3 +197,120 @@ async def test_percentage_limits() -> None:
         read_memory=memory.read, total_memory_bytes=1000 * MIB,
     )
     assert (proc.hard_limit, proc.soft_limit) == (500 * MIB, 400 * MIB)
+
+
+# -- recovery: what is held, the process's floor ----------------------------------------------------------
+
+
+def gauge(telemetry: Telemetry, name: str) -> float:
+    labels = {"processor": "memory_limiter", "pipeline": "traces"}
+    return telemetry.registry.get_sample_value(f"tracetriage_memory_limiter_{name}", labels) or 0.0
+
+
+async def test_never_refuses_while_nothing_is_held(caplog: pytest.LogCaptureFixture) -> None:
+    memory, consumer = FakeMemory(10), RecordingConsumer()
+    held = [0]
+    proc, telemetry = build(memory, consumer)  # limit 100, spike 20: soft limit 80 MiB
+    proc.held = lambda: held[0]
+    await proc.start(Host())
+    try:
+        memory.mib = 90  # above the soft limit, and the GC frees nothing: but nothing is held
+        with caplog.at_level(logging.WARNING):
+            proc.check_memory()
+        assert not proc.refusing
+        assert memory.gc_calls == 2  # at start, and now: with nothing held it measures the floor at once
+        # The floor (90) leaves data less than a spike below the soft limit: limits move up by 90 - 60.
+        assert (proc.hard_limit, proc.soft_limit) == (130 * MIB, 110 * MIB)
+        assert "the drained process uses 90 MiB" in caplog.text
+        assert gauge(telemetry, "floor_bytes") == 90 * MIB
+        assert gauge(telemetry, "soft_limit_bytes") == 110 * MIB
+        await proc.consume_traces(make_batch(2))
+        assert consumer.span_count == 2
+        held[0] = 500  # data held again, above the moved soft limit: refused
+        memory.mib = 115
+        proc.check_memory()
+        assert proc.refusing
+        assert gauge(telemetry, "refusing") == 1
+        assert gauge(telemetry, "held_items") == 500
+    finally:
+        await proc.shutdown()
+
+
+async def test_trims_while_refusing_and_resumes_once_drained() -> None:
+    memory, consumer = FakeMemory(10), RecordingConsumer()
+    held = [0]
+    proc, telemetry = build(memory, consumer, check_interval="10ms")
+    proc.held = lambda: held[0]
+    await proc.start(Host())
+    try:
+        held[0], memory.mib = 1000, 90
+        await wait_for(lambda: proc.refusing, within=1.0)
+        gcs = memory.gc_calls
+        await asyncio.sleep(0.05)
+        assert memory.gc_calls == gcs  # still held: the next soft-limit GC waits its min interval (10 s)
+        # The burst drains; the trim after it returns what the data used.
+        memory.after_gc_mib = 40
+        held[0] = 0
+        await wait_for(lambda: not proc.refusing, within=0.1)  # within a few check intervals
+        assert memory.gc_calls == gcs + 1
+        assert (proc.hard_limit, proc.soft_limit) == (100 * MIB, 80 * MIB)  # the floor left room
+        assert gauge(telemetry, "floor_bytes") == 40 * MIB
+        assert gauge(telemetry, "trims_total") == memory.gc_calls - 1  # the one at start is not counted
+    finally:
+        await proc.shutdown()
+
+
+async def test_baseline_near_the_limit_warns_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    memory, consumer = FakeMemory(75), RecordingConsumer()
+    proc, telemetry = build(memory, consumer)
+    host = Host()
+    host.add_holder(lambda: 0)
+    with caplog.at_level(logging.WARNING):
+        await proc.start(host)
+    try:
+        assert "the idle process uses 75 MiB" in caplog.text
+        assert "Size limit_mib at least 116 MiB" in caplog.text
+        assert proc.baseline == 75 * MIB
+        assert gauge(telemetry, "baseline_bytes") == 75 * MIB
+        assert (proc.hard_limit, proc.soft_limit) == (115 * MIB, 95 * MIB)
+        assert not proc.refusing
+        # The floor falls (memory given back later): the limits go back to the configured ones, and no
+        # further than that.
+        memory.mib = 30
+        proc.check_memory()
+        assert (proc.hard_limit, proc.soft_limit) == (100 * MIB, 80 * MIB)
+    finally:
+        await proc.shutdown()
+
+
+async def test_limits_never_move_past_the_memory_available() -> None:
+    telemetry = Telemetry()
+    config = decode(Config, {"check_interval": "1s", "limit_mib": 100})
+    memory = FakeMemory(95)
+    proc = MemoryLimiter(make_settings("memory_limiter", telemetry), config, RecordingConsumer(),
+                         read_memory=memory.read, total_memory_bytes=110 * MIB, held=lambda: 0)
+    proc.collect_garbage = memory.collect
+    await proc.start(Host())
+    try:
+        assert (proc.hard_limit, proc.soft_limit) == (110 * MIB, 90 * MIB)
+    finally:
+        await proc.shutdown()
+
+
+def test_in_flight_batches_count_as_held() -> None:
+    memory = FakeMemory(90)
+    proc, _ = build(memory, RecordingConsumer())
+    proc.held = lambda: 0
+    proc._in_flight = 1  # a batch passed on and not back yet
+    proc.check_memory()
+    assert proc.refusing
+
+
+@pytest.mark.parametrize(("limit", "spike", "warned"), [(300, 60, True), (600, 60, False), (400, 0, True)])
+def test_config_warns_about_a_limit_an_idle_process_nearly_fills(limit: int, spike: int, warned: bool) -> None:
+    cfg = decode(Config, {"check_interval": "1s", "limit_mib": limit, "spike_limit_mib": spike})
+    notes = list(cfg.warnings())
+    assert bool(notes) is warned
+    if warned:
+        assert notes[0][0] == "limit_mib"
+        assert "Sizing" in notes[0][1]
