@@ -97,6 +97,15 @@ class SecretPathURL(SecretURL):
         return redact_url(self._value, path=True)
 
 
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` carries ``user[:password]@`` (HTTP clients turn it into an Authorization header)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.username is not None
+
+
 def redact_url(url: str, *, path: bool = False) -> str:
     """``url`` fit to print: the userinfo password (and with ``path``, the path, query and fragment)
     replaced by ``[REDACTED]``. Text that does not parse as a URL is redacted whole."""
@@ -152,4 +161,4 @@ def _url_pieces(url: str, *, path: bool) -> list[str]:
     return [p for p in out if p and p != "/"]
 
 
-__all__ = ["NO_SECRET", "REDACTED", "Opaque", "SecretPathURL", "SecretURL", "redact_url", "scrub"]
+__all__ = ["NO_SECRET", "REDACTED", "Opaque", "SecretPathURL", "SecretURL", "has_userinfo", "redact_url", "scrub"]

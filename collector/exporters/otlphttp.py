@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.component import Factory, Host, Kind, Settings
-from collector.config.opaque import Opaque, redact_url, scrub
+from collector.config.opaque import Opaque, has_userinfo, redact_url, scrub
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
 from collector.consumer import Capabilities
@@ -64,6 +64,10 @@ class OTLPHTTPConfig(ExporterBaseConfig):
             url = getattr(self, key)
             if url and (problem := _url_problem(url)):
                 issues.append((key, problem))
+        auth = next((k for k in self.headers if k.lower() == "authorization"), None)
+        if auth is not None and has_userinfo(self.url):
+            issues.append((f"headers.{auth}", "the endpoint already carries credentials (user:password@): "
+                                              "give one or the other"))
         return issues
 
     @property

@@ -34,6 +34,7 @@ from typing import Literal
 
 from collector.component import ExtensionRef
 from collector.config import NO_SECRET, Duration, Opaque, SecretPathURL, SecretURL, field
+from collector.config.opaque import has_userinfo
 from collector.exporters.helper import RetryConfig
 from pipelines.alert_routing.matchers import MatcherError, parse_matcher
 from pipelines.alert_routing.silences import SilencesError, read_silences
@@ -74,6 +75,8 @@ class WebhookConfig:
 
     def validate(self) -> Iterator[tuple[str, str]]:
         yield from _url_issues("url", self.url)
+        if has_userinfo(self.url.reveal()) and any(k.lower() == "authorization" for k in self.headers):
+            yield "headers.Authorization", "the url already carries credentials (user:password@): give one or the other"
 
 
 @dataclass(frozen=True)

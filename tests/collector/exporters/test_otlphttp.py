@@ -284,3 +284,12 @@ def test_header_values_are_opaque() -> None:
     with pytest.raises(ConfigError) as info:
         decode(otlphttp.OTLPHTTPConfig, {"endpoint": "ftp://u:pw-in-url@h/"}, "exporters.otlphttp")
     assert "pw-in-url" not in str(info.value) and "exporters.otlphttp.endpoint" in str(info.value)
+
+
+def test_authorization_header_and_url_credentials_are_refused_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        decode(otlphttp.OTLPHTTPConfig, {"endpoint": "https://u:pw-9@h/", "headers": {"Authorization": "Bearer t-9"}},
+               "exporters.otlphttp")
+    text = str(info.value)
+    assert "exporters.otlphttp.headers.Authorization: the endpoint already carries credentials" in text
+    assert "pw-9" not in text and "t-9" not in text

@@ -106,6 +106,8 @@ def test_continue_key() -> None:
         ({"max_groups": 0}, "max_groups", ">= 1"),
         ({"ownership": {"default_team": ""}}, "ownership.default_team", "must not be empty"),
         ({"bogus": 1}, "bogus", "unknown key"),
+        ({"receivers": [{"name": "default", "webhook": {"url": "https://u:p@x/h", "headers": {"authorization": "t"}}}]},
+         "receivers[0].webhook.headers.Authorization", "already carries credentials"),
         ({"receivers": [{"name": "default", "pagerduty": {"url": "http://pd.internal/v2/enqueue"}}]},
          "receivers[0].pagerduty.url", "an http:// URL sends the routing key in clear text"),
         ({"receivers": [{"name": "default", "slack": {"webhook_url": "http://hooks.example/services/T/B/X"}}]},
