@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from collector.config.net import parse_endpoint
+from collector.config.opaque import NO_SECRET, Opaque
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
 
@@ -41,7 +42,7 @@ class SASLConfig:
 
     mechanism: str = "PLAIN"
     username: str = ""
-    password: str = ""
+    password: Opaque = NO_SECRET
     version: int = field(0, ge=0, le=1)  # accepted for contrib compatibility; aiokafka negotiates it
 
     def validate(self) -> Iterator[tuple[str, str]]:
@@ -58,7 +59,7 @@ class PlainTextConfig:
     """``auth.plain_text``: contrib's older spelling of SASL/PLAIN."""
 
     username: str = ""
-    password: str = ""
+    password: Opaque = NO_SECRET
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def client_kwargs(config: KafkaClientConfig) -> dict[str, Any]:
             raise ValueError(f"unsupported SASL mechanism {sasl.mechanism!r} (use {', '.join(SASL_MECHANISMS)})")
         kwargs["sasl_mechanism"] = sasl.mechanism
         kwargs["sasl_plain_username"] = sasl.username
-        kwargs["sasl_plain_password"] = sasl.password
+        kwargs["sasl_plain_password"] = sasl.password.reveal()
         kwargs["security_protocol"] = "SASL_SSL" if ctx is not None else "SASL_PLAINTEXT"
     else:
         kwargs["security_protocol"] = "SSL" if ctx is not None else "PLAINTEXT"

@@ -1,7 +1,8 @@
 """Typed config: frozen dataclasses decoded from YAML with every error named by its key path.
 
 A component's config is a frozen dataclass. Field types drive decoding (``int``, ``float``, ``bool``,
-``str``, :class:`Duration`, :class:`ByteSize`, ``Literal[...]``, ``list[T]``, ``dict[str, T]``,
+``str``, :class:`Duration`, :class:`ByteSize`, secrets (:class:`~collector.config.opaque.Opaque` and its
+URL kinds: decoded from text, never echoed in an error), ``Literal[...]``, ``list[T]``, ``dict[str, T]``,
 ``T | None``, nested dataclasses); field metadata adds bounds (``ge``, ``gt``, ``le``, ``lt``, ``min_len``)
 ``alias`` (another accepted key name) and ``present_enables`` (for an optional section ``X | None``:
 the key written with no value, ``grpc:``, means "enabled with defaults", as in the OTel Collector).
@@ -23,6 +24,8 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Self, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from collector.config.opaque import Opaque
 
 T = TypeVar("T")
 
@@ -145,7 +148,7 @@ def _reads_text(tp: Any) -> bool:
         return len(inner) == 1 and _reads_text(inner[0])
     if get_origin(tp) is Literal:
         return all(isinstance(c, str) for c in get_args(tp))
-    return tp is str
+    return tp is str or (isinstance(tp, type) and issubclass(tp, Opaque))
 
 
 def join(path: str, key: str | int) -> str:
@@ -236,6 +239,8 @@ class Decoder:
             except ValueError as e:
                 self.error(path, str(e))
                 return tp(0)
+        if isinstance(tp, type) and issubclass(tp, Opaque):
+            return self._decode_opaque(tp, value, path)
         if tp is bool:
             if isinstance(value, bool):
                 return value
@@ -259,6 +264,19 @@ class Decoder:
             self.error(path, f"must be a string, got {_kind(value)}")
             return ""
         raise TypeError(f"config type {tp!r} not supported at {path}")
+
+    def _decode_opaque(self, tp: type[Opaque], value: Any, path: str) -> Opaque:
+        """A secret: a string (or a number, read as its text), never echoed in an error."""
+        if isinstance(value, Opaque):
+            return tp(value.reveal())
+        if isinstance(value, str):
+            return tp(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return tp(str(value))
+        kind = "nothing" if value is None else "a mapping" if isinstance(value, Mapping) else (
+            "a list" if isinstance(value, list) else f"a {type(value).__name__} (value not shown: a secret)")
+        self.error(path, f"must be a string, got {kind}")
+        return tp("")
 
     def _decode_union(self, options: list[Any], value: Any, path: str) -> Any:
         for opt in options:
@@ -395,6 +413,8 @@ def _zero(tp: Any) -> Any:
         return {}
     if origin is Literal:
         return get_args(tp)[0]
+    if isinstance(tp, type) and issubclass(tp, Opaque):
+        return tp("")
     return {int: 0, float: 0.0, str: "", bool: False}.get(tp)
 
 

@@ -20,6 +20,7 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector.component import Factory, Host, Kind, Settings
+from collector.config.opaque import Opaque
 from collector.config.schema import Duration, field
 from collector.config.tls import TLSClientConfig, read_pem, system_ca_bundle
 from collector.consumer import Capabilities
@@ -55,7 +56,7 @@ class KeepaliveConfig:
 class OTLPConfig(ExporterBaseConfig):
     endpoint: str
     tls: TLSClientConfig = DEFAULT_TLS
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Opaque] = field(default_factory=dict)
     compression: Literal["gzip", "none", ""] = "gzip"
     balancer_name: Literal["round_robin", "pick_first", ""] = "round_robin"
     authority: str = ""
@@ -126,7 +127,7 @@ class OTLPExporter:
         self._logger = settings.logger
         self._name = str(settings.id)
         self._target = grpc_target(config.endpoint)
-        self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
+        self._metadata = tuple((k.lower(), v.reveal()) for k, v in config.headers.items())
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] | None = None
         self._sender = QueuedRetrySender.from_config(settings, self._export, config)

@@ -27,11 +27,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.component import Factory, Host, Kind, Settings
+from collector.config.opaque import Opaque, has_userinfo, redact_url, scrub
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError, RefusedError
 from collector.exporters.helper import ExporterBaseConfig, QueuedRetrySender, rejected_spans
+from collector.exporters.redirect import REDIRECT_STATUSES, RedirectRefused, follow
 from collector.model import SpanBatch
 from collector.otlpjson import decode_response, encode_request
 
@@ -50,7 +52,7 @@ class OTLPHTTPConfig(ExporterBaseConfig):
     endpoint: str = ""
     traces_endpoint: str = ""
     tls: TLSClientConfig = DEFAULT_TLS
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Opaque] = field(default_factory=dict)
     compression: Literal["gzip", "none", ""] = "gzip"
     encoding: Literal["proto", "json"] = "proto"
 
@@ -62,6 +64,10 @@ class OTLPHTTPConfig(ExporterBaseConfig):
             url = getattr(self, key)
             if url and (problem := _url_problem(url)):
                 issues.append((key, problem))
+        auth = next((k for k in self.headers if k.lower() == "authorization"), None)
+        if auth is not None and has_userinfo(self.url):
+            issues.append((f"headers.{auth}", "the endpoint already carries credentials (user:password@): "
+                                              "give one or the other"))
         return issues
 
     @property
@@ -78,9 +84,9 @@ def _url_problem(url: str) -> str | None:
         parts = urlsplit(url)
         _ = parts.port
     except ValueError as e:
-        return f"invalid URL {url!r}: {e}"
+        return f"invalid URL {redact_url(url)!r}: {e}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"must be an http:// or https:// URL with a host, got {url!r}"
+        return f"must be an http:// or https:// URL with a host, got {redact_url(url)!r}"
     return None
 
 
@@ -132,7 +138,7 @@ class OTLPHTTPExporter:
         self._logger = settings.logger
         self._name = str(settings.id)
         self._url = config.url
-        headers = dict(config.headers)
+        headers = {k: v.reveal() for k, v in config.headers.items()}
         headers["Content-Type"] = PROTO_CONTENT_TYPE if config.encoding == "proto" else JSON_CONTENT_TYPE
         if config.compression == "gzip":
             headers["Content-Encoding"] = "gzip"
@@ -179,14 +185,26 @@ class OTLPHTTPExporter:
             raise RefusedError(f"otlphttp exporter {self._name} is not started")
         body = await self._body(batch)
         timeout = aiohttp.ClientTimeout(total=float(self._config.timeout) or None)
+        url = self._url
+        hops = 0
         try:
-            async with session.post(self._url, data=body, headers=self._headers, timeout=timeout) as resp:
-                if 200 <= resp.status < 300:
-                    return self._partial_success(await resp.read(), resp.content_type, batch)
-                error_body = await resp.content.read(_MAX_ERROR_BODY)
-                raise self._error(resp, error_body)
+            while True:
+                async with session.post(url, data=body, headers=self._headers, timeout=timeout,
+                                        allow_redirects=False) as resp:
+                    if resp.status in REDIRECT_STATUSES:
+                        hops += 1
+                        url = follow(url, resp.headers.get("Location"), hops)  # same origin only
+                        continue
+                    if 200 <= resp.status < 300:
+                        return self._partial_success(await resp.read(), resp.content_type, batch)
+                    error_body = await resp.content.read(_MAX_ERROR_BODY)
+                    raise self._error(resp, error_body)
+        except RedirectRefused as e:
+            raise PermanentError(str(e)) from None
         except aiohttp.ClientError as e:
-            raise ConsumerError(f"POST {self._url} failed: {e!r}", retriable=True) from e
+            # Never the exception's repr: aiohttp's carries the request's headers (Authorization ...).
+            text = scrub(f"{type(e).__name__}: {e}", [*self._config.headers.values(), url, self._url])
+            raise ConsumerError(f"POST {redact_url(self._url)} failed: {text}", retriable=True) from None
 
     def _error(self, resp: aiohttp.ClientResponse, body: bytes) -> ConsumerError:
         message = status_message(body, resp.content_type)

@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from collector.config import Opaque
 from pipelines.root_cause.model import LATENCY, Failure
 from pipelines.slo.burn import SloBurn
 
@@ -185,7 +186,7 @@ class Notification:
     """What one aggregation group tells one receiver at one flush (immutable: it crosses to a sender task).
 
     ``routing_key`` is filled in by the router for PagerDuty: the key chosen when the group first
-    triggered, reused for its repeats and its resolve.
+    triggered, reused for its repeats and its resolve; it prints as ``[REDACTED]``.
     """
 
     receiver: str
@@ -196,7 +197,7 @@ class Notification:
     alerts: tuple[AlertSnapshot, ...]  # firing first (most failures first), then resolved
     count: int  # failures counted in the group since it started
     external_url: str = ""
-    routing_key: str | None = None
+    routing_key: Opaque | None = None
 
     @property
     def firing(self) -> tuple[AlertSnapshot, ...]:

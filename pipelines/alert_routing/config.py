@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collector.component import ExtensionRef
-from collector.config import Duration, field
+from collector.config import NO_SECRET, Duration, Opaque, SecretPathURL, SecretURL, field
+from collector.config.opaque import has_userinfo
 from collector.exporters.helper import RetryConfig
 from pipelines.alert_routing.matchers import MatcherError, parse_matcher
 from pipelines.alert_routing.silences import SilencesError, read_silences
 from pipelines.ownership import OwnershipConfig, OwnershipSetting, ownership_refs
 
-DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_PAGERDUTY_URL = SecretURL("https://events.pagerduty.com/v2/enqueue")
 DEFAULT_GROUP_BY = ("team", "service", "span_name")
 RECEIVER_KINDS = ("webhook", "pagerduty", "slack")
 _LABEL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -65,14 +66,17 @@ class RateLimitConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """Alertmanager webhook v4 JSON POSTed to ``url``; ``max_alerts`` (0: all) truncates ``alerts``."""
+    """Alertmanager webhook v4 JSON POSTed to ``url``; ``max_alerts`` (0: all) truncates ``alerts``.
+    The URL prints with its password and path redacted, the header values as ``[REDACTED]``."""
 
-    url: str = field(min_len=1)
+    url: SecretPathURL = field(min_len=1)
     max_alerts: int = field(0, ge=0)
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Opaque] = field(default_factory=dict)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         yield from _url_issues("url", self.url)
+        if has_userinfo(self.url.reveal()) and any(k.lower() == "authorization" for k in self.headers):
+            yield "headers.Authorization", "the url already carries credentials (user:password@): give one or the other"
 
 
 @dataclass(frozen=True)
@@ -80,24 +84,26 @@ class PagerDutyConfig:
     """Events API v2. Without ``routing_key`` each alert's team is paged with the team's key from the
     ownership catalog; a team without one goes to ``fallback_receiver`` (or is counted undeliverable)."""
 
-    routing_key: str = ""
-    url: str = DEFAULT_PAGERDUTY_URL
+    routing_key: Opaque = NO_SECRET
+    url: SecretURL = DEFAULT_PAGERDUTY_URL
     fallback_receiver: str = ""
     client: str = "tracetriage"
+    insecure: bool = False
 
     def validate(self) -> Iterator[tuple[str, str]]:
-        yield from _url_issues("url", self.url)
+        yield from _url_issues("url", self.url, self.insecure, "the routing key")
 
 
 @dataclass(frozen=True)
 class SlackConfig:
     """Slack incoming webhook; ``channel`` overrides the webhook's default channel when set."""
 
-    webhook_url: str = field(min_len=1)
+    webhook_url: SecretPathURL = field(min_len=1)
     channel: str = ""
+    insecure: bool = False
 
     def validate(self) -> Iterator[tuple[str, str]]:
-        yield from _url_issues("webhook_url", self.webhook_url)
+        yield from _url_issues("webhook_url", self.webhook_url, self.insecure, "the webhook's token")
 
 
 @dataclass(frozen=True)
@@ -260,6 +266,13 @@ class Config:
             stack.extend((f"{path}.routes[{k}]", child) for k, child in enumerate(rc.routes))
 
 
-def _url_issues(key: str, url: str) -> Iterator[tuple[str, str]]:
-    if url and not url.startswith(("http://", "https://")):
+def _url_issues(key: str, url: SecretURL, insecure: bool = True, secret: str = "") -> Iterator[tuple[str, str]]:
+    """An http(s) URL; without ``insecure: true`` only https (``secret`` names what http would expose).
+    The URL is quoted redacted: a config error is printed and logged."""
+    if not url:
+        return
+    if url.scheme not in ("http", "https"):
         yield key, f"must be an http:// or https:// URL, got {url!r}"
+    elif url.scheme == "http" and not insecure:
+        yield key, (f"an http:// URL sends {secret} in clear text: use https://, or set insecure: true on this "
+                    f"receiver to allow it (got {url!r})")

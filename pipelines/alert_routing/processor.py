@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from collector import ComponentID, Host, Settings, TracesConsumer
+from collector.config import Opaque
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
 from collector.model import Trace
@@ -43,7 +44,7 @@ from pipelines.root_cause.model import FAILURES, Failure
 from pipelines.slo import ObjectiveStatus, SloBurn, SloProcessor
 
 _CAPABILITIES = Capabilities(trace_level=True)  # it only looks at the failures root_cause noted
-Binding = tuple[Notifier, str | None]  # the receiver that got the group's first page, and its routing key
+Binding = tuple[Notifier, Opaque | None]  # the receiver that got the group's first page, and its routing key
 SLO_ALERTNAME = "SLOBurn"
 
 
@@ -214,7 +215,7 @@ class AlertRoutingProcessor:
                 return notifier, notifier.routing_key
             key = self._ownership.get().pagerduty_key_for(service, team)
             if key:
-                return notifier, key
+                return notifier, Opaque(key)
             fallback = notifier.fallback_receiver
             if fallback and fallback not in seen and fallback in self._notifiers:
                 seen.add(fallback)

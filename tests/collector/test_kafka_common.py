@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, decode
+from collector.config import ConfigError, Opaque, decode
 from collector.exporters.kafka.config import KafkaExporterConfig
-from collector.kafka_common import client_kwargs
+from collector.kafka_common import KafkaClientConfig, client_kwargs
 from collector.receivers.kafka.config import KafkaReceiverConfig
 
 
@@ -73,3 +73,12 @@ def test_include_system_ca_certs_pool(ca: str) -> None:
     system = ssl.get_default_verify_paths()
     if system.cafile and Path(system.cafile).is_file():
         assert both_ctx.cert_store_stats()["x509_ca"] > 1
+
+
+def test_sasl_password_is_opaque_and_revealed_to_the_client() -> None:
+    cfg = decode(KafkaClientConfig, {"auth": {"sasl": {"mechanism": "PLAIN", "username": "u", "password": "k-pass-1"}}})
+    assert cfg.auth.sasl is not None and isinstance(cfg.auth.sasl.password, Opaque)
+    assert "k-pass-1" not in repr(cfg)
+    assert client_kwargs(cfg)["sasl_plain_password"] == "k-pass-1"
+    older = decode(KafkaClientConfig, {"auth": {"plain_text": {"username": "u", "password": "k-pass-2"}}})
+    assert client_kwargs(older)["sasl_plain_password"] == "k-pass-2" and "k-pass-2" not in repr(older)

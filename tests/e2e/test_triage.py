@@ -210,7 +210,7 @@ def test_failure_three_services_deep_pages_the_owner_of_the_root_cause(tmp_path:
       routes:
         - {{matchers: ['team="web"'], receiver: web-hook}}
     receivers:
-      - {{name: team-pager, pagerduty: {{url: "{capture.url}/pd"}}}}
+      - {{name: team-pager, pagerduty: {{url: "{capture.url}/pd", insecure: true}}}}
       - {{name: web-hook, webhook: {{url: "{capture.url}/web"}}}}
   tail_sampling:
     decision_wait: 1s

@@ -9,6 +9,11 @@ attempt waits for the rate limiter (asyncio-throttle), is bounded by ``timeout``
 retried when retryable (429, 408, 5xx, timeouts, connection errors) with jittered exponential backoff;
 a server's ``Retry-After`` is honoured when longer (up to a cap). A notification is given up
 (``status="failed"``) on a permanent error or once ``retry.max_elapsed_time`` would be exceeded.
+
+Secrets stay home: redirects are followed only to the same origin (scheme, host, port), at most
+``MAX_REDIRECTS`` times; a redirect elsewhere is not followed (neither body nor headers go there) and the
+notification fails (collector/exporters/redirect.py). Logs name the receiver's origin only, and client
+errors are scrubbed of the receiver's URL, headers and keys.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ import json
 import logging
 import time
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import aiohttp
 from asyncio_throttle.throttler import Throttler
 
 from collector import TraceTriageError
+from collector.config import Opaque, scrub
 from collector.exporters.helper import RETRY_AFTER_CAP, Backoff
+from collector.exporters.redirect import REDIRECT_STATUSES, RedirectRefused, follow, origin
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.config import ReceiverConfig
 from pipelines.alert_routing.metrics import AlertMetrics
@@ -102,6 +108,17 @@ class Notifier(abc.ABC):
 
     def headers(self) -> dict[str, str]:
         return JSON_HEADERS
+
+    def secrets(self) -> list[Opaque]:
+        """The receiver's secrets (its URL, header values, keys), scrubbed from every error it logs."""
+        cfg = getattr(self._config, self.kind, None)
+        out: list[Opaque] = []
+        for value in vars(cfg).values() if cfg is not None and hasattr(cfg, "__dict__") else ():
+            if isinstance(value, Opaque):
+                out.append(value)
+            elif isinstance(value, dict):
+                out.extend(v for v in value.values() if isinstance(v, Opaque))
+        return out
 
     # -- outbox -------------------------------------------------------------------------------------------
 
@@ -237,25 +254,44 @@ class Notifier(abc.ABC):
         session = self._session
         if session is None:
             raise NotifyError(f"receiver {self.name} is not started", retriable=True, retry_after=1.0)
-        where = _host_of(url)  # never the full URL: Slack and others carry secrets in the path
+        where = _origin_of(url)  # never the full URL: userinfo, and Slack's path, are secrets
         timeout = float(self._config.timeout)
+        headers = self.headers()
+        hops = 0
         try:
-            async with asyncio.timeout(timeout), session.post(url, data=data, headers=self.headers()) as resp:
-                status = resp.status
-                if 200 <= status < 300:
-                    await resp.read()
-                    return
-                preview = (await resp.content.read(ERROR_BODY_PREVIEW)).decode("utf-8", "replace")
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            async with asyncio.timeout(timeout):
+                while True:
+                    async with session.post(url, data=data, headers=headers, allow_redirects=False) as resp:
+                        status = resp.status
+                        if status in REDIRECT_STATUSES:
+                            hops += 1
+                            url = follow(url, resp.headers.get("Location"), hops)  # same origin only
+                            continue
+                        if 200 <= status < 300:
+                            await resp.read()
+                            return
+                        preview = (await resp.content.read(ERROR_BODY_PREVIEW)).decode("utf-8", "replace")
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        break
+        except RedirectRefused as e:
+            raise NotifyError(str(e), retriable=False) from None
         except TimeoutError:
             raise NotifyError(f"{where} did not answer within {timeout:g}s", retriable=True) from None
         except (aiohttp.ClientError, OSError) as e:
-            raise NotifyError(f"cannot reach {where}: {e!r}", retriable=True) from None
+            # Never the exception's repr: aiohttp's may carry the request's URL and headers.
+            text = scrub(f"{type(e).__name__}: {e}", [*self.secrets(), url])
+            raise NotifyError(f"cannot reach {where}: {text}", retriable=True) from None
         retriable = status in (408, 429) or status >= 500
+        preview = scrub(preview, self.secrets())
         raise NotifyError(f"{where} answered HTTP {status}: {preview!r}", retriable=retriable,
                           retry_after=retry_after)
 
 
-def _host_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the receiver"
+def _origin_of(url: str) -> str:
+    try:
+        scheme, host, port = origin(url)
+    except ValueError:
+        return "the receiver"
+    if not host:
+        return "the receiver"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

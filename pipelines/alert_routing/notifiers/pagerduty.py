@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from collector.config import Opaque
 from pipelines.alert_routing.alerts import Notification
 from pipelines.alert_routing.notifiers.base import Notifier, NotifyError
 
@@ -34,10 +35,10 @@ class PagerDutyNotifier(Notifier):
     __slots__ = ()
 
     @property
-    def routing_key(self) -> str:
-        """The receiver's own routing key ("" when each team's key comes from the catalog)."""
+    def routing_key(self) -> Opaque:
+        """The receiver's own routing key (empty when each team's key comes from the catalog)."""
         cfg = self._config.pagerduty
-        return cfg.routing_key if cfg is not None else ""
+        return cfg.routing_key if cfg is not None else Opaque()
 
     @property
     def fallback_receiver(self) -> str:
@@ -50,7 +51,7 @@ class PagerDutyNotifier(Notifier):
         key = notification.routing_key or cfg.routing_key
         if not key:
             raise NotifyError(f"no routing key for group {notification.group_key}", retriable=False)
-        return cfg.url, pagerduty_event(notification, key, cfg.client)
+        return cfg.url.reveal(), pagerduty_event(notification, key.reveal(), cfg.client)
 
 
 # An objective's burn (alert_routing's trigger slo or both): what the page says besides the summary
@@ -59,6 +60,7 @@ SLO_DETAILS = ("objective", "burn_rate_long", "burn_rate_short", "burn_rate_thre
 
 
 def pagerduty_event(n: Notification, routing_key: str, client: str = "tracetriage") -> dict[str, Any]:
+    """The event's JSON; ``routing_key`` is the revealed key (the body goes to PagerDuty only)."""
     if n.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": n.dedup_key}
     ex = n.example

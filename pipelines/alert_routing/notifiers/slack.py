@@ -23,7 +23,7 @@ class SlackNotifier(Notifier):
         message = slack_message(notification)
         if cfg.channel:
             message["channel"] = cfg.channel
-        return cfg.webhook_url, message
+        return cfg.webhook_url.reveal(), message
 
 
 def slack_message(n: Notification) -> dict[str, Any]:

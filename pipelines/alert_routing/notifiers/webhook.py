@@ -16,12 +16,14 @@ class WebhookNotifier(Notifier):
     def render(self, notification: Notification) -> tuple[str, dict[str, Any]]:
         cfg = self._config.webhook
         assert cfg is not None
-        return cfg.url, webhook_payload(notification, cfg.max_alerts)
+        return cfg.url.reveal(), webhook_payload(notification, cfg.max_alerts)
 
     def headers(self) -> dict[str, str]:
         cfg = self._config.webhook
         assert cfg is not None
-        return {**cfg.headers, **JSON_HEADERS} if cfg.headers else JSON_HEADERS
+        if not cfg.headers:
+            return JSON_HEADERS
+        return {**{k: v.reveal() for k, v in cfg.headers.items()}, **JSON_HEADERS}
 
 
 def webhook_payload(n: Notification, max_alerts: int = 0) -> dict[str, Any]:

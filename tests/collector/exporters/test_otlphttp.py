@@ -234,3 +234,62 @@ def test_config_urls_and_validation() -> None:
     assert "exporters.otlphttp.sending_queue.queue_size: must be >= 0" in text
     with pytest.raises(ConfigError, match="is required"):
         decode(otlphttp.OTLPHTTPConfig, {})
+
+
+async def test_redirect_to_another_host_is_not_followed(caplog: pytest.LogCaptureFixture) -> None:
+    """A second server on 127.0.0.1 (another origin) never sees the batch or the Authorization header."""
+    async with http_server() as (server, port), http_server() as (other, other_port):
+        server.always = (307, {"Location": f"http://127.0.0.1:{other_port}/v1/traces"}, b"")
+        exporter, settings = make_exporter(port, headers={"Authorization": "Bearer exporter-token-1"})
+        await exporter.start(Host())
+        with caplog.at_level(logging.INFO):
+            await exporter.consume_traces(make_batch(3))
+            await exporter.shutdown()
+    assert len(server.attempts) == 1  # refused at once, never retried
+    assert server.attempts[0][3]["Authorization"] == "Bearer exporter-token-1"
+    assert other.attempts == []
+    assert metric(settings, "otelcol_exporter_send_failed_spans") == 3
+    assert "another origin" in caplog.text and "exporter-token-1" not in caplog.text
+
+
+async def test_same_host_redirect_is_followed() -> None:
+    async with http_server() as (server, port):
+        server.script = [(308, {"Location": "/moved/v1/traces"}, b"")]
+        exporter, settings = make_exporter(port, headers={"X-Api-Key": "same-host-key"})
+        await exporter.start(Host())
+        batch = make_batch(2)
+        await exporter.consume_traces(batch)
+        await exporter.shutdown()
+    assert [a[1] for a in server.attempts] == ["/v1/traces", "/moved/v1/traces"]
+    assert server.attempts[1][3]["X-Api-Key"] == "same-host-key"
+    assert server.delivered[1] == batch.to_bytes()
+    assert metric(settings, "otelcol_exporter_sent_spans") == 2
+
+
+async def test_connection_errors_do_not_print_the_endpoint_password(caplog: pytest.LogCaptureFixture) -> None:
+    exporter, _ = make_exporter(free_port(), endpoint=f"http://otel:exp0rter-pass@127.0.0.1:{free_port()}",
+                                headers={"X-Api-Key": "api-key-9"},
+                                retry_on_failure=dict(FAST_RETRY, max_elapsed_time="200ms"))
+    await exporter.start(Host())
+    with caplog.at_level(logging.DEBUG):
+        await exporter.consume_traces(make_batch(1))
+        await exporter.shutdown()
+    assert "failed" in caplog.text
+    assert "exp0rter-pass" not in caplog.text and "api-key-9" not in caplog.text
+
+
+def test_header_values_are_opaque() -> None:
+    cfg = decode(otlphttp.OTLPHTTPConfig, {"endpoint": "http://h:4318", "headers": {"X-Api-Key": "k-123"}})
+    assert "k-123" not in repr(cfg) and cfg.headers["X-Api-Key"].reveal() == "k-123"
+    with pytest.raises(ConfigError) as info:
+        decode(otlphttp.OTLPHTTPConfig, {"endpoint": "ftp://u:pw-in-url@h/"}, "exporters.otlphttp")
+    assert "pw-in-url" not in str(info.value) and "exporters.otlphttp.endpoint" in str(info.value)
+
+
+def test_authorization_header_and_url_credentials_are_refused_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        decode(otlphttp.OTLPHTTPConfig, {"endpoint": "https://u:pw-9@h/", "headers": {"Authorization": "Bearer t-9"}},
+               "exporters.otlphttp")
+    text = str(info.value)
+    assert "exporters.otlphttp.headers.Authorization: the endpoint already carries credentials" in text
+    assert "pw-9" not in text and "t-9" not in text

@@ -125,11 +125,14 @@ class Received:
 @dataclass
 class CaptureServer:
     """An aiohttp server on 127.0.0.1 that records every JSON POST. ``script``: statuses to answer in order
-    (then ``default_status``); ``retry_after`` is sent with 429/503 answers when set."""
+    (then ``default_status``); ``retry_after`` is sent with 429/503 answers when set; a POST to a path in
+    ``redirects`` is answered ``redirect_status`` with that Location."""
 
     script: list[int] = field(default_factory=list)
     default_status: int = 200
     retry_after: str | None = None
+    redirects: dict[str, str] = field(default_factory=dict)
+    redirect_status: int = 307
     received: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -157,6 +160,9 @@ class CaptureServer:
         status = self.script.pop(0) if self.script else self.default_status
         self.answers.append(status)
         self._changed.set()
+        if request.path in self.redirects:
+            self.answers[-1] = self.redirect_status
+            return web.Response(status=self.redirect_status, headers={"Location": self.redirects[request.path]})
         headers = {"Retry-After": self.retry_after} if self.retry_after and status in (429, 503) else {}
         return web.json_response({"status": "ok" if status < 300 else "error"}, status=status, headers=headers)
 

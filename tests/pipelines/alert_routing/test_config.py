@@ -106,6 +106,12 @@ def test_continue_key() -> None:
         ({"max_groups": 0}, "max_groups", ">= 1"),
         ({"ownership": {"default_team": ""}}, "ownership.default_team", "must not be empty"),
         ({"bogus": 1}, "bogus", "unknown key"),
+        ({"receivers": [{"name": "default", "webhook": {"url": "https://u:p@x/h", "headers": {"authorization": "t"}}}]},
+         "receivers[0].webhook.headers.Authorization", "already carries credentials"),
+        ({"receivers": [{"name": "default", "pagerduty": {"url": "http://pd.internal/v2/enqueue"}}]},
+         "receivers[0].pagerduty.url", "an http:// URL sends the routing key in clear text"),
+        ({"receivers": [{"name": "default", "slack": {"webhook_url": "http://hooks.example/services/T/B/X"}}]},
+         "receivers[0].slack.webhook_url", "set insecure: true"),
     ],
 )
 def test_errors_name_the_key_path(patch: dict[str, Any], where: str, words: str) -> None:
@@ -114,3 +120,36 @@ def test_errors_name_the_key_path(patch: dict[str, Any], where: str, words: str)
     matching = [i for i in info.value.issues if i.path == f"{PATH}.{where}"]
     assert matching, info.value
     assert any(words in i.message for i in matching), info.value
+
+
+def test_http_pagerduty_and_slack_need_insecure() -> None:
+    cfg = decode(Config, {**MINIMAL, "receivers": [
+        {"name": "default", "pagerduty": {"url": "http://pd.internal/v2/enqueue", "insecure": True}},
+        {"name": "chat", "slack": {"webhook_url": "http://hooks.example/services/T/B/X", "insecure": True}},
+    ]})
+    assert cfg.receivers[0].pagerduty is not None and cfg.receivers[0].pagerduty.insecure
+    assert cfg.receivers[1].slack is not None and cfg.receivers[1].slack.insecure
+    https = decode(Config, {**MINIMAL, "receivers": [{"name": "default", "pagerduty": {"routing_key": "K"}}]})
+    assert https.receivers[0].pagerduty is not None and not https.receivers[0].pagerduty.insecure
+
+
+def test_secrets_are_opaque_and_errors_do_not_echo_them() -> None:
+    cfg = decode(Config, {**MINIMAL, "receivers": [
+        {"name": "default", "pagerduty": {"routing_key": "PD-KEY-42"}},
+        {"name": "chat", "slack": {"webhook_url": "https://hooks.slack.com/services/T1/B1/slack-token-77"}},
+        {"name": "hook", "webhook": {"url": "https://bot:hook-pass@alerts.example/t/hook-token-88",
+                                    "headers": {"X-Api-Key": "api-key-99"}}},
+    ]})
+    text = repr(cfg)
+    for secret in ("PD-KEY-42", "slack-token-77", "hook-pass", "hook-token-88", "api-key-99"):
+        assert secret not in text
+    assert "https://hooks.slack.com/[REDACTED]" in text and "https://bot:[REDACTED]@alerts.example/[REDACTED]" in text
+    with pytest.raises(ConfigError) as info:
+        decode(Config, {**MINIMAL, "receivers": [
+            {"name": "default", "slack": {"webhook_url": "http://hooks.slack.com/services/T1/B1/slack-token-77"}},
+            {"name": "hook", "webhook": {"url": "ftp://bot:hook-pass@alerts.example/hook-token-88"}},
+        ]}, PATH)
+    text = str(info.value)
+    assert f"{PATH}.receivers[0].slack.webhook_url" in text and f"{PATH}.receivers[1].webhook.url" in text
+    for secret in ("slack-token-77", "hook-pass", "hook-token-88"):
+        assert secret not in text

@@ -1,5 +1,6 @@
 """Receivers against real HTTP servers on 127.0.0.1: retry on 503/429 (honouring Retry-After), no retry
-on 400, giving up, a server that never answers, the bounded outbox, the rate limit."""
+on 400, giving up, a server that never answers, the bounded outbox, the rate limit; redirects followed on
+the same origin only (a second server on 127.0.0.1 stands for another host); errors that keep secrets out."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from collector import Telemetry
 from collector.config import decode
+from collector.exporters.redirect import MAX_REDIRECTS
 from pipelines.alert_routing.alerts import Alert, Notification
 from pipelines.alert_routing.config import ReceiverConfig
 from pipelines.alert_routing.metrics import AlertMetrics
@@ -45,8 +47,9 @@ def notification(n: int = 0, status: str = "firing") -> Notification:
                         group_labels={"team": "payments"}, status=status, alerts=(alert.snapshot(""),), count=1)
 
 
-def notifier(url: str, telemetry: Telemetry, **raw: Any) -> Notifier:
-    cfg = decode(ReceiverConfig, {"name": "r", "webhook": {"url": url}, "retry": FAST_RETRY, **raw})
+def notifier(url: str, telemetry: Telemetry, headers: dict[str, str] | None = None, **raw: Any) -> Notifier:
+    hook = {"url": url, "headers": headers} if headers else {"url": url}
+    cfg = decode(ReceiverConfig, {"name": "r", "webhook": hook, "retry": FAST_RETRY, **raw})
     return make_notifier(cfg, AlertMetrics(telemetry), logging.getLogger("test.notifier"))
 
 
@@ -184,3 +187,85 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+@pytest.fixture
+async def other_server() -> AsyncIterator[CaptureServer]:
+    """A second server on 127.0.0.1: another origin (its own port), where nothing may ever arrive."""
+    srv = await CaptureServer().start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_redirect_to_another_host_is_not_followed(server: CaptureServer, other_server: CaptureServer,
+                                                        session: aiohttp.ClientSession, status: int,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    server.redirects = {"/hook": f"{other_server.url}/steal"}
+    server.redirect_status = status
+    tel = Telemetry()
+    n = notifier(server.url + "/hook", tel, headers={"X-Api-Key": "key-for-the-hook-only"})
+    await n.start(session)
+    with caplog.at_level(logging.INFO, logger="test.notifier"):
+        n.enqueue(notification())
+        await finish(n)
+    assert server.answers == [status]  # asked once: a redirect elsewhere is permanent, not retried
+    assert other_server.received == []  # neither the body nor the X-Api-Key went there
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="failed") == 1
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="sent") == 0
+    assert "another origin" in caplog.text and "not followed" in caplog.text
+    assert "key-for-the-hook-only" not in caplog.text
+
+
+async def test_pagerduty_routing_key_is_not_posted_to_a_redirect_target(
+        server: CaptureServer, other_server: CaptureServer, session: aiohttp.ClientSession) -> None:
+    server.redirects = {"/pd": f"{other_server.url}/pd"}
+    tel = Telemetry()
+    cfg = decode(ReceiverConfig, {"name": "r", "retry": FAST_RETRY, "pagerduty": {
+        "url": server.url + "/pd", "routing_key": "PD-KEY-STAYS-HOME", "insecure": True}})
+    n = make_notifier(cfg, AlertMetrics(tel), logging.getLogger("test.notifier"))
+    await n.start(session)
+    n.enqueue(notification())
+    await finish(n)
+    assert server.bodies("/pd")[0]["routing_key"] == "PD-KEY-STAYS-HOME"
+    assert other_server.received == []
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="failed") == 1
+
+
+async def test_same_host_redirect_is_followed(server: CaptureServer, session: aiohttp.ClientSession) -> None:
+    server.redirects = {"/old": "/new"}  # relative: the same origin
+    tel = Telemetry()
+    n = notifier(server.url + "/old", tel, headers={"Authorization": "Bearer same-host"})
+    await n.start(session)
+    n.enqueue(notification())
+    await finish(n)
+    assert [r.path for r in server.received] == ["/old", "/new"]
+    assert server.received[1].body["groupKey"] == "group-0"  # the body is posted again, to the same host
+    assert server.received[1].headers["Authorization"] == "Bearer same-host"
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="sent") == 1
+
+
+async def test_redirect_loop_on_the_same_host_gives_up(server: CaptureServer, session: aiohttp.ClientSession) -> None:
+    server.redirects = {"/a": "/b", "/b": "/a"}
+    tel = Telemetry()
+    n = notifier(server.url + "/a", tel)
+    await n.start(session)
+    n.enqueue(notification())
+    await finish(n)
+    assert len(server.received) == MAX_REDIRECTS + 1
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="failed") == 1
+
+
+async def test_errors_name_the_origin_only(server: CaptureServer, session: aiohttp.ClientSession,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    server.script = [500]
+    host_port = server.url.removeprefix("http://")
+    n = notifier(f"http://alerts:hunter2-pass@{host_port}/hooks/path-token-0123456789", Telemetry())
+    await n.start(session)
+    with caplog.at_level(logging.INFO, logger="test.notifier"):
+        n.enqueue(notification())
+        await finish(n)
+    assert server.answers == [500, 200]
+    assert server.received[0].headers["Authorization"].startswith("Basic ")  # the password is still sent
+    assert f"http://{host_port} answered HTTP 500" in caplog.text
+    assert "hunter2-pass" not in caplog.text and "path-token-0123456789" not in caplog.text
