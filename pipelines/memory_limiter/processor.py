@@ -33,6 +33,7 @@ from pipelines.memory_limiter.sysmem import total_memory
 
 PREFIX = "tracetriage_memory_limiter_"
 GC_TIME_SHARE_INVERSE = 9  # wait 9 times a forced collection's duration before the next: at most 10 % of the time
+MIN_RATIONED_GC_S = 0.01  # forced collections shorter than this are not rationed
 
 
 class _Metrics:
@@ -259,8 +260,10 @@ class MemoryLimiter:
         # A forced collection stops the event loop (a full GC and a heap trim: 0.1 - 0.4 s on a few hundred
         # MiB), and while the memory is held data it frees little: collecting at every check would starve
         # the very pipeline that must drain. So at most a tenth of the time goes to forced collections.
+        # (A collection shorter than MIN_RATIONED_GC_S stops nothing worth rationing.)
         since = time.monotonic() - self._last_gc
-        return since >= min_interval and since >= GC_TIME_SHARE_INVERSE * self._gc_cost
+        cost = self._gc_cost if self._gc_cost >= MIN_RATIONED_GC_S else 0.0
+        return since >= min_interval and since >= GC_TIME_SHARE_INVERSE * cost
 
     def _collect(self) -> int:
         t0 = time.monotonic()
