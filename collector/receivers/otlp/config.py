@@ -15,6 +15,10 @@ receivers:
       http:
         endpoint: localhost:4318
         max_request_body_size: 20MiB
+        read_header_timeout: 1m
+        read_timeout: 1m
+        idle_timeout: 1m
+        max_connections: 0          # 0: half the process's open-file limit
         traces_url_path: /v1/traces
         cors: {allowed_origins: ["https://*.example.com"], allowed_headers: [x-tenant], max_age: 7200}
 ```
@@ -115,7 +119,7 @@ class GRPCConfig:
 class HTTPConfig:
     NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {
         **_SERVER_OPTIONS, "response_headers": "", "compression_algorithms": "gzip and deflate are accepted",
-        "read_timeout": "", "read_header_timeout": "", "write_timeout": "", "idle_timeout": "",
+        "write_timeout": "",
         "keep_alives_enabled": "", "metrics_url_path": "tracetriage accepts traces only",
         "logs_url_path": "tracetriage accepts traces only", "profiles_url_path": "tracetriage accepts traces only",
     }
@@ -123,6 +127,10 @@ class HTTPConfig:
     endpoint: str = "localhost:4318"
     max_request_body_size: ByteSize = field(ByteSize(20 * MIB), gt=0)
     traces_url_path: str = "/v1/traces"
+    read_header_timeout: Duration = field(Duration(60.0), ge=0)
+    read_timeout: Duration = field(Duration(60.0), ge=0)
+    idle_timeout: Duration = field(Duration(60.0), ge=0)
+    max_connections: int = field(0, ge=0)
     tls: TLSServerConfig | None = None
     cors: CORSConfig | None = field(None, present_enables=True)
 
