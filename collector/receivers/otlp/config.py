@@ -105,7 +105,7 @@ class GRPCConfig:
 
     endpoint: str = "localhost:4317"
     max_recv_msg_size_mib: int = field(4, ge=1)
-    max_concurrent_streams: int = field(DEFAULT_MAX_CONCURRENT_STREAMS, ge=1)
+    max_concurrent_streams: int = field(DEFAULT_MAX_CONCURRENT_STREAMS, ge=0)  # 0: unlimited
     keepalive: KeepaliveServerConfig = field(default_factory=KeepaliveServerConfig)
     tls: TLSServerConfig | None = None
 

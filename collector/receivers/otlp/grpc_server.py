@@ -58,8 +58,9 @@ def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
     options = [
         ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", cfg.max_recv_msg_size_mib * MIB),
-        ("grpc.max_concurrent_streams", cfg.max_concurrent_streams),  # advertised in SETTINGS, and enforced
     ]
+    if cfg.max_concurrent_streams > 0:  # advertised in SETTINGS, and enforced; 0 (upstream's default): no limit
+        options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
     for name, arg in _MS_OPTIONS:
         seconds = getattr(params, name)
         if seconds > 0:

@@ -360,6 +360,8 @@ def test_keepalive_options_mapped() -> None:
     defaults = dict(server_options(GRPCConfig()))
     assert "grpc.max_connection_idle_ms" not in defaults and "grpc.keepalive_time_ms" not in defaults
     assert defaults["grpc.keepalive_permit_without_calls"] == 0
+    assert defaults["grpc.max_concurrent_streams"] == DEFAULT_MAX_CONCURRENT_STREAMS
+    assert "grpc.max_concurrent_streams" not in dict(server_options(GRPCConfig(max_concurrent_streams=0)))
 
 
 async def test_keepalive_pings_within_policy_served() -> None:
