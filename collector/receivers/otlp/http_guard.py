@@ -224,7 +224,13 @@ class QuietServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 class GuardedSite(web.TCPSite):
-    """A TCP site whose connections go through ``guard`` before aiohttp's handler."""
+    """A TCP site whose connections go through ``guard`` before aiohttp's handler.
+
+    aiohttp offers no hook for the protocol factory, so ``start`` does what ``TCPSite.start`` does with
+    ``guard`` in front, reading the site's own settings (``_host``, ``_port``, ``_ssl_context``,
+    ``_backlog``); the tests of the receiver run through it, so an aiohttp upgrade that moves them fails
+    there first.
+    """
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, guard: ConnectionGuard,
                  ssl_context: Any = None, ssl_handshake_timeout: float | None = None, backlog: int = 1024) -> None:
