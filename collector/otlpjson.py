@@ -43,6 +43,13 @@ _CONTAINERS = {
 def decode_request(data: bytes | str) -> ExportTraceServiceRequest:
     """Parse an OTLP/JSON ``ExportTraceServiceRequest``; raise ValueError saying what is wrong and where."""
     try:
+        return _decode_request(data)
+    except RecursionError:  # a hostile document nested deeper than any OTLP request: a client error
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _decode_request(data: bytes | str) -> ExportTraceServiceRequest:
+    try:
         doc = json.loads(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
     except UnicodeDecodeError as e:
         raise ValueError(f"request body is not UTF-8: {e}") from None

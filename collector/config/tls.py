@@ -65,7 +65,9 @@ class TLSServerConfig:
             read_pem(self.client_ca_file, "client CA")
             ctx.load_verify_locations(self.client_ca_file)
             ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        # The HTTP servers speak HTTP/1.1 only: offering h2 would let a client (curl's default) pick a
+        # protocol the server then cannot read. gRPC does its own TLS and ALPN (grpc_server.py).
+        ctx.set_alpn_protocols(["http/1.1"])
         return ctx
 
 

@@ -120,3 +120,16 @@ def test_responses_and_status() -> None:
     from google.rpc import status_pb2
 
     assert json.loads(encode_message(status_pb2.Status(code=14, message="busy"))) == {"code": 14, "message": "busy"}
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"resourceSpans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"a": ' * 100_000 + b"1" + b"}" * 100_000,
+    # Shallow enough for json, too deep for the walk over ids and for protobuf's parser.
+    b'{"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": '
+    + b'{"kvlistValue": {"values": [{"key": "k", "value": ' * 300 + b'{"intValue": 1}' + b"}]}}" * 300
+    + b"}]}}]}",
+])
+def test_deeply_nested_json_is_a_value_error(doc: bytes) -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_request(doc)

@@ -43,6 +43,35 @@ def retry_info_metadata(message: str, delay: float) -> _Metadata:
     return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 
+_MS_OPTIONS = (  # keepalive.server_parameters.* / enforcement_policy.* -> gRPC core channel args
+    ("max_connection_idle", "grpc.max_connection_idle_ms"),
+    ("max_connection_age", "grpc.max_connection_age_ms"),
+    ("max_connection_age_grace", "grpc.max_connection_age_grace_ms"),
+    ("time", "grpc.keepalive_time_ms"),
+    ("timeout", "grpc.keepalive_timeout_ms"),
+)
+
+
+def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
+    """The grpc.aio server options for ``cfg``; a keepalive duration of 0 keeps gRPC's default."""
+    params, policy = cfg.keepalive.server_parameters, cfg.keepalive.enforcement_policy
+    options = [
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", cfg.max_recv_msg_size_mib * MIB),
+    ]
+    if cfg.max_concurrent_streams > 0:  # advertised in SETTINGS, and enforced; 0 (upstream's default): no limit
+        options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
+    for name, arg in _MS_OPTIONS:
+        seconds = getattr(params, name)
+        if seconds > 0:
+            options.append((arg, max(1, round(seconds * 1000))))
+    if policy.min_time > 0:  # the least time between a client's pings when no data is sent
+        options.append(("grpc.http2.min_ping_interval_without_data_ms", max(1, round(policy.min_time * 1000))))
+    # Server side, this also lets clients ping while no RPC is open (else they are struck off as abusive).
+    options.append(("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)))
+    return options
+
+
 class GRPCServer:
     """One grpc.aio server bound to the configured endpoint. ``start()`` returns the bound port."""
 
@@ -81,14 +110,7 @@ class GRPCServer:
                 root_certificates=client_ca,
                 require_client_auth=client_ca is not None,
             )
-        max_bytes = cfg.max_recv_msg_size_mib * MIB
-        server = grpc.aio.server(
-            handlers=self._handlers(),
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", max_bytes),
-            ],
-        )
+        server = grpc.aio.server(handlers=self._handlers(), options=server_options(cfg))
         try:
             if credentials is None:
                 bound = server.add_insecure_port(address)

@@ -8,6 +8,7 @@ on error, with the status codes of the OTLP/HTTP spec.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import zlib
@@ -25,6 +26,15 @@ from collector.errors import ConsumerError
 from collector.receivers.otlp.config import HTTPConfig
 from collector.receivers.otlp.cors import cors_middleware
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.receivers.otlp.http_guard import (
+    ConnectionGuard,
+    GuardCounters,
+    GuardedSite,
+    QuietServerLog,
+    Throttled,
+    auto_max_connections,
+)
+from collector.telemetry import Telemetry
 from collector.wire import certainly_valid
 
 Format = Literal["proto", "json"]
@@ -34,6 +44,7 @@ _GRPC_CODE_FOR_HTTP = {
     400: code_pb2.INVALID_ARGUMENT,
     404: code_pb2.NOT_FOUND,
     405: code_pb2.UNIMPLEMENTED,
+    408: code_pb2.DEADLINE_EXCEEDED,
     413: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
     500: code_pb2.INTERNAL,
@@ -41,6 +52,9 @@ _GRPC_CODE_FOR_HTTP = {
 }
 _OTHER_SIGNAL_PATHS = {"/v1/metrics": "metrics", "/v1/logs": "logs", "/v1development/profiles": "profiles"}
 _READ_CHUNK = 64 * 1024
+_NO_IDLE_LIMIT = 365 * 24 * 3600.0  # aiohttp closes at once with 0: "no limit" is a year
+OFF_LOOP_JSON_BYTES = 256 * 1024
+"""JSON bodies larger than this are decoded in a worker thread, so that they cannot stall the event loop."""
 
 
 class _HTTPError(Exception):
@@ -115,18 +129,22 @@ class _Inflater:
 class HTTPServer:
     """One aiohttp server bound to the configured endpoint. ``start()`` returns the bound port."""
 
-    def __init__(self, config: HTTPConfig, handler: ExportHandler, logger: logging.Logger) -> None:
+    def __init__(self, config: HTTPConfig, handler: ExportHandler, logger: logging.Logger,
+                 telemetry: Telemetry, receiver: str) -> None:
         self._config = config
         self._handler = handler
         self._logger = logger
+        self._counters = _counters(telemetry, receiver)
+        self._read_timeout_log = Throttled(logger, f"otlp/http: request bodies cut after read_timeout "
+                                                   f"({config.read_timeout:g}s)")
         self._limit = int(config.max_request_body_size)
         self._traces_path = config.traces_path
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
-    def _app(self) -> web.Application:
+    def _app(self, guard: ConnectionGuard) -> web.Application:
         cors = self._config.cors
-        middlewares = []
+        middlewares = [guard.middleware()]
         if cors is not None and cors.allowed_origins:
             middlewares.append(cors_middleware(cors))
         elif cors is not None and cors.allowed_headers:
@@ -144,24 +162,31 @@ class HTTPServer:
         cfg = self._config
         host, port = listen_address(cfg.endpoint, "localhost:4318")
         ssl_context = cfg.tls.ssl_context() if cfg.tls is not None else None
+        max_connections = cfg.max_connections or auto_max_connections()
+        guard = ConnectionGuard(max_connections=max_connections, read_header_timeout=cfg.read_header_timeout,
+                                counters=self._counters, logger=self._logger)
         runner = web.AppRunner(
-            self._app(),
+            self._app(guard),
             handle_signals=False,
             access_log=None,
             auto_decompress=False,  # we inflate ourselves, with a bound
             shutdown_timeout=grace,
+            keepalive_timeout=cfg.idle_timeout or _NO_IDLE_LIMIT,  # also covers a connection that sends nothing
+            logger=QuietServerLog(self._logger, self._counters.malformed),
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            site = GuardedSite(runner, host, port, guard=guard, ssl_context=ssl_context,
+                               ssl_handshake_timeout=cfg.read_header_timeout or None)
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        self._logger.info("Starting HTTP server on %s (endpoint %s%s, traces at %s)", format_address(host, self.port),
-                          cfg.endpoint, ", TLS" if ssl_context is not None else "", self._traces_path)
+        self._logger.info("Starting HTTP server on %s (endpoint %s%s, traces at %s, max_connections %d)",
+                          format_address(host, self.port), cfg.endpoint, ", TLS" if ssl_context is not None else "",
+                          self._traces_path, max_connections)
         return self.port
 
     async def stop(self) -> None:
@@ -210,9 +235,24 @@ class HTTPServer:
                 "use application/x-protobuf or application/json",
                 None,
             )
+        read_timeout = self._config.read_timeout
         try:
-            body = await self._read_body(request)
-            trace_request: ExportTraceServiceRequest | None = _decode(body, fmt)
+            async with asyncio.timeout(read_timeout if read_timeout > 0 else None):
+                body = await self._read_body(request)
+        except _HTTPError as e:
+            return status_response(e.status, e.message, fmt)
+        except TimeoutError:
+            self._counters.timed_out("read").inc()
+            self._read_timeout_log.note(str(request.remote))
+            request.content.feed_eof()  # no lingering read of the rest: the connection closes after the answer
+            response = status_response(408, f"request body not received within {read_timeout:g}s", fmt)
+            response.force_close()
+            return response
+        try:
+            if fmt == "json" and len(body) > OFF_LOOP_JSON_BYTES:
+                trace_request: ExportTraceServiceRequest | None = await asyncio.to_thread(_decode, body, fmt)
+            else:
+                trace_request = _decode(body, fmt)
         except _HTTPError as e:
             return status_response(e.status, e.message, fmt)
         payload = body if fmt == "proto" else None  # protobuf: validated; the handler works from the bytes
@@ -244,6 +284,25 @@ def _decode(body: bytes, fmt: Format) -> ExportTraceServiceRequest | None:
         return otlpjson.decode_request(body)
     except ValueError as e:
         raise _HTTPError(400, f"cannot decode JSON ExportTraceServiceRequest: {e}") from None
+
+
+def _counters(telemetry: Telemetry, receiver: str) -> GuardCounters:
+    labels = ("receiver",)
+    refused = telemetry.counter("tracetriage_receiver_http_connections_refused",
+                                "Connections refused because the listener had max_connections open.", labels)
+    timed_out = telemetry.counter("tracetriage_receiver_http_timeouts",
+                                  "Connections or requests cut by read_header_timeout (timeout=read_header) or "
+                                  "read_timeout (timeout=read).", ("receiver", "timeout"))
+    malformed = telemetry.counter("tracetriage_receiver_http_malformed_requests",
+                                  "Requests that were not valid HTTP/1.1 (answered 400, connection closed).", labels)
+    open_connections = telemetry.gauge("tracetriage_receiver_http_open_connections",
+                                       "Connections open on the OTLP/HTTP listener.", labels)
+    return GuardCounters(
+        refused=refused.labels(receiver=receiver),
+        timed_out=lambda kind: timed_out.labels(receiver=receiver, timeout=kind),
+        malformed=malformed.labels(receiver=receiver),
+        open_connections=open_connections.labels(receiver=receiver),
+    )
 
 
 def _other_signal(signal: str) -> Handler:

@@ -38,7 +38,8 @@ class OTLPReceiver:
         protocols: ProtocolsConfig = config.protocols
         grpc_cfg, http_cfg = protocols.grpc, protocols.http
         self._grpc = GRPCServer(grpc_cfg, handler, settings.logger) if grpc_cfg is not None else None
-        self._http = HTTPServer(http_cfg, handler, settings.logger) if http_cfg is not None else None
+        self._http = (HTTPServer(http_cfg, handler, settings.logger, settings.telemetry, str(settings.id))
+                      if http_cfg is not None else None)
         self._grpc_endpoint = grpc_cfg.endpoint if grpc_cfg is not None else ""
         self._http_endpoint = http_cfg.endpoint if http_cfg is not None else ""
         self._started = False

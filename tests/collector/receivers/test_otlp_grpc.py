@@ -19,7 +19,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collector.receivers.otlp import OTLPReceiver
+from collector.config import ConfigError, Duration, decode
+from collector.receivers.otlp import GRPCConfig, OTLPReceiver, OTLPReceiverConfig, ProtocolsConfig
+from collector.receivers.otlp.config import (
+    DEFAULT_MAX_CONCURRENT_STREAMS,
+    KeepaliveEnforcementPolicy,
+    KeepaliveServerConfig,
+    KeepaliveServerParameters,
+)
+from collector.receivers.otlp.grpc_server import server_options
 from collector.telemetry import Telemetry
 from tests.collector.receivers.test_otlp_support import (
     TRACE_EXPORT,
@@ -256,3 +264,127 @@ async def test_shutdown_lets_in_flight_request_finish() -> None:
         response = await call
     assert not response.HasField("partial_success")
     assert consumer.span_count == 2
+
+
+# --- bounded clients: streams per connection, keepalive --------------------------------------------
+
+
+def grpc_only(**options: Any) -> OTLPReceiverConfig:
+    return OTLPReceiverConfig(protocols=ProtocolsConfig(grpc=GRPCConfig(endpoint="127.0.0.1:0", **options)))
+
+
+async def server_settings(port: int) -> dict[int, int]:
+    """The SETTINGS the server sends a raw HTTP/2 client (RFC 9113, section 6.5)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9)[:3] + b"\x04\x00" + bytes(4))
+        await writer.drain()
+        while True:
+            header = await asyncio.wait_for(reader.readexactly(9), 5)
+            length, kind, flags = int.from_bytes(header[:3]), header[3], header[4]
+            payload = await reader.readexactly(length)
+            if kind == 0x4 and not flags & 0x1:  # SETTINGS, not an ACK
+                return {int.from_bytes(payload[i:i + 2]): int.from_bytes(payload[i + 2:i + 6])
+                        for i in range(0, length, 6)}
+    finally:
+        writer.close()
+
+
+async def idle_stream(channel: Any, release: asyncio.Event) -> Any:
+    """An RPC whose client opens the stream and sends nothing until ``release``."""
+    async def nothing() -> AsyncIterator[bytes]:
+        await release.wait()
+        return
+        yield b""  # an async generator that yields nothing
+
+    call = channel.stream_unary(TRACE_EXPORT)(nothing())
+    await asyncio.sleep(0)
+    return call
+
+
+async def test_max_concurrent_streams_advertised() -> None:
+    async with running(grpc_only()) as (rcv, _):
+        assert (await server_settings(rcv.grpc_port))[0x3] == DEFAULT_MAX_CONCURRENT_STREAMS
+    async with running(grpc_only(max_concurrent_streams=7)) as (rcv, _):
+        assert (await server_settings(rcv.grpc_port))[0x3] == 7
+
+
+@pytest.mark.parametrize("limit", [2, 3])
+async def test_streams_past_the_limit_wait(limit: int) -> None:
+    """Two idle streams fill a limit of 2: a third RPC on that connection is held back; with a limit of 3
+    it is served at once."""
+    async with (
+        running(grpc_only(max_concurrent_streams=limit)) as (rcv, consumer),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}") as channel,
+    ):
+        await export_call(channel)(make_request(1).SerializeToString(), timeout=5)  # connected
+        idle = [await idle_stream(channel, asyncio.Event()) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        third = asyncio.ensure_future(export_call(channel)(make_request(2).SerializeToString(), timeout=10))
+        done, _ = await asyncio.wait([third], timeout=1.5)
+        assert bool(done) == (limit > 2)
+        assert consumer.span_count == (3 if limit > 2 else 1)
+        for call in [*idle, third]:
+            call.cancel()
+
+
+async def test_max_connection_age_grace_ends_idle_streams() -> None:
+    """With max_connection_age and its grace, a stream that never sends is cut instead of held forever."""
+    keepalive = KeepaliveServerConfig(server_parameters=KeepaliveServerParameters(
+        max_connection_age=Duration(0.3), max_connection_age_grace=Duration(0.3)))
+    async with (
+        running(grpc_only(keepalive=keepalive)) as (rcv, consumer),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}") as channel,
+    ):
+        call = await idle_stream(channel, asyncio.Event())
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await asyncio.wait_for(call, 10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await assert_still_serving(channel, consumer)  # a new connection is served
+
+
+def test_keepalive_options_mapped() -> None:
+    cfg = decode(GRPCConfig, {"max_concurrent_streams": 50, "keepalive": {
+        "server_parameters": {"max_connection_idle": "1m", "max_connection_age": "30m",
+                              "max_connection_age_grace": "5s", "time": "2h", "timeout": "20s"},
+        "enforcement_policy": {"min_time": "10s", "permit_without_stream": True}}})
+    options = dict(server_options(cfg))
+    assert options["grpc.max_concurrent_streams"] == 50
+    assert options["grpc.max_connection_idle_ms"] == 60_000
+    assert options["grpc.max_connection_age_ms"] == 1_800_000
+    assert options["grpc.max_connection_age_grace_ms"] == 5_000
+    assert options["grpc.keepalive_time_ms"] == 7_200_000
+    assert options["grpc.keepalive_timeout_ms"] == 20_000
+    assert options["grpc.http2.min_ping_interval_without_data_ms"] == 10_000
+    assert options["grpc.keepalive_permit_without_calls"] == 1
+    defaults = dict(server_options(GRPCConfig()))
+    assert "grpc.max_connection_idle_ms" not in defaults and "grpc.keepalive_time_ms" not in defaults
+    assert defaults["grpc.keepalive_permit_without_calls"] == 0
+    assert defaults["grpc.max_concurrent_streams"] == DEFAULT_MAX_CONCURRENT_STREAMS
+    assert "grpc.max_concurrent_streams" not in dict(server_options(GRPCConfig(max_concurrent_streams=0)))
+
+
+async def test_keepalive_pings_within_policy_served() -> None:
+    """A client pinging every second, allowed by min_time 1s and permit_without_stream, keeps its connection."""
+    keepalive = KeepaliveServerConfig(enforcement_policy=KeepaliveEnforcementPolicy(
+        min_time=Duration(1.0), permit_without_stream=True))
+    client_options = [("grpc.keepalive_time_ms", 1000), ("grpc.keepalive_permit_without_calls", 1),
+                      ("grpc.http2.max_pings_without_data", 0)]
+    async with (
+        running(grpc_only(keepalive=keepalive)) as (rcv, consumer),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}", options=client_options) as channel,
+    ):
+        await assert_still_serving(channel, consumer)
+        await asyncio.sleep(3.5)
+        assert channel.get_state() == grpc.ChannelConnectivity.READY
+        await assert_still_serving(channel, consumer)
+
+
+def test_tls_min_version_13_refused_on_grpc() -> None:
+    with pytest.raises(ConfigError) as err:
+        decode(OTLPReceiverConfig, {"protocols": {
+            "grpc": {"tls": {"cert_file": "c.pem", "key_file": "k.pem", "min_version": "1.3"}},
+            "http": {"tls": {"cert_file": "c.pem", "key_file": "k.pem", "min_version": "1.3"}}}})
+    messages = [str(i) for i in err.value.issues]
+    assert len(messages) == 1 and messages[0].startswith("protocols.grpc.tls.min_version:"), messages
+    assert "cannot be enforced on gRPC" in messages[0]

@@ -212,3 +212,30 @@ async def test_tls_serving(cert_pair: tuple[Path, Path]) -> None:
             call = channel.unary_unary(TRACE_EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)
             await asyncio.wait_for(call(make_request(3).SerializeToString(), timeout=5), 10)
     assert consumer.span_count == 5
+
+
+async def test_https_alpn_offers_http11_only(cert_pair: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """A client that prefers HTTP/2 (curl's default over HTTPS) negotiates HTTP/1.1 and gets its 200."""
+    cert, key = cert_pair
+    tls = TLSServerConfig(cert_file=str(cert), key_file=str(key))
+    async with running(receiver_config(grpc=False, tls=tls)) as (rcv, consumer):
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        client_ctx.set_alpn_protocols(["h2", "http/1.1"])
+        _, writer = await asyncio.open_connection("127.0.0.1", rcv.http_port, ssl=client_ctx,
+                                                  server_hostname="localhost")
+        ssl_object = writer.get_extra_info("ssl_object")
+        assert ssl_object.selected_alpn_protocol() == "http/1.1"
+        writer.close()
+        await writer.wait_closed()
+        body = make_request(2).SerializeToString()
+        for flags in ([], ["--http2"]):  # curl's default, then h2 asked for explicitly
+            proc = await asyncio.create_subprocess_exec(
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", *flags,
+                "--cacert", str(cert), "-H", "Content-Type: application/x-protobuf", "--data-binary", "@-",
+                f"https://localhost:{rcv.http_port}/v1/traces",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(body), 30)
+            assert out.decode() == "200 1.1", (flags, out, err)
+    assert consumer.span_count == 4
+    assert not [r for r in caplog.records if r.exc_info]
