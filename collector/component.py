@@ -101,6 +101,18 @@ class Host:
         """Items the registered holders keep in memory now; 0 when nothing is buffered anywhere."""
         return sum(held() for held in self._holders)
 
+    def watch(self, task: asyncio.Task[Any], log: logging.Logger, owner: str) -> None:
+        """A component's background task that must not fail: if it ends with an error, that is logged (naming
+        ``owner`` and the task) and reported as fatal. Cancellation and a clean end say nothing."""
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled() or (error := t.exception()) is None:
+                return
+            log.error("%s: background task %s failed", owner, t.get_name(), exc_info=error)
+            self.report_fatal_error(error)
+
+        task.add_done_callback(done)
+
     def report_fatal_error(self, error: BaseException) -> None:
         """A component's background task failed beyond repair: the service stops with exit code 1."""
         if self.fatal_error is None:

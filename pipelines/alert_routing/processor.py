@@ -254,17 +254,8 @@ class AlertRoutingProcessor:
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.append(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        err = task.exception()
-        if err is None:
-            return
-        self._logger.error("alert_routing %s: background task %s failed", self.id, task.get_name(), exc_info=err)
         if self._host is not None:
-            self._host.report_fatal_error(err)
+            self._host.watch(task, self._logger, f"alert_routing {self.id}")
 
     async def shutdown(self) -> None:
         """Flush groups never notified, send what the outboxes hold for up to ``shutdown_timeout``, drop the

@@ -100,7 +100,7 @@ class Ownership:
             self.load()
         if self._task is None and not self._closed and self.config.catalog and self.config.reload_interval > 0:
             self._task = asyncio.create_task(self._reload_loop(), name="ownership-catalog-reload")
-            self._task.add_done_callback(lambda t: _report(t, host, self._log))
+            host.watch(self._task, self._log, "ownership catalog reload")
 
     async def shutdown(self) -> None:
         self._closed = True
@@ -248,12 +248,3 @@ def _key_for(snap: _Snapshot, component: Component | None, team: str) -> str | N
         return component.pagerduty_key
     group = snap.groups.get(team)
     return group.pagerduty_key if group is not None else None
-
-
-def _report(task: asyncio.Task[None], host: Host, log: logging.Logger) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        log.error("ownership catalog reload task failed: %r", error)
-        host.report_fatal_error(error)

@@ -19,7 +19,7 @@ A span whose end is before its start lasts zero: its end is taken as its start.
 from __future__ import annotations
 
 from collector.model import Trace
-from collector.wire import read_span_headers, span_entries
+from collector.wire import read_span_headers
 from pipelines.root_cause.walk import KIND_SERVER, _Walk
 
 
@@ -81,30 +81,22 @@ class SpanIndex(_Walk):
         return f"{self.service(n)}:{self.name(n)}"
 
     def _from_wire(self) -> bool:
-        chunks: list[bytes] = []
-        where: list[list[int]] = []
-        group: list[int] = []
+        chunks = self._frame_chunks()
+        if chunks is None:
+            return False
         ids: list[bytes] = []
         pids: list[bytes] = []
         starts: list[int] = []
         ends: list[int] = []
         kinds: list[int] = []
         names: list[bytes] = []
-        for gi, chunk in enumerate(self.trace.chunks.values()):
-            data = bytes(chunk)
-            at = span_entries(data, canonical=True)
-            if at is None:
-                return False
-            chunks.append(data)
-            where.append(at)
-            group += [gi] * (len(at) - 1)
+        for data, at in zip(chunks, self.where, strict=True):
             if not read_span_headers(data, at, ids, pids, names, kinds, starts, ends):
                 return False
         ends = [end if end > start else start for start, end in zip(starts, ends, strict=True)]
         by_id = dict(zip(ids, range(len(ids)), strict=True))
         if len(by_id) != len(ids):
             return False  # duplicate span ids: the decoded index resolves them
-        self.chunks, self.where, self.group = chunks, where, group
         self.spans = [None] * len(ids)
         self.by_id = by_id
         self.ids, self.starts, self.ends, self.kinds, self.names = ids, starts, ends, kinds, names

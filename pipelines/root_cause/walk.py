@@ -203,22 +203,32 @@ class _Walk:
         self.depth: list[int] = []
         self.pred: list[int] = []
 
-    def index_wire(self) -> bool:
-        """Index from the wire bytes without decoding spans that cannot be in error; False (nothing
-        indexed) when a span's header is not canonical or a span in error shares its id or its parent's."""
+    def _frame_chunks(self) -> list[bytes] | None:
+        """Frame each chunk of the trace into its span entries (``chunks``, ``where``: per chunk where each
+        entry starts and the chunk's end, ``group``: each span's chunk), and return the chunks; None when a
+        chunk's framing is not canonical (nothing set)."""
         chunks: list[bytes] = []
-        starts: list[list[int]] = []  # per chunk: where each framed entry starts, and the chunk's end
+        where: list[list[int]] = []
         group: list[int] = []
         for gi, chunk in enumerate(self.trace.chunks.values()):
             data = bytes(chunk)
             at = span_entries(data, canonical=True)
             if at is None:
-                return False
+                return None
             chunks.append(data)
-            starts.append(at)
+            where.append(at)
             group += [gi] * (len(at) - 1)
-        self.chunks, self.where, self.group = chunks, starts, group
-        total = len(group)
+        self.chunks, self.where, self.group = chunks, where, group
+        return chunks
+
+    def index_wire(self) -> bool:
+        """Index from the wire bytes without decoding spans that cannot be in error; False (nothing
+        indexed) when a span's header is not canonical or a span in error shares its id or its parent's."""
+        chunks = self._frame_chunks()
+        if chunks is None:
+            return False
+        starts = self.where
+        total = len(self.group)
         spans: list[Span | None] = [None] * total
         err = [False] * total
         self.spans, self.err = spans, err

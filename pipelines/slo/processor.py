@@ -521,17 +521,8 @@ class SloProcessor:
     def _keep(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=f"slo-{name} {self.id}")
         self._tasks.append(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        err = task.exception()
-        if err is None:
-            return
-        self._log.error("slo %s: background task %s failed", self.id, task.get_name(), exc_info=err)
         if self._host is not None:
-            self._host.report_fatal_error(err)
+            self._host.watch(task, self._log, f"slo {self.id}")
 
     async def shutdown(self) -> None:
         """Stop the tasks and write a last checkpoint. Idempotent; safe before start."""

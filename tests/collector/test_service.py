@@ -4,9 +4,12 @@ each split the same request their own way."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import grpc
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -14,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from collector.component import ComponentID, Kind
+from collector.component import ComponentID, Host, Kind
 from collector.config.service import build_config
 from collector.registry import Registry
 from collector.service import Service
@@ -90,3 +93,29 @@ async def test_two_services_split_by_their_own_options() -> None:
     finally:
         await triage.shutdown()
         await sampling.shutdown()
+
+
+async def test_a_watched_background_task_that_fails_is_fatal_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    host = Host()
+
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    async def ends() -> None:
+        return None
+
+    log = logging.getLogger("tracetriage.test")
+    quiet, cancelled = asyncio.create_task(ends()), asyncio.create_task(asyncio.sleep(10))
+    for task in (quiet, cancelled):
+        host.watch(task, log, "stage x")
+    cancelled.cancel()
+    await asyncio.gather(quiet, cancelled, return_exceptions=True)
+    assert host.fatal_error is None
+    failing = asyncio.create_task(fails(), name="reload")
+    host.watch(failing, log, "stage x")
+    with caplog.at_level(logging.ERROR):
+        await asyncio.gather(failing, return_exceptions=True)
+        await asyncio.sleep(0)  # done callbacks run on the next loop turn
+    assert isinstance(host.fatal_error, RuntimeError)
+    assert "stage x: background task reload failed" in caplog.text
+    assert await asyncio.wait_for(host.wait_fatal(), 1) is host.fatal_error
