@@ -11,7 +11,7 @@ import asyncio
 import enum
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -20,6 +20,8 @@ from collector.telemetry import Telemetry
 from collector.wire import SplitOptions
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from collector.model import Trace
 
 _TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
@@ -77,6 +79,21 @@ class ReferencesExtensions(Protocol):
     def extension_refs(self) -> Iterable[ExtensionRef]: ...
 
 
+RouteHandler = Callable[["web.Request", str], Awaitable["web.StreamResponse"]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A GET endpoint of the telemetry server; ``prefix`` is the path up to a trailing ``{name}``."""
+
+    path: str
+    handler: RouteHandler
+
+    @property
+    def prefix(self) -> str:
+        return self.path[:self.path.rindex("{")] if self.path.endswith("}") else self.path
+
+
 class Host:
     """What a running component may ask of the service around it."""
 
@@ -91,6 +108,20 @@ class Host:
         self.processors: dict[ComponentID, Any] = {}
         self.pipeline_processors: dict[str, dict[ComponentID, Any]] = {}
         self._holders: list[Callable[[], int]] = []
+        # Extra read-only endpoints on the telemetry server (beside /metrics), added by components in start().
+        self.routes: dict[str, Route] = {}
+        # service.telemetry.debug: endpoints added with debug=True are served only when it is on.
+        self.debug = False
+
+    def add_route(self, path: str, handler: RouteHandler, *, debug: bool = False) -> None:
+        """Serve ``GET path`` on the telemetry server (every /metrics address). ``path`` may end in one
+        ``{name}`` segment, handed to ``handler`` as its second argument (e.g. ``/debug/traces/{trace_id}``).
+        A ``debug`` route is not served unless ``service.telemetry.debug`` is on."""
+        if debug and not self.debug:
+            return
+        if path in self.routes:
+            raise ValueError(f"telemetry route {path} is already served")
+        self.routes[path] = Route(path, handler)
 
     def add_holder(self, held: Callable[[], int]) -> None:
         """A component that keeps data in memory between calls (a trace buffer, an in-memory exporter queue)

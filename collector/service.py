@@ -111,7 +111,9 @@ class Service:
         self.split_options = SplitOptions()
         tel = config.service.telemetry
         self.telemetry.set_resource(_resource(tel.resource_attributes))
-        self._metrics_servers = [MetricsServer(self.telemetry, addr) for addr in tel.metrics.endpoints]
+        self.host.debug = tel.debug
+        self._metrics_servers = [MetricsServer(self.telemetry, addr, self.host.routes)
+                                 for addr in tel.metrics.endpoints]
 
     @property
     def metrics_port(self) -> int | None:

@@ -121,6 +121,9 @@ class TelemetryConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     traces: dict[str, Any] | None = None  # tracing the collector itself: not honoured, reported
     resource: dict[str, Any] = field(default_factory=dict)
+    # Serves the debug endpoints (e.g. the trace lookup) beside /metrics; they show trace ids and span
+    # names, so they are off unless asked for.
+    debug: bool = False
 
     @property
     def resource_attributes(self) -> dict[str, str | None]:

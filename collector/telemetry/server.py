@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from collector.component import Route
 from collector.config.net import format_address, listen_address
 from collector.errors import ComponentStartError
 from collector.telemetry.metrics import Telemetry
@@ -15,8 +16,12 @@ log = logging.getLogger("tracetriage.service")
 
 
 class MetricsServer:
-    def __init__(self, telemetry: Telemetry, address: str) -> None:
+    """``/metrics``, and the GET routes components add to ``routes`` (the service's ``Host.routes``, read per
+    request, so routes added while components start are served)."""
+
+    def __init__(self, telemetry: Telemetry, address: str, routes: dict[str, Route] | None = None) -> None:
         self._telemetry = telemetry
+        self._routes = routes if routes is not None else {}
         self._host, self._port = listen_address(address, "localhost:8888")
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -24,9 +29,23 @@ class MetricsServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self._telemetry.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        route = self._routes.get(path)
+        if route is not None:
+            return await route.handler(request, "")
+        for route in self._routes.values():
+            prefix = route.prefix
+            if prefix != route.path and path.startswith(prefix) and "/" not in path[len(prefix):] \
+                    and len(path) > len(prefix):
+                return await route.handler(request, path[len(prefix):])
+        raise web.HTTPNotFound(text=f"no endpoint {path}; served: /metrics"
+                                    + "".join(f", {p}" for p in sorted(self._routes)))
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/{tail:.*}", self._route)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port, reuse_port=False)
