@@ -10,6 +10,8 @@ Prints one JSON object per line. Figures:
   ``full_slo`` is ``full`` with the ``slo`` stage after ``root_cause``: an availability and a latency
   objective on frontend's root span (``GET /shop``), as objectives name a service's entry span: a
   frontend trace has one signal span, measured twice; the other services' traces are skipped by origin.
+  Each run also gives ``stage_cpu_share``: each trace stage's CPU time (``tracetriage_trace_stage_cpu_seconds``)
+  over the collector's, in the same run, so a stage's cost does not depend on comparing two noisy runs.
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
 * ``latency``: p50/p99 from the client's export call to the record's arrival in Kafka (agent pipeline
   otlp -> kafka), at a steady moderate rate.
@@ -135,6 +137,17 @@ def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.25) ->
     raise TimeoutError("benchmark did not drain in time")
 
 
+def stage_cpu(text: str) -> dict[str, float]:
+    """CPU seconds of each trace stage so far (``tracetriage_trace_stage_cpu_seconds_total`` by processor)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("tracetriage_trace_stage_cpu_seconds_total{"):
+            head, _, value = line.rpartition(" ")
+            name = head.split('processor="', 1)[1].split('"', 1)[0]
+            out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
 def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run: int = 1) -> dict[str, Any]:
     with tansu() as brokers:
         grpc_port, metrics_port = free_port(), free_port()
@@ -148,6 +161,7 @@ def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run:
                        and col.metric("otelcol_exporter_queue_size") == 0
                        and col.metric("otelcol_receiver_accepted_spans_total") >= warm, 60)
             time.sleep(3)
+            stage0 = stage_cpu(col.scrape())
             cpu0 = col.cpu()
             stats = run_sender(f"127.0.0.1:{grpc_port}", requests)
             total = warm + requests * SPANS_PER_REQUEST
@@ -166,6 +180,7 @@ def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run:
 
             wait_until(drained, 120, every=0.5)
             cpu = col.cpu() - cpu0
+            stages = {k: v - stage0.get(k, 0.0) for k, v in stage_cpu(col.scrape()).items()}
             spans = requests * SPANS_PER_REQUEST
             sent = col.metric("otelcol_exporter_sent_spans_total")
             rate = spans / cpu
@@ -174,7 +189,8 @@ def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run:
                       "exported_spans": int(sent), "load_wall_s": round(stats["wall_s"], 2),
                       "sender_retries": stats["retries"],
                       "timer_lag_s": col.metric(
-                          "otelcol_processor_tail_sampling_sampling_decision_timer_lag_seconds")}
+                          "otelcol_processor_tail_sampling_sampling_decision_timer_lag_seconds"),
+                      "stage_cpu_share": {k: round(v / cpu, 4) for k, v in sorted(stages.items())}}
             emit(record)
             return record
         finally:
@@ -185,9 +201,12 @@ def summarize(scenario: str, runs: list[dict[str, Any]]) -> None:
     """The median run of a scenario (by spans per CPU-second), with the spread of all runs."""
     rates = sorted(r["spans_per_cpu_s"] for r in runs)
     shares = sorted(r["of_parse_ceiling"] for r in runs)
+    stages = sorted({k for r in runs for k in r["stage_cpu_share"]})
+    stage_share = {k: sorted(r["stage_cpu_share"].get(k, 0.0) for r in runs)[len(runs) // 2] for k in stages}
     emit({"bench": f"{scenario}_median", "runs": len(runs), "spans_per_cpu_s": rates[len(rates) // 2],
           "of_parse_ceiling": shares[len(shares) // 2], "min_spans_per_cpu_s": rates[0],
-          "max_spans_per_cpu_s": rates[-1], "max_timer_lag_s": max(r["timer_lag_s"] for r in runs)})
+          "max_spans_per_cpu_s": rates[-1], "max_timer_lag_s": max(r["timer_lag_s"] for r in runs),
+          "median_stage_cpu_share": stage_share})
 
 
 def memory(requests: int, workdir: Path) -> None:

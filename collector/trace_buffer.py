@@ -21,12 +21,16 @@ import asyncio
 import collections
 import time
 from collections.abc import Sequence
+from time import thread_time
 from typing import Any
+
+from prometheus_client import Counter
 
 from collector.component import Host, Settings, TraceStage
 from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
 from collector.errors import ConsumerError, RefusedError
 from collector.model import Origin, SpanBatch, Trace
+from collector.telemetry import Telemetry
 from collector.validate import remove_invalid_spans
 from collector.wire import InvalidSpanIds, ScopeChunk, TraceSpans, WireError, trace_spans
 
@@ -94,9 +98,19 @@ class _Metrics:
                                        "Spans held in the trace buffer.", lab).labels(label)
         self.outbox = t.gauge("tracetriage_trace_buffer_outbox_batches",
                               "Decided batches waiting for the next stage.", lab).labels(label)
+        self.stage_cpu = stage_cpu_counter(t)
         self.stage_errors = t.counter("tracetriage_trace_stage_errors",
                                       "Traces a trace stage raised on (retried one by one); passed on unchanged.",
                                       ("processor",))
+
+
+def stage_cpu_counter(telemetry: Telemetry) -> Counter:
+    """``tracetriage_trace_stage_cpu_seconds_total{processor}``: the CPU time of each trace stage (its
+    ``process_traces`` on every round; a stage with background work, such as ``slo``'s evaluation, adds that
+    too). Read beside ``otelcol_process_cpu_seconds`` it says what share of the process each stage costs."""
+    return telemetry.counter("tracetriage_trace_stage_cpu_seconds",
+                             "CPU time spent by each trace stage: deciding rounds of traces, and its own "
+                             "background work.", ("processor",))
 
 
 _CAPABILITIES = Capabilities()  # it reads the batch's bytes; stages change their own decoded copies
@@ -119,6 +133,7 @@ class TraceBuffer:
         self._logger = settings.logger
         self._label = str(settings.id)
         self._m = _Metrics(settings, self._label)
+        self._stage_cpu = [self._m.stage_cpu.labels(name) for name, _ in self._stages]
         self._pending: dict[bytes, Trace] = {}
         self._arrivals: collections.deque[Trace] = collections.deque()  # arrival order; may hold decided traces
         self._root_due: collections.deque[Trace] = collections.deque()
@@ -328,14 +343,17 @@ class TraceBuffer:
                 await asyncio.sleep(0)
 
     def _run_stages(self, traces: list[Trace]) -> list[Trace]:
+        cpu = self._stage_cpu
         for idx, (name, stage) in enumerate(self._stages):
             counters = self._stage_counters[idx] if idx < len(self._stage_counters) else None
             if counters is not None:
                 counters[0].inc(sum(t.span_count for t in traces))
+            t0 = thread_time()
             try:
                 traces = stage.process_traces(traces)
             except Exception:  # noqa: BLE001 - a stage's failure must not stop the pipeline
                 traces = self._one_by_one(name, stage, traces)
+            cpu[idx].inc(thread_time() - t0)
             if counters is not None:
                 counters[1].inc(sum(t.span_count for t in traces))
             if not traces:

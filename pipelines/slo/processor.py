@@ -20,12 +20,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from time import thread_time
 from typing import Any
 
 from collector import ComponentID, Host, Kind, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
 from collector.model import Trace
+from collector.trace_buffer import stage_cpu_counter
 from pipelines.root_cause import latency_cause
 from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import in_error
@@ -185,6 +187,7 @@ class SloProcessor:
                                       ("processor", "outcome"))
         self._checkpoint_bytes = t.gauge("tracetriage_slo_checkpoint_bytes", "Size of the last checkpoint.",
                                          ("processor",)).labels(label)
+        self._cpu = stage_cpu_counter(t).labels(label)  # the evaluation's CPU (process_traces': the buffer's)
         self._tracked: dict[str, _Tracked] = {}
         self._plan = _Plan(())
         self._apply(self._source.load())  # raises ObjectiveError: refused before anything starts
@@ -395,6 +398,13 @@ class SloProcessor:
 
     def evaluate(self) -> list[ObjectiveStatus]:
         """Evaluate every objective now, update the gauges, tell the listeners."""
+        t0 = thread_time()
+        try:
+            return self._evaluate()
+        finally:
+            self._cpu.inc(thread_time() - t0)
+
+    def _evaluate(self) -> list[ObjectiveStatus]:
         now = self._clock()
         out: list[ObjectiveStatus] = []
         for t in self._tracked.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -350,3 +351,30 @@ async def test_a_stage_raising_costs_only_the_trace_it_raises_on(caplog: pytest.
     assert tel.registry.get_sample_value("tracetriage_trace_stage_errors_total", {"processor": "poisoned"}) == 1
     assert "failed on 1 of 4 traces" in caplog.text and "cannot handle trace 13" in caplog.text
     await buf.shutdown()
+
+
+class Busy(KeepErrors):
+    """Keeps every trace after burning a known amount of CPU per round."""
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:
+            pass
+        return traces
+
+
+async def test_each_stage_s_cpu_time_is_counted() -> None:
+    tel = Telemetry()
+    cfg = TraceBufferSettings(decision_wait=0.05)
+    buf, _, sink = make(tel, stages=[KeepErrors(cfg), Busy(cfg)], decision_wait=0.05)
+    await buf.start(Host())
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True)])))
+    await wait_until(lambda: sink.batches)
+    await buf.shutdown()
+
+    def cpu(stage: str) -> float:
+        return tel.registry.get_sample_value("tracetriage_trace_stage_cpu_seconds_total",
+                                             {"processor": stage}) or 0.0
+
+    assert cpu("s1") >= 0.05  # the CPU it burnt (thread time: not the wall clock)
+    assert 0 < cpu("s0") < 0.05
