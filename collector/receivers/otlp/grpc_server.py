@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
 from collector.config.tls import read_pem
 from collector.errors import ConsumerError
@@ -96,8 +97,9 @@ class GRPCServer:
         ]
         return [trace, *others]
 
-    async def start(self) -> int:
-        """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
+    async def start(self, authenticator: ServerAuthenticator | None = None) -> int:
+        """Bind and serve; with an ``authenticator`` every RPC's metadata is checked first. Raises OSError /
+        ssl errors / ValueError on failure (nothing left running)."""
         cfg = self._config
         host, port = listen_address(cfg.endpoint)
         address = format_address(host, port)
@@ -110,7 +112,8 @@ class GRPCServer:
                 root_certificates=client_ca,
                 require_client_auth=client_ca is not None,
             )
-        server = grpc.aio.server(handlers=self._handlers(), options=server_options(cfg))
+        interceptors = [AuthInterceptor(authenticator, self._handler)] if authenticator is not None else []
+        server = grpc.aio.server(handlers=self._handlers(), options=server_options(cfg), interceptors=interceptors)
         try:
             if credentials is None:
                 bound = server.add_insecure_port(address)
@@ -163,6 +166,34 @@ class GRPCServer:
             await context.abort(code, message, trailing_metadata=trailers)
         wire: bytes = response.SerializeToString()
         return wire
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc.aio is untyped
+    """Checks each RPC's metadata with the authenticator before its handler runs; a refused RPC ends with
+    UNAUTHENTICATED (counted by the export handler)."""
+
+    def __init__(self, authenticator: ServerAuthenticator, handler: ExportHandler) -> None:
+        self._auth = authenticator
+        self._handler = handler
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        headers: dict[str, str] = {}
+        for key, value in handler_call_details.invocation_metadata or ():
+            if isinstance(value, str):  # binary (-bin) entries are never credentials
+                headers.setdefault(key.lower(), value)
+        denied = await self._auth.authenticate(headers)
+        if denied is None:
+            return await continuation(handler_call_details)
+        self._handler.auth_denied("grpc", denied, headers.get(":authority", "a client"))
+        return grpc.unary_unary_rpc_method_handler(_unauthenticated(denied.message))
+
+
+def _unauthenticated(message: str) -> Any:
+    async def handler(data: bytes, context: Any) -> bytes:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        raise AssertionError("unreachable")
+
+    return handler
 
 
 def _unimplemented(signal: str) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import ssl
 from collections.abc import Awaitable
 
+from collector.auth import AuthConfig, ServerAuthenticator, server_authenticator
 from collector.component import Host, Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ComponentStartError
@@ -57,14 +58,22 @@ class OTLPReceiver:
         if self._started:
             return
         self._started = True
+        protocols = self.config.protocols
         try:
             if self._grpc is not None:
-                await self._start_one(f"grpc {self._grpc_endpoint}", self._grpc.start())
+                auth = self._authenticator(host, protocols.grpc.auth if protocols.grpc is not None else None, "grpc")
+                await self._start_one(f"grpc {self._grpc_endpoint}", self._grpc.start(auth))
             if self._http is not None:
-                await self._start_one(f"http {self._http_endpoint}", self._http.start(self._grace))
+                auth = self._authenticator(host, protocols.http.auth if protocols.http is not None else None, "http")
+                await self._start_one(f"http {self._http_endpoint}", self._http.start(self._grace, auth))
         except ComponentStartError:
             await self.shutdown()
             raise
+
+    def _authenticator(self, host: Host, auth: AuthConfig | None, protocol: str) -> ServerAuthenticator | None:
+        if auth is None:
+            return None
+        return server_authenticator(host, auth, f"receiver {self.settings.id} ({protocol})")
 
     async def _start_one(self, what: str, starting: Awaitable[int]) -> None:
         try:

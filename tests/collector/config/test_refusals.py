@@ -76,8 +76,6 @@ def test_telemetry_metrics_layouts() -> None:
 NOT_IMPLEMENTED = [
     ("receivers: {otlp: {protocols: {grpc: {read_buffer_size: 524288}}}}",
      "receivers.otlp.protocols.grpc.read_buffer_size", ""),
-    ("receivers: {otlp: {protocols: {grpc: {auth: {authenticator: basicauth}}}}}", "receivers.otlp.protocols.grpc.auth",
-     "authenticating clients is not implemented"),
     ("receivers: {otlp: {protocols: {http: {metrics_url_path: /m}}}}", "receivers.otlp.protocols.http.metrics_url_path",
      "tracetriage accepts traces only"),
     ("receivers: {otlp: {protocols: {http: {response_headers: {a: b}}}}}",
