@@ -19,10 +19,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
-from collector.config.tls import read_pem
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.telemetry import Telemetry
+from collector.tls import ReloadingGRPCCredentials
 from collector.wire import certainly_valid
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -76,8 +77,11 @@ def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
 class GRPCServer:
     """One grpc.aio server bound to the configured endpoint. ``start()`` returns the bound port."""
 
-    def __init__(self, config: GRPCConfig, handler: ExportHandler, logger: logging.Logger) -> None:
+    def __init__(self, config: GRPCConfig, handler: ExportHandler, logger: logging.Logger,
+                 telemetry: Telemetry | None = None, receiver: str = "otlp") -> None:
         self._config = config
+        self._telemetry = telemetry
+        self._receiver = receiver
         self._handler = handler
         self._logger = logger
         self._server: Any = None
@@ -104,14 +108,9 @@ class GRPCServer:
         host, port = listen_address(cfg.endpoint)
         address = format_address(host, port)
         credentials = None
-        if cfg.tls is not None:
-            cfg.tls.ssl_context()  # load with the ssl module first: clear errors for bad files or a key mismatch
-            client_ca = read_pem(cfg.tls.client_ca_file, "client CA") if cfg.tls.client_ca_file else None
-            credentials = grpc.ssl_server_credentials(
-                [(read_pem(cfg.tls.key_file, "TLS key"), read_pem(cfg.tls.cert_file, "TLS certificate"))],
-                root_certificates=client_ca,
-                require_client_auth=client_ca is not None,
-            )
+        if cfg.tls is not None:  # mutual TLS with client_ca_file; the certificate follows tls.reload_interval
+            credentials = ReloadingGRPCCredentials(cfg.tls, f"receiver {self._receiver} (grpc)", self._logger,
+                                                   self._telemetry).credentials
         interceptors = [AuthInterceptor(authenticator, self._handler)] if authenticator is not None else []
         server = grpc.aio.server(handlers=self._handlers(), options=server_options(cfg), interceptors=interceptors)
         try:

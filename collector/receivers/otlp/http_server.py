@@ -36,6 +36,7 @@ from collector.receivers.otlp.http_guard import (
     auto_max_connections,
 )
 from collector.telemetry import Telemetry
+from collector.tls import ReloadingSSLContext
 from collector.wire import certainly_valid
 
 Format = Literal["proto", "json"]
@@ -137,6 +138,9 @@ class HTTPServer:
         self._handler = handler
         self._logger = logger
         self._counters = _counters(telemetry, receiver)
+        self._telemetry = telemetry
+        self._receiver = receiver
+        self._tls: ReloadingSSLContext | None = None
         self._read_timeout_log = Throttled(logger, f"otlp/http: request bodies cut after read_timeout "
                                                    f"({config.read_timeout:g}s)")
         self._limit = int(config.max_request_body_size)
@@ -167,7 +171,9 @@ class HTTPServer:
         running)."""
         cfg = self._config
         host, port = listen_address(cfg.endpoint, "localhost:4318")
-        ssl_context = cfg.tls.ssl_context() if cfg.tls is not None else None
+        tls = (ReloadingSSLContext(cfg.tls, f"receiver {self._receiver} (http)", self._logger, self._telemetry)
+               if cfg.tls is not None else None)  # mutual TLS with client_ca_file; follows tls.reload_interval
+        ssl_context = tls.context if tls is not None else None
         max_connections = cfg.max_connections or auto_max_connections()
         guard = ConnectionGuard(max_connections=max_connections, read_header_timeout=cfg.read_header_timeout,
                                 counters=self._counters, logger=self._logger)
@@ -189,6 +195,9 @@ class HTTPServer:
             await runner.cleanup()
             raise
         self._runner = runner
+        if tls is not None:
+            self._tls = tls
+            tls.start()
         self.port = int(runner.addresses[0][1])
         self._logger.info("Starting HTTP server on %s (endpoint %s%s, traces at %s, max_connections %d)",
                           format_address(host, self.port), cfg.endpoint, ", TLS" if ssl_context is not None else "",
@@ -198,6 +207,9 @@ class HTTPServer:
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (up to the grace given at start), close."""
         runner, self._runner = self._runner, None
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            await tls.stop()
         if runner is not None:
             await runner.cleanup()
 

@@ -38,7 +38,8 @@ class OTLPReceiver:
         handler = ExportHandler(settings, next_consumer)
         protocols: ProtocolsConfig = config.protocols
         grpc_cfg, http_cfg = protocols.grpc, protocols.http
-        self._grpc = GRPCServer(grpc_cfg, handler, settings.logger) if grpc_cfg is not None else None
+        self._grpc = (GRPCServer(grpc_cfg, handler, settings.logger, settings.telemetry, str(settings.id))
+                      if grpc_cfg is not None else None)
         self._http = (HTTPServer(http_cfg, handler, settings.logger, settings.telemetry, str(settings.id))
                       if http_cfg is not None else None)
         self._grpc_endpoint = grpc_cfg.endpoint if grpc_cfg is not None else ""

@@ -29,7 +29,8 @@ def make(raw: dict[str, object]) -> BasicAuth:
      "give htpasswd or client_auth, not both"),
     ({"htpasswd": {}}, "htpasswd: give file or inline"),
     ({"client_auth": {"username": "a:b", "password": "c"}}, "client_auth.username: must not contain ':'"),
-    ({"htpasswd": {"inline": "u:$apr1$s$secretish"}}, "htpasswd.inline: inline line 1 (user 'u'): Apache MD5 ($apr1$) entries are not supported"),
+    ({"htpasswd": {"inline": "u:$apr1$s$secretish"}},
+     "htpasswd.inline: inline line 1 (user 'u'): Apache MD5 ($apr1$) entries are not supported"),
 ])
 def test_config_errors(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as err:
