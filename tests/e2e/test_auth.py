@@ -19,15 +19,18 @@ from tests.conftest import ROOT, free_port
 
 TOKEN = "ingest-5ecret-token-42"
 PASSWORD = "agent-5ecret-pass"
-SECRETS = (TOKEN, PASSWORD)
+SECRETS = (TOKEN, PASSWORD)  # (the second token of the invalid config starts with TOKEN)
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def write_config(path: Path, grpc_port: int, http_port: int, metrics_port: int, *, invalid: bool = False) -> Path:
+def write_config(path: Path, grpc_port: int, http_port: int, metrics_port: int, health_port: int, *,
+                 invalid: bool = False) -> Path:
     htpasswd = f"agent:$apr1$x$abcdefgh{PASSWORD}" if invalid else f"agent:{PASSWORD}"
+    tokens = f', tokens: ["{TOKEN}2"]' if invalid else ""  # token and tokens: refused
     path.write_text(f"""
 extensions:
-  bearertokenauth/ingest: {{token: "{TOKEN}"}}
+  health_check: {{endpoint: "127.0.0.1:{health_port}"}}
+  bearertokenauth/ingest: {{token: "{TOKEN}"{tokens}}}
   basicauth/agents:
     htpasswd: {{inline: "{htpasswd}"}}
 receivers:
@@ -38,7 +41,7 @@ receivers:
 exporters:
   debug: {{}}
 service:
-  extensions: [bearertokenauth/ingest, basicauth/agents]
+  extensions: [health_check, bearertokenauth/ingest, basicauth/agents]
   telemetry:
     logs: {{level: debug}}
     metrics: {{address: "127.0.0.1:{metrics_port}"}}
@@ -81,8 +84,8 @@ def assert_no_secret(where: str, text: str) -> None:
 
 @pytest.mark.timeout(120)
 def test_receiver_auth_in_a_running_collector(tmp_path: Path, collector_factory) -> None:
-    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
-    config = write_config(tmp_path / "collector.yaml", grpc_port, http_port, metrics_port)
+    grpc_port, http_port, metrics_port, health_port = free_port(), free_port(), free_port(), free_port()
+    config = write_config(tmp_path / "collector.yaml", grpc_port, http_port, metrics_port, health_port)
     checked = validate(config)
     assert checked.returncode == 0, checked.stderr
     assert_no_secret("validate (valid config)", checked.stdout + checked.stderr)
@@ -97,6 +100,8 @@ def test_receiver_auth_in_a_running_collector(tmp_path: Path, collector_factory)
     assert export(grpc_port, ()) is grpc.StatusCode.UNAUTHENTICATED
     assert export(grpc_port, (("authorization", bad),)) is grpc.StatusCode.UNAUTHENTICATED
     assert export(grpc_port, (("authorization", good),)) is grpc.StatusCode.OK
+    with urlopen(f"http://127.0.0.1:{health_port}/", timeout=10) as answer:  # health stays unauthenticated
+        assert answer.status == 200
     assert col.metric("tracetriage_receiver_auth_failures_total", transport="http", reason="missing_credentials") == 1
     assert col.metric("tracetriage_receiver_auth_failures_total", transport="http", reason="invalid_credentials") == 1
     assert col.metric("tracetriage_receiver_auth_failures_total", transport="grpc") == 2
@@ -107,9 +112,10 @@ def test_receiver_auth_in_a_running_collector(tmp_path: Path, collector_factory)
     assert_no_secret("the collector's output", output)
     assert_no_secret("/metrics", scrape)
 
-    broken = write_config(tmp_path / "broken.yaml", grpc_port, http_port, metrics_port, invalid=True)
+    broken = write_config(tmp_path / "broken.yaml", grpc_port, http_port, metrics_port, health_port, invalid=True)
     refused = validate(broken)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "extensions.basicauth/agents.htpasswd.inline" in refused.stderr
     assert "Apache MD5 ($apr1$) entries are not supported" in refused.stderr
+    assert "extensions.bearertokenauth/ingest.tokens: either tokens or token" in refused.stderr
     assert_no_secret("validate (invalid config)", refused.stdout + refused.stderr)

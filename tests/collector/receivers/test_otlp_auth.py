@@ -219,15 +219,13 @@ async def test_token_file_rotated_while_running(tmp_path: Path) -> None:
                                                    {"extension": "bearertokenauth", "result": "ok"}) == 1
         # A file emptied by mistake keeps the tokens in force.
         token_file.write_text("")
-        await wait_until(lambda: _async(telemetry.registry.get_sample_value(
-            "tracetriage_auth_token_file_reloads_total", {"extension": "bearertokenauth", "result": "failed"}) or 0),
-            "the failed re-read to be counted")
+        async def failure_counted() -> bool:
+            return bool(telemetry.registry.get_sample_value(
+                "tracetriage_auth_token_file_reloads_total", {"extension": "bearertokenauth", "result": "failed"}))
+
+        await wait_until(failure_counted, "the failed re-read to be counted")
         assert (await http_export(rcv.http_port, {"Authorization": "Bearer new-token-bbbbbbbb"})).status == 200
         assert consumer.span_count >= 6
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 def basic(user: str, password: str) -> str:
