@@ -90,6 +90,10 @@ class BasicAuth:
         self._entries: dict[str, Entry] = {}
         self._verified: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._header: dict[str, str] = {}
+        self._cached = settings.telemetry.gauge(
+            "tracetriage_auth_basic_verified_cache_entries",
+            f"Credentials a basicauth extension remembers as checked (at most {VERIFIED_CACHE_SIZE}).",
+            ("extension",)).labels(extension=str(self.id))
         client = config.client_auth
         if client is not None:
             raw = f"{client.username}:{client.password.reveal()}".encode()
@@ -127,6 +131,7 @@ class BasicAuth:
 
     async def shutdown(self) -> None:
         self._verified.clear()
+        self._cached.set(0)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Denied | None:
         value = headers.get("authorization", "").strip()
@@ -154,6 +159,7 @@ class BasicAuth:
         self._verified[key] = None
         while len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
+        self._cached.set(len(self._verified))
         return None
 
     def client_headers(self) -> dict[str, str]:

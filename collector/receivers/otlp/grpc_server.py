@@ -183,7 +183,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
         denied = await self._auth.authenticate(headers)
         if denied is None:
             return await continuation(handler_call_details)
-        self._handler.auth_denied("grpc", denied, headers.get(":authority", "a client"))
+        self._handler.auth_denied("grpc", denied, "a gRPC client")  # the interceptor does not see the peer
         return grpc.unary_unary_rpc_method_handler(_unauthenticated(denied.message))
 
 

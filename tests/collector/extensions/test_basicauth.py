@@ -12,12 +12,12 @@ from collector.auth import Denied
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config import ConfigError, decode
 from collector.errors import ComponentStartError
-from collector.extensions.basicauth import BasicAuth, BasicAuthConfig, factory
+from collector.extensions.basicauth import VERIFIED_CACHE_SIZE, BasicAuth, BasicAuthConfig, factory
 from collector.telemetry import Telemetry
 
 
-def make(raw: dict[str, object]) -> BasicAuth:
-    settings = Settings(ComponentID("basicauth"), Kind.EXTENSION, Telemetry(), logging.getLogger("ba"))
+def make(raw: dict[str, object], telemetry: Telemetry | None = None) -> BasicAuth:
+    settings = Settings(ComponentID("basicauth"), Kind.EXTENSION, telemetry or Telemetry(), logging.getLogger("ba"))
     ext = factory.create(settings, decode(BasicAuthConfig, raw))
     assert isinstance(ext, BasicAuth)
     return ext
@@ -85,3 +85,21 @@ def test_client_header() -> None:
     ext = make({"client_auth": {"username": "agent", "password": "p@ss"}})
     assert ext.client_headers() == {"Authorization": "Basic " + base64.b64encode(b"agent:p@ss").decode()}
     assert ext.cannot_serve("client") is None and "no htpasswd" in (ext.cannot_serve("server") or "")
+
+
+async def test_verified_cache_is_bounded_and_shown() -> None:
+    size = VERIFIED_CACHE_SIZE + 5
+    telemetry = Telemetry()
+    ext = make({"htpasswd": {"inline": "\n".join(f"u{i}:p{i}" for i in range(size))}}, telemetry)
+    await ext.start(Host())
+
+    def cached() -> float | None:
+        return telemetry.registry.get_sample_value("tracetriage_auth_basic_verified_cache_entries",
+                                                   {"extension": "basicauth"})
+
+    for i in range(size):
+        header = "Basic " + base64.b64encode(f"u{i}:p{i}".encode()).decode()
+        assert await ext.authenticate({"authorization": header}) is None
+    assert cached() == VERIFIED_CACHE_SIZE
+    await ext.shutdown()
+    assert cached() == 0
