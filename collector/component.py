@@ -64,8 +64,8 @@ class ComponentID:
 class ExtensionRef:
     """A reference from a component's config to an extension by id (``sending_queue.storage: file_storage``,
     ``ownership: ownership/prod``): the config layer checks, before anything starts, that ``id`` names an
-    extension of type ``type`` that is listed in ``service.extensions``; errors name ``key``, the path of
-    the reference within the component's config."""
+    extension of type ``type`` (any type when ``type`` is empty) that is listed in ``service.extensions``;
+    errors name ``key``, the path of the reference within the component's config."""
 
     key: str
     id: str

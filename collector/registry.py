@@ -27,6 +27,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "collector.exporters.kafka",
     "collector.extensions.health_check",
     "collector.extensions.file_storage",
+    "collector.extensions.bearertokenauth",
+    "collector.extensions.basicauth",
     "pipelines.batch",
     "pipelines.memory_limiter",
     "pipelines.tail_sampling",

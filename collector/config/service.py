@@ -187,7 +187,7 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
             dec.error(path, f"references extension {ref!r}, which is not defined in extensions")
         elif sid not in listed:
             dec.error(path, f"extension {ref!r} must be listed in service.extensions to be used")
-        elif sid.type != type_:
+        elif type_ and sid.type != type_:  # an empty type: any extension (its role is checked at start)
             dec.error(path, wrong_type)
 
     for eid, cc in sections[Kind.EXPORTER].items():
@@ -211,8 +211,8 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
                 try:
                     sid = ComponentID.parse(ref.id)
                 except ValueError as e:
-                    dec.error(path, f"must be the id of an {ref.type} extension ({ref.type} or {ref.type}/<name>): "
-                                    f"{e}")
+                    what = f"an {ref.type} extension ({ref.type} or {ref.type}/<name>)" if ref.type else "an extension"
+                    dec.error(path, f"must be the id of {what}: {e}")
                     continue
                 check_ref(path, ref.id, sid, f"{ref.id!r} is not an {ref.type} extension (use {ref.type} or "
                                              f"{ref.type}/<name>)", ref.type)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from collector.config.schema import field
+from collector.config.schema import Duration, field
 
 TLSVersion = Literal["1.2", "1.3"]
 # configtls options not implemented: refused as such (collector.config.schema, NOT_IMPLEMENTED).
@@ -38,13 +38,18 @@ def system_ca_bundle() -> bytes:
 
 @dataclass(frozen=True)
 class TLSServerConfig:
-    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {**_NOT_IMPLEMENTED, "client_ca_file_reload": ""}
+    NOT_IMPLEMENTED: ClassVar[Mapping[str, str]] = {
+        **{k: v for k, v in _NOT_IMPLEMENTED.items() if k != "reload_interval"},
+        "client_ca_file_reload": "reload_interval re-reads client_ca_file too",
+    }
 
     cert_file: str = ""
     key_file: str = ""
     client_ca_file: str = ""
     ca_file: str = field("", alias="ca_file_server")
     min_version: TLSVersion = "1.2"
+    # Check the files every reload_interval; re-read them when they changed (collector/tls.py). 0: read once.
+    reload_interval: Duration = field(Duration(0.0), ge=0)
 
     def validate(self) -> list[tuple[str, str]]:
         issues = []

@@ -19,7 +19,8 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from collector.component import Factory, Host, Kind, Settings
+from collector.auth import AuthConfig, ClientAuthenticator, auth_ref, client_authenticator
+from collector.component import ExtensionRef, Factory, Host, Kind, Settings
 from collector.config.opaque import Opaque
 from collector.config.schema import Duration, field
 from collector.config.tls import TLSClientConfig, read_pem, system_ca_bundle
@@ -61,13 +62,20 @@ class OTLPConfig(ExporterBaseConfig):
     balancer_name: Literal["round_robin", "pick_first", ""] = "round_robin"
     authority: str = ""
     keepalive: KeepaliveConfig | None = None
+    auth: AuthConfig | None = None
 
     def validate(self) -> list[tuple[str, str]]:
         try:
             grpc_target(self.endpoint)
         except ValueError as e:
             return [("endpoint", str(e))]
+        if self.auth is not None and self.tls.insecure:
+            return [("auth", "credentials are not sent over a connection without TLS (tls.insecure: true), as "
+                             "gRPC refuses it upstream: set up TLS to the backend")]
         return []
+
+    def extension_refs(self) -> list[ExtensionRef]:
+        return auth_ref("auth", self.auth)
 
 
 def grpc_target(endpoint: str) -> str:
@@ -120,7 +128,8 @@ def error_from_rpc(err: grpc.aio.AioRpcError) -> ConsumerError:
 
 
 class OTLPExporter:
-    __slots__ = ("_call", "_channel", "_config", "_logger", "_metadata", "_name", "_sender", "_target")
+    __slots__ = ("_call", "_channel", "_client_auth", "_config", "_logger", "_metadata", "_name", "_sender",
+                 "_target")
 
     def __init__(self, settings: Settings, config: OTLPConfig) -> None:
         self._config = config
@@ -130,6 +139,7 @@ class OTLPExporter:
         self._metadata = tuple((k.lower(), v.reveal()) for k, v in config.headers.items())
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] | None = None
+        self._client_auth: ClientAuthenticator | None = None
         self._sender = QueuedRetrySender.from_config(settings, self._export, config)
 
     def _options(self) -> list[tuple[str, Any]]:
@@ -166,6 +176,8 @@ class OTLPExporter:
     async def start(self, host: Host) -> None:
         if self._channel is not None or self._sender.closed:
             return
+        if self._config.auth is not None:
+            self._client_auth = client_authenticator(host, self._config.auth, f"exporter {self._name}")
         try:
             creds = self._credentials()
         except OSError as e:
@@ -191,8 +203,11 @@ class OTLPExporter:
         if call is None:
             raise RefusedError(f"otlp exporter {self._name} is not started")
         timeout = float(self._config.timeout) or None
+        metadata = self._metadata
+        if self._client_auth is not None:  # read per call: a rotated token goes out at once
+            metadata += tuple((k.lower(), v) for k, v in self._client_auth.client_headers().items())
         try:
-            response = await call(batch.to_bytes(), timeout=timeout, metadata=self._metadata or None)
+            response = await call(batch.to_bytes(), timeout=timeout, metadata=metadata or None)
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e) from None
         return rejected_spans(self._logger, self._name, response, batch)

@@ -26,7 +26,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from collector.component import Factory, Host, Kind, Settings
+from collector.auth import AuthConfig, ClientAuthenticator, auth_ref, client_authenticator
+from collector.component import ExtensionRef, Factory, Host, Kind, Settings
 from collector.config.opaque import Opaque, has_userinfo, redact_url, scrub
 from collector.config.schema import field
 from collector.config.tls import TLSClientConfig
@@ -55,6 +56,10 @@ class OTLPHTTPConfig(ExporterBaseConfig):
     headers: dict[str, Opaque] = field(default_factory=dict)
     compression: Literal["gzip", "none", ""] = "gzip"
     encoding: Literal["proto", "json"] = "proto"
+    auth: AuthConfig | None = None
+
+    def extension_refs(self) -> list[ExtensionRef]:
+        return auth_ref("auth", self.auth)
 
     def validate(self) -> list[tuple[str, str]]:
         if not self.endpoint and not self.traces_endpoint:
@@ -131,7 +136,7 @@ def _json_body(request: ExportTraceServiceRequest, gzipped: bool) -> bytes:
 
 
 class OTLPHTTPExporter:
-    __slots__ = ("_config", "_headers", "_logger", "_name", "_sender", "_session", "_url")
+    __slots__ = ("_client_auth", "_config", "_headers", "_logger", "_name", "_sender", "_session", "_url")
 
     def __init__(self, settings: Settings, config: OTLPHTTPConfig) -> None:
         self._config = config
@@ -143,6 +148,7 @@ class OTLPHTTPExporter:
         if config.compression == "gzip":
             headers["Content-Encoding"] = "gzip"
         self._headers = headers
+        self._client_auth: ClientAuthenticator | None = None
         self._session: aiohttp.ClientSession | None = None
         self._sender = QueuedRetrySender.from_config(settings, self._export, config)
 
@@ -152,6 +158,8 @@ class OTLPHTTPExporter:
     async def start(self, host: Host) -> None:
         if self._session is not None or self._sender.closed:
             return
+        if self._config.auth is not None:
+            self._client_auth = client_authenticator(host, self._config.auth, f"exporter {self._name}")
         ssl_arg: ssl.SSLContext | bool = True
         if urlsplit(self._url).scheme == "https":
             try:
@@ -187,9 +195,14 @@ class OTLPHTTPExporter:
         timeout = aiohttp.ClientTimeout(total=float(self._config.timeout) or None)
         url = self._url
         hops = 0
+        headers = self._headers
+        credentials: dict[str, str] = {}
+        if self._client_auth is not None:  # read per request: a rotated token goes out at once
+            credentials = self._client_auth.client_headers()
+            headers = {**headers, **credentials}
         try:
             while True:
-                async with session.post(url, data=body, headers=self._headers, timeout=timeout,
+                async with session.post(url, data=body, headers=headers, timeout=timeout,
                                         allow_redirects=False) as resp:
                     if resp.status in REDIRECT_STATUSES:
                         hops += 1
@@ -203,7 +216,8 @@ class OTLPHTTPExporter:
             raise PermanentError(str(e)) from None
         except aiohttp.ClientError as e:
             # Never the exception's repr: aiohttp's carries the request's headers (Authorization ...).
-            text = scrub(f"{type(e).__name__}: {e}", [*self._config.headers.values(), url, self._url])
+            text = scrub(f"{type(e).__name__}: {e}", [*self._config.headers.values(), *credentials.values(), url,
+                                                      self._url])
             raise ConsumerError(f"POST {redact_url(self._url)} failed: {text}", retriable=True) from None
 
     def _error(self, resp: aiohttp.ClientResponse, body: bytes) -> ConsumerError:

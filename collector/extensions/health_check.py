@@ -3,6 +3,8 @@
 ``GET <path>`` answers 200 ``{"status": "Server available", "upSince": ..., "uptime": ...}`` once the
 service is ready (every pipeline started) and no component reported a fatal error, else 503
 ``{"status": "Server not available"}``. ``response_body`` replaces those bodies with fixed strings.
+With ``tls`` the endpoint is served over HTTPS (mutual TLS with ``client_ca_file``, the certificate re-read
+every ``reload_interval`` when its files change), as confighttp's server ``tls`` upstream.
 ``check_collector_pipeline`` is accepted for config compatibility and ignored: it is deprecated (and
 never worked reliably) in the OTel Collector too.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +23,9 @@ from aiohttp import web
 from collector.component import Factory, Host, Kind, Settings
 from collector.config import Duration, field
 from collector.config.net import format_address, listen_address, parse_endpoint
+from collector.config.tls import TLSServerConfig
 from collector.errors import ComponentStartError
+from collector.tls import ReloadingSSLContext
 
 DEFAULT_ENDPOINT = "localhost:13133"
 
@@ -48,6 +53,7 @@ class HealthCheckConfig:
     path: str = "/"
     response_body: ResponseBodyConfig | None = None
     check_collector_pipeline: CheckCollectorPipelineConfig | None = None
+    tls: TLSServerConfig | None = None  # confighttp's: HTTPS, mutual TLS with client_ca_file, reload_interval
 
     def validate(self) -> Iterator[tuple[str, str]]:
         try:
@@ -77,6 +83,8 @@ class HealthCheckExtension:
         self._logger = settings.logger
         self._host: Host | None = None
         self._runner: web.AppRunner | None = None
+        self._telemetry = settings.telemetry
+        self._tls: ReloadingSSLContext | None = None
         self._started_at = time.monotonic()
         self._up_since = dt.datetime.now(dt.UTC)
         self.port: int | None = None
@@ -90,25 +98,38 @@ class HealthCheckExtension:
             return
         self._host = host
         bind_host, port = listen_address(self._config.endpoint, "localhost:13133")
+        tls: ReloadingSSLContext | None = None
+        if self._config.tls is not None:
+            try:
+                tls = ReloadingSSLContext(self._config.tls, f"extension {self.id}", self._logger, self._telemetry)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                raise ComponentStartError(str(self.id), e) from e
         app = web.Application()
         app.router.add_get(self._config.path, self._handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, bind_host, port)
+        site = web.TCPSite(runner, bind_host, port, ssl_context=tls.context if tls is not None else None)
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
             raise ComponentStartError(str(self.id), e) from e
         self._runner = runner
+        if tls is not None:
+            tls.start()
+            self._tls = tls
         self._started_at = time.monotonic()
         self._up_since = dt.datetime.now(dt.UTC)
         addresses = runner.addresses
         self.port = int(addresses[0][1]) if addresses else port
-        self._logger.info("Starting health_check extension %s on %s (endpoint %s, path %s)", self.id,
-                          format_address(bind_host, self.port), self._config.endpoint, self._config.path)
+        self._logger.info("Starting health_check extension %s on %s (endpoint %s, path %s%s)", self.id,
+                          format_address(bind_host, self.port), self._config.endpoint, self._config.path,
+                          ", TLS" if tls is not None else "")
 
     async def shutdown(self) -> None:
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            await tls.stop()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

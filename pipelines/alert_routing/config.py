@@ -15,7 +15,7 @@ alert_routing:
       - {matchers: ['team="payments"'], receiver: payments-pager}
   receivers:
     - {name: payments-pager, pagerduty: {routing_key: "${env:PD_PAYMENTS_KEY}"}}
-    - {name: default, webhook: {url: "http://alerts.internal/hook"}}
+    - {name: default, webhook: {url: "http://alerts.internal/hook"}, auth: {authenticator: bearertokenauth/alerts}}
   trigger: root_cause       # what pages: root_cause (every failure), slo (burning objectives), both
   slo: slo                  # with trigger slo or both: the slo processor whose burns page
   inhibit_rules:
@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from collector.auth import AuthConfig, auth_ref
 from collector.component import ExtensionRef
 from collector.config import NO_SECRET, Duration, Opaque, SecretPathURL, SecretURL, field
 from collector.config.opaque import has_userinfo
@@ -118,6 +119,7 @@ class ReceiverConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     retry: NotifierRetryConfig = field(default_factory=NotifierRetryConfig)
     outbox_size: int = field(1000, ge=1)
+    auth: AuthConfig | None = None  # an authenticator extension whose credentials every request carries
 
     @property
     def kind(self) -> str:
@@ -213,7 +215,10 @@ class Config:
     silences: SilencesConfig = field(default_factory=SilencesConfig)
 
     def extension_refs(self) -> list[ExtensionRef]:
-        return ownership_refs("ownership", self.ownership)
+        refs = ownership_refs("ownership", self.ownership)
+        for i, r in enumerate(self.receivers):
+            refs += auth_ref(f"receivers[{i}].auth", r.auth)
+        return refs
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.trigger != "root_cause":

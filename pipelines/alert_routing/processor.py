@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from collector import ComponentID, Host, Settings, TracesConsumer
+from collector.auth import client_authenticator
 from collector.config import Opaque
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
@@ -242,9 +243,11 @@ class AlertRoutingProcessor:
             reload_task = self._silences.start()  # loads the file (raises SilencesError if it is invalid)
             if reload_task is not None:
                 self._keep(reload_task)
+        authenticators = {r.name: client_authenticator(host, r.auth, f"processor {self.id} receiver {r.name!r}")
+                          for r in self._config.receivers if r.auth is not None}
         self._session = aiohttp.ClientSession()
         for notifier in self._notifiers.values():
-            self._keep(await notifier.start(self._session))
+            self._keep(await notifier.start(self._session, authenticators.get(notifier.name)))
         await self._engine.start()
         if self._engine.task is not None:
             self._keep(self._engine.task)

@@ -21,6 +21,7 @@ receivers:
         max_connections: 0          # 0: half the process's open-file limit
         traces_url_path: /v1/traces
         cors: {allowed_origins: ["https://*.example.com"], allowed_headers: [x-tenant], max_age: 7200}
+        auth: {authenticator: bearertokenauth}   # an authenticator extension (both protocols take one)
 ```
 
 As in the OTel Collector, a protocol written with no value (``grpc:``) is enabled with its defaults,
@@ -34,6 +35,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from collector.auth import AuthConfig, auth_ref
+from collector.component import ExtensionRef
 from collector.config.net import endpoint_issues
 from collector.config.schema import ByteSize, Duration, field
 from collector.config.tls import TLSServerConfig
@@ -45,9 +48,8 @@ def _endpoint_issues(endpoint: str) -> Iterator[tuple[str, str]]:
     return endpoint_issues(endpoint)
 
 
-_NO_AUTH = "authenticating clients is not implemented"
 _SERVER_OPTIONS: Mapping[str, str] = {
-    "auth": _NO_AUTH, "include_metadata": "", "middlewares": "", "transport": "tcp is the only transport",
+    "include_metadata": "", "middlewares": "", "transport": "tcp is the only transport",
 }
 
 
@@ -108,6 +110,7 @@ class GRPCConfig:
     max_concurrent_streams: int = field(DEFAULT_MAX_CONCURRENT_STREAMS, ge=0)  # 0: unlimited
     keepalive: KeepaliveServerConfig = field(default_factory=KeepaliveServerConfig)
     tls: TLSServerConfig | None = None
+    auth: AuthConfig | None = None
 
     def validate(self) -> Iterator[tuple[str, str]]:
         yield from _endpoint_issues(self.endpoint)
@@ -133,6 +136,7 @@ class HTTPConfig:
     max_connections: int = field(0, ge=0)
     tls: TLSServerConfig | None = None
     cors: CORSConfig | None = field(None, present_enables=True)
+    auth: AuthConfig | None = None
 
     @property
     def traces_path(self) -> str:
@@ -157,6 +161,11 @@ class ProtocolsConfig:
 @dataclass(frozen=True)
 class OTLPReceiverConfig:
     protocols: ProtocolsConfig = field(default_factory=ProtocolsConfig)
+
+    def extension_refs(self) -> list[ExtensionRef]:
+        grpc, http = self.protocols.grpc, self.protocols.http
+        return [*auth_ref("protocols.grpc.auth", grpc.auth if grpc is not None else None),
+                *auth_ref("protocols.http.auth", http.auth if http is not None else None)]
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.protocols.grpc is None and self.protocols.http is None:

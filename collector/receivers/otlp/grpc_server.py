@@ -17,11 +17,13 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
-from collector.config.tls import read_pem
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.telemetry import Telemetry
+from collector.tls import ReloadingGRPCCredentials
 from collector.wire import certainly_valid
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -75,8 +77,11 @@ def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
 class GRPCServer:
     """One grpc.aio server bound to the configured endpoint. ``start()`` returns the bound port."""
 
-    def __init__(self, config: GRPCConfig, handler: ExportHandler, logger: logging.Logger) -> None:
+    def __init__(self, config: GRPCConfig, handler: ExportHandler, logger: logging.Logger,
+                 telemetry: Telemetry | None = None, receiver: str = "otlp") -> None:
         self._config = config
+        self._telemetry = telemetry
+        self._receiver = receiver
         self._handler = handler
         self._logger = logger
         self._server: Any = None
@@ -96,21 +101,18 @@ class GRPCServer:
         ]
         return [trace, *others]
 
-    async def start(self) -> int:
-        """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
+    async def start(self, authenticator: ServerAuthenticator | None = None) -> int:
+        """Bind and serve; with an ``authenticator`` every RPC's metadata is checked first. Raises OSError /
+        ssl errors / ValueError on failure (nothing left running)."""
         cfg = self._config
         host, port = listen_address(cfg.endpoint)
         address = format_address(host, port)
         credentials = None
-        if cfg.tls is not None:
-            cfg.tls.ssl_context()  # load with the ssl module first: clear errors for bad files or a key mismatch
-            client_ca = read_pem(cfg.tls.client_ca_file, "client CA") if cfg.tls.client_ca_file else None
-            credentials = grpc.ssl_server_credentials(
-                [(read_pem(cfg.tls.key_file, "TLS key"), read_pem(cfg.tls.cert_file, "TLS certificate"))],
-                root_certificates=client_ca,
-                require_client_auth=client_ca is not None,
-            )
-        server = grpc.aio.server(handlers=self._handlers(), options=server_options(cfg))
+        if cfg.tls is not None:  # mutual TLS with client_ca_file; the certificate follows tls.reload_interval
+            credentials = ReloadingGRPCCredentials(cfg.tls, f"receiver {self._receiver} (grpc)", self._logger,
+                                                   self._telemetry).credentials
+        interceptors = [AuthInterceptor(authenticator, self._handler)] if authenticator is not None else []
+        server = grpc.aio.server(handlers=self._handlers(), options=server_options(cfg), interceptors=interceptors)
         try:
             if credentials is None:
                 bound = server.add_insecure_port(address)
@@ -163,6 +165,34 @@ class GRPCServer:
             await context.abort(code, message, trailing_metadata=trailers)
         wire: bytes = response.SerializeToString()
         return wire
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc.aio is untyped
+    """Checks each RPC's metadata with the authenticator before its handler runs; a refused RPC ends with
+    UNAUTHENTICATED (counted by the export handler)."""
+
+    def __init__(self, authenticator: ServerAuthenticator, handler: ExportHandler) -> None:
+        self._auth = authenticator
+        self._handler = handler
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        headers: dict[str, str] = {}
+        for key, value in handler_call_details.invocation_metadata or ():
+            if isinstance(value, str):  # binary (-bin) entries are never credentials
+                headers.setdefault(key.lower(), value)
+        denied = await self._auth.authenticate(headers)
+        if denied is None:
+            return await continuation(handler_call_details)
+        self._handler.auth_denied("grpc", denied, "a gRPC client")  # the interceptor does not see the peer
+        return grpc.unary_unary_rpc_method_handler(_unauthenticated(denied.message))
+
+
+def _unauthenticated(message: str) -> Any:
+    async def handler(data: bytes, context: Any) -> bytes:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        raise AssertionError("unreachable")
+
+    return handler
 
 
 def _unimplemented(signal: str) -> Any:

@@ -14,10 +14,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from collector.auth import Denied
 from collector.component import Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ConsumerError
 from collector.model import SpanBatch
+from collector.receivers.otlp.http_guard import Throttled
 from collector.validate import remove_invalid_spans
 from collector.wire import ScopeChunk, WireError, split_by_trace
 
@@ -37,7 +39,7 @@ def retry_delay(error: ConsumerError) -> float:
 class ExportHandler:
     """Shared by the gRPC and HTTP servers of one receiver."""
 
-    __slots__ = ("_accepted", "_next", "_refused", "_split_options")
+    __slots__ = ("_accepted", "_auth_failures", "_auth_log", "_next", "_receiver", "_refused", "_split_options")
 
     def __init__(self, settings: Settings, next_consumer: TracesConsumer) -> None:
         self._next = next_consumer
@@ -50,6 +52,18 @@ class ExportHandler:
         self._refused = {
             t: telemetry.receiver_refused_spans.labels(receiver=receiver, transport=t) for t in ("grpc", "http")
         }
+        self._receiver = receiver
+        self._auth_failures = telemetry.counter(
+            "tracetriage_receiver_auth_failures",
+            "Requests refused by the receiver's authenticator (HTTP 401 / gRPC UNAUTHENTICATED), by reason: "
+            "missing_credentials, malformed_credentials, invalid_credentials.", ("receiver", "transport", "reason"))
+        self._auth_log = Throttled(settings.logger, f"{receiver}: requests refused by the authenticator")
+
+    def auth_denied(self, transport: Transport, denied: Denied, peer: str) -> None:
+        """Count (and, at most every few seconds, log) a request refused by the authenticator. Neither names
+        the credentials that were sent."""
+        self._auth_failures.labels(receiver=self._receiver, transport=transport, reason=denied.reason).inc()
+        self._auth_log.note(f"{transport} from {peer}: {denied.message}")
 
     async def export(
         self, request: ExportTraceServiceRequest | None, payload: bytes | None, transport: Transport

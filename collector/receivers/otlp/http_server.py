@@ -15,12 +15,13 @@ import zlib
 from typing import Literal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector import otlpjson
+from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import HTTPConfig
@@ -35,6 +36,7 @@ from collector.receivers.otlp.http_guard import (
     auto_max_connections,
 )
 from collector.telemetry import Telemetry
+from collector.tls import ReloadingSSLContext
 from collector.wire import certainly_valid
 
 Format = Literal["proto", "json"]
@@ -42,6 +44,7 @@ _CONTENT_TYPES: dict[str, Format] = {"application/x-protobuf": "proto", "applica
 _MEDIA_TYPE = {"proto": "application/x-protobuf", "json": "application/json"}
 _GRPC_CODE_FOR_HTTP = {
     400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
     404: code_pb2.NOT_FOUND,
     405: code_pb2.UNIMPLEMENTED,
     408: code_pb2.DEADLINE_EXCEEDED,
@@ -135,6 +138,9 @@ class HTTPServer:
         self._handler = handler
         self._logger = logger
         self._counters = _counters(telemetry, receiver)
+        self._telemetry = telemetry
+        self._receiver = receiver
+        self._tls: ReloadingSSLContext | None = None
         self._read_timeout_log = Throttled(logger, f"otlp/http: request bodies cut after read_timeout "
                                                    f"({config.read_timeout:g}s)")
         self._limit = int(config.max_request_body_size)
@@ -142,14 +148,16 @@ class HTTPServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
-    def _app(self, guard: ConnectionGuard) -> web.Application:
+    def _app(self, guard: ConnectionGuard, authenticator: ServerAuthenticator | None) -> web.Application:
         cors = self._config.cors
         middlewares = [guard.middleware()]
         if cors is not None and cors.allowed_origins:
-            middlewares.append(cors_middleware(cors))
+            middlewares.append(cors_middleware(cors))  # outside auth: a browser's preflight carries no credentials
         elif cors is not None and cors.allowed_headers:
             self._logger.warning("otlp/http: cors lists allowed_headers but no allowed_origins, so it has no "
                                  "effect (as in the OTel Collector)")
+        if authenticator is not None:
+            middlewares.append(auth_middleware(authenticator, self._handler))
         app = web.Application(client_max_size=self._limit + 1, middlewares=middlewares)
         app.router.add_route("*", self._traces_path, self._traces)
         for path, signal in _OTHER_SIGNAL_PATHS.items():
@@ -157,16 +165,20 @@ class HTTPServer:
                 app.router.add_route("*", path, _other_signal(signal))
         return app
 
-    async def start(self, grace: float) -> int:
-        """Bind and serve. Raises OSError / ssl errors / ValueError on failure (nothing left running)."""
+    async def start(self, grace: float, authenticator: ServerAuthenticator | None = None) -> int:
+        """Bind and serve; with an ``authenticator`` every request's headers are checked first (401 and
+        ``WWW-Authenticate`` when refused). Raises OSError / ssl errors / ValueError on failure (nothing left
+        running)."""
         cfg = self._config
         host, port = listen_address(cfg.endpoint, "localhost:4318")
-        ssl_context = cfg.tls.ssl_context() if cfg.tls is not None else None
+        tls = (ReloadingSSLContext(cfg.tls, f"receiver {self._receiver} (http)", self._logger, self._telemetry)
+               if cfg.tls is not None else None)  # mutual TLS with client_ca_file; follows tls.reload_interval
+        ssl_context = tls.context if tls is not None else None
         max_connections = cfg.max_connections or auto_max_connections()
         guard = ConnectionGuard(max_connections=max_connections, read_header_timeout=cfg.read_header_timeout,
                                 counters=self._counters, logger=self._logger)
         runner = web.AppRunner(
-            self._app(guard),
+            self._app(guard, authenticator),
             handle_signals=False,
             access_log=None,
             auto_decompress=False,  # we inflate ourselves, with a bound
@@ -183,6 +195,9 @@ class HTTPServer:
             await runner.cleanup()
             raise
         self._runner = runner
+        if tls is not None:
+            self._tls = tls
+            tls.start()
         self.port = int(runner.addresses[0][1])
         self._logger.info("Starting HTTP server on %s (endpoint %s%s, traces at %s, max_connections %d)",
                           format_address(host, self.port), cfg.endpoint, ", TLS" if ssl_context is not None else "",
@@ -192,6 +207,9 @@ class HTTPServer:
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (up to the grace given at start), close."""
         runner, self._runner = self._runner, None
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            await tls.stop()
         if runner is not None:
             await runner.cleanup()
 
@@ -303,6 +321,24 @@ def _counters(telemetry: Telemetry, receiver: str) -> GuardCounters:
         malformed=malformed.labels(receiver=receiver),
         open_connections=open_connections.labels(receiver=receiver),
     )
+
+
+def auth_middleware(authenticator: ServerAuthenticator, export: ExportHandler) -> Middleware:
+    """Refuses, with 401 and ``WWW-Authenticate``, every request the authenticator does not let in."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        headers: dict[str, str] = {}
+        for key, value in request.headers.items():
+            headers.setdefault(key.lower(), value)
+        denied = await authenticator.authenticate(headers)
+        if denied is None:
+            return await handler(request)
+        export.auth_denied("http", denied, str(request.remote))
+        return status_response(401, denied.message, _request_format(request),
+                               {"WWW-Authenticate": authenticator.challenge})
+
+    return middleware
 
 
 def _other_signal(signal: str) -> Handler:

@@ -6,6 +6,7 @@ import asyncio
 import ssl
 from collections.abc import Awaitable
 
+from collector.auth import AuthConfig, ServerAuthenticator, server_authenticator
 from collector.component import Host, Settings
 from collector.consumer import TracesConsumer
 from collector.errors import ComponentStartError
@@ -37,7 +38,8 @@ class OTLPReceiver:
         handler = ExportHandler(settings, next_consumer)
         protocols: ProtocolsConfig = config.protocols
         grpc_cfg, http_cfg = protocols.grpc, protocols.http
-        self._grpc = GRPCServer(grpc_cfg, handler, settings.logger) if grpc_cfg is not None else None
+        self._grpc = (GRPCServer(grpc_cfg, handler, settings.logger, settings.telemetry, str(settings.id))
+                      if grpc_cfg is not None else None)
         self._http = (HTTPServer(http_cfg, handler, settings.logger, settings.telemetry, str(settings.id))
                       if http_cfg is not None else None)
         self._grpc_endpoint = grpc_cfg.endpoint if grpc_cfg is not None else ""
@@ -57,14 +59,22 @@ class OTLPReceiver:
         if self._started:
             return
         self._started = True
+        protocols = self.config.protocols
         try:
             if self._grpc is not None:
-                await self._start_one(f"grpc {self._grpc_endpoint}", self._grpc.start())
+                auth = self._authenticator(host, protocols.grpc.auth if protocols.grpc is not None else None, "grpc")
+                await self._start_one(f"grpc {self._grpc_endpoint}", self._grpc.start(auth))
             if self._http is not None:
-                await self._start_one(f"http {self._http_endpoint}", self._http.start(self._grace))
+                auth = self._authenticator(host, protocols.http.auth if protocols.http is not None else None, "http")
+                await self._start_one(f"http {self._http_endpoint}", self._http.start(self._grace, auth))
         except ComponentStartError:
             await self.shutdown()
             raise
+
+    def _authenticator(self, host: Host, auth: AuthConfig | None, protocol: str) -> ServerAuthenticator | None:
+        if auth is None:
+            return None
+        return server_authenticator(host, auth, f"receiver {self.settings.id} ({protocol})")
 
     async def _start_one(self, what: str, starting: Awaitable[int]) -> None:
         try:

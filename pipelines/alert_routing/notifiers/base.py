@@ -31,6 +31,7 @@ import aiohttp
 from asyncio_throttle.throttler import Throttler
 
 from collector import TraceTriageError
+from collector.auth import ClientAuthenticator
 from collector.config import Opaque, scrub
 from collector.exporters.helper import RETRY_AFTER_CAP, Backoff
 from collector.exporters.redirect import REDIRECT_STATUSES, RedirectRefused, follow, origin
@@ -74,7 +75,7 @@ class Notifier(abc.ABC):
     kind: ClassVar[str]
 
     __slots__ = (
-        "_closed", "_config", "_drop_logged_at", "_dropped_unlogged", "_idle", "_in_flight", "_logger",
+        "_client_auth", "_closed", "_config", "_drop_logged_at", "_dropped_unlogged", "_idle", "_in_flight", "_logger",
         "_m_dropped", "_m_failed", "_m_outbox", "_m_sent", "_outbox", "_ready", "_session", "_task", "_throttler",
         "name",
     )
@@ -90,6 +91,7 @@ class Notifier(abc.ABC):
         self._in_flight: Notification | None = None
         self._throttler = Throttler(rate_limit=config.rate_limit.rate, period=float(config.rate_limit.period))
         self._session: aiohttp.ClientSession | None = None
+        self._client_auth: ClientAuthenticator | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._drop_logged_at = float("-inf")
@@ -153,8 +155,12 @@ class Notifier(abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
-    async def start(self, session: aiohttp.ClientSession) -> asyncio.Task[None]:
+    async def start(self, session: aiohttp.ClientSession,
+                    client_auth: ClientAuthenticator | None = None) -> asyncio.Task[None]:
+        """Start the sender task; with ``client_auth`` every request carries its credentials (the
+        receiver's ``auth``)."""
         self._session = session
+        self._client_auth = client_auth
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"alert_routing-receiver {self.name}")
         return self._task
@@ -257,6 +263,11 @@ class Notifier(abc.ABC):
         where = _origin_of(url)  # never the full URL: userinfo, and Slack's path, are secrets
         timeout = float(self._config.timeout)
         headers = self.headers()
+        credentials: list[str] = []
+        if self._client_auth is not None:  # read per request: a rotated token goes out at once
+            extra = self._client_auth.client_headers()
+            credentials = list(extra.values())
+            headers = {**headers, **extra}
         hops = 0
         try:
             async with asyncio.timeout(timeout):
@@ -279,10 +290,10 @@ class Notifier(abc.ABC):
             raise NotifyError(f"{where} did not answer within {timeout:g}s", retriable=True) from None
         except (aiohttp.ClientError, OSError) as e:
             # Never the exception's repr: aiohttp's may carry the request's URL and headers.
-            text = scrub(f"{type(e).__name__}: {e}", [*self.secrets(), url])
+            text = scrub(f"{type(e).__name__}: {e}", [*self.secrets(), *credentials, url])
             raise NotifyError(f"cannot reach {where}: {text}", retriable=True) from None
         retriable = status in (408, 429) or status >= 500
-        preview = scrub(preview, self.secrets())
+        preview = scrub(preview, [*self.secrets(), *credentials])
         raise NotifyError(f"{where} answered HTTP {status}: {preview!r}", retriable=retriable,
                           retry_after=retry_after)
 
