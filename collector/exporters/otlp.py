@@ -120,6 +120,8 @@ def error_from_rpc(err: grpc.aio.AioRpcError) -> ConsumerError:
 
 
 class OTLPExporter:
+    # Its sender logs what a shutdown cut short by the deadline leaves behind (on disk or lost).
+    reports_held_data = True
     __slots__ = ("_call", "_channel", "_config", "_logger", "_metadata", "_name", "_sender", "_target")
 
     def __init__(self, settings: Settings, config: OTLPConfig) -> None:
