@@ -334,8 +334,7 @@ class QueuedRetrySender:
                 else:
                     await self._queue.join()
             if abandoned:
-                self._report_abandoned("its circuit is open (the destination is down), so shutdown does not "
-                                       "wait for it")
+                self._report_abandoned("not waiting: its circuit is open, the destination is down")
             else:
                 await self._idle.wait()
         except asyncio.CancelledError:
@@ -389,7 +388,7 @@ class QueuedRetrySender:
         self._in_flight_spans = 0  # reported: a second report (never started) says nothing more
         if not (queued_batches or in_flight):
             return
-        because = f" ({why})" if why else ""
+        because = f", {why}" if why else ""
         if persistent:
             self._logger.warning(
                 "Exporter %s stopped before delivering everything%s: %d spans queued (%d batches) and %d in "
