@@ -139,6 +139,14 @@ class CircuitBreaker:
         while not self.is_open:
             await self._changed.wait()
 
+    def half_open_now(self) -> bool:
+        """Cut an open circuit's wait short (a last chance before shutdown drops what waits in memory).
+        True if it was open."""
+        if self._state is not CircuitState.OPEN:
+            return False
+        self._transition(CircuitState.HALF_OPEN)
+        return True
+
     def release(self, permit: Permit) -> None:
         """The attempt was abandoned (cancelled) before it had an outcome."""
         if permit.probe and permit.generation == self._generation and self._probes > 0:

@@ -156,7 +156,9 @@ class FileExporter:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._io, _write_record, self._file, batch, fmt, flush_now, truncate)
         except OSError as e:
-            raise ConsumerError(f"writing {self._config.path!r}: {e.strerror or e}", retriable=True) from e
+            # The path and the system's words are for the operator's log; the client learns only that it failed.
+            self._logger.error("File exporter %s: writing %s failed: %s", self._name, self._config.path, e)
+            raise ConsumerError(f"file exporter {self._name} cannot write its output", retriable=True) from None
         self._dirty = not flush_now
 
     async def _flush_loop(self) -> None:

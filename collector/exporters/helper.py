@@ -327,6 +327,12 @@ class QueuedRetrySender:
         """
         self._closed = True
         abandoned = False
+        if self._queue is not None and not self._queue.persistent and self._breaker is not None \
+                and self._breaker.half_open_now():
+            # What waits in memory is lost at the deadline: probe the destination now rather than after
+            # open_duration.
+            self._logger.info("Exporter %s: shutting down with the circuit open, probing the destination now",
+                              self._name)
         try:
             if self._queue is not None and self._consumers:
                 if self._queue.persistent and self._breaker is not None:

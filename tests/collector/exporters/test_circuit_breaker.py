@@ -146,12 +146,13 @@ async def test_grpc_backend_down_then_up_nothing_lost() -> None:
     """Open after failure_threshold failures, no attempt while open (the queue fills instead), a single
     half-open probe that fails and reopens, a probe that succeeds and closes, every batch delivered once."""
     async with grpc_server() as (service, port):
-        threshold, open_for = 3, 0.4
+        threshold, open_for = 3, 0.5
         service.script = [UNAVAILABLE] * (threshold + 1)  # the first probe fails too
         settings = make_settings("otlp/cb")
         exporter = otlp.factory.create(settings, decode(otlp.OTLPConfig, {
             "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True},
-            "retry_on_failure": dict(FAST_RETRY, max_elapsed_time="100ms"),  # waiting out the circuit is not retry time
+            # Shorter than the two open periods: waiting out the circuit is not retry time.
+            "retry_on_failure": dict(FAST_RETRY, max_elapsed_time="700ms"),
             "sending_queue": {"num_consumers": 1, "queue_size": 50},
             "circuit_breaker": {"failure_threshold": threshold, "open_duration": f"{open_for}s"},
         }))
@@ -171,7 +172,10 @@ async def test_grpc_backend_down_then_up_nothing_lost() -> None:
             await exporter.consume_traces(b)
         assert metric(settings, "otelcol_exporter_queue_size") >= 5
         assert len(service.attempts) == threshold
-        await exporter.shutdown()  # drains: probes until the backend takes everything
+        async with asyncio.timeout(30):
+            while len(service.received) < len(first + later):  # probes until the backend takes everything
+                await asyncio.sleep(0.01)
+        await exporter.shutdown()
     times = [t for t, _ in service.attempts]
     # The first probe came no sooner than open_duration after the circuit opened, the second no sooner than
     # open_duration after the first probe reopened it.
@@ -210,6 +214,9 @@ async def test_http_backend_down_then_up_with_several_consumers() -> None:
             await asyncio.sleep(0.005)
         server.always = None  # the backend is back
         failed_attempts = len(server.attempts)
+        async with asyncio.timeout(30):
+            while metric(settings, "otelcol_exporter_sent_spans") < 36:
+                await asyncio.sleep(0.01)
         await exporter.shutdown()
     # While open no attempt starts; only attempts admitted before it opened (one per other consumer) may still
     # arrive at the backend.
@@ -243,3 +250,27 @@ async def test_queue_disabled_fails_fast_while_open() -> None:
         assert len(server.attempts) == 2  # no attempt reached the backend
         assert metric(settings, "otelcol_exporter_enqueue_failed_spans") == 5
         await exporter.shutdown()
+
+
+async def test_shutdown_with_a_memory_queue_probes_at_once() -> None:
+    """In memory, what waits is lost at the deadline: shutdown probes now instead of after open_duration."""
+    async with grpc_server() as (service, port):
+        service.always = UNAVAILABLE
+        settings = make_settings("otlp/mem")
+        exporter = otlp.factory.create(settings, decode(otlp.OTLPConfig, {
+            "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "retry_on_failure": FAST_RETRY,
+            "sending_queue": {"num_consumers": 1, "queue_size": 10},
+            "circuit_breaker": {"failure_threshold": 2, "open_duration": "1h"},
+        }))
+        await exporter.start(Host())
+        batches = [make_batch(2, seed=i + 1) for i in range(3)]
+        for b in batches:
+            await exporter.consume_traces(b)
+        while metric(settings, "tracetriage_exporter_circuit_state") != 1:
+            await asyncio.sleep(0.005)
+        service.always = None  # back, but the circuit would stay open for an hour
+        async with asyncio.timeout(30):
+            await exporter.shutdown()
+    assert sorted(service.received) == sorted(b.to_bytes() for b in batches)
+    assert metric(settings, "otelcol_exporter_sent_spans") == 6
+    assert transitions_to(settings, "closed") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from pathlib import Path
@@ -93,11 +94,14 @@ async def test_unwritable_path_fails_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAS_DEV_FULL, reason="needs /dev/full")
-async def test_write_error_reaches_caller(tmp_path: Path) -> None:
+async def test_write_error_reaches_caller(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     exporter, settings = create({"path": "/dev/full", "format": "proto", "flush_interval": 0})
     await exporter.start(Host())
-    with pytest.raises(ConsumerError, match="No space left"):
+    with caplog.at_level(logging.ERROR), pytest.raises(ConsumerError) as info:
         await exporter.consume_traces(make_batch(2))
+    assert info.value.retriable
+    assert "cannot write its output" in str(info.value) and "/dev/full" not in str(info.value)  # no path to clients
+    assert "/dev/full" in caplog.text and "No space left" in caplog.text  # the operator's log has it
     assert metric(settings, "otelcol_exporter_send_failed_spans") == 2
     await exporter.shutdown()
 

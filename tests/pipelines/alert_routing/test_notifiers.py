@@ -119,10 +119,11 @@ async def test_circuit_breaker_waits_probes_and_closes(server: CaptureServer,
     """A receiver that fails: the circuit opens after failure_threshold failures, nothing is sent while it is
     open (notifications wait in the outbox, and waiting is not retry time), a failed probe opens it again, a
     successful one closes it, and every notification arrives once."""
-    threshold, open_for = 3, 0.3
+    threshold, open_for = 3, 0.4
     server.script = [503] * (threshold + 1)
     tel = Telemetry()
-    n = notifier(server.url, tel, retry={**FAST_RETRY, "max_elapsed_time": "200ms"},
+    # max_elapsed_time is shorter than the two open periods: waiting out the circuit is not retry time.
+    n = notifier(server.url, tel, retry={**FAST_RETRY, "max_elapsed_time": "600ms"},
                  circuit_breaker={"failure_threshold": threshold, "open_duration": f"{open_for}s"})
     breaker = n.breaker
     assert breaker is not None
