@@ -177,8 +177,11 @@ class Notifier(abc.ABC):
         return self._task
 
     def close(self) -> None:
-        """Take no more notifications (those offered later are counted as dropped)."""
+        """Take no more notifications (those offered later are counted as dropped). With the circuit open
+        and notifications waiting, the receiver is probed at once: they are dropped at the shutdown deadline."""
         self._closed = True
+        if self.pending and self._breaker is not None and self._breaker.half_open_now():
+            self._logger.info("receiver %s: shutting down with the circuit open, probing it now", self.name)
 
     async def wait_idle(self) -> None:
         """Until the outbox is empty and nothing is being sent (or the sender task has ended)."""

@@ -150,6 +150,22 @@ async def test_circuit_breaker_waits_probes_and_closes(server: CaptureServer,
             for to in ("open", "half_open", "closed")] == [2, 2, 1]
 
 
+async def test_close_probes_an_open_circuit_at_once(server: CaptureServer, session: aiohttp.ClientSession) -> None:
+    server.default_status = 503
+    tel = Telemetry()
+    n = notifier(server.url, tel, circuit_breaker={"failure_threshold": 2, "open_duration": "1h"})
+    await n.start(session)
+    n.enqueue(notification(0))
+    n.enqueue(notification(1))
+    while sample(tel, "tracetriage_alert_receiver_circuit_state", receiver="r") != 1:
+        await asyncio.sleep(0.005)
+    server.default_status = 200  # back, but the circuit would stay open for an hour
+    n.close()  # shutdown: what waits would be dropped at the deadline, so probe now
+    await finish(n, timeout=20)
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="sent") == 2
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="dropped") == 0
+
+
 async def test_server_that_never_answers_times_out_and_is_retried(session: aiohttp.ClientSession) -> None:
     hang = await HangingServer().start()
     try:
