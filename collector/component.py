@@ -100,6 +100,9 @@ class Host:
     def __init__(self) -> None:
         self.ready = False
         self.fatal_error: BaseException | None = None
+        # Problems a component reports and clears itself (a persistent queue that cannot be written): while
+        # any is present, health_check answers 503. Keyed by what has the problem; the text is for logs.
+        self.problems: dict[str, str] = {}
         self._fatal = asyncio.Event()
         self.extensions: dict[ComponentID, Component] = {}
         # Processors as the service builds them, for stages that work with another one (alert_routing pages
@@ -143,6 +146,13 @@ class Host:
             self.report_fatal_error(error)
 
         task.add_done_callback(done)
+
+    def report_problem(self, what: str, problem: str | None) -> None:
+        """A recoverable problem of ``what`` (None: it is over). Health reports unavailable meanwhile."""
+        if problem is None:
+            self.problems.pop(what, None)
+        else:
+            self.problems[what] = problem
 
     def report_fatal_error(self, error: BaseException) -> None:
         """A component's background task failed beyond repair: the service stops with exit code 1."""

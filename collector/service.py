@@ -293,8 +293,13 @@ class Service:
             try:
                 await asyncio.wait_for(b.component.shutdown(), remaining)
             except TimeoutError:
-                log.error("%s did not finish shutting down within the shutdown timeout (%.1fs); "
-                          "data it still held is lost", b.label, budget)
+                if getattr(b.component, "reports_held_data", False):
+                    # It logged itself what it still held and whether that is on disk or lost.
+                    log.warning("%s did not finish shutting down within the shutdown timeout (%.1fs)",
+                                b.label, budget)
+                else:
+                    log.error("%s did not finish shutting down within the shutdown timeout (%.1fs); "
+                              "data it still held is lost", b.label, budget)
             except Exception:
                 log.exception("%s failed to shut down cleanly", b.label)
         for b, receiver in finishing:

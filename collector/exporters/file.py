@@ -6,6 +6,12 @@ truncates the file at start; with ``rotation`` the file is continued and rotated
 (:mod:`collector.exporters.file_rotation`). All file IO runs on one dedicated writer thread (so writes keep their
 order and never block the event loop); the buffer is flushed every ``flush_interval`` (0: after every
 write) and at shutdown. The queue is disabled by default so that a write error reaches the caller.
+
+The output is guarded (options of our own: contrib's exporter has neither): a symbolic link at ``path``
+is refused unless ``follow_symlinks: true``, files the exporter creates (the output and, with
+``rotation``, each new file) get ``file_mode`` (``"0600"`` by default), and ``append: false`` truncates
+the file just before the first record is written, so a start-up that fails (this exporter's or any other
+component's) leaves an existing file as it was.
 """
 
 from __future__ import annotations
@@ -13,16 +19,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
+import re
+import stat
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from io import BufferedIOBase
 from typing import ClassVar, Literal, Protocol
 
 from collector.component import Factory, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, RefusedError
-from collector.exporters.file_rotation import RotatingFile, RotationConfig
+from collector.exporters.file_rotation import RotatingFile, RotationConfig, SymlinkRefused, open_output
 from collector.exporters.helper import QueueConfig, QueuedRetrySender, RetryConfig
 from collector.model import SpanBatch
 from collector.otlpjson import encode_request
@@ -31,6 +41,7 @@ _LENGTH = struct.Struct(">I")
 DEFAULT_FLUSH_INTERVAL = Duration(1.0)
 NO_QUEUE = QueueConfig(enabled=False)
 NO_RETRY = RetryConfig(enabled=False)
+_MODE_RE = re.compile(r"^0?[0-7]{3}$")
 
 
 @dataclass(frozen=True)
@@ -46,10 +57,19 @@ class FileConfig:
     rotation: RotationConfig | None = field(None, present_enables=True)
     sending_queue: QueueConfig = NO_QUEUE
     retry_on_failure: RetryConfig = NO_RETRY
+    file_mode: str = "0600"
+    follow_symlinks: bool = False
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.append and self.rotation is not None:
             yield ("", "append and rotation enabled at the same time is not supported (as in the OTel Collector)")
+        if not _MODE_RE.match(self.file_mode):
+            yield ("file_mode", f"must be octal permission bits such as \"0600\" or \"0640\", got {self.file_mode!r}")
+
+    @property
+    def mode(self) -> int:
+        """``file_mode`` as a number."""
+        return int(self.file_mode, 8)
 
 
 class _Sink(Protocol):
@@ -69,8 +89,10 @@ def encode_record(batch: SpanBatch, fmt: str) -> bytes:
 
 
 class FileExporter:
+    # Its sender logs what a shutdown cut short by the deadline leaves behind (on disk or lost).
+    reports_held_data = True
     __slots__ = (
-        "_config", "_dirty", "_file", "_flusher", "_io", "_logger", "_name", "_sender", "_stopped",
+        "_config", "_dirty", "_file", "_flusher", "_io", "_logger", "_name", "_sender", "_stopped", "_truncate",
         )
 
     def __init__(self, settings: Settings, config: FileConfig) -> None:
@@ -82,6 +104,7 @@ class FileExporter:
         self._flusher: asyncio.Task[None] | None = None
         self._dirty = False
         self._stopped = False
+        self._truncate = False  # truncate before the first record (append: false without rotation)
         self._sender = QueuedRetrySender(
             settings, self._write, queue=config.sending_queue, retry=config.retry_on_failure, timeout=0
         )
@@ -93,17 +116,29 @@ class FileExporter:
         if self._file is not None or self._stopped:
             return
         io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self._name}-io")
+        loop = asyncio.get_running_loop()
         try:
-            self._file = await asyncio.get_running_loop().run_in_executor(io, _open, self._config)
+            self._file = await loop.run_in_executor(io, _open, self._config)
+        except SymlinkRefused as e:
+            io.shutdown(wait=False)
+            raise ComponentStartError(
+                self._name, f"path {self._config.path!r} is a symbolic link: not followed unless "
+                            f"follow_symlinks: true (nothing was written)"
+            ) from e
         except OSError as e:
             io.shutdown(wait=False)
             raise ComponentStartError(
                 self._name, f"cannot open {self._config.path!r} for writing: {e.strerror or e}"
             ) from e
         self._io = io
+        self._truncate = not self._config.append and self._config.rotation is None
+        try:
+            await self._sender.start(host)
+        except BaseException:
+            await self._close()
+            raise
         if self._config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"{self._name}-flush")
-        await self._sender.start(host)
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         await self._sender.consume_traces(batch)
@@ -115,11 +150,15 @@ class FileExporter:
         if fmt == "json":
             _ = batch.request  # decode on the loop; the JSON encoding then runs on the writer thread
         flush_now = self._config.flush_interval <= 0
+        # The old content goes with the first record (one writer thread: later records come after it).
+        truncate, self._truncate = self._truncate, False
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._io, _write_record, self._file, batch, fmt, flush_now)
+            await loop.run_in_executor(self._io, _write_record, self._file, batch, fmt, flush_now, truncate)
         except OSError as e:
-            raise ConsumerError(f"writing {self._config.path!r}: {e.strerror or e}", retriable=True) from e
+            # The path and the system's words are for the operator's log; the client learns only that it failed.
+            self._logger.error("File exporter %s: writing %s failed: %s", self._name, self._config.path, e)
+            raise ConsumerError(f"file exporter {self._name} cannot write its output", retriable=True) from None
         self._dirty = not flush_now
 
     async def _flush_loop(self) -> None:
@@ -167,11 +206,14 @@ class FileExporter:
 
 def _open(config: FileConfig) -> _Sink:
     if config.rotation is not None:
-        return RotatingFile(config.path, config.rotation)
-    return open(config.path, "ab" if config.append else "wb")
+        return RotatingFile(config.path, config.rotation, mode=config.mode, follow_symlinks=config.follow_symlinks)
+    # Never truncated here: start() truncates once everything else has started.
+    return open_output(config.path, append=config.append, mode=config.mode, follow_symlinks=config.follow_symlinks)
 
 
-def _write_record(file: _Sink, batch: SpanBatch, fmt: str, flush: bool) -> None:
+def _write_record(file: _Sink, batch: SpanBatch, fmt: str, flush: bool, truncate: bool = False) -> None:
+    if truncate and isinstance(file, BufferedIOBase) and stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        file.truncate(0)  # a device (/dev/stdout) has nothing to truncate
     file.write(encode_record(batch, fmt))
     if flush:
         file.flush()

@@ -7,11 +7,15 @@ the same directory and a new file is started, so records are never split across 
 rotation, backups beyond the newest ``max_backups`` (0: keep all) and backups older than ``max_days``
 (0: no age limit) are removed. An existing file is continued, as lumberjack does. Everything here runs
 on the exporter's writer thread.
+
+Every file is opened with :func:`open_output`: a symbolic link is refused unless ``follow_symlinks``,
+and a file it creates gets exactly ``mode`` (0600 by default), whatever the umask.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 import time
@@ -24,6 +28,43 @@ from collector.config.schema import field
 
 MIB = 1024 * 1024
 _STAMP = "%Y-%m-%dT%H-%M-%S.%f"
+DEFAULT_FILE_MODE = 0o600
+
+
+class SymlinkRefused(OSError):
+    """The output path is a symbolic link and ``follow_symlinks`` is off."""
+
+
+def open_output(path: str | os.PathLike[str], *, append: bool, mode: int = DEFAULT_FILE_MODE,
+                follow_symlinks: bool = False) -> IO[bytes]:
+    """Open ``path`` for writing without truncating it (the caller truncates once its checks passed).
+
+    A symbolic link at ``path`` raises :class:`SymlinkRefused` unless ``follow_symlinks`` (the link's
+    target is not touched, not even created). A file this call creates gets ``mode`` exactly. With
+    ``append`` every write goes to the end; without, writing starts at offset 0.
+    """
+    flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_APPEND if append else 0)
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+        created = True
+    except FileExistsError:
+        created = False
+        try:
+            fd = os.open(path, flags)
+        except OSError as e:
+            if e.errno == errno.ELOOP and not follow_symlinks:
+                raise SymlinkRefused(errno.ELOOP, "is a symbolic link, which is refused unless "
+                                     "follow_symlinks: true", str(path)) from None
+            raise
+    try:
+        if created:
+            os.fchmod(fd, mode)  # exactly the configured mode, not masked by the umask
+        return open(fd, "ab" if append else "wb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass(frozen=True)
@@ -41,14 +82,17 @@ class RotationConfig:
 class RotatingFile:
     """An append-only file that rotates before a write would make it too large."""
 
-    def __init__(self, path: str, config: RotationConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str, config: RotationConfig, clock: Callable[[], float] = time.time, *,
+                 mode: int = DEFAULT_FILE_MODE, follow_symlinks: bool = False) -> None:
         self._path = Path(path)
         self._config = config
         self._clock = clock
+        self._mode = mode
+        self._follow = follow_symlinks
         stem, ext = self._path.stem, self._path.suffix
         stamp = r"(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3})"
         self._backup_re = re.compile(f"{re.escape(stem)}-{stamp}{re.escape(ext)}$")
-        self._file: IO[bytes] = open(self._path, "ab")  # noqa: SIM115 - closed in close()
+        self._file: IO[bytes] = self._open()
         self._size = self._file.tell()
 
     @property
@@ -79,9 +123,12 @@ class RotatingFile:
             now += 0.001
             backup = self._backup_path(now)
         os.replace(self._path, backup)
-        self._file = open(self._path, "ab")  # noqa: SIM115
+        self._file = self._open()
         self._size = 0
         self.prune(now)
+
+    def _open(self) -> IO[bytes]:
+        return open_output(self._path, append=True, mode=self._mode, follow_symlinks=self._follow)
 
     def _stamp(self, when: float) -> str:
         moment = dt.datetime.fromtimestamp(when) if self._config.localtime else dt.datetime.fromtimestamp(when, dt.UTC)
@@ -113,4 +160,4 @@ class RotatingFile:
                 path.unlink(missing_ok=True)
 
 
-__all__ = ["RotatingFile", "RotationConfig"]
+__all__ = ["DEFAULT_FILE_MODE", "RotatingFile", "RotationConfig", "SymlinkRefused", "open_output"]

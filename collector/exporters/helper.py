@@ -14,6 +14,11 @@ fails. The sender then
 * retries retriable failures with jittered exponential backoff (``retry_on_failure``), honouring the
   server's ``retry_after`` hint, and gives up after ``max_elapsed_time`` (0: never);
 * bounds every attempt by ``timeout`` (0: no bound);
+* stops attempts while the destination is down (``circuit_breaker``,
+  :mod:`collector.exporters.circuit_breaker`): after ``failure_threshold`` retriable failures in a row
+  the circuit opens, the consumers wait (batches stay in the queue; time spent waiting is not retry
+  time, so nothing is given up while the circuit is open) and one probe per ``open_duration`` tests the
+  destination. With the queue disabled an open circuit refuses at once (fail fast);
 * counts ``otelcol_exporter_sent_spans``, ``otelcol_exporter_send_failed_spans``,
   ``otelcol_exporter_enqueue_failed_spans`` and keeps the queue size/capacity gauges current.
 
@@ -21,7 +26,13 @@ fails. The sender then
 (OTLP partial success); those are counted as failed, the rest as sent.
 
 Every batch ends as sent, failed (counted and logged) or, if the service's shutdown deadline cancels
-:meth:`QueuedRetrySender.drain`, still queued (logged with the number of spans).
+:meth:`QueuedRetrySender.drain`, still queued (logged once with the number of spans, and whether they
+stay on disk or are lost). A persistent queue whose circuit is open at shutdown is not waited for: its
+batches are on disk and the destination is down.
+
+A batch that cannot be written to the persistent queue is refused with a generic message: the file
+path and the operating system's error are logged, never sent to clients. The queue is reported
+unhealthy to the host (``health_check`` answers 503) until a write succeeds again.
 """
 
 from __future__ import annotations
@@ -38,11 +49,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config.schema import Duration, field
 from collector.errors import ComponentStartError, ConsumerError, RefusedError
+from collector.exporters.circuit_breaker import CircuitBreaker, CircuitBreakerConfig, Permit
 from collector.exporters.persistent_queue import BatchQueue, MemoryQueue, PersistentQueue
 from collector.model import SpanBatch
 
 __all__ = [
     "Backoff",
+    "CircuitBreakerConfig",
     "ExporterBaseConfig",
     "QueueConfig",
     "QueuedRetrySender",
@@ -61,6 +74,7 @@ DEFAULT_TIMEOUT = Duration(5.0)
 DEFAULT_INITIAL_INTERVAL = Duration(5.0)
 DEFAULT_MAX_INTERVAL = Duration(30.0)
 DEFAULT_MAX_ELAPSED_TIME = Duration(300.0)
+DEFAULT_CIRCUIT_BREAKER = CircuitBreakerConfig()
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class ExporterBaseConfig:
     timeout: Duration = field(DEFAULT_TIMEOUT, ge=0)
     sending_queue: QueueConfig = QueueConfig()
     retry_on_failure: RetryConfig = RetryConfig()
+    circuit_breaker: CircuitBreakerConfig = DEFAULT_CIRCUIT_BREAKER
 
 
 class Backoff:
@@ -148,12 +163,14 @@ class QueuedRetrySender:
 
     __slots__ = (
         "_active",
+        "_breaker",
         "_capacity_gauge",
         "_closed",
         "_component",
         "_consumers",
         "_enqueue_failed",
         "_failed",
+        "_host",
         "_idle",
         "_in_flight_spans",
         "_logger",
@@ -161,6 +178,7 @@ class QueuedRetrySender:
         "_queue",
         "_queue_config",
         "_queue_gauge",
+        "_queue_problem",
         "_retry",
         "_send",
         "_sent",
@@ -175,6 +193,7 @@ class QueuedRetrySender:
         queue: QueueConfig,
         retry: RetryConfig,
         timeout: float,
+        circuit_breaker: CircuitBreakerConfig | None = None,
     ) -> None:
         self._send = send
         self._queue_config = queue
@@ -203,11 +222,30 @@ class QueuedRetrySender:
         self._in_flight_spans = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._host: Host | None = None
+        self._queue_problem = False  # the last write to the persistent queue failed
+        self._breaker: CircuitBreaker | None = None
+        if circuit_breaker is not None and circuit_breaker.enabled:
+            transitions = tel.counter(
+                "tracetriage_exporter_circuit_transitions",
+                "Transitions of the exporter's circuit breaker, by the state entered (closed, open, half_open).",
+                ("exporter", "to"),
+            )
+            name = self._name
+            self._breaker = CircuitBreaker(
+                circuit_breaker, what=f"Exporter {name}", logger=self._logger,
+                state_gauge=tel.gauge(
+                    "tracetriage_exporter_circuit_state",
+                    "State of the exporter's circuit breaker: 0 closed, 1 open, 2 half-open.", ("exporter",),
+                ).labels(exporter=name),
+                transitions=lambda to: transitions.labels(name, to),
+            )
 
     @classmethod
     def from_config(cls, settings: Settings, send: SendFunc, config: ExporterBaseConfig) -> QueuedRetrySender:
         return cls(
-            settings, send, queue=config.sending_queue, retry=config.retry_on_failure, timeout=config.timeout
+            settings, send, queue=config.sending_queue, retry=config.retry_on_failure, timeout=config.timeout,
+            circuit_breaker=config.circuit_breaker,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -234,6 +272,7 @@ class QueuedRetrySender:
         """
         if self._consumers or self._closed:
             return
+        self._host = host
         if self._queue_config.enabled and self._queue_config.storage is not None and self._queue is None:
             self._queue = await self._open_persistent(host, self._queue_config.storage)
         if self._queue is None:
@@ -274,17 +313,36 @@ class QueuedRetrySender:
         self._queue_gauge.set(queue.qsize())
         return queue
 
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The circuit breaker (None when ``circuit_breaker.enabled`` is false)."""
+        return self._breaker
+
     async def drain(self) -> None:
         """Stop accepting batches, deliver (with retry) what is queued or in flight, stop the consumers.
 
         Idempotent. If the caller cancels this (shutdown deadline), the consumers are cancelled and the
-        spans still queued or in flight are logged.
+        spans still queued or in flight are logged. A persistent queue is not waited for while the circuit
+        is open: what it holds stays on disk for the next run.
         """
         self._closed = True
+        abandoned = False
+        if self._queue is not None and not self._queue.persistent and self._breaker is not None \
+                and self._breaker.half_open_now():
+            # What waits in memory is lost at the deadline: probe the destination now rather than after
+            # open_duration.
+            self._logger.info("Exporter %s: shutting down with the circuit open, probing the destination now",
+                              self._name)
         try:
             if self._queue is not None and self._consumers:
-                await self._queue.join()
-            await self._idle.wait()
+                if self._queue.persistent and self._breaker is not None:
+                    abandoned = not await self._join_unless_open(self._queue, self._breaker)
+                else:
+                    await self._queue.join()
+            if abandoned:
+                self._report_abandoned("not waiting: its circuit is open, the destination is down")
+            else:
+                await self._idle.wait()
         except asyncio.CancelledError:
             self._report_abandoned()
             raise
@@ -296,6 +354,22 @@ class QueuedRetrySender:
             # Never started: nothing could drain the queue.
             self._report_abandoned()
 
+    async def _join_unless_open(self, queue: BatchQueue, breaker: CircuitBreaker) -> bool:
+        """Wait until the queue is empty (True) or the circuit is open (False)."""
+        while True:
+            join = asyncio.ensure_future(queue.join())
+            opened = asyncio.ensure_future(breaker.wait_open())
+            try:
+                await asyncio.wait([join, opened], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for f in (join, opened):
+                    f.cancel()
+                await asyncio.gather(join, opened, return_exceptions=True)
+            if join.done() and not join.cancelled():
+                return True
+            if breaker.is_open:
+                return False
+
     async def _stop_consumers(self) -> None:
         tasks, self._consumers = self._consumers, []
         for t in tasks:
@@ -306,27 +380,33 @@ class QueuedRetrySender:
                 if isinstance(result, Exception):
                     self._logger.error("Exporter %s: a queue consumer failed", self._name, exc_info=result)
 
-    def _report_abandoned(self) -> None:
+    def _report_abandoned(self, why: str = "") -> None:
+        """Log once what shutdown leaves behind: on disk (persistent queue) or lost (in memory)."""
         queued_batches = 0
         queued_spans = 0
+        persistent = self._queue is not None and self._queue.persistent
         if self._queue is not None:
             for batch in self._queue.take_all_nowait():
                 queued_batches += 1
                 queued_spans += batch.span_count
             self._queue_gauge.set(0)
-            if self._queue.persistent and (queued_batches or self._in_flight_spans):
-                self._logger.warning(
-                    "Exporter %s stopped before delivering everything: %d spans queued (%d batches) and %d "
-                    "in flight stay in the persistent queue and will be sent after a restart",
-                    self._name, queued_spans, queued_batches, self._in_flight_spans,
-                )
-                return
-        if queued_batches or self._in_flight_spans:
-            self._logger.error(
-                "Exporter %s stopped before delivering everything: %d spans still queued (%d batches), "
-                "%d spans in flight; they are dropped",
-                self._name, queued_spans, queued_batches, self._in_flight_spans,
+        in_flight = self._in_flight_spans
+        self._in_flight_spans = 0  # reported: a second report (never started) says nothing more
+        if not (queued_batches or in_flight):
+            return
+        because = f", {why}" if why else ""
+        if persistent:
+            self._logger.warning(
+                "Exporter %s stopped before delivering everything%s: %d spans queued (%d batches) and %d in "
+                "flight stay in the persistent queue on disk and will be sent after a restart",
+                self._name, because, queued_spans, queued_batches, in_flight,
             )
+            return
+        self._logger.error(
+            "Exporter %s stopped before delivering everything%s: %d spans queued (%d batches) and %d in flight "
+            "were held in memory and are lost",
+            self._name, because, queued_spans, queued_batches, in_flight,
+        )
 
     # -- consumer side -----------------------------------------------------------------------------------
 
@@ -338,6 +418,9 @@ class QueuedRetrySender:
             if self._queue_config.enabled:  # a persistent queue not opened yet
                 self._enqueue_failed.inc(batch.span_count)
                 raise RefusedError(f"exporter {self._name} is not started yet")
+            if self._breaker is not None and self._breaker.is_open:
+                self._enqueue_failed.inc(batch.span_count)  # fail fast: no attempt while the circuit is open
+                raise RefusedError(f"exporter {self._name}: the destination is unavailable (circuit open)")
             err = await self.send_with_retry(batch)
             if err is not None:
                 raise err  # the caller keeps the batch (and its acks) and decides
@@ -347,8 +430,10 @@ class QueuedRetrySender:
             await self._queue.put(batch)
         except OSError as e:
             self._enqueue_failed.inc(batch.span_count)
+            # The path and the system's words are for the operator's log, never for clients.
             self._logger.error("Exporter %s: cannot write to the persistent queue: %s", self._name, e)
-            raise RefusedError(f"persistent queue of exporter {self._name} cannot be written: {e}") from None
+            self._set_queue_problem(True)
+            raise RefusedError(f"exporter {self._name} cannot queue data right now") from None
         except asyncio.QueueFull:
             self._enqueue_failed.inc(batch.span_count)
             self._logger.warning(
@@ -356,7 +441,21 @@ class QueuedRetrySender:
                 self._name, self._queue.maxsize, batch.span_count,
             )
             raise RefusedError(f"sending queue of exporter {self._name} is full") from None
+        if self._queue_problem:
+            self._set_queue_problem(False)
         self._queue_gauge.set(self._queue.qsize())
+
+    def _set_queue_problem(self, failing: bool) -> None:
+        if failing == self._queue_problem:
+            return
+        self._queue_problem = failing
+        if failing:
+            problem = f"exporter {self._name}: the persistent queue cannot be written"
+        else:
+            problem = None
+            self._logger.info("Exporter %s: the persistent queue can be written again", self._name)
+        if self._host is not None:
+            self._host.report_problem(f"exporter {self._name} persistent queue", problem)
 
     async def _consume(self) -> None:
         queue = self._queue
@@ -388,24 +487,48 @@ class QueuedRetrySender:
             return await self._send_with_retry(batch)
         finally:
             self._active -= 1
-            self._in_flight_spans -= batch.span_count
+            self._in_flight_spans = max(self._in_flight_spans - batch.span_count, 0)
             if self._active == 0:
                 self._idle.set()
 
     async def _send_with_retry(self, batch: SpanBatch) -> ConsumerError | None:
         retry = self._retry
+        breaker = self._breaker
+        waits = self._queue is not None  # a queue consumer waits out an open circuit; a caller does not
         backoff = Backoff(retry)
         started = time.monotonic()
         attempts = 0
         while True:
             attempts += 1
-            err = await self._attempt(batch)
+            permit: Permit | None = None
+            if breaker is not None:
+                permit = breaker.try_acquire()
+                if permit is None:
+                    if not waits:
+                        return self._give_up(batch, ConsumerError("circuit open", retriable=True),
+                                             "the destination is unavailable (circuit open)")
+                    permit, waited = await breaker.acquire()
+                    started += waited  # waiting out an open circuit is not retry time
+            try:
+                err = await self._attempt(batch)
+            except BaseException:
+                if breaker is not None and permit is not None:
+                    breaker.release(permit)
+                raise
+            if breaker is not None and permit is not None:
+                breaker.record(permit, ok=err is None or not err.retriable)
             if err is None:
                 return None
             if not err.retriable:
                 return self._give_up(batch, err, "the error is not retryable")
             if not retry.enabled:
                 return self._give_up(batch, err, "retry_on_failure is disabled")
+            if breaker is not None and breaker.is_open and waits:
+                self._logger.info(
+                    "Exporter %s: sending %d spans failed, waiting for the circuit to half-open: %s",
+                    self._name, batch.span_count, err,
+                )
+                continue  # the breaker's wait replaces the backoff
             delay = backoff.next_delay()
             if err.retry_after is not None and err.retry_after > 0:
                 cap = max(RETRY_AFTER_CAP, float(retry.max_interval))

@@ -128,6 +128,8 @@ def error_from_rpc(err: grpc.aio.AioRpcError) -> ConsumerError:
 
 
 class OTLPExporter:
+    # Its sender logs what a shutdown cut short by the deadline leaves behind (on disk or lost).
+    reports_held_data = True
     __slots__ = ("_call", "_channel", "_client_auth", "_config", "_logger", "_metadata", "_name", "_sender",
                  "_target")
 

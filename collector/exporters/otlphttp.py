@@ -136,6 +136,8 @@ def _json_body(request: ExportTraceServiceRequest, gzipped: bool) -> bytes:
 
 
 class OTLPHTTPExporter:
+    # Its sender logs what a shutdown cut short by the deadline leaves behind (on disk or lost).
+    reports_held_data = True
     __slots__ = ("_client_auth", "_config", "_headers", "_logger", "_name", "_sender", "_session", "_url")
 
     def __init__(self, settings: Settings, config: OTLPHTTPConfig) -> None:

@@ -1,7 +1,8 @@
 """``health_check`` extension: an HTTP endpoint for liveness/readiness probes, as in the OTel Collector.
 
 ``GET <path>`` answers 200 ``{"status": "Server available", "upSince": ..., "uptime": ...}`` once the
-service is ready (every pipeline started) and no component reported a fatal error, else 503
+service is ready (every pipeline started), no component reported a fatal error and none reports a
+problem it may recover from (an exporter's persistent queue that cannot be written), else 503
 ``{"status": "Server not available"}``. ``response_body`` replaces those bodies with fixed strings.
 With ``tls`` the endpoint is served over HTTPS (mutual TLS with ``client_ca_file``, the certificate re-read
 every ``reload_interval`` when its files change), as confighttp's server ``tls`` upstream.
@@ -91,7 +92,7 @@ class HealthCheckExtension:
 
     def healthy(self) -> bool:
         host = self._host
-        return host is not None and host.ready and host.fatal_error is None
+        return host is not None and host.ready and host.fatal_error is None and not host.problems
 
     async def start(self, host: Host) -> None:
         if self._runner is not None:

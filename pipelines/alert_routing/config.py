@@ -36,6 +36,7 @@ from collector.auth import AuthConfig, auth_ref
 from collector.component import ExtensionRef
 from collector.config import NO_SECRET, Duration, Opaque, SecretPathURL, SecretURL, field
 from collector.config.opaque import has_userinfo
+from collector.exporters.circuit_breaker import CircuitBreakerConfig
 from collector.exporters.helper import RetryConfig
 from pipelines.alert_routing.matchers import MatcherError, parse_matcher
 from pipelines.alert_routing.silences import SilencesError, read_silences
@@ -120,6 +121,7 @@ class ReceiverConfig:
     retry: NotifierRetryConfig = field(default_factory=NotifierRetryConfig)
     outbox_size: int = field(1000, ge=1)
     auth: AuthConfig | None = None  # an authenticator extension whose credentials every request carries
+    circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
 
     @property
     def kind(self) -> str:

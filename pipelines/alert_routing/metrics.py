@@ -9,8 +9,8 @@ from collector import Telemetry
 
 class AlertMetrics:
     __slots__ = (
-        "failures", "groups", "outbox", "overflow", "sent", "silences", "silences_reload_errors", "suppressed",
-        "undeliverable",
+        "circuit_state", "circuit_transitions", "failures", "groups", "outbox", "overflow", "sent", "silences",
+        "silences_reload_errors", "suppressed", "undeliverable",
     )
 
     def __init__(self, telemetry: Telemetry) -> None:
@@ -37,6 +37,15 @@ class AlertMetrics:
             "Notifications with no destination: a pagerduty receiver without routing_key found no key for "
             "the team and has no fallback_receiver.",
             ("receiver", "team"),
+        )
+        self.circuit_state: Gauge = telemetry.gauge(
+            "tracetriage_alert_receiver_circuit_state",
+            "State of the receiver's circuit breaker: 0 closed, 1 open, 2 half-open.", ("receiver",),
+        )
+        self.circuit_transitions: Counter = telemetry.counter(
+            "tracetriage_alert_receiver_circuit_transitions",
+            "Transitions of the receiver's circuit breaker, by the state entered (closed, open, half_open).",
+            ("receiver", "to"),
         )
         self.outbox: Gauge = telemetry.gauge(
             "tracetriage_alert_outbox_size", "Notifications waiting in a receiver's outbox.", ("receiver",),

@@ -57,6 +57,8 @@ def json_encode(payload: bytes) -> bytes:
 
 
 class KafkaExporter:
+    # Its sender logs what a shutdown cut short by the deadline leaves behind (on disk or lost).
+    reports_held_data = True
     __slots__ = ("_config", "_connected", "_connector", "_encode", "_logger", "_name", "_producer", "_sender",
                  "_stopped")
 

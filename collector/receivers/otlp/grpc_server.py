@@ -158,9 +158,9 @@ class GRPCServer:
                 trailers = retry_info_metadata(message, retry_delay(e))
             else:
                 code = grpc.StatusCode.INVALID_ARGUMENT
-        except Exception as e:
+        except Exception:
             self._logger.exception("otlp/grpc: unexpected error passing spans on")
-            code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}"
+            code, message = grpc.StatusCode.INTERNAL, "internal error (logged by the collector)"  # no internals
         if code is not None:
             await context.abort(code, message, trailing_metadata=trailers)
         wire: bytes = response.SerializeToString()

@@ -282,9 +282,9 @@ class HTTPServer:
                 seconds = max(1, math.ceil(retry_delay(e)))
                 return status_response(503, message, fmt, {"Retry-After": str(seconds)})
             return status_response(400, message, fmt)
-        except Exception as e:
+        except Exception:
             self._logger.exception("otlp/http: unexpected error passing spans on")
-            return status_response(500, f"internal error: {type(e).__name__}: {e}", fmt)
+            return status_response(500, "internal error (logged by the collector)", fmt)  # no internals to clients
         data = response.SerializeToString() if fmt == "proto" else otlpjson.encode_response(response)
         return web.Response(status=200, body=data, content_type=_MEDIA_TYPE[fmt])
 

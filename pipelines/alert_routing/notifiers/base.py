@@ -10,6 +10,10 @@ retried when retryable (429, 408, 5xx, timeouts, connection errors) with jittere
 a server's ``Retry-After`` is honoured when longer (up to a cap). A notification is given up
 (``status="failed"``) on a permanent error or once ``retry.max_elapsed_time`` would be exceeded.
 
+Each receiver has a circuit breaker (``circuit_breaker``, :mod:`collector.exporters.circuit_breaker`):
+after ``failure_threshold`` retryable failures in a row no request goes out for ``open_duration``, the
+notifications wait in the outbox (time spent waiting is not retry time), then a probe tests the receiver.
+
 Secrets stay home: redirects are followed only to the same origin (scheme, host, port), at most
 ``MAX_REDIRECTS`` times; a redirect elsewhere is not followed (neither body nor headers go there) and the
 notification fails (collector/exporters/redirect.py). Logs name the receiver's origin only, and client
@@ -33,6 +37,7 @@ from asyncio_throttle.throttler import Throttler
 from collector import TraceTriageError
 from collector.auth import ClientAuthenticator
 from collector.config import Opaque, scrub
+from collector.exporters.circuit_breaker import CircuitBreaker, Permit
 from collector.exporters.helper import RETRY_AFTER_CAP, Backoff
 from collector.exporters.redirect import REDIRECT_STATUSES, RedirectRefused, follow, origin
 from pipelines.alert_routing.alerts import Notification
@@ -75,7 +80,8 @@ class Notifier(abc.ABC):
     kind: ClassVar[str]
 
     __slots__ = (
-        "_client_auth", "_closed", "_config", "_drop_logged_at", "_dropped_unlogged", "_idle", "_in_flight", "_logger",
+        "_breaker", "_client_auth", "_closed", "_config", "_drop_logged_at", "_dropped_unlogged", "_idle",
+        "_in_flight", "_logger",
         "_m_dropped", "_m_failed", "_m_outbox", "_m_sent", "_outbox", "_ready", "_session", "_task", "_throttler",
         "name",
     )
@@ -101,6 +107,14 @@ class Notifier(abc.ABC):
         self._m_dropped = metrics.sent.labels(self.name, "dropped")
         self._m_outbox = metrics.outbox.labels(self.name)
         self._m_outbox.set(0)
+        self._breaker: CircuitBreaker | None = None
+        if config.circuit_breaker.enabled:
+            transitions = metrics.circuit_transitions
+            self._breaker = CircuitBreaker(
+                config.circuit_breaker, what=f"receiver {self.name}", logger=logger,
+                state_gauge=metrics.circuit_state.labels(self.name),
+                transitions=lambda to: transitions.labels(self.name, to),
+            )
 
     # -- what a receiver kind defines ---------------------------------------------------------------------
 
@@ -123,6 +137,10 @@ class Notifier(abc.ABC):
         return out
 
     # -- outbox -------------------------------------------------------------------------------------------
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        return self._breaker
 
     @property
     def pending(self) -> int:
@@ -166,8 +184,11 @@ class Notifier(abc.ABC):
         return self._task
 
     def close(self) -> None:
-        """Take no more notifications (those offered later are counted as dropped)."""
+        """Take no more notifications (those offered later are counted as dropped). With the circuit open
+        and notifications waiting, the receiver is probed at once: they are dropped at the shutdown deadline."""
         self._closed = True
+        if self.pending and self._breaker is not None and self._breaker.half_open_now():
+            self._logger.info("receiver %s: shutting down with the circuit open, probing it now", self.name)
 
     async def wait_idle(self) -> None:
         """Until the outbox is empty and nothing is being sent (or the sender task has ended)."""
@@ -226,15 +247,26 @@ class Notifier(abc.ABC):
         backoff = Backoff(retry)
         started = time.monotonic()
         attempts = 0
+        breaker = self._breaker
         while True:
             attempts += 1
+            permit: Permit | None = None
+            if breaker is not None and (permit := breaker.try_acquire()) is None:
+                permit, waited = await breaker.acquire()
+                started += waited  # waiting out an open circuit is not retry time
             try:
                 await self._throttler.acquire()  # type: ignore[no-untyped-call]
                 await self._post(url, data)
             except NotifyError as err:
+                if breaker is not None and permit is not None:
+                    breaker.record(permit, ok=not err.retriable)
                 if not err.retriable or not retry.enabled:
                     return self._give_up(notification, err, "the error is not retryable"
                                          if not err.retriable else "retry is disabled")
+                if breaker is not None and breaker.is_open:
+                    self._logger.info("receiver %s: sending group %s failed, waiting for the circuit to half-open: "
+                                      "%s", self.name, notification.group_key, err)
+                    continue  # the breaker's wait replaces the backoff
                 delay = backoff.next_delay()
                 if err.retry_after is not None and err.retry_after > 0:
                     delay = max(delay, min(err.retry_after, max(RETRY_AFTER_CAP, float(retry.max_interval))))
@@ -245,6 +277,12 @@ class Notifier(abc.ABC):
                                   self.name, notification.group_key, delay, err)
                 await asyncio.sleep(delay)
                 continue
+            except BaseException:
+                if breaker is not None and permit is not None:
+                    breaker.release(permit)
+                raise
+            if breaker is not None and permit is not None:
+                breaker.record(permit, ok=True)
             self._m_sent.inc()
             self._logger.debug("receiver %s: sent %s notification for group %s", self.name,
                                notification.status, notification.group_key)

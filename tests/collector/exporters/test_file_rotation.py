@@ -3,6 +3,7 @@ time and pruned by count and age, as contrib's file exporter (lumberjack) does."
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -115,3 +116,38 @@ def test_rotation_config_and_refusals() -> None:
         decode(file.FileConfig, {"path": "x", "compression": "zstd"})
     with pytest.raises(ConfigError, match=r"rotation.max_backups: must be >= 0"):
         decode(file.FileConfig, {"path": "x", "rotation": {"max_backups": -1}})
+
+
+def test_rotated_files_get_the_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    clock = Clock()
+    rf = RotatingFile(str(path), RotationConfig(max_megabytes=1), clock, mode=0o640)
+    rf.write(b"x" * (MIB - 10))
+    clock.now += 1
+    rf.write(b"y" * 20)  # rotates: a backup and a new file
+    rf.close()
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 2
+    assert all(f.stat().st_mode & 0o777 == 0o640 for f in files)
+
+
+def test_rotation_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    clock = Clock()
+    rf = RotatingFile(str(path), RotationConfig(max_megabytes=1), clock)
+    rf.write(b"x" * (MIB - 10))
+    os.replace(path, tmp_path / "moved")  # someone swaps a link in where the current file was
+    path.symlink_to(victim)
+    clock.now += 1
+    rf.write(b"y" * 20)  # rotates: the link becomes the backup's name, a new regular file is created
+    rf.close()
+    assert victim.read_text() == "keep\n"
+    assert not path.is_symlink() and path.read_bytes() == b"y" * 20
+    victim.unlink()
+    path.unlink()
+    path.symlink_to(victim)  # a dangling link where the file should be: refused, nothing created
+    with pytest.raises(OSError, match="symbolic link"):
+        RotatingFile(str(path), RotationConfig(max_megabytes=1), clock)
+    assert not victim.exists()

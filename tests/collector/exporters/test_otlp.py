@@ -151,7 +151,8 @@ async def test_gives_up_after_max_elapsed_time() -> None:
     async with grpc_server() as (service, port):
         service.always = (grpc.StatusCode.UNAVAILABLE, "down", None)
         retry = dict(FAST_RETRY, max_elapsed_time="300ms")
-        exporter, settings = make_exporter(port, retry_on_failure=retry)
+        # Given up only without the breaker: with it, batches wait in the queue while the backend is down.
+        exporter, settings = make_exporter(port, retry_on_failure=retry, circuit_breaker={"enabled": False})
         await exporter.start(Host())
         started = time.monotonic()
         await exporter.consume_traces(make_batch(5))
@@ -200,7 +201,8 @@ async def test_queue_full_refused() -> None:
 
 async def test_shutdown_drains_queue_once_server_is_up() -> None:
     port = free_port()
-    exporter, settings = make_exporter(port, retry_on_failure=dict(FAST_RETRY, max_elapsed_time="20s"))
+    exporter, settings = make_exporter(port, retry_on_failure=dict(FAST_RETRY, max_elapsed_time="20s"),
+                                       circuit_breaker={"open_duration": "200ms"})
     await exporter.start(Host())
     batches = [make_batch(2, seed=i + 1) for i in range(3)]
     for b in batches:

@@ -156,7 +156,9 @@ async def test_400_permanent_with_status_message(caplog: pytest.LogCaptureFixtur
 async def test_gives_up_after_max_elapsed_time() -> None:
     async with http_server() as (server, port):
         server.always = (503, {}, b"")
-        exporter, settings = make_exporter(port, retry_on_failure=dict(FAST_RETRY, max_elapsed_time="300ms"))
+        # Given up only without the breaker: with it, batches wait in the queue while the backend is down.
+        exporter, settings = make_exporter(port, retry_on_failure=dict(FAST_RETRY, max_elapsed_time="300ms"),
+                                           circuit_breaker={"enabled": False})
         await exporter.start(Host())
         await exporter.consume_traces(make_batch(5))
         await exporter.shutdown()
@@ -181,7 +183,7 @@ async def test_partial_success_json(caplog: pytest.LogCaptureFixture) -> None:
 
 async def test_shutdown_drains_queue_once_server_is_up() -> None:
     port = free_port()
-    exporter, settings = make_exporter(port)
+    exporter, settings = make_exporter(port, circuit_breaker={"open_duration": "200ms"})
     await exporter.start(Host())
     batches = [make_batch(2, seed=i + 1) for i in range(3)]
     for b in batches:
@@ -269,7 +271,8 @@ async def test_same_host_redirect_is_followed() -> None:
 async def test_connection_errors_do_not_print_the_endpoint_password(caplog: pytest.LogCaptureFixture) -> None:
     exporter, _ = make_exporter(free_port(), endpoint=f"http://otel:exp0rter-pass@127.0.0.1:{free_port()}",
                                 headers={"X-Api-Key": "api-key-9"},
-                                retry_on_failure=dict(FAST_RETRY, max_elapsed_time="200ms"))
+                                retry_on_failure=dict(FAST_RETRY, max_elapsed_time="200ms"),
+                                circuit_breaker={"enabled": False})
     await exporter.start(Host())
     with caplog.at_level(logging.DEBUG):
         await exporter.consume_traces(make_batch(1))

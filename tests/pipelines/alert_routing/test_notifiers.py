@@ -101,7 +101,10 @@ async def test_client_error_is_not_retried(server: CaptureServer, session: aioht
 async def test_gives_up_after_max_elapsed_time(server: CaptureServer, session: aiohttp.ClientSession) -> None:
     server.default_status = 500
     tel = Telemetry()
-    n = notifier(server.url, tel, retry={**FAST_RETRY, "max_elapsed_time": "300ms"})
+    # Given up only without the circuit breaker: with it, notifications wait in the outbox while the receiver
+    # is down (test_circuit_breaker_waits_probes_and_closes).
+    n = notifier(server.url, tel, retry={**FAST_RETRY, "max_elapsed_time": "300ms"},
+                 circuit_breaker={"enabled": False})
     await n.start(session)
     started = time.monotonic()
     n.enqueue(notification())
@@ -109,6 +112,58 @@ async def test_gives_up_after_max_elapsed_time(server: CaptureServer, session: a
     assert time.monotonic() - started < 1.0
     assert len(server.answers) >= 3
     assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="failed") == 1
+
+
+async def test_circuit_breaker_waits_probes_and_closes(server: CaptureServer,
+                                                       session: aiohttp.ClientSession) -> None:
+    """A receiver that fails: the circuit opens after failure_threshold failures, nothing is sent while it is
+    open (notifications wait in the outbox, and waiting is not retry time), a failed probe opens it again, a
+    successful one closes it, and every notification arrives once."""
+    threshold, open_for = 3, 0.4
+    server.script = [503] * (threshold + 1)
+    tel = Telemetry()
+    # max_elapsed_time is shorter than the two open periods: waiting out the circuit is not retry time.
+    n = notifier(server.url, tel, retry={**FAST_RETRY, "max_elapsed_time": "600ms"},
+                 circuit_breaker={"failure_threshold": threshold, "open_duration": f"{open_for}s"})
+    breaker = n.breaker
+    assert breaker is not None
+    await n.start(session)
+    n.enqueue(notification(0))
+    while sample(tel, "tracetriage_alert_receiver_circuit_state", receiver="r") != 1:
+        await asyncio.sleep(0.005)
+    opened_at = breaker.opened_at
+    assert len(server.answers) == threshold
+    for i in range(1, 4):
+        n.enqueue(notification(i))
+    assert sample(tel, "tracetriage_alert_outbox_size", receiver="r") == 3
+    assert len(server.answers) == threshold
+    await finish(n)
+    times = [r.at for r in server.received]
+    assert times[threshold] - opened_at >= open_for * 0.95  # the first probe
+    assert times[threshold + 1] - times[threshold] >= open_for * 0.95  # the second, after the first failed
+    assert server.answers == [503] * (threshold + 1) + [200] * 4
+    delivered = [r.body["groupKey"] for r, status in zip(server.received, server.answers, strict=True) if status == 200]
+    assert delivered == [f"group-{i}" for i in range(4)]  # in order, each once
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="failed") == 0
+    assert sample(tel, "tracetriage_alert_receiver_circuit_state", receiver="r") == 0
+    assert [sample(tel, "tracetriage_alert_receiver_circuit_transitions_total", receiver="r", to=to)
+            for to in ("open", "half_open", "closed")] == [2, 2, 1]
+
+
+async def test_close_probes_an_open_circuit_at_once(server: CaptureServer, session: aiohttp.ClientSession) -> None:
+    server.default_status = 503
+    tel = Telemetry()
+    n = notifier(server.url, tel, circuit_breaker={"failure_threshold": 2, "open_duration": "1h"})
+    await n.start(session)
+    n.enqueue(notification(0))
+    n.enqueue(notification(1))
+    while sample(tel, "tracetriage_alert_receiver_circuit_state", receiver="r") != 1:
+        await asyncio.sleep(0.005)
+    server.default_status = 200  # back, but the circuit would stay open for an hour
+    n.close()  # shutdown: what waits would be dropped at the deadline, so probe now
+    await finish(n, timeout=20)
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="sent") == 2
+    assert sample(tel, "tracetriage_alerts_sent_total", receiver="r", status="dropped") == 0
 
 
 async def test_server_that_never_answers_times_out_and_is_retried(session: aiohttp.ClientSession) -> None:
@@ -130,7 +185,7 @@ async def test_unreachable_receiver_is_retried(session: aiohttp.ClientSession) -
     url = srv.url
     await srv.stop()  # nothing listens there any more: connection refused
     tel = Telemetry()
-    n = notifier(url, tel, retry={**FAST_RETRY, "max_elapsed_time": "200ms"})
+    n = notifier(url, tel, retry={**FAST_RETRY, "max_elapsed_time": "200ms"}, circuit_breaker={"enabled": False})
     await n.start(session)
     n.enqueue(notification())
     await finish(n)
