@@ -22,7 +22,7 @@ Where this departs from Refinery, so that the kept rate holds to the goal and ev
   least one trace per interval.
 * Keys beyond ``max_keys`` in one interval share one key.
 
-The draw is a hash of ``hash_salt`` and the trace id, independent of the randomness head sampling used, and
+The draw is a hash of ``hash_salt`` and the trace id (FNV-1a, then mixed), independent of the randomness head sampling used, and
 the probability is recorded: kept spans carry it in ``th`` (the product with a head-sampled ``th``), so the
 sum of 1/p over kept spans estimates each key's true span count.
 """
@@ -68,6 +68,15 @@ class EmaThroughputConfig:
         for i, name in enumerate(self.field_list or ()):
             if not name.strip():
                 yield f"field_list[{i}]", "must not be empty"
+
+
+def _mix(h: int) -> int:
+    """splitmix64's finalizer: FNV-1a alone leaves the high bits of ids that differ in their last bytes alike."""
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & MAX_UINT64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & MAX_UINT64
+    return h ^ (h >> 31)
 
 
 def _root(trace: Trace) -> tuple[Span | None, int]:
@@ -268,5 +277,5 @@ class EmaThroughput:
             self._adjust(now, full=False)
         if p >= 1.0:
             return Decision.SAMPLED
-        draw = fnv1a_64(trace.trace_id, self.salt_state) / MAX_UINT64
+        draw = _mix(fnv1a_64(trace.trace_id, self.salt_state)) / MAX_UINT64
         return Decision.SAMPLED if draw < p else Decision.NOT_SAMPLED
