@@ -58,9 +58,8 @@ def _trace(origin: Origin, name: str, rng: random.Random) -> Trace:
     tid = rng.getrandbits(128).to_bytes(16, "big")
     root_id = rng.getrandbits(64).to_bytes(8, "big")
     spans = [Span(trace_id=tid, span_id=root_id, name=name, start_time_unix_nano=1, end_time_unix_nano=2)]
-    for _ in range(SPANS - 1):
-        spans.append(Span(trace_id=tid, span_id=rng.getrandbits(64).to_bytes(8, "big"), parent_span_id=root_id,
-                          name="child", start_time_unix_nano=1, end_time_unix_nano=2))
+    spans += [Span(trace_id=tid, span_id=rng.getrandbits(64).to_bytes(8, "big"), parent_span_id=root_id,
+                   name="child", start_time_unix_nano=1, end_time_unix_nano=2) for _ in range(SPANS - 1)]
     return make_trace([(origin, spans)])
 
 
@@ -92,7 +91,7 @@ def run(minutes: float, seed: int) -> dict[str, Any]:
     traffic_intervals: set[tuple[int, tuple[str, str]]] = set()
     true_spans: dict[tuple[str, str], int] = defaultdict(int)
     estimate: dict[tuple[str, str], float] = defaultdict(float)
-    steps = int(round(end / STEP))
+    steps = round(end / STEP)
     started = time.process_time()
     for i in range(steps):
         now[0] = t = i * STEP

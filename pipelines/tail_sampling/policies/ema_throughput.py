@@ -22,9 +22,9 @@ Where this departs from Refinery, so that the kept rate holds to the goal and ev
   least one trace per interval.
 * Keys beyond ``max_keys`` in one interval share one key.
 
-The draw is a hash of ``hash_salt`` and the trace id (FNV-1a, then mixed), independent of the randomness head sampling used, and
-the probability is recorded: kept spans carry it in ``th`` (the product with a head-sampled ``th``), so the
-sum of 1/p over kept spans estimates each key's true span count.
+The draw is a hash of ``hash_salt`` and the trace id (FNV-1a, then mixed), independent of the randomness head
+sampling used, and the probability is recorded: kept spans carry it in ``th`` (the product with a head-sampled
+``th``), so the sum of 1/p over kept spans estimates each key's true span count.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ POLICIES: list[dict[str, Any]] = [
     {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
     {"name": "some", "type": "probabilistic", "probabilistic": {"sampling_percentage": 30}},
     {"name": "no-health", "type": "drop", "drop": {"drop_sub_policy": [
-        {"name": "health", "type": "string_attribute", "string_attribute": {"key": "url.path", "values": ["/health"]}}]}},
+        {"name": "health", "type": "string_attribute",
+         "string_attribute": {"key": "url.path", "values": ["/health"]}}]}},
     {"name": "budget", "type": "rate_limiting", "rate_limiting": {"spans_per_second": 40}},
 ]
 

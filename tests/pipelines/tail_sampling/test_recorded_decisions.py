@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from collector import ComponentID, Host, Kind, Settings, SpanBatch, Telemetry
 from collector.config import decode
 from collector.config.features import FeatureGates
 from collector.config.service import build_config
 from collector.consumer import Capabilities
-from collector.model import Trace
+from collector.model import Trace, make_origin, make_trace
 from collector.registry import Registry
 from collector.trace_buffer import TraceBuffer
 from pipelines.tail_sampling import TailSamplingProcessor
@@ -43,7 +44,6 @@ def scope_attrs(t: Trace) -> list[dict[str, Any]]:
     """The scope attributes of each span group of a trace, as plain values."""
     out = []
     for g in t.groups():
-        from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
         scope = ScopeSpans.FromString(g.origin.scope_fields).scope
         out.append({kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in scope.attributes})
     return out
@@ -81,10 +81,6 @@ def test_record_policy_names_the_deciding_policy_on_the_scope(case: str, policie
 
 
 def test_record_policy_keeps_the_scope_s_own_attributes_and_other_groups() -> None:
-    from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-
-    from collector.model import make_origin, make_trace
     scope = InstrumentationScope(name="lib", version="1", attributes=[
         KeyValue(key="own", value=AnyValue(string_value="x"))])
     a = make_origin(Resource(), scope)
