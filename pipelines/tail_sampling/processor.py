@@ -476,12 +476,30 @@ class TailSamplingProcessor:
 
     async def start(self, host: Host) -> None:
         self._host = host
+        if host is not None:
+            members = _group_members(host)
+            for slot in self._slots:
+                for p in walk(slot.policy):
+                    if isinstance(p, EmaThroughput) and p.cfg.use_cluster_size:
+                        p.cluster_size = members
         if self.config.recent_decisions > 0 and getattr(host, "debug", False) and ROUTE not in host.routes:
             # One route for every tail_sampling stage of the service: the first to start serves it.
             host.add_route(ROUTE, handler(_lookup_all(host)), debug=True)
 
     async def shutdown(self) -> None:
         return None
+
+
+def _group_members(host: Host) -> Callable[[], int]:
+    """The members of the service's Kafka consumer group (the sampling tier's), read when asked: the
+    receivers join after the processors start, and the group changes with every rebalance. With several
+    groups, the largest; 1 before any assignment."""
+
+    def members() -> int:
+        sizes = [n for counts in host.consumer_groups.values() for count in counts if (n := count()) is not None]
+        return max(sizes, default=1)
+
+    return members
 
 
 def _lookup_all(host: Host) -> Callable[[bytes], dict[str, Any] | None]:
