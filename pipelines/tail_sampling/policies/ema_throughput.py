@@ -18,6 +18,8 @@ Where this departs from Refinery, so that the kept rate holds to the goal and ev
 * A throughput guard corrects the level once a second: the expected kept spans of the last second (the sum
   of probability x spans) against the goal move one multiplier applied to the keys sampled below 1 (a
   surge of a frequent key is absorbed within seconds, not one interval later). Rare keys are never scaled.
+  At each adjustment the multiplier is carried over so that the last interval's traffic keeps the rate it
+  had, so a surge is not corrected twice.
 * The first trace of each key in an interval is kept (probability 1), so every key with traffic keeps at
   least one trace per interval.
 * Keys beyond ``max_keys`` in one interval share one key.
@@ -240,7 +242,17 @@ class EmaThroughput:
                 averages.pop(k, None)
             else:
                 averages[k] = avg
-        self._rates = allocate(averages, self.goal * interval)
+        rates = allocate(averages, self.goal * interval)
+        before = self._rates
+        if before and rates:
+            # Carry the level the guard reached over to the new rates: the keep rate of this interval's traffic
+            # stays what it was, and the guard goes on correcting from there (not twice for one surge).
+            was = sum(min(1.0, before[k] * self._guard) * c for k, c in counts.items() if k in before)
+            now_ = sum(rates[k] * c for k, c in counts.items() if k in rates)
+            if was > 0 and now_ > 0:
+                lo, hi = GUARD_LIMITS
+                self._guard = min(hi, 1.0 / min(rates.values()), max(lo, was / now_))
+        self._rates = rates
         self._burst_threshold = cfg.burst_multiple * sum(averages.values())
         self._counts = {}
         self._seen = set()
