@@ -26,30 +26,26 @@ MAX_PATH = 16
 MAX_GROUPS = 8
 TRACE_ID_HEX = 32
 
+# decision, kept, dry_run, policy, composite_policy, probability, consistent threshold, spans, decided_at (unix),
+# decisions, root cause, alert groups
+_Record = tuple[str, bool, bool, str, str, float, "int | None", int, float, int, "dict[str, Any] | None",
+                tuple[str, ...]]
+
 
 class Entry:
-    """One decided trace."""
+    """One decided trace, as :meth:`DecisionRing.get` shows it (the ring itself keeps a plain tuple per trace:
+    cheaper to build on the hot path than an object)."""
 
     __slots__ = ("alert_groups", "composite_policy", "consistent", "decided_at", "decision", "decisions",
                  "dry_dropped", "dry_run", "kept", "late_dropped", "late_kept", "policy", "probability",
                  "root_cause", "spans")
 
-    def __init__(self) -> None:
-        self.decision = ""
-        self.kept = False
-        self.dry_run = False
-        self.policy = ""
-        self.composite_policy = ""
-        self.probability = 1.0
-        self.consistent: int | None = None  # the consistent threshold the probability came with
-        self.dry_dropped = False  # a dry run kept it, but the policies would have dropped it
-        self.spans = 0
-        self.decided_at = 0.0
-        self.decisions = 0
-        self.root_cause: dict[str, Any] | None = None
-        self.alert_groups: tuple[str, ...] = ()
-        self.late_kept = 0
-        self.late_dropped = 0
+    def __init__(self, record: _Record, late: list[int] | None) -> None:
+        (self.decision, self.kept, self.dry_run, self.policy, self.composite_policy, self.probability,
+         self.consistent, self.spans, self.decided_at, self.decisions, self.root_cause, groups) = record
+        self.alert_groups: tuple[str, ...] = groups
+        self.dry_dropped = self.dry_run and self.decision != "sampled"  # kept by a dry run only
+        self.late_kept, self.late_dropped = late if late is not None else (0, 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,10 +58,7 @@ class Entry:
         }
 
 
-def _root_cause(trace: Trace) -> dict[str, Any] | None:
-    failures: list[Failure] | None = trace.note(FAILURES)
-    if not failures:
-        return None
+def _root_cause(failures: list[Failure]) -> dict[str, Any]:
     f = failures[0]
     p = f.primary
     return {"kind": f.kind, "signal": f.signal, "service": p.service, "span_name": p.span_name,
@@ -74,73 +67,67 @@ def _root_cause(trace: Trace) -> dict[str, Any] | None:
 
 
 class DecisionRing:
-    """Bounded map trace id -> :class:`Entry`, oldest evicted first. ``pending`` answers whether the trace
+    """Bounded map trace id -> decision record, oldest evicted first. ``pending`` answers whether the trace
     buffer still holds a trace (set by the buffer; None: not known)."""
 
     def __init__(self, capacity: int, wall: Callable[[], float] = time.time) -> None:
         self.capacity = capacity
-        self._entries: collections.OrderedDict[bytes, Entry] = collections.OrderedDict()
+        self._records: collections.OrderedDict[bytes, _Record] = collections.OrderedDict()
+        self._late: dict[bytes, list[int]] = {}  # late spans kept, dropped; only for traces in _records
         self._wall = wall
         self.pending: Callable[[bytes], int | None] | None = None  # spans buffered for a trace id, or None
         self.evicted = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-    def _entry(self, trace_id: bytes) -> Entry:
-        entries = self._entries
-        entry = entries.get(trace_id)
-        if entry is None:
-            if len(entries) >= self.capacity:
-                entries.popitem(last=False)
-                self.evicted += 1
-            entry = entries[trace_id] = Entry()
-        else:
-            entries.move_to_end(trace_id)
-        return entry
+        return len(self._records)
 
     def record(self, trace: Trace, decision: str, kept: bool, policy: str, composite_policy: str,
-               probability: float, consistent: int | None, dry_run: bool) -> None:
+               probability: float, consistent: int | None, dry_run: bool, at: float | None = None) -> None:
         """A decision: ``decision`` ("sampled", "not_sampled", "dropped") is what the policies decided,
-        ``kept`` what happened (a dry run keeps everything)."""
+        ``kept`` what happened (a dry run keeps everything); ``at``: unix time (now when None)."""
         if self.capacity <= 0:
             return
-        entry = self._entry(trace.trace_id)
-        entry.decision = decision
-        entry.kept = kept
-        entry.dry_run = dry_run
-        entry.dry_dropped = dry_run and decision != "sampled"
-        entry.consistent = consistent
-        entry.policy = policy
-        entry.composite_policy = composite_policy
-        entry.probability = probability
-        entry.spans += trace.span_count
-        entry.decided_at = self._wall()
-        entry.decisions += 1
-        cause = _root_cause(trace)
-        if cause is not None:
-            entry.root_cause = cause
-        groups: list[str] | None = trace.note(ALERT_GROUPS)
-        if groups:
-            entry.alert_groups = tuple(groups[:MAX_GROUPS])
+        records = self._records
+        tid = trace.trace_id
+        spans = trace.span_count
+        decisions = 1
+        notes = trace.note  # (root_cause's and alert_routing's notes; none on most traces)
+        failures = notes(FAILURES)
+        cause = _root_cause(failures) if failures else None
+        groups: list[str] | None = notes(ALERT_GROUPS)
+        old = records.get(tid)
+        if old is not None:  # decided again (no decision cache: its late spans made a new trace)
+            spans += old[7]
+            decisions += old[9]
+            cause = cause or old[10]
+            groups = groups or list(old[11])
+            records.move_to_end(tid)
+        elif len(records) >= self.capacity:
+            gone, _ = records.popitem(last=False)
+            self._late.pop(gone, None)
+            self.evicted += 1
+        records[tid] = (decision, kept, dry_run, policy, composite_policy, probability, consistent, spans,
+                        self._wall() if at is None else at, decisions, cause,
+                        tuple(groups[:MAX_GROUPS]) if groups else ())
 
     def late(self, trace_id: bytes, spans: int, kept: bool) -> Entry | None:
         """Spans that arrived after the decision (following the cached decision); the entry, if still held."""
-        entry = self._entries.get(trace_id)
-        if entry is None:
+        record = self._records.get(trace_id)
+        if record is None:
             return None
-        if kept:
-            entry.late_kept += spans
-        else:
-            entry.late_dropped += spans
-        return entry
+        counts = self._late.get(trace_id)
+        if counts is None:
+            counts = self._late[trace_id] = [0, 0]
+        counts[0 if kept else 1] += spans
+        return Entry(record, counts)
 
     def get(self, trace_id: bytes) -> Entry | None:
-        return self._entries.get(trace_id)
+        record = self._records.get(trace_id)
+        return None if record is None else Entry(record, self._late.get(trace_id))
 
     def lookup(self, trace_id: bytes) -> dict[str, Any] | None:
         """What is known of a trace: None when it was never seen (or has left the ring and the buffer)."""
-        entry = self._entries.get(trace_id)
+        entry = self.get(trace_id)
         buffered = self.pending(trace_id) if self.pending is not None else None
         if entry is None and buffered is None:
             return None

@@ -73,6 +73,7 @@ _SAMPLED, _NOT_SAMPLED, _DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decis
 _INV_SAMPLED, _INV_NOT_SAMPLED = Decision.INVERTED_SAMPLED, Decision.INVERTED_NOT_SAMPLED
 _ERROR = Decision.ERROR
 _UNDECIDED = (Decision.NOT_SAMPLED, "")
+_NAMES = {_SAMPLED: "sampled", _NOT_SAMPLED: "not_sampled", _DROPPED: "dropped"}  # final decisions, for the ring
 _VOTES = len(Decision)
 
 # Label values (sampled, decision) of each vote, as contrib's decisionToAttributes.
@@ -232,6 +233,7 @@ class TailSamplingProcessor:
         decisions = self._decide_all(traces, now)
         best = self._best
         record = self.ring.record if self.ring.capacity > 0 else None
+        wall = time.time()
         dry = [0, 0, 0, 0]  # kept traces, kept spans, dropped traces, dropped spans (would-be)
         for i, (trace, (decision, policy)) in enumerate(zip(traces, decisions, strict=True)):
             trace.notes[NOTE_POLICY] = policy
@@ -253,8 +255,8 @@ class TailSamplingProcessor:
                 self._annotate(trace, policy, p, consistent, cached=False)
                 kept.append(trace)
             if record is not None:
-                record(trace, "sampled" if keep else decision.name.lower(), keep or dry_run, policy,
-                       trace.note(NOTE_COMPOSITE) or "", p, consistent, dry_run)
+                record(trace, _NAMES[decision], keep or dry_run, policy,
+                       trace.note(NOTE_COMPOSITE) or "", p, consistent, dry_run, wall)
         self._flush_metrics(sampled, not_sampled, dropped)
         if dry_run:
             self._flush_dry_run(dry)

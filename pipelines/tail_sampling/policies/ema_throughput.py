@@ -15,8 +15,8 @@ passed), the interval ends early.
 Where this departs from Refinery, so that the kept rate holds to the goal and every key stays visible:
 
 * Probabilities are not rounded to whole sample rates (1 in 2.4 is kept as 1 in 2.4, not 1 in 3).
-* A throughput guard corrects the level once a second: the expected kept spans of the last second (the sum
-  of probability x spans) against the goal move one multiplier applied to the keys sampled below 1 (a
+* A throughput guard corrects the level twice a second: the expected kept spans of the last half second (the
+  sum of probability x spans) against the goal move one multiplier applied to the keys sampled below 1 (a
   surge of a frequent key is absorbed within seconds, not one interval later). Rare keys are never scaled.
   At each adjustment the multiplier is carried over so that the last interval's traffic keeps the rate it
   had, so a surge is not corrected twice.
@@ -44,7 +44,8 @@ from pipelines.tail_sampling.policies.probabilistic import DEFAULT_HASH_SALT, MA
 from pipelines.tail_sampling.policies.registry import Build
 
 OVERFLOW_KEY = "\x00overflow"
-CONTROL_STEP = 1.0  # seconds between corrections of the throughput guard
+CONTROL_STEP = 0.5  # seconds between corrections of the throughput guard
+STEP_LIMITS = (0.25, 4.0)  # the most one correction moves the guard
 GUARD_LIMITS = (1 / 64, 64.0)
 _STATUS = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}
 
@@ -222,7 +223,8 @@ class EmaThroughput:
             if self._rates and self._expected > 0:
                 lo, hi = GUARD_LIMITS
                 hi = min(hi, 1.0 / min(self._rates.values()))  # beyond it every key is kept whole
-                self._guard = min(hi, max(lo, self._guard * math.sqrt(goal / self._expected)))
+                step = min(STEP_LIMITS[1], max(STEP_LIMITS[0], goal / self._expected))
+                self._guard = min(hi, max(lo, self._guard * step))
             self._expected = 0.0
             self._next_step = now + CONTROL_STEP
         if now >= self._interval_end:
