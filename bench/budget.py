@@ -137,10 +137,10 @@ def run(minutes: float, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--short", action="store_true", help="3 measured minutes instead of 10")
+    parser.add_argument("--short", action="store_true", help="2 measured minutes instead of 10")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    result = run(3.0 if args.short else 10.0, args.seed)
+    result = run(2.0 if args.short else 10.0, args.seed)
     print(json.dumps(result), flush=True)
     return 0
 
