@@ -145,7 +145,8 @@ class TraceBuffer:
         self._closing = False
         self._closed = False
         # Stages that see the late spans the decision cache releases or drops.
-        self._late_hooks = [hook for _, st in self._stages if callable(hook := getattr(st, "process_late", None))]
+        self._late_hooks = [(name, hook) for name, st in self._stages
+                            if callable(hook := getattr(st, "process_late", None))]
         for _, st in self._stages:
             bind = getattr(st, "bind_buffer", None)
             if callable(bind):
@@ -285,17 +286,18 @@ class TraceBuffer:
                 self._spans -= t.span_count
             await self._decide(overflow)
 
-    def _late(self, hooks: list[Any], kept: list[Trace], dropped: list[Trace], batch: SpanBatch) -> None:
+    def _late(self, hooks: list[tuple[str, Any]], kept: list[Trace], dropped: list[Trace], batch: SpanBatch) -> None:
         """Hand late spans to the stages that look at them, then send the released ones on."""
-        for hook in hooks:
+        for name, hook in hooks:
             for traces, released in ((kept, True), (dropped, False)):
                 if not traces:
                     continue
                 try:
                     hook(traces, released)
                 except Exception:  # a stage's failure must not lose released spans
-                    self._m.stage_errors.labels("late").inc(len(traces))
-                    self._logger.exception("%s: a trace stage failed on %d late traces", self._label, len(traces))
+                    self._m.stage_errors.labels(name).inc(len(traces))
+                    self._logger.exception("%s: trace stage %s failed on %d late traces; sending them on unmarked",
+                                           self._label, name, len(traces))
         if kept:
             out = self._to_batch(kept)
             out.with_acks_of(batch)

@@ -274,8 +274,11 @@ class TailSamplingProcessor:
                 if entry is not None:
                     self._scope(trace, ((ATTR_DRY_KEPT, not entry.dry_dropped), (ATTR_DRY_POLICY, entry.policy)))
                 continue
-            p, consistent = (entry.probability, entry.consistent) if entry is not None else (1.0, None)
-            self._annotate(trace, entry.policy if entry is not None else "", p, consistent, cached=True)
+            if entry is None:  # forgotten by the ring: its probability is not known, so no th is written
+                if self.config.record_policy:
+                    self._scope(trace, ((ATTR_CACHED, True),))
+                continue
+            self._annotate(trace, entry.policy, entry.probability, entry.consistent, cached=True)
 
     def bind_buffer(self, buffered: Callable[[bytes], int | None]) -> None:
         """The trace buffer in front of this stage says how many spans it holds for a trace id (lookup)."""
