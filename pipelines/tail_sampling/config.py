@@ -88,6 +88,13 @@ class Config:
                 yield f"policies[{i}].name", f"duplicate policy name {policy.name!r}"
             names.add(policy.name)
 
+    def warnings(self) -> Iterator[tuple[str, str]]:
+        if self.dry_run:
+            yield "dry_run", "is on: every trace is kept (and marked with the decision it would have had)"
+        if self.sample_on_first_match and (self.use_tracestate or self.adjusted_count.enabled):
+            yield "sample_on_first_match", ("stops at the first policy that keeps a trace, so a later, less strict "
+                                            "one cannot lower the recorded threshold: adjusted counts may be off")
+
     @property
     def buffer_settings(self) -> TraceBufferSettings:
         """What the pipeline's trace buffer takes from this config."""

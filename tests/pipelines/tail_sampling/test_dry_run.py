@@ -77,3 +77,9 @@ def test_dry_run_drops_nothing_and_marks_exactly_what_the_same_config_drops() ->
         "otelcol_processor_tail_sampling_count_traces_sampled_total",
         {"policy": "no-health", "sampled": "false", "decision": "dropped"})
     assert value == sum(1 for t in real_traces if t.notes[NOTE_POLICY] == "no-health")
+
+
+def test_a_dry_run_is_noted_when_the_config_is_loaded() -> None:
+    cfg = decode(Config, {"policies": POLICIES, "dry_run": True})
+    assert [path for path, _ in cfg.warnings()] == ["dry_run"]
+    assert list(decode(Config, {"policies": POLICIES}).warnings()) == []
