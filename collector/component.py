@@ -115,6 +115,9 @@ class Host:
         self.routes: dict[str, Route] = {}
         # service.telemetry.debug: endpoints added with debug=True are served only when it is on.
         self.debug = False
+        # Kafka consumer groups this service's receivers joined: group id -> each member receiver's count of
+        # the group's members at its last rebalance (None before one), added by the receivers in start().
+        self.consumer_groups: dict[str, list[Callable[[], int | None]]] = {}
 
     def add_route(self, path: str, handler: RouteHandler, *, debug: bool = False) -> None:
         """Serve ``GET path`` on the telemetry server (every /metrics address). ``path`` may end in one

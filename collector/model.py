@@ -434,6 +434,29 @@ class Trace:
         self._decoded = None
         self.maybe_error = True
 
+    def replace_origins(self, new_origin: Callable[[Origin], Origin]) -> None:
+        """Move each origin's spans to ``new_origin(origin)`` (the same resource with changed scope
+        attributes, say); spans of two origins that map to one are joined."""
+        self._flush()
+        chunks: dict[Origin, bytes | bytearray] = {}
+        counts: dict[Origin, int] = {}
+        for origin, chunk in self.chunks.items():
+            target = new_origin(origin)
+            if target in chunks:
+                joined = chunks[target]
+                chunks[target] = (joined if isinstance(joined, bytearray) else bytearray(joined)) + chunk
+            else:
+                chunks[target] = chunk
+            counts[target] = counts.get(target, 0) + self.spans_of(origin)
+        self.chunks = chunks
+        self._counts = counts if len(counts) > 1 else None
+        if self._decoded is not None:
+            if len(chunks) == len(self._decoded):
+                for group in self._decoded:
+                    group.origin = new_origin(group.origin)
+            else:
+                self._decoded = None
+
     def iter_spans(self) -> Iterator[tuple[SpanGroup, Span]]:
         for g in self.groups():
             for s in g.scope_spans.spans:

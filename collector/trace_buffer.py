@@ -8,7 +8,9 @@ to the trace-level stages that follow (``root_cause``, ``alert_routing``, ``tail
   sent on as batches built from the stored bytes, and remembered in the sampled decision cache; the
   rest are remembered as not sampled.
 * Late spans (their trace already decided) follow the cached decision. Without a cache, a late span
-  starts a new trace, as in the OTel Collector's tail sampling processor.
+  starts a new trace, as in the OTel Collector's tail sampling processor. A stage with
+  ``process_late(traces, kept)`` sees the late spans the cache releases (``kept``, before they are sent on,
+  to mark them) or drops; a stage with ``bind_buffer(buffered)`` is given :meth:`TraceBuffer.buffered_spans`.
 * Bounded: at ``num_traces`` pending traces the oldest is decided early (counted), or, with
   ``block_on_overflow``, new traces are refused (retryable, so receivers push back). A trace above
   ``maximum_trace_size_bytes`` is dropped at once and remembered as not sampled. Decided batches wait in
@@ -61,6 +63,15 @@ class _DecisionCache:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def _file_late(into: dict[bytes, Trace], tid: bytes, origin: Origin, framed: bytes, count: int, ts: TraceSpans,
+               now: float) -> None:
+    trace = into.get(tid)
+    if trace is None:
+        into[tid] = Trace(tid, now, now, origin, framed, count, ts.start, ts.end, ts.maybe_error)
+    else:
+        trace.add(origin, framed, count, ts.start, ts.end, ts.maybe_error)
 
 
 class _Metrics:
@@ -148,6 +159,13 @@ class TraceBuffer:
         self._host: Host | None = None
         self._closing = False
         self._closed = False
+        # Stages that see the late spans the decision cache releases or drops.
+        self._late_hooks = [(name, hook) for name, st in self._stages
+                            if callable(hook := getattr(st, "process_late", None))]
+        for _, st in self._stages:
+            bind = getattr(st, "bind_buffer", None)
+            if callable(bind):
+                bind(self.buffered_spans)
         wait = buffer.decision_wait
         if buffer.decision_wait_after_root_received > 0:
             wait = min(wait, buffer.decision_wait_after_root_received)
@@ -162,6 +180,11 @@ class TraceBuffer:
     @property
     def pending_spans(self) -> int:
         return self._spans
+
+    def buffered_spans(self, trace_id: bytes) -> int | None:
+        """Spans held for a trace not yet decided (None: none pending)."""
+        trace = self._pending.get(trace_id)
+        return None if trace is None else trace.span_count
 
     def _held(self) -> int:
         """Spans pending and spans decided but not yet sent on (for the memory limiter, via the host)."""
@@ -197,6 +220,9 @@ class TraceBuffer:
         acks = batch.acks
         new_traces = 0
         late: list[ScopeChunk] = []
+        hooks = self._late_hooks
+        late_kept: dict[bytes, Trace] = {}
+        late_dropped: dict[bytes, Trace] = {}
         touched: set[bytes] = set()
         overflow: list[Trace] = []
         sampled_cache = self._sampled.items
@@ -219,12 +245,17 @@ class TraceBuffer:
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.early_release.inc(count)
-                        late.append(ScopeChunk(origin.resource_fields, origin.scope_fields, {tid: ts}, count))
+                        if hooks:
+                            _file_late(late_kept, tid, origin, framed, count, ts, now)
+                        else:
+                            late.append(ScopeChunk(origin.resource_fields, origin.scope_fields, {tid: ts}, count))
                         continue
                     decided = not_sampled_cache.get(tid)
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.late_dropped.inc(count)
+                        if hooks:
+                            _file_late(late_dropped, tid, origin, framed, count, ts, now)
                         continue
                     trace = pending[tid] = Trace(tid, now, decision_at, origin, framed, count, ts.start, ts.end,
                                                  ts.maybe_error)
@@ -257,6 +288,8 @@ class TraceBuffer:
             out = SpanBatch(split=late, span_count=sum(c.spans for c in late), split_options=batch.split_options)
             out.with_acks_of(batch)
             self._enqueue(out)
+        if late_kept or late_dropped:
+            self._late(hooks, list(late_kept.values()), list(late_dropped.values()), batch)
         batch.release()
         if new_traces:
             self._m.new_trace.inc(new_traces)
@@ -267,6 +300,23 @@ class TraceBuffer:
             for t in overflow:
                 self._spans -= t.span_count
             await self._decide(overflow)
+
+    def _late(self, hooks: list[tuple[str, Any]], kept: list[Trace], dropped: list[Trace], batch: SpanBatch) -> None:
+        """Hand late spans to the stages that look at them, then send the released ones on."""
+        for name, hook in hooks:
+            for traces, released in ((kept, True), (dropped, False)):
+                if not traces:
+                    continue
+                try:
+                    hook(traces, released)
+                except Exception:  # a stage's failure must not lose released spans
+                    self._m.stage_errors.labels(name).inc(len(traces))
+                    self._logger.exception("%s: trace stage %s failed on %d late traces; sending them on unmarked",
+                                           self._label, name, len(traces))
+        if kept:
+            out = self._to_batch(kept)
+            out.with_acks_of(batch)
+            self._enqueue(out)
 
     def _without_invalid_spans(self, batch: SpanBatch) -> list[ScopeChunk]:
         """Drop spans with invalid ids (data that did not come through a receiver's id check, such as

@@ -2,7 +2,9 @@
 
 ``--feature-gates=a,-b,+c`` enables ``a`` and ``c`` and disables ``b``. Only the gates below exist; any
 other id is refused, so that a gate a config relies on is never silently without effect. The chosen
-gates are an object the caller hands to the loader and the validation, never process-wide state.
+gates are an object the caller hands to the loader and the validation, never process-wide state. A component
+config class may name gates that switch its own options on (``feature_gates: {gate id: option name}``): the
+validation sets those options to true when the gate is on.
 """
 
 from __future__ import annotations
@@ -25,12 +27,21 @@ class Gate:
 MERGE_APPEND = "confmap.enableMergeAppendOption"
 ALLOW_NO_PIPELINES = "service.AllowNoPipelines"
 
+TAIL_SAMPLING_RECORD_POLICY = "processor.tailsamplingprocessor.recordpolicy"
+TAIL_SAMPLING_USE_TRACESTATE = "processor.tailsamplingprocessor.usetracestate"
+
 GATES: tuple[Gate, ...] = (
     Gate(MERGE_APPEND, "alpha",
          "With several --config sources, join the component lists of service (extensions, a pipeline's "
          "receivers and exporters) instead of replacing them."),
     Gate(ALLOW_NO_PIPELINES, "alpha",
          "Accept a config without pipelines: only the extensions run."),
+    Gate(TAIL_SAMPLING_RECORD_POLICY, "alpha",
+         "tail_sampling: kept spans carry tailsampling.policy, tailsampling.composite_policy and "
+         "tailsampling.cached_decision (as record_policy: true)."),
+    Gate(TAIL_SAMPLING_USE_TRACESTATE, "alpha",
+         "tail_sampling: the probabilistic policy decides by the tracestate's rv/th and kept spans carry th "
+         "(as use_tracestate: true)."),
 )
 _BY_ID: Mapping[str, Gate] = {g.id: g for g in GATES}
 
@@ -77,4 +88,5 @@ class FeatureGates:
         return "FeatureGates(" + ",".join(("" if on else "-") + g for g, on in sorted(self._state.items())) + ")"
 
 
-__all__ = ["ALLOW_NO_PIPELINES", "GATES", "MERGE_APPEND", "FeatureGates", "Gate"]
+__all__ = ["ALLOW_NO_PIPELINES", "GATES", "MERGE_APPEND", "TAIL_SAMPLING_RECORD_POLICY",
+           "TAIL_SAMPLING_USE_TRACESTATE", "FeatureGates", "Gate"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +114,11 @@ def build_config(raw: Mapping[str, Any], registry: Registry, prov: Provenance | 
                 dec.error(path, f"unknown {kind.value} type {cid.type!r}{hint}; available: {available}")
                 continue
             cfg = dec.decode_dataclass(factory.config_class, value, path)
+            gated = getattr(factory.config_class, "feature_gates", None)
+            if gated and dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+                on = {option: True for gate_id, option in gated.items() if gates.enabled(gate_id)}
+                if on:
+                    cfg = dataclasses.replace(cfg, **on)
             sections[kind][cid] = ComponentConfig(cid, factory, cfg)
 
     service_raw = raw.get("service")

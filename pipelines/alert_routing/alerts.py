@@ -34,6 +34,10 @@ LabelValues = tuple[str, ...]
 Example = Failure | SloBurn
 """What an alert shows: the latest failure with its labels, or the objective's burn."""
 
+# trace.notes key: the keys of the alert groups a trace's failures were counted into (for the stages after
+# alert_routing, such as tail_sampling's recent-decisions lookup).
+ALERT_GROUPS = "alert_routing.groups"
+
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert that has not ended
 
 

@@ -145,11 +145,12 @@ class GroupingEngine:
 
     # -- span path -----------------------------------------------------------------------------------
 
-    def add(self, values: LabelValues, failure: Example, held: bool = False) -> None:
+    def add(self, values: LabelValues, failure: Example, held: bool = False) -> list[str]:
         """Count one failure (or an objective's burn, ``held``) with these label values into every group its
-        routes give it."""
+        routes give it; the keys of those groups."""
+        keys: list[str] = []
         if self._closed:
-            return
+            return keys
         if len(values) != _LABELS:
             values = full_values(values)
         self._failures_uncounted += 1
@@ -176,6 +177,8 @@ class GroupingEngine:
             else:
                 alert.seen(failure, now)
             group.count += 1
+            keys.append(group.key)
+        return keys
 
     def release(self, values: LabelValues) -> None:
         """The held alert with these label values is over: it resolves at its groups' next flush."""

@@ -32,7 +32,7 @@ from collector.config import Opaque
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.errors import ComponentStartError
 from collector.model import Trace
-from pipelines.alert_routing.alerts import LabelValues, Notification
+from pipelines.alert_routing.alerts import ALERT_GROUPS, LabelValues, Notification
 from pipelines.alert_routing.config import Config
 from pipelines.alert_routing.grouping import AggregationGroup, GroupingEngine
 from pipelines.alert_routing.inhibit import Inhibitor
@@ -133,11 +133,13 @@ class AlertRoutingProcessor:
             failures: list[Failure] | None = trace.note(FAILURES)
             if not failures:
                 continue
+            groups: list[str] = []
             for failure in failures:
                 p = failure.primary
                 # A blamed callee (an uninstrumented database) is not described by the caller's resource.
                 team = owner_of(p.service, None if p.blamed_callee else p.resource_attributes).name
-                add((team, p.service, p.span_name, failure.signal, severity, "", "", "", ""), failure)
+                groups += add((team, p.service, p.span_name, failure.signal, severity, "", "", "", ""), failure)
+            trace.notes[ALERT_GROUPS] = groups
         self._engine.count_failures()
         return traces
 

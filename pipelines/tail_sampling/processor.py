@@ -9,23 +9,61 @@ does not vote.
 
 The buffer owns timing, the decision cache and memory; this stage only decides. It records the deciding
 policy's name (for kept traces; the dropping one otherwise) in ``trace.notes["tail_sampling.policy"]``.
+
+What kept spans carry:
+
+* ``record_policy``: contrib's ``tailsampling.policy`` (the deciding top-level policy's name) and
+  ``tailsampling.composite_policy`` (the composite sub-policy that sampled), and on late spans released by
+  the decision cache ``tailsampling.cached_decision`` = true (with the policy, while the recent-decisions
+  ring remembers it). As in contrib they are attributes of the spans' instrumentation scope.
+* The probability each span was kept with, as ``th`` in the ``ot`` entry of its tracestate
+  (:mod:`pipelines.tail_sampling.sample_rate`), when a policy kept the trace by a random draw
+  (``ema_throughput``; ``probabilistic`` with ``use_tracestate``) and, with ``use_tracestate``, ``th:0`` on
+  traces kept for certain. Of several policies that sampled, the least strict decides (contrib's rule).
+  ``adjusted_count.enabled`` adds the span attribute ``sampling.adjusted_count`` = 1 / probability.
+* ``dry_run``: every trace is kept; its spans' scope gets ``tailsampling.dry_run.kept`` (what the decision
+  would have been) and ``tailsampling.dry_run.policy`` (the deciding policy), and the would-be volumes are
+  counted in ``tracetriage_tail_sampling_dry_run_traces`` / ``_spans``. Nothing else is written.
+
+Every decision is remembered in a bounded ring (``recent_decisions``, :mod:`pipelines.tail_sampling.decisions`)
+that ``GET /debug/traces/{trace_id}`` answers from when ``service.telemetry.debug`` is on.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from collector.component import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
-from collector.model import Trace
+from collector.model import Origin, Trace
 from pipelines.tail_sampling.config import Config
+from pipelines.tail_sampling.decisions import DecisionRing, handler
 from pipelines.tail_sampling.policies import Decision, Policy, PolicyEvaluationError, build
+from pipelines.tail_sampling.policies.base import NOTE_COMPOSITE, NOTE_PROBABILITY, probability_of
+from pipelines.tail_sampling.policies.ema_throughput import EmaThroughput
+from pipelines.tail_sampling.policies.probabilistic import Probabilistic
+from pipelines.tail_sampling.sample_rate import (
+    TraceStateError,
+    combined_threshold,
+    threshold_to_probability,
+    with_threshold,
+)
 
 PREFIX = "otelcol_processor_tail_sampling_"
 NOTE_POLICY = "tail_sampling.policy"
+ATTR_POLICY = "tailsampling.policy"
+ATTR_COMPOSITE = "tailsampling.composite_policy"
+ATTR_CACHED = "tailsampling.cached_decision"
+ATTR_DRY_KEPT = "tailsampling.dry_run.kept"
+ATTR_DRY_POLICY = "tailsampling.dry_run.policy"
+ROUTE = "/debug/traces/{trace_id}"
+MAX_SCOPES = 4096  # origins with added scope attributes, remembered (cleared when full)
 # Microsecond buckets for sampling_decision_latency (observed once per policy and decision round, with the
 # mean time per trace).
 LATENCY_BUCKETS_US = (1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 4000,
@@ -35,6 +73,7 @@ _SAMPLED, _NOT_SAMPLED, _DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decis
 _INV_SAMPLED, _INV_NOT_SAMPLED = Decision.INVERTED_SAMPLED, Decision.INVERTED_NOT_SAMPLED
 _ERROR = Decision.ERROR
 _UNDECIDED = (Decision.NOT_SAMPLED, "")
+_NAMES = {_SAMPLED: "sampled", _NOT_SAMPLED: "not_sampled", _DROPPED: "dropped"}  # final decisions, for the ring
 _VOTES = len(Decision)
 
 # Label values (sampled, decision) of each vote, as contrib's decisionToAttributes.
@@ -52,7 +91,8 @@ _CAPABILITIES = Capabilities(trace_level=True, defines_buffer=True)
 class _Metrics:
     """Policy-level metrics (the buffer-level ones belong to the trace buffer)."""
 
-    __slots__ = ("errors", "global_sampled", "latency", "spans_sampled", "traces_sampled")
+    __slots__ = ("dry_spans", "dry_traces", "errors", "global_sampled", "latency", "malformed_tracestate",
+                 "ring_capacity", "ring_evicted", "ring_size", "spans_sampled", "traces_sampled")
 
     def __init__(self, settings: Settings) -> None:
         t = settings.telemetry
@@ -75,6 +115,23 @@ class _Metrics:
         self.errors = t.counter(
             PREFIX + "sampling_policy_evaluation_error", "Count of sampling policy evaluation errors"
         )
+        lab = ("processor",)
+        label = str(settings.id)
+        self.dry_traces = t.counter("tracetriage_tail_sampling_dry_run_traces",
+                                    "Traces a dry run kept, by the decision they would have had.",
+                                    ("processor", "decision"))
+        self.dry_spans = t.counter("tracetriage_tail_sampling_dry_run_spans",
+                                   "Spans a dry run kept, by the decision their trace would have had.",
+                                   ("processor", "decision"))
+        self.malformed_tracestate = t.counter(
+            "tracetriage_tail_sampling_malformed_tracestate",
+            "Kept spans whose tracestate did not parse, left without th.", lab).labels(label)
+        self.ring_size = t.gauge("tracetriage_tail_sampling_recent_decisions",
+                                 "Decisions held in the recent-decisions ring.", lab).labels(label)
+        self.ring_capacity = t.gauge("tracetriage_tail_sampling_recent_decisions_capacity",
+                                     "Bound of the recent-decisions ring (recent_decisions).", lab).labels(label)
+        self.ring_evicted = t.counter("tracetriage_tail_sampling_recent_decisions_evicted",
+                                      "Decisions evicted from the full recent-decisions ring.", lab).labels(label)
 
 
 class _Slot:
@@ -91,10 +148,41 @@ class _Slot:
         self.spans = [0] * _VOTES
 
 
+def walk(policy: Policy) -> Iterator[Policy]:
+    """``policy`` and every sub-policy under it (``and``, ``composite``, ``not``, ``drop``)."""
+    yield policy
+    for child in getattr(policy, "subs", ()):
+        yield from walk(getattr(child, "policy", child))
+    for attr in ("sub", "_all"):
+        inner = getattr(policy, attr, None)
+        if inner is not None:
+            yield from walk(inner)
+
+
+def _any_value(v: object) -> AnyValue:
+    if isinstance(v, bool):
+        return AnyValue(bool_value=v)
+    if isinstance(v, float):
+        return AnyValue(double_value=v)
+    return AnyValue(string_value=str(v))
+
+
+def _set(attributes: Any, key: str, value: AnyValue) -> None:
+    for kv in attributes:
+        if kv.key == key:
+            kv.value.CopyFrom(value)
+            return
+    attributes.append(KeyValue(key=key, value=value))
+
+
+Attrs = tuple[tuple[str, object], ...]
+
+
 class TailSamplingProcessor:
     """See the module docstring. ``clock`` gives the ``now`` handed to policies (monotonic seconds)."""
 
-    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_slots", "buffer_settings", "config", "id")
+    __slots__ = ("_best", "_clock", "_counted_evictions", "_first_match", "_host", "_metrics", "_next",
+                 "_scopes", "_slots", "_track", "buffer_settings", "config", "id", "ring")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -109,6 +197,20 @@ class TailSamplingProcessor:
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
         # Drop policies first: their vote wins, and evaluation stops at it.
         self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
+        self._track = False  # some policy records the probability it samples with
+        for slot in self._slots:
+            for p in walk(slot.policy):
+                if isinstance(p, Probabilistic) and config.use_tracestate:
+                    p.use_tracestate = True
+                    self._track = True
+                elif isinstance(p, EmaThroughput):
+                    self._track = True
+        self._best: list[tuple[float, int | None] | None] = []
+        self._scopes: dict[tuple[Origin, Attrs], Origin] = {}
+        self.ring = DecisionRing(config.recent_decisions)
+        self._counted_evictions = 0
+        self._metrics.ring_capacity.set(config.recent_decisions)
+        self._host: Host | None = None
 
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
@@ -126,17 +228,142 @@ class TailSamplingProcessor:
         now = self._clock()
         kept: list[Trace] = []
         sampled = not_sampled = dropped = 0
-        for trace, (decision, policy) in zip(traces, self._decide_all(traces, now), strict=True):
+        cfg = self.config
+        dry_run = cfg.dry_run
+        decisions = self._decide_all(traces, now)
+        best = self._best
+        record = self.ring.record if self.ring.capacity > 0 else None
+        wall = time.time()
+        dry = [0, 0, 0, 0]  # kept traces, kept spans, dropped traces, dropped spans (would-be)
+        for i, (trace, (decision, policy)) in enumerate(zip(traces, decisions, strict=True)):
             trace.notes[NOTE_POLICY] = policy
-            if decision is _SAMPLED:
-                kept.append(trace)
+            keep = decision is _SAMPLED
+            rate = best[i] if keep and best else None
+            p, consistent = rate if rate is not None else (1.0, None)
+            if keep:
                 sampled += 1
             elif decision is _DROPPED:
                 dropped += 1
             else:
                 not_sampled += 1
+            if dry_run:
+                self._scope(trace, ((ATTR_DRY_KEPT, keep), (ATTR_DRY_POLICY, policy)))
+                kept.append(trace)
+                dry[0 if keep else 2] += 1
+                dry[1 if keep else 3] += trace.span_count
+            elif keep:
+                self._annotate(trace, policy, p, consistent, cached=False)
+                kept.append(trace)
+            if record is not None:
+                record(trace, _NAMES[decision], keep or dry_run, policy,
+                       trace.note(NOTE_COMPOSITE) or "", p, consistent, dry_run, wall)
         self._flush_metrics(sampled, not_sampled, dropped)
+        if dry_run:
+            self._flush_dry_run(dry)
+        self._flush_ring()
         return kept
+
+    def process_late(self, traces: list[Trace], kept: bool) -> None:
+        """Spans of traces decided earlier, released (``kept``) or dropped by the buffer's decision cache:
+        counted in the ring; released ones get the decision's marks (``tailsampling.cached_decision``)."""
+        for trace in traces:
+            entry = self.ring.late(trace.trace_id, trace.span_count, kept) if self.ring.capacity > 0 else None
+            if not kept:
+                continue
+            if self.config.dry_run:
+                if entry is not None:
+                    self._scope(trace, ((ATTR_DRY_KEPT, not entry.dry_dropped), (ATTR_DRY_POLICY, entry.policy)))
+                continue
+            if entry is None:  # forgotten by the ring: its probability is not known, so no th is written
+                if self.config.record_policy:
+                    self._scope(trace, ((ATTR_CACHED, True),))
+                continue
+            self._annotate(trace, entry.policy, entry.probability, entry.consistent, cached=True)
+
+    def bind_buffer(self, buffered: Callable[[bytes], int | None]) -> None:
+        """The trace buffer in front of this stage says how many spans it holds for a trace id (lookup)."""
+        self.ring.pending = buffered
+
+    def lookup(self, trace_id: bytes) -> dict[str, Any] | None:
+        """What the recent-decisions ring knows of a trace (see :meth:`DecisionRing.lookup`)."""
+        found = self.ring.lookup(trace_id)
+        if found is not None:
+            found["processor"] = str(self.id)
+        return found
+
+    # -- what kept spans carry --------------------------------------------------------------------------
+
+    def _annotate(self, trace: Trace, policy: str, p: float, consistent: int | None, cached: bool) -> None:
+        cfg = self.config
+        if p < 1.0 or consistent is not None or cfg.use_tracestate or cfg.adjusted_count.enabled:
+            self._write_rates(trace, p, consistent)
+        if cfg.record_policy:
+            attrs: list[tuple[str, object]] = []
+            if policy:
+                attrs.append((ATTR_POLICY, policy))
+            composite = trace.note(NOTE_COMPOSITE)
+            if composite and not cached:
+                attrs.append((ATTR_COMPOSITE, composite))
+            if cached:
+                attrs.append((ATTR_CACHED, True))
+            if attrs:
+                self._scope(trace, tuple(attrs))
+
+    def _write_rates(self, trace: Trace, p: float, consistent: int | None) -> None:
+        """``th`` (and the adjusted-count attribute) on every span of a kept trace."""
+        cfg = self.config
+        write_th = p < 1.0 or consistent is not None or cfg.use_tracestate
+        attribute = cfg.adjusted_count.attribute if cfg.adjusted_count.enabled else ""
+        precision = cfg.sampling_precision
+        malformed = 0
+        for group in trace.groups():
+            for span in group.scope_spans.spans:
+                state = span.trace_state
+                threshold = combined_threshold(state, p, consistent, precision)
+                if write_th:
+                    try:
+                        span.trace_state = with_threshold(state, threshold)
+                    except TraceStateError:
+                        malformed += 1
+                if attribute:
+                    _set(span.attributes, attribute, AnyValue(double_value=1.0 / threshold_to_probability(threshold)))
+        trace.mark_modified()
+        if malformed:
+            self._metrics.malformed_tracestate.inc(malformed)
+
+    def _scope(self, trace: Trace, attrs: Attrs) -> None:
+        """Set ``attrs`` on the instrumentation scope of every span of ``trace`` (new origins, remembered)."""
+        scopes = self._scopes
+
+        def moved(origin: Origin) -> Origin:
+            key = (origin, attrs)
+            found = scopes.get(key)
+            if found is None:
+                ss = ScopeSpans.FromString(origin.scope_fields)
+                for k, v in attrs:
+                    _set(ss.scope.attributes, k, _any_value(v))
+                if len(scopes) >= MAX_SCOPES:
+                    scopes.clear()
+                found = scopes[key] = Origin(origin.resource_fields, ss.SerializeToString())
+            return found
+
+        trace.replace_origins(moved)
+
+    def _flush_dry_run(self, dry: list[int]) -> None:
+        label = str(self.id)
+        m = self._metrics
+        for decision, traces, spans in (("kept", dry[0], dry[1]), ("dropped", dry[2], dry[3])):
+            if traces:
+                m.dry_traces.labels(label, decision).inc(traces)
+                m.dry_spans.labels(label, decision).inc(spans)
+
+    def _flush_ring(self) -> None:
+        m = self._metrics
+        m.ring_size.set(len(self.ring))
+        evicted = self.ring.evicted - self._counted_evictions
+        if evicted:
+            m.ring_evicted.inc(evicted)
+            self._counted_evictions = self.ring.evicted
 
     def _decide_all(self, traces: list[Trace], now: float) -> list[tuple[Decision, str]]:
         """Decisions for ``traces``, evaluated policy by policy over all of them (one tight loop per policy
@@ -152,6 +379,9 @@ class TailSamplingProcessor:
         not_sampled = [False] * n
         final: list[tuple[Decision, str] | None] = [None] * n  # DROPPED, decided early
         first_match = self._first_match
+        track = self._track
+        best: list[tuple[float, int | None] | None] = [None] * n if track else []
+        self._best = best
         alive = list(range(n))  # traces still being evaluated
         errors = 0
         for slot in self._slots:
@@ -188,6 +418,8 @@ class TailSamplingProcessor:
                 elif vote is _SAMPLED:
                     if sampled[i] is None:
                         sampled[i] = name
+                    if track:
+                        self._keep_best(best, i, traces[i], name)
                     if first_match:
                         stopped = True
                 elif vote is _DROPPED:
@@ -199,6 +431,8 @@ class TailSamplingProcessor:
                 elif vote is _INV_SAMPLED:
                     if inv_sampled[i] is None:
                         inv_sampled[i] = name
+                    if track:
+                        self._keep_best(best, i, traces[i], name)
                 else:
                     continue  # ERROR (or a vote no policy gives): not counted
                 slot_traces[vote] += 1
@@ -222,6 +456,14 @@ class TailSamplingProcessor:
                 out.append(_UNDECIDED if name_ is None else (_SAMPLED, name_))
         return out
 
+    @staticmethod
+    def _keep_best(best: list[tuple[float, int | None] | None], i: int, trace: Trace, name: str) -> None:
+        """Of the policies that sampled a trace, the least strict decides its recorded probability."""
+        rate = probability_of(trace, name) if trace.note(NOTE_PROBABILITY) is not None else (1.0, None)
+        current = best[i]
+        if current is None or rate[0] > current[0]:
+            best[i] = rate
+
     def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int) -> None:
         """Counters once per call, not per trace."""
         m = self._metrics
@@ -238,7 +480,45 @@ class TailSamplingProcessor:
                     slot.traces[vote] = slot.spans[vote] = 0
 
     async def start(self, host: Host) -> None:
-        return None
+        self._host = host
+        if host is not None:
+            members = _group_members(host)
+            for slot in self._slots:
+                for p in walk(slot.policy):
+                    if isinstance(p, EmaThroughput) and p.cfg.use_cluster_size:
+                        p.cluster_size = members
+        if self.config.recent_decisions > 0 and getattr(host, "debug", False) and ROUTE not in host.routes:
+            # One route for every tail_sampling stage of the service: the first to start serves it.
+            host.add_route(ROUTE, handler(_lookup_all(host)), debug=True)
 
     async def shutdown(self) -> None:
         return None
+
+
+def _group_members(host: Host) -> Callable[[], int]:
+    """The members of the service's Kafka consumer group (the sampling tier's), read when asked: the
+    receivers join after the processors start, and the group changes with every rebalance. With several
+    groups, the largest; 1 before any assignment."""
+
+    def members() -> int:
+        sizes = [n for counts in host.consumer_groups.values() for count in counts if (n := count()) is not None]
+        return max(sizes, default=1)
+
+    return members
+
+
+def _lookup_all(host: Host) -> Callable[[bytes], dict[str, Any] | None]:
+    """A lookup over every tail_sampling stage the service built (in pipeline order)."""
+
+    def lookup(trace_id: bytes) -> dict[str, Any] | None:
+        seen: set[int] = set()
+        for procs in host.pipeline_processors.values():
+            for proc in procs.values():
+                if isinstance(proc, TailSamplingProcessor) and id(proc) not in seen:
+                    seen.add(id(proc))
+                    found = proc.lookup(trace_id)
+                    if found is not None:
+                        return found
+        return None
+
+    return lookup

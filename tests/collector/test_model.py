@@ -10,7 +10,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from bench.reference import ReferenceLoad
-from collector.model import SpanBatch, Trace, make_trace
+from collector.model import SpanBatch, Trace, make_origin, make_trace
 from collector.wire import SplitOptions, split_by_trace
 
 ERROR, OK = Status.STATUS_CODE_ERROR, Status.STATUS_CODE_OK
@@ -92,3 +92,20 @@ def test_a_batch_is_split_with_its_own_options_and_keeps_them() -> None:
     for batch in (merged, merged.view(), merged.copy(), *split_batch(merged.copy(), 300)):
         assert batch.split_options is off
         assert all_maybe(batch)
+
+
+def test_replace_origins_moves_spans_and_joins_origins_that_map_to_one() -> None:
+    a = make_origin(Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="a"))]))
+    b = make_origin(Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="b"))]))
+    c = make_origin(Resource())
+    tid = b"\1" * 16
+    spans = [Span(trace_id=tid, span_id=bytes([i + 1]) * 8, name=f"s{i}") for i in range(3)]
+    t = make_trace([(a, spans[:1]), (b, spans[1:])])
+    t.groups()[0].scope_spans.spans[0].name = "changed"  # a change through groups() survives the move
+    t.mark_modified()
+    t.replace_origins(lambda o: c)
+    assert list(t.chunks) == [c] and t.spans_of(c) == 3 and t.span_count == 3
+    assert [s.name for _, s in t.iter_spans()] == ["changed", "s1", "s2"]
+    u = make_trace([(a, spans[:1]), (b, spans[1:])])
+    u.replace_origins(lambda o: {a: b, b: a}[o])
+    assert u.spans_of(a) == 2 and u.spans_of(b) == 1

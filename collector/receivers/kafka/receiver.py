@@ -34,6 +34,7 @@ from collector.kafka_common import client_kwargs
 from collector.model import Ack, SpanBatch, count_spans
 from collector.otlpjson import decode_request
 from collector.receivers.kafka.config import KafkaReceiverConfig
+from collector.receivers.kafka.group_size import GroupSizeAssignor
 from collector.receivers.kafka.offsets import PartitionTracker
 from collector.wire import certain_span_count
 
@@ -117,6 +118,7 @@ class KafkaReceiver:
         self._finished = False
         self._commit_lock = asyncio.Lock()
         self._acked = asyncio.Event()  # set whenever a batch's records are done
+        self._assignor = GroupSizeAssignor()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class KafkaReceiver:
             max_partition_fetch_bytes=cfg.max_partition_fetch_size,
             fetch_min_bytes=cfg.min_fetch_size,
             fetch_max_wait_ms=int(cfg.max_fetch_wait * 1000),
+            partition_assignment_strategy=(self._assignor,),
         )
         if cfg.max_fetch_size > 0:
             kwargs["fetch_max_bytes"] = cfg.max_fetch_size
@@ -145,6 +148,7 @@ class KafkaReceiver:
         except (OSError, ssl.SSLError, ValueError) as e:
             raise ComponentStartError(f"receiver {self._name}", e) from e
         self._host = host
+        host.consumer_groups.setdefault(self._config.group_id, []).append(self.group_members)
         self._logger.info("Starting Kafka consumer %s: brokers %s, topics %s, group %r (%s)", self._name,
                           ",".join(self._config.bootstrap_servers), ",".join(self._config.traces_topics),
                           self._config.group_id, kwargs.get("security_protocol", "PLAINTEXT"))
@@ -245,6 +249,10 @@ class KafkaReceiver:
         self._trackers.clear()
 
     # -- rebalance -----------------------------------------------------------------------------------------
+
+    def group_members(self) -> int | None:
+        """Members of this receiver's consumer group at the last rebalance (None: not assigned yet)."""
+        return self._assignor.members
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:

@@ -36,6 +36,35 @@ INVERTED_SAMPLED = Decision.INVERTED_SAMPLED
 INVERTED_NOT_SAMPLED = Decision.INVERTED_NOT_SAMPLED
 
 
+# trace.notes keys policies write for the processor:
+# {policy name: (probability, consistent threshold or None)} of the policies that decide by a random draw
+# (see :func:`record_probability`); a policy with no entry keeps what it samples with probability 1.
+NOTE_PROBABILITY = "tail_sampling.probability"
+# The name of the composite sub-policy that sampled the trace (contrib's ``tailsampling.composite_policy``).
+NOTE_COMPOSITE = "tail_sampling.composite_policy"
+_CERTAIN = (1.0, None)
+
+
+def record_probability(trace: Trace, name: str, probability: float, consistent: int | None = None) -> None:
+    """Policy ``name`` decided this trace by a draw that keeps it with ``probability``; ``consistent`` is its
+    rejection threshold when the draw compared the trace's own randomness with it
+    (:mod:`pipelines.tail_sampling.sample_rate`)."""
+    notes = trace.notes
+    rates = notes.get(NOTE_PROBABILITY)
+    if rates is None:
+        rates = notes[NOTE_PROBABILITY] = {}
+    rates[name] = (probability, consistent)
+
+
+def probability_of(trace: Trace, name: str) -> tuple[float, int | None]:
+    """What :func:`record_probability` noted for policy ``name`` (else probability 1)."""
+    rates = trace.note(NOTE_PROBABILITY)
+    if rates is None:
+        return _CERTAIN
+    found: tuple[float, int | None] = rates.get(name, _CERTAIN)
+    return found
+
+
 class PolicyEvaluationError(Exception):
     """A policy could not decide for this trace (counted in ``sampling_policy_evaluation_error``)."""
 

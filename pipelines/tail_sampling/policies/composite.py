@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 from collector.config import field
 from collector.model import Trace
-from pipelines.tail_sampling.policies.base import Decision, Placement, Policy
+from pipelines.tail_sampling.policies.base import (
+    NOTE_COMPOSITE,
+    Decision,
+    Placement,
+    Policy,
+    probability_of,
+    record_probability,
+)
 from pipelines.tail_sampling.policies.registry import Build, CompositeSubPolicyConfig
 
 _YES = (Decision.SAMPLED, Decision.INVERTED_SAMPLED)
@@ -132,7 +139,11 @@ class Composite:
                 if sub.used + n <= sub.budget and self.used + n <= self.max_total:
                     sub.used += n
                     self.used += n
-                    self.last_sub = sub.policy.name
+                    self.last_sub = name = sub.policy.name
+                    trace.notes[NOTE_COMPOSITE] = name
+                    p, consistent = probability_of(trace, name)
+                    if p < 1.0:
+                        record_probability(trace, self.name, p, consistent)
                     return Decision.SAMPLED
                 return Decision.NOT_SAMPLED
         return Decision.NOT_SAMPLED

@@ -41,6 +41,7 @@ POLICIES: dict[str, str | PolicyClass] = {
     "not": "not_:Not",
     "drop": "drop:Drop",
     "composite": "composite:Composite",
+    "ema_throughput": "ema_throughput:EmaThroughput",  # Refinery's EMA-throughput sampler
 }
 
 OTTL_REFUSAL = (

@@ -95,6 +95,7 @@ def test_feature_gates(tmp_path: Path) -> None:
     r = cli("validate", "--config", base, "--feature-gates", "confmap.enableMergeAppendOption,telemetry.bogus")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "no such feature gate 'telemetry.bogus' (tracetriage implements: confmap.enableMergeAppendOption, " \
+           "processor.tailsamplingprocessor.recordpolicy, processor.tailsamplingprocessor.usetracestate, " \
            "service.AllowNoPipelines)" in r.stderr
     r = cli("validate", "--config", base, "--feature-gates=,")
     assert r.returncode == 2 and "empty feature gate identifier" in r.stderr

@@ -48,7 +48,7 @@ class Agent:
 class Sampler:
     def __init__(self, workdir: Path, broker: Broker, env: dict[str, str], topic: str,
                  encoding: str = "otlp_proto", batch_timeout: str = "200ms", group: str = "samplers",
-                 decision_wait: str = "1s") -> None:
+                 decision_wait: str = "1s", extra_configs: tuple[Path, ...] = ()) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.out = workdir / "out.bin"
@@ -56,7 +56,7 @@ class Sampler:
         overlay = workdir / "overlay.yaml"
         overlay.write_text("exporters:\n  file: {append: true, flush_interval: 0s}\n"
                            "service:\n  pipelines:\n    traces:\n      exporters: [file]\n")
-        self.configs = [SAMPLER, overlay]
+        self.configs = [SAMPLER, overlay, *extra_configs]
         self.env = {
             **env, "KAFKA_BROKERS": broker.address, "KAFKA_TOPIC": topic, "KAFKA_ENCODING": encoding,
             "KAFKA_GROUP_ID": group, "KAFKA_INITIAL_OFFSET": "earliest", "TT_BATCH_TIMEOUT": batch_timeout,
