@@ -123,6 +123,12 @@ class TraceBuffer:
         self._arrivals: collections.deque[Trace] = collections.deque()  # arrival order; may hold decided traces
         self._root_due: collections.deque[Trace] = collections.deque()
         self._spans = 0
+        self._bytes = 0  # framed span bytes pending
+        # For status(): late spans that followed a cached decision (kept, dropped) and traces decided early
+        # because num_traces was reached; the timer's lag at its last run.
+        self._late = [0, 0]
+        self._overflowed = 0
+        self._lag = 0.0
         self._sampled = _DecisionCache(buffer.sampled_cache_size)
         self._not_sampled = _DecisionCache(buffer.non_sampled_cache_size)
         self._origins: dict[tuple[bytes, bytes], Origin] = {}
@@ -141,12 +147,43 @@ class TraceBuffer:
     # -- introspection ---------------------------------------------------------------------------------
 
     @property
+    def owner(self) -> str:
+        """The id of the stage whose settings the buffer takes (its metrics' ``processor`` label)."""
+        return self._label
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._stages)
+
+    @property
     def pending_traces(self) -> int:
         return len(self._pending)
 
     @property
     def pending_spans(self) -> int:
         return self._spans
+
+    def status(self, limit: int = 0) -> dict[str, Any]:
+        """The status page's snapshot: what is held now and the counts kept beside the metrics. The oldest
+        trace is the first pending one in arrival order (decided ones ahead of it are skipped, at most 64)."""
+        oldest = None
+        now = time.monotonic()
+        for i, t in enumerate(self._arrivals):
+            if i >= 64:
+                break
+            if self._pending.get(t.trace_id) is t:
+                oldest = now - t.arrival
+                break
+        cfg = self.settings
+        return {
+            "panel": "buffer", "stages": [name for name, _ in self._stages],
+            "traces": len(self._pending), "spans": self._spans, "bytes": self._bytes,
+            "num_traces": cfg.num_traces, "decision_wait": cfg.decision_wait,
+            "oldest_trace_age": oldest, "decision_timer_lag": self._lag,
+            "late_spans_kept": self._late[0], "late_spans_dropped": self._late[1],
+            "overflow_decisions": self._overflowed, "outbox_batches": len(self._outbox),
+            "sampled_cache": len(self._sampled), "not_sampled_cache": len(self._not_sampled),
+        }
 
     def _held(self) -> int:
         """Spans pending and spans decided but not yet sent on (for the memory limiter, via the host)."""
@@ -191,7 +228,7 @@ class TraceBuffer:
         root_wait = cfg.decision_wait_after_root_received
         num_traces = cfg.num_traces
         max_bytes = cfg.maximum_trace_size_bytes
-        spans_added = 0
+        spans_added = bytes_added = 0
         for chunk in chunks:
             origin = self._origin(chunk.resource_fields, chunk.scope_fields)
             for tid, ts in chunk.by_trace.items():
@@ -204,12 +241,14 @@ class TraceBuffer:
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.early_release.inc(count)
+                        self._late[0] += count
                         late.append(ScopeChunk(origin.resource_fields, origin.scope_fields, {tid: ts}, count))
                         continue
                     decided = not_sampled_cache.get(tid)
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.late_dropped.inc(count)
+                        self._late[1] += count
                         continue
                     trace = pending[tid] = Trace(tid, now, decision_at, origin, framed, count, ts.start, ts.end,
                                                  ts.maybe_error)
@@ -220,6 +259,7 @@ class TraceBuffer:
                 else:
                     trace.add(origin, framed, count, ts.start, ts.end, ts.maybe_error)
                 spans_added += count
+                bytes_added += len(framed)
                 if ts.has_root and not trace.root_seen:
                     trace.root_seen = True
                     if root_wait > 0:
@@ -235,9 +275,11 @@ class TraceBuffer:
                     trace.acks = (trace.acks or []) + list(acks)
                 if max_bytes and trace.byte_size > max_bytes:
                     self._spans += spans_added
-                    spans_added = 0
+                    self._bytes += bytes_added
+                    spans_added = bytes_added = 0
                     self._drop_too_large(trace)
         self._spans += spans_added
+        self._bytes += bytes_added
         if late:
             out = SpanBatch(split=late, span_count=sum(c.spans for c in late), split_options=batch.split_options)
             out.with_acks_of(batch)
@@ -249,8 +291,10 @@ class TraceBuffer:
         self._m.spans_on_memory.set(self._spans)
         if overflow:
             self._m.too_early.inc(len(overflow))
+            self._overflowed += len(overflow)
             for t in overflow:
                 self._spans -= t.span_count
+                self._bytes -= t.byte_size
             await self._decide(overflow)
 
     def _without_invalid_spans(self, batch: SpanBatch) -> list[ScopeChunk]:
@@ -275,6 +319,7 @@ class TraceBuffer:
         if self._pending.pop(trace.trace_id, None) is None:
             return
         self._spans -= trace.span_count
+        self._bytes -= trace.byte_size
         self._m.too_large.inc()
         self._logger.warning("%s: trace %s dropped: %d bytes exceed maximum_trace_size_bytes %d", self._label,
                              trace.trace_id.hex(), trace.byte_size, self.settings.maximum_trace_size_bytes)
@@ -410,9 +455,11 @@ class TraceBuffer:
             if not due:
                 continue
             lag = started - min(t.decision_at for t in due[:1] + due[-1:])
-            self._m.timer_lag.set(max(0.0, lag))
+            self._lag = max(0.0, lag)
+            self._m.timer_lag.set(self._lag)
             for t in due:
                 self._spans -= t.span_count
+                self._bytes -= t.byte_size
             await self._decide(due)
             self._m.on_memory.set(len(self._pending))
             self._m.spans_on_memory.set(self._spans)
@@ -480,7 +527,7 @@ class TraceBuffer:
             self._pending.clear()
             self._root_due.clear()
             self._arrivals.clear()
-            self._spans = 0
+            self._spans = self._bytes = 0
             if remaining:
                 if self.settings.drop_pending_traces_on_shutdown:
                     self._logger.info("%s: dropping %d pending traces at shutdown", self._label, len(remaining))

@@ -13,8 +13,10 @@ policy's name (for kept traces; the dropping one otherwise) in ``trace.notes["ta
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -35,6 +37,10 @@ _SAMPLED, _NOT_SAMPLED, _DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decis
 _INV_SAMPLED, _INV_NOT_SAMPLED = Decision.INVERTED_SAMPLED, Decision.INVERTED_NOT_SAMPLED
 _ERROR = Decision.ERROR
 _UNDECIDED = (Decision.NOT_SAMPLED, "")
+HISTORY_MINUTES = 61  # per-minute vote counts kept for the status page (its 5 minute and 1 hour views)
+# Vote -> column of a history row: 0 sampled, 1 not sampled, 2 dropped.
+_COLUMN = {Decision.SAMPLED: 0, Decision.INVERTED_SAMPLED: 0, Decision.NOT_SAMPLED: 1,
+           Decision.INVERTED_NOT_SAMPLED: 1, Decision.DROPPED: 2}
 _VOTES = len(Decision)
 
 # Label values (sampled, decision) of each vote, as contrib's decisionToAttributes.
@@ -94,7 +100,8 @@ class _Slot:
 class TailSamplingProcessor:
     """See the module docstring. ``clock`` gives the ``now`` handed to policies (monotonic seconds)."""
 
-    __slots__ = ("_clock", "_first_match", "_metrics", "_next", "_slots", "buffer_settings", "config", "id")
+    __slots__ = ("_clock", "_first_match", "_history", "_metrics", "_next", "_slots", "buffer_settings", "config",
+                 "id")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -109,6 +116,10 @@ class TailSamplingProcessor:
         slots = [_Slot(build(p), p.type == "drop", prefix + p.name, self._metrics) for p in config.policies]
         # Drop policies first: their vote wins, and evaluation stops at it.
         self._slots = tuple([s for s in slots if s.is_drop] + [s for s in slots if not s.is_drop])
+        # (minute, {policy label: [sampled, not sampled, dropped] traces}, [kept, not kept, dropped] traces):
+        # one row per minute with decisions, the newest last.
+        self._history: collections.deque[tuple[int, dict[str, list[int]], list[int]]] = collections.deque(
+            maxlen=HISTORY_MINUTES)
 
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
@@ -135,7 +146,7 @@ class TailSamplingProcessor:
                 dropped += 1
             else:
                 not_sampled += 1
-        self._flush_metrics(sampled, not_sampled, dropped)
+        self._flush_metrics(sampled, not_sampled, dropped, now)
         return kept
 
     def _decide_all(self, traces: list[Trace], now: float) -> list[tuple[Decision, str]]:
@@ -222,9 +233,17 @@ class TailSamplingProcessor:
                 out.append(_UNDECIDED if name_ is None else (_SAMPLED, name_))
         return out
 
-    def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int) -> None:
-        """Counters once per call, not per trace."""
+    def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int, now: float) -> None:
+        """Counters (and the status page's minute row) once per call, not per trace."""
         m = self._metrics
+        minute = int(now // 60)
+        history = self._history
+        if not history or history[-1][0] != minute:
+            history.append((minute, {}, [0, 0, 0]))
+        _, by_policy, totals = history[-1]
+        totals[0] += sampled
+        totals[1] += not_sampled
+        totals[2] += dropped
         for count, labels in ((sampled, _LABELS[_SAMPLED]), (not_sampled, _LABELS[_NOT_SAMPLED]),
                               (dropped, _LABELS[_DROPPED])):
             if count:
@@ -233,9 +252,42 @@ class TailSamplingProcessor:
             for vote, vote_labels in _LABELS.items():
                 n_traces = slot.traces[vote]
                 if n_traces:
+                    row = by_policy.get(slot.label)
+                    if row is None:
+                        row = by_policy[slot.label] = [0, 0, 0]
+                    row[_COLUMN[vote]] += n_traces
                     m.traces_sampled.labels(slot.label, *vote_labels).inc(n_traces)
                     m.spans_sampled.labels(slot.label, *vote_labels).inc(slot.spans[vote])
                     slot.traces[vote] = slot.spans[vote] = 0
+
+    def status(self, limit: int = 50) -> dict[str, Any]:
+        """For the status page: traces kept, not kept and dropped per policy vote and in all, over the last 5
+        minutes and the last hour (from the per-minute rows; the current minute counts in both)."""
+        minute = int(self._clock() // 60)
+        windows = {"5m": 5, "1h": 60}
+        policies: dict[str, dict[str, list[int]]] = {
+            s.label: {w: [0, 0, 0] for w in windows} for s in self._slots}
+        totals = {w: [0, 0, 0] for w in windows}
+        for at, by_policy, row in self._history:
+            for w, width in windows.items():
+                if minute - at >= width:
+                    continue
+                for i in range(3):
+                    totals[w][i] += row[i]
+                for label, counts in by_policy.items():
+                    target = policies.setdefault(label, {x: [0, 0, 0] for x in windows})[w]
+                    for i in range(3):
+                        target[i] += counts[i]
+
+        def named(counts: list[int]) -> dict[str, int]:
+            return {"sampled": counts[0], "not_sampled": counts[1], "dropped": counts[2]}
+
+        return {
+            "panel": "sampling",
+            "policies": [{"policy": label, **{w: named(c) for w, c in by_window.items()}}
+                         for label, by_window in list(policies.items())[:limit]],
+            "decisions": {w: named(c) for w, c in totals.items()},
+        }
 
     async def start(self, host: Host) -> None:
         return None
