@@ -106,11 +106,13 @@ class TraceLookup(Protocol):
 
 @runtime_checkable
 class StatusSource(Protocol):
-    """A component that shows itself on the status page (collector/ui/): ``status(limit)`` returns a JSON-ready
+    """A component that shows itself on the status page (collector/ui/), in the panel ``status_panel`` names
+    (``sampling``, ``rootcauses``, ``alerts``, ``slos``, ``buffer``): ``status(limit)`` returns a JSON-ready
     snapshot of what it already keeps (counts, bounded tallies, its last evaluation; at most ``limit`` rows in
-    any list), with a ``"panel"`` key naming its panel (``sampling``, ``rootcauses``, ``alerts``, ``slos``,
-    ``buffer``). It is called per page view on the event loop: its cost must not grow with the traffic or the
+    any list). It is called per page view on the event loop: its cost must not grow with the traffic or the
     spans held."""
+
+    status_panel: str
 
     def status(self, limit: int) -> dict[str, Any]: ...
 

@@ -105,6 +105,8 @@ _CAPABILITIES = Capabilities()  # it reads the batch's bytes; stages change thei
 class TraceBuffer:
     """Consumer in front of a run of trace-level stages. See the module docstring."""
 
+    status_panel = "buffer"
+
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
 

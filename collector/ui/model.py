@@ -70,20 +70,18 @@ class StatusModel:
         self._pipelines = tuple(pipelines)
         self._service_name = service_name
         self._started = time.monotonic()
+        # (pipeline, stage id, component) of every processor with a snapshot, by panel
+        self._by_panel: dict[str, list[tuple[str, str, StatusSource]]] = {}
+        for p in self._pipelines:
+            for st in p.stages:
+                if st.kind == "processor" and isinstance(st.component, StatusSource):
+                    self._by_panel.setdefault(st.component.status_panel, []).append((p.id, st.id, st.component))
 
     # -- sources -------------------------------------------------------------------------------------------
 
     def _sources(self, panel: str, limit: int) -> list[dict[str, Any]]:
-        """The snapshots of every component that offers one for ``panel``, each with its pipeline and id."""
-        out = []
-        for p in self._pipelines:
-            for st in p.stages:
-                comp = st.component
-                if isinstance(comp, StatusSource):
-                    snap = comp.status(limit)
-                    if snap.get("panel") == panel:
-                        out.append({"pipeline": p.id, "id": st.id, **snap})
-        return out
+        """The snapshots of the processors of ``panel``, each with its pipeline and id."""
+        return [{"pipeline": pid, "id": sid, **comp.status(limit)} for pid, sid, comp in self._by_panel.get(panel, ())]
 
     # -- panels --------------------------------------------------------------------------------------------
 
@@ -112,7 +110,8 @@ class StatusModel:
             stages: list[dict[str, Any]] = []
             for st in p.stages:
                 if st.kind == "buffer":
-                    snap = st.component.status(limit) if isinstance(st.component, StatusSource) else {}
+                    comp = st.component
+                    snap = comp.status(limit) if isinstance(comp, StatusSource) else {}
                     snap.pop("panel", None)
                     stages.append({"kind": "buffer", "id": st.id, **snap})
                     continue

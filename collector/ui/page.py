@@ -22,7 +22,7 @@ CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d232b}
 header{background:#1d232b;color:#fff;padding:8px 16px;display:flex;gap:18px;align-items:baseline;flex-wrap:wrap}
 header h1{font-size:18px;margin:0}header a{color:#9cc7ff}nav a{margin-right:10px}
-section{background:#fff;margin:12px 16px;padding:10px 14px;border:1px solid #d9dde3;border-radius:6px}
+section{background:#fff;margin:12px 16px;padding:10px 14px;border:1px solid #d9dde3;border-radius:6px;overflow-x:auto}
 h2{font-size:16px;margin:0 0 8px}h3{font-size:14px;margin:10px 0 4px}
 table{border-collapse:collapse;margin:4px 0}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}
 th{font-weight:600;border-bottom:1px solid #d9dde3}td.n,th.n{text-align:right}
@@ -102,33 +102,57 @@ def buffers_panel(data: dict[str, Any]) -> str:
 
 
 def sampling_panel(data: dict[str, Any]) -> str:
-    parts = []
-    for proc in data["processors"]:
-        parts.append(f"<h3>tail_sampling {_where(proc)}</h3>")
+    """One row of decisions per tail_sampling processor, and the votes per policy (summed over the processors
+    with a policy of that name) as bars."""
+    procs = data["processors"]
+    if not procs:
+        return "<p>no tail_sampling processor in any pipeline</p>"
+    rows = []
+    votes: dict[str, dict[str, list[int]]] = {"5m": {}, "1h": {}}
+    for proc in procs:
         d = proc["decisions"]
-        parts.append(_table(["", "kept", "not kept", "dropped by a drop policy"], [
-            [w, number(d[w]["sampled"]), number(d[w]["not_sampled"]), number(d[w]["dropped"])] for w in ("5m", "1h")
-        ], numeric=(1, 2, 3)))
-        for w in ("5m", "1h"):
-            rows = [(p["policy"], (p[w]["sampled"], p[w]["not_sampled"], p[w]["dropped"])) for p in proc["policies"]]
-            parts.append(f'<div class="muted">votes per policy, last {w}</div>')
-            parts.append(svg.bars(rows, ("sampled", "not sampled", "dropped"), colours=VOTE_COLOURS))
-    return "".join(parts) or "<p>no tail_sampling processor in any pipeline</p>"
+        rows.append([_where(proc)] + [number(d[w][k]) for w in ("5m", "1h")
+                                      for k in ("sampled", "not_sampled", "dropped")])
+        for p in proc["policies"]:
+            for w, by_policy in votes.items():
+                row = by_policy.setdefault(p["policy"], [0, 0, 0])
+                for i, k in enumerate(("sampled", "not_sampled", "dropped")):
+                    row[i] += p[w][k]
+    parts = [_table(["tail_sampling", "kept 5m", "not kept 5m", "dropped 5m", "kept 1h", "not kept 1h",
+                     "dropped 1h"], rows, numeric=(1, 2, 3, 4, 5, 6))]
+    for w, by_policy in votes.items():
+        parts.append(f'<div class="muted">votes per policy, last {w}</div>')
+        parts.append(svg.bars([(name, tuple(c)) for name, c in by_policy.items()],
+                              ("sampled", "not sampled", "dropped"), colours=VOTE_COLOURS))
+    return "".join(parts)
 
 
-def rootcauses_panel(data: dict[str, Any]) -> str:
-    parts = []
-    for proc in data["processors"]:
-        parts.append(f"<h3>root_cause {_where(proc)}: {number(proc['total'])} failures walked since start</h3>")
-        parts.append(_table(["service", "team", "failures", "example trace"], [
-            [_e(s["service"]), _e(s["team"]), number(s["count"]), _trace_link(s["example_trace_id"])]
-            for s in proc["services"]], numeric=(2,)))
-        parts.append(_table(["root-cause span", "kind", "failures", "example trace"], [
-            [f"{_e(c['service'])}: {_e(c['span_name'])}", _e(c["kind"]), number(c["count"]),
-             _trace_link(c["example_trace_id"])] for c in proc["causes"]], numeric=(2,)))
-        if not proc["causes"]:
-            parts.append('<p class="muted">no failure seen yet</p>')
-    return "".join(parts) or "<p>no root_cause processor in any pipeline</p>"
+def rootcauses_panel(data: dict[str, Any], limit: int = 20) -> str:
+    """The root causes of every root_cause processor together, most frequent first, each with a trace."""
+    procs = data["processors"]
+    if not procs:
+        return "<p>no root_cause processor in any pipeline</p>"
+    services: dict[str, list[Any]] = {}
+    causes: dict[tuple[str, str, str], list[Any]] = {}
+    for proc in procs:
+        for x in proc["services"]:
+            agg = services.setdefault(x["service"], [0, x["team"], x["example_trace_id"]])
+            agg[0] += x["count"]
+        for c in proc["causes"]:
+            agg = causes.setdefault((c["service"], c["span_name"], c["kind"]), [0, c["team"], c["example_trace_id"]])
+            agg[0] += c["count"]
+    total = sum(p["total"] for p in procs)
+    where = _where(procs[0]) if len(procs) == 1 else f'<span class="muted">{len(procs)} processors</span>'
+    parts = [f"<h3>root_cause {where}: {number(total)} failures walked since start</h3>"]
+    if not causes:
+        return parts[0] + '<p class="muted">no failure seen yet</p>'
+    parts.append(_table(["service", "team", "failures", "example trace"], [
+        [_e(name), _e(v[1]), number(v[0]), _trace_link(v[2])]
+        for name, v in sorted(services.items(), key=lambda kv: -kv[1][0])[:limit]], numeric=(2,)))
+    parts.append(_table(["root-cause span", "kind", "failures", "example trace"], [
+        [f"{_e(k[0])}: {_e(k[1])}", _e(k[2]), number(v[0]), _trace_link(v[2])]
+        for k, v in sorted(causes.items(), key=lambda kv: -kv[1][0])[:limit]], numeric=(2,)))
+    return "".join(parts)
 
 
 def alerts_panel(data: dict[str, Any]) -> str:

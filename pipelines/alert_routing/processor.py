@@ -52,6 +52,8 @@ SLO_ALERTNAME = "SLOBurn"
 class AlertRoutingProcessor:
     """See the module docstring."""
 
+    status_panel = "alerts"
+
     __slots__ = (
         "_burning", "_closed", "_config", "_engine", "_failures_page", "_host", "_logger", "_metrics", "_notifiers",
         "_ownership", "_pipeline", "_session", "_severity", "_silences", "_slo", "_tasks", "buffer_settings", "id",

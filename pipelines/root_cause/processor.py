@@ -48,6 +48,8 @@ class _Labels:
 class RootCauseProcessor:
     """See the module docstring."""
 
+    status_panel = "rootcauses"
+
     __slots__ = (
         "_annotate", "_annotator", "_capabilities", "_counters", "_latency_min", "_latency_root", "_latency_signals",
         "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams", "_top",

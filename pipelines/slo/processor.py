@@ -149,6 +149,8 @@ _CAPABILITIES = Capabilities(trace_level=True, reads_error_attribute=True)
 class SloProcessor:
     """See the module docstring."""
 
+    status_panel = "slos"
+
 
     def __init__(self, settings: Settings, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.id = settings.id

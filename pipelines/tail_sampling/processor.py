@@ -100,6 +100,8 @@ class _Slot:
 class TailSamplingProcessor:
     """See the module docstring. ``clock`` gives the ``now`` handed to policies (monotonic seconds)."""
 
+    status_panel = "sampling"
+
     __slots__ = ("_clock", "_first_match", "_history", "_metrics", "_next", "_slots", "buffer_settings", "config",
                  "id")
 
