@@ -1,4 +1,4 @@
-"""The status page's cost: ``python -m bench.status_page [--rounds N] [--requests N] [--only render|span_path]``.
+"""The status page's cost: ``python -m bench.status_page [--views N] [--requests N] [--only render|view_cpu]``.
 
 Prints one JSON object per line.
 
@@ -8,21 +8,21 @@ Prints one JSON object per line.
   flushes). Milliseconds per page (every panel, the 50 groups with most failures), per ``/api/v1/status``
   and per ``/api/v1/alerts?limit=10000`` (every group), each over real HTTP on 127.0.0.1, median and worst of
   ``--views`` views; and per metrics sample (what the sampler takes every 5 s).
-* ``span_path``: the ``full`` scenario of bench.run (otlp -> root_cause -> alert_routing -> tail_sampling ->
-  kafka, 500-span requests) in a collector subprocess, spans per collector CPU-second with the status page
-  off, and on with a viewer loading the whole page every second (five times the page's own refresh) while
-  the load runs: ``--rounds`` interleaved rounds, medians.
+* ``view_cpu``: the ``full`` scenario of bench.run (otlp -> root_cause -> alert_routing -> tail_sampling ->
+  kafka) in a collector subprocess with the status page on, after ``--requests`` reference requests: the
+  collector's CPU time (from /proc) per page view and per ``/api/v1/status``, over ``4 x --views`` views,
+  and the share of one core that one viewer refreshing every 5 s costs. The span path itself is unchanged
+  by serving the page (views run between batches on the event loop); its instructions per span are
+  ``python -m bench.instructions --scenario full``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -142,84 +142,51 @@ def _with_ui(text: str, ui_port: int) -> str:
     return text.replace("  telemetry:\n", f'  telemetry:\n    ui: {{endpoint: "127.0.0.1:{ui_port}"}}\n', 1)
 
 
-def _span_path_round(ui: bool, requests: int, workdir: Path, run: int) -> dict[str, Any]:
+def _view_cpu(views: int, requests: int, workdir: Path) -> None:
+    """CPU time the collector spends per page view and per API view, from /proc, the collector idle after a
+    load (its tallies full, its buffers empty), so the figure is the view's alone."""
     with tansu() as brokers:
         grpc_port, metrics_port, ui_port = free_port(), free_port(), free_port()
-        text = config("full", grpc_port, metrics_port, brokers)
-        col = Collector(_with_ui(text, ui_port) if ui else text, workdir, metrics_port)
-        stop = threading.Event()
-        views = [0]
-
-        def viewer() -> None:
-            while not stop.wait(1.0):
-                with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as r:
-                    r.read()
-                views[0] += 1
-
+        col = Collector(_with_ui(config("full", grpc_port, metrics_port, brokers), ui_port), workdir, metrics_port)
         try:
             col.wait_ready()
-            run_sender(f"127.0.0.1:{grpc_port}", 4)
-            warm = 4 * SPANS_PER_REQUEST
-            wait_until(lambda: col.metric("tracetriage_trace_buffer_spans") == 0
-                       and col.metric("otelcol_receiver_accepted_spans_total") >= warm, 60)
-            time.sleep(2)
-            thread = threading.Thread(target=viewer, daemon=True)
-            if ui:
-                thread.start()
-            cpu0 = col.cpu()
             run_sender(f"127.0.0.1:{grpc_port}", requests)
-            total = warm + requests * SPANS_PER_REQUEST
+            total = requests * SPANS_PER_REQUEST
             time.sleep(DECISION_WAIT_S)
-
-            def drained() -> bool:
-                t = col.scrape()
-                return (col.metric("otelcol_receiver_accepted_spans_total", t) >= total
-                        and col.metric("tracetriage_trace_buffer_spans", t) == 0
-                        and col.metric("otelcol_exporter_queue_size", t) == 0)
-
-            wait_until(drained, 120, every=0.5)
-            cpu = col.cpu() - cpu0
-            stop.set()
-            if ui:
-                thread.join(15)
-            record = {"bench": "status_span_path", "ui": ui, "run": run, "spans": requests * SPANS_PER_REQUEST,
-                      "collector_cpu_s": round(cpu, 3), "spans_per_cpu_s": round(requests * SPANS_PER_REQUEST / cpu),
-                      "page_views": views[0]}
-            emit(record)
-            return record
+            wait_until(lambda: col.metric("otelcol_receiver_accepted_spans_total") >= total
+                       and col.metric("tracetriage_trace_buffer_spans") == 0, 120)
+            for path, name in (("/", "page"), ("/api/v1/status", "api_status")):
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}{path}", timeout=10) as r:
+                    r.read()  # warm
+                cpu0 = col.cpu()
+                t0 = time.monotonic()
+                for _ in range(views):
+                    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}{path}", timeout=10) as r:
+                        r.read()
+                cpu = col.cpu() - cpu0
+                wall = time.monotonic() - t0
+                per_view = cpu / views
+                # One viewer refreshing every 5 s (the page's default) also has the sampler's sample each 5 s,
+                # which the views above include (at most one a second).
+                emit({"bench": f"status_view_cpu_{name}", "views": views, "cpu_ms_per_view": round(per_view * 1000, 2),
+                      "wall_s": round(wall, 2), "one_viewer_share_of_a_core": round(per_view / 5.0, 5)})
         finally:
-            stop.set()
             col.stop()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=("render", "span_path"), action="append")
+    p.add_argument("--only", choices=("render", "view_cpu"), action="append")
     p.add_argument("--views", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--requests", type=int, default=600)
+    p.add_argument("--requests", type=int, default=200, help="reference requests sent before view_cpu's views")
     args = p.parse_args()
-    only = set(args.only or ("render", "span_path"))
+    only = set(args.only or ("render", "view_cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "render" in only:
             asyncio.run(_render(work, args.views))
-        if "span_path" in only:
-            runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-            for r in range(1, args.rounds + 1):
-                for ui in (False, True):
-                    with contextlib.suppress(FileNotFoundError):
-                        (work / "bench-collector.log").unlink()
-                    runs[ui].append(_span_path_round(ui, args.requests, work, r))
-            off = statistics.median(x["spans_per_cpu_s"] for x in runs[False])
-            on = statistics.median(x["spans_per_cpu_s"] for x in runs[True])
-            emit({"bench": "status_span_path_median", "rounds": args.rounds, "ui_off_spans_per_cpu_s": round(off),
-                  "ui_on_spans_per_cpu_s": round(on), "change": round(on / off - 1, 4),
-                  "spread_off": [min(x["spans_per_cpu_s"] for x in runs[False]),
-                                 max(x["spans_per_cpu_s"] for x in runs[False])],
-                  "spread_on": [min(x["spans_per_cpu_s"] for x in runs[True]),
-                                max(x["spans_per_cpu_s"] for x in runs[True])]})
-
+        if "view_cpu" in only:
+            _view_cpu(args.views * 4, args.requests, work)
 
 if __name__ == "__main__":
     main()

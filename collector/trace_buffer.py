@@ -125,7 +125,7 @@ class TraceBuffer:
         self._arrivals: collections.deque[Trace] = collections.deque()  # arrival order; may hold decided traces
         self._root_due: collections.deque[Trace] = collections.deque()
         self._spans = 0
-        self._bytes = 0  # framed span bytes pending
+        self._span_bytes = 0.0  # mean framed bytes per span of recently decided traces (for status())
         # For status(): late spans that followed a cached decision (kept, dropped) and traces decided early
         # because num_traces was reached; the timer's lag at its last run.
         self._late = [0, 0]
@@ -166,8 +166,10 @@ class TraceBuffer:
         return self._spans
 
     def status(self, limit: int = 0) -> dict[str, Any]:
-        """The status page's snapshot: what is held now and the counts kept beside the metrics. The oldest
-        trace is the first pending one in arrival order (decided ones ahead of it are skipped, at most 64)."""
+        """The status page's snapshot: what is held now and the counts kept beside the metrics. ``bytes`` is an
+        estimate: the spans held times the mean span size of the traces decided at the last timer run. The
+        oldest trace is the first pending one in arrival order (decided ones ahead of it are skipped, at most
+        64)."""
         oldest = None
         now = time.monotonic()
         for i, t in enumerate(self._arrivals):
@@ -179,7 +181,7 @@ class TraceBuffer:
         cfg = self.settings
         return {
             "panel": "buffer", "stages": [name for name, _ in self._stages],
-            "traces": len(self._pending), "spans": self._spans, "bytes": self._bytes,
+            "traces": len(self._pending), "spans": self._spans, "bytes": round(self._spans * self._span_bytes),
             "num_traces": cfg.num_traces, "decision_wait": cfg.decision_wait,
             "oldest_trace_age": oldest, "decision_timer_lag": self._lag,
             "late_spans_kept": self._late[0], "late_spans_dropped": self._late[1],
@@ -230,7 +232,7 @@ class TraceBuffer:
         root_wait = cfg.decision_wait_after_root_received
         num_traces = cfg.num_traces
         max_bytes = cfg.maximum_trace_size_bytes
-        spans_added = bytes_added = 0
+        spans_added = 0
         for chunk in chunks:
             origin = self._origin(chunk.resource_fields, chunk.scope_fields)
             for tid, ts in chunk.by_trace.items():
@@ -261,7 +263,6 @@ class TraceBuffer:
                 else:
                     trace.add(origin, framed, count, ts.start, ts.end, ts.maybe_error)
                 spans_added += count
-                bytes_added += len(framed)
                 if ts.has_root and not trace.root_seen:
                     trace.root_seen = True
                     if root_wait > 0:
@@ -277,11 +278,9 @@ class TraceBuffer:
                     trace.acks = (trace.acks or []) + list(acks)
                 if max_bytes and trace.byte_size > max_bytes:
                     self._spans += spans_added
-                    self._bytes += bytes_added
-                    spans_added = bytes_added = 0
+                    spans_added = 0
                     self._drop_too_large(trace)
         self._spans += spans_added
-        self._bytes += bytes_added
         if late:
             out = SpanBatch(split=late, span_count=sum(c.spans for c in late), split_options=batch.split_options)
             out.with_acks_of(batch)
@@ -296,7 +295,6 @@ class TraceBuffer:
             self._overflowed += len(overflow)
             for t in overflow:
                 self._spans -= t.span_count
-                self._bytes -= t.byte_size
             await self._decide(overflow)
 
     def _without_invalid_spans(self, batch: SpanBatch) -> list[ScopeChunk]:
@@ -321,7 +319,6 @@ class TraceBuffer:
         if self._pending.pop(trace.trace_id, None) is None:
             return
         self._spans -= trace.span_count
-        self._bytes -= trace.byte_size
         self._m.too_large.inc()
         self._logger.warning("%s: trace %s dropped: %d bytes exceed maximum_trace_size_bytes %d", self._label,
                              trace.trace_id.hex(), trace.byte_size, self.settings.maximum_trace_size_bytes)
@@ -461,7 +458,8 @@ class TraceBuffer:
             self._m.timer_lag.set(self._lag)
             for t in due:
                 self._spans -= t.span_count
-                self._bytes -= t.byte_size
+            sample = due[:64]  # the held bytes are estimated from these (no count on the intake path)
+            self._span_bytes = sum(t.byte_size for t in sample) / max(1, sum(t.span_count for t in sample))
             await self._decide(due)
             self._m.on_memory.set(len(self._pending))
             self._m.spans_on_memory.set(self._spans)
@@ -529,7 +527,7 @@ class TraceBuffer:
             self._pending.clear()
             self._root_due.clear()
             self._arrivals.clear()
-            self._spans = self._bytes = 0
+            self._spans = 0
             if remaining:
                 if self.settings.drop_pending_traces_on_shutdown:
                     self._logger.info("%s: dropping %d pending traces at shutdown", self._label, len(remaining))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-BOX_W, BOX_H, GAP, PAD = 150, 70, 52, 8
+BOX_W, BOX_H, GAP, PAD = 140, 70, 42, 8
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
