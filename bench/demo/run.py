@@ -147,27 +147,35 @@ async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
     env = {**os.environ, "TT_DEMO_GRPC_PORT": str(grpc_port), "TT_DEMO_BROKERS": brokers,
            "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog),
            "TT_DEMO_SLO": str(objectives), "TT_DEMO_UI_PORT": str(_free_port(args.ui_port))}
-    try:
-        config = load_config([str(config_file)], Registry.default(), env)
-    except ConfigError as e:
-        print(f"demo config is invalid:\n{e}", file=sys.stderr)
-        await sink.stop()
-        return 2
-    telemetry = Telemetry()
-    service = Service(config, telemetry)
     faults = args.fault or [DEFAULT_FAULT]
     print(f"tracetriage demo: broker {brokers}, OTLP gRPC 127.0.0.1:{grpc_port}, alert sink {sink.url}\n"
-          f"status page: http://127.0.0.1:{env['TT_DEMO_UI_PORT']}/\n"
           f"injecting fault(s) {', '.join(faults)} into the shop topology at {args.rate:.0f} spans/s; "
           f"pages appear below as the owning team would receive them. Ctrl-C stops.", file=out)
-    try:
-        service.build()
-        await service.start()
-    except ComponentStartError as e:
-        print(f"collector failed to start: {e}", file=sys.stderr)
-        await service.shutdown(limit=5)
-        await sink.stop()
-        return 1
+    # The status page's port was free a moment ago; if another process took it since (two demos starting at
+    # once), the collector starts again on a port the system picks.
+    for attempt in range(2):
+        try:
+            config = load_config([str(config_file)], Registry.default(), env)
+        except ConfigError as e:
+            print(f"demo config is invalid:\n{e}", file=sys.stderr)
+            await sink.stop()
+            return 2
+        telemetry = Telemetry()
+        service = Service(config, telemetry)
+        try:
+            service.build()
+            await service.start()
+            break
+        except ComponentStartError as e:
+            await service.shutdown(limit=5)
+            if attempt == 0 and "service.telemetry.ui" in str(e):
+                env["TT_DEMO_UI_PORT"] = "0"
+                continue
+            print(f"collector failed to start: {e}", file=sys.stderr)
+            await sink.stop()
+            return 1
+    if service.status_server is not None:
+        print(f"status page: {service.status_server.url}", file=out)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
