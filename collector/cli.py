@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -35,7 +36,7 @@ log = logging.getLogger("tracetriage")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 # The runtime's own commands: each has a parser in _parser and a branch in main. Installed packages add more
 # (collector/commands.py); a built-in name always wins over theirs.
-BUILTIN_COMMANDS = ("run", "validate", "components", "slo")
+BUILTIN_COMMANDS = ("run", "validate", "components", "slo", "status")
 HELP_OPTIONS = ("-h", "--help")
 
 
@@ -51,6 +52,11 @@ def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> a
     for name, help_ in (("run", "run the collector"), ("validate", "check config files and exit")):
         _config_arguments(sub.add_parser(name, help=help_))
     sub.add_parser("components", help="list every receiver, processor, exporter and extension type")
+    status = sub.add_parser("status", help="the status page's summary of a running collector (service.telemetry.ui)")
+    status.add_argument("--endpoint", default="localhost:55679", metavar="URL",
+                        help="the status page: host:port or URL (default localhost:55679)")
+    status.add_argument("--limit", type=int, default=10, help="rows per list (default 10)")
+    status.add_argument("--json", action="store_true", help="print /api/v1/status as it is")
     for name, ep in installed.items():
         sub.add_parser(name, help=_summary(ep) if describe else "", add_help=False)
     slo = sub.add_parser("slo", help="SLO tools").add_subparsers(dest="slo_command", metavar="SUBCOMMAND",
@@ -110,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "components":
         return cmd_components()
+    if args.command == "status":
+        return cmd_status(args)
     try:
         gates = FeatureGates.parse(args.feature_gates)
         sources = [*args.config, *(set_source(s) for s in args.set)]
@@ -180,6 +188,18 @@ def cmd_slo_rules(args: argparse.Namespace, config: CollectorConfig) -> int:
             f.write(text)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from collector.ui.text import StatusError, fetch, summary
+
+    try:
+        data = fetch(args.endpoint, args.limit)
+    except StatusError as e:
+        print(f"tracetriage status: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(data, indent=2) if args.json else summary(data))
     return EXIT_OK
 
 

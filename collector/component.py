@@ -94,6 +94,29 @@ class Route:
         return self.path[:self.path.rindex("{")] if self.path.endswith("}") else self.path
 
 
+@runtime_checkable
+class TraceLookup(Protocol):
+    """What happened to one trace (held, kept or dropped, by which stage or policy), from what a component
+    remembers of its recent decisions; None when it knows nothing of the trace. The status page's trace
+    lookup calls the one a component sets as ``Host.trace_lookup`` (a debug feature: it shows trace ids and
+    span names, so it is offered only with ``service.telemetry.debug``)."""
+
+    def lookup(self, trace_id: bytes) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class StatusSource(Protocol):
+    """A component that shows itself on the status page (collector/ui/), in the panel ``status_panel`` names
+    (``sampling``, ``rootcauses``, ``alerts``, ``slos``, ``buffer``): ``status(limit)`` returns a JSON-ready
+    snapshot of what it already keeps (counts, bounded tallies, its last evaluation; at most ``limit`` rows in
+    any list). It is called per page view on the event loop: its cost must not grow with the traffic or the
+    spans held."""
+
+    status_panel: str
+
+    def status(self, limit: int) -> dict[str, Any]: ...
+
+
 class Host:
     """What a running component may ask of the service around it."""
 
@@ -118,6 +141,8 @@ class Host:
         # Kafka consumer groups this service's receivers joined: group id -> each member receiver's count of
         # the group's members at its last rebalance (None before one), added by the receivers in start().
         self.consumer_groups: dict[str, list[Callable[[], int | None]]] = {}
+        # The trace lookup of the status page, set in start() by the component that provides one.
+        self.trace_lookup: TraceLookup | None = None
 
     def add_route(self, path: str, handler: RouteHandler, *, debug: bool = False) -> None:
         """Serve ``GET path`` on the telemetry server (every /metrics address). ``path`` may end in one

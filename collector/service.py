@@ -34,6 +34,8 @@ from collector.model import SpanBatch
 from collector.telemetry import Telemetry
 from collector.telemetry.server import MetricsServer
 from collector.trace_buffer import TraceBuffer
+from collector.ui.model import PipelineView, StageView, StatusModel
+from collector.ui.server import StatusServer
 from collector.wire import SplitOptions, load_compiled
 
 log = logging.getLogger("tracetriage.service")
@@ -114,6 +116,7 @@ class Service:
         self.host.debug = tel.debug
         self._metrics_servers = [MetricsServer(self.telemetry, addr, self.host.routes)
                                  for addr in tel.metrics.endpoints]
+        self.status_server: StatusServer | None = None  # service.telemetry.ui, made once the graph is built
 
     @property
     def metrics_port(self) -> int | None:
@@ -234,11 +237,34 @@ class Service:
             yield from reversed(built)
         yield from self.graph.receivers
 
+    def pipeline_views(self) -> list[PipelineView]:
+        """The built graph as the status page draws it: per pipeline its receivers, its processors and trace
+        buffers in order, and its exporters."""
+        views = []
+        for (pid, pipe), built in zip(self.config.pipelines.items(), self.graph.processors, strict=True):
+            stages = []
+            for b in built:
+                comp = b.component
+                if isinstance(comp, TraceBuffer):
+                    stages.append(StageView("buffer", comp.owner, comp, comp.stage_names))
+                else:
+                    stages.append(StageView("processor", b.label.removeprefix("processor ").split(" in pipeline ")[0],
+                                            comp))
+            views.append(PipelineView(str(pid), tuple(str(r) for r in pipe.receivers), tuple(stages),
+                                      tuple(str(e) for e in pipe.exporters)))
+        return views
+
     async def start(self) -> None:
         """Start everything, downstream first. On any failure, stop what started and raise."""
+        ui = self.config.service.telemetry.ui
+        if ui is not None and self.status_server is None:
+            model = StatusModel(self.telemetry, self.host, self.pipeline_views())
+            self.status_server = StatusServer(model, ui.endpoint, float(ui.refresh))
         try:
             for server in self._metrics_servers:
                 await server.start()
+            if self.status_server is not None:
+                await self.status_server.start()
             for b in self._start_order():
                 await self._start_one(b)
         except BaseException:
@@ -312,4 +338,6 @@ class Service:
                 log.exception("%s failed to finish cleanly", b.label)
         for server in self._metrics_servers:
             await server.shutdown()
+        if self.status_server is not None:
+            await self.status_server.shutdown()
         log.info("Shutdown complete.")

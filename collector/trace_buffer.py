@@ -130,6 +130,8 @@ _CAPABILITIES = Capabilities()  # it reads the batch's bytes; stages change thei
 class TraceBuffer:
     """Consumer in front of a run of trace-level stages. See the module docstring."""
 
+    status_panel = "buffer"
+
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
 
@@ -149,6 +151,12 @@ class TraceBuffer:
         self._arrivals: collections.deque[Trace] = collections.deque()  # arrival order; may hold decided traces
         self._root_due: collections.deque[Trace] = collections.deque()
         self._spans = 0
+        self._span_bytes = 0.0  # mean framed bytes per span of recently decided traces (for status())
+        # For status(): late spans that followed a cached decision (kept, dropped) and traces decided early
+        # because num_traces was reached; the timer's lag at its last run.
+        self._late = [0, 0]
+        self._overflowed = 0
+        self._lag = 0.0
         self._sampled = _DecisionCache(buffer.sampled_cache_size)
         self._not_sampled = _DecisionCache(buffer.non_sampled_cache_size)
         self._origins: dict[tuple[bytes, bytes], Origin] = {}
@@ -174,6 +182,15 @@ class TraceBuffer:
     # -- introspection ---------------------------------------------------------------------------------
 
     @property
+    def owner(self) -> str:
+        """The id of the stage whose settings the buffer takes (its metrics' ``processor`` label)."""
+        return self._label
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._stages)
+
+    @property
     def pending_traces(self) -> int:
         return len(self._pending)
 
@@ -185,6 +202,30 @@ class TraceBuffer:
         """Spans held for a trace not yet decided (None: none pending)."""
         trace = self._pending.get(trace_id)
         return None if trace is None else trace.span_count
+
+    def status(self, limit: int = 0) -> dict[str, Any]:
+        """The status page's snapshot: what is held now and the counts kept beside the metrics. ``bytes`` is an
+        estimate: the spans held times the mean span size of the traces decided at the last timer run. The
+        oldest trace is the first pending one in arrival order (decided ones ahead of it are skipped, at most
+        64)."""
+        oldest = None
+        now = time.monotonic()
+        for i, t in enumerate(self._arrivals):
+            if i >= 64:
+                break
+            if self._pending.get(t.trace_id) is t:
+                oldest = now - t.arrival
+                break
+        cfg = self.settings
+        return {
+            "panel": "buffer", "stages": [name for name, _ in self._stages],
+            "traces": len(self._pending), "spans": self._spans, "bytes": round(self._spans * self._span_bytes),
+            "num_traces": cfg.num_traces, "decision_wait": cfg.decision_wait,
+            "oldest_trace_age": oldest, "decision_timer_lag": self._lag,
+            "late_spans_kept": self._late[0], "late_spans_dropped": self._late[1],
+            "overflow_decisions": self._overflowed, "outbox_batches": len(self._outbox),
+            "sampled_cache": len(self._sampled), "not_sampled_cache": len(self._not_sampled),
+        }
 
     def _held(self) -> int:
         """Spans pending and spans decided but not yet sent on (for the memory limiter, via the host)."""
@@ -245,6 +286,7 @@ class TraceBuffer:
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.early_release.inc(count)
+                        self._late[0] += count
                         if hooks:
                             _file_late(late_kept, tid, origin, framed, count, ts, now)
                         else:
@@ -254,6 +296,7 @@ class TraceBuffer:
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.late_dropped.inc(count)
+                        self._late[1] += count
                         if hooks:
                             _file_late(late_dropped, tid, origin, framed, count, ts, now)
                         continue
@@ -289,7 +332,7 @@ class TraceBuffer:
             out.with_acks_of(batch)
             self._enqueue(out)
         if late_kept or late_dropped:
-            self._late(hooks, list(late_kept.values()), list(late_dropped.values()), batch)
+            self._run_late_hooks(hooks, list(late_kept.values()), list(late_dropped.values()), batch)
         batch.release()
         if new_traces:
             self._m.new_trace.inc(new_traces)
@@ -297,11 +340,12 @@ class TraceBuffer:
         self._m.spans_on_memory.set(self._spans)
         if overflow:
             self._m.too_early.inc(len(overflow))
+            self._overflowed += len(overflow)
             for t in overflow:
                 self._spans -= t.span_count
             await self._decide(overflow)
 
-    def _late(self, hooks: list[tuple[str, Any]], kept: list[Trace], dropped: list[Trace], batch: SpanBatch) -> None:
+    def _run_late_hooks(self, hooks: list[tuple[str, Any]], kept: list[Trace], dropped: list[Trace], batch: SpanBatch) -> None:
         """Hand late spans to the stages that look at them, then send the released ones on."""
         for name, hook in hooks:
             for traces, released in ((kept, True), (dropped, False)):
@@ -478,9 +522,12 @@ class TraceBuffer:
             if not due:
                 continue
             lag = started - min(t.decision_at for t in due[:1] + due[-1:])
-            self._m.timer_lag.set(max(0.0, lag))
+            self._lag = max(0.0, lag)
+            self._m.timer_lag.set(self._lag)
             for t in due:
                 self._spans -= t.span_count
+            sample = due[:64]  # the held bytes are estimated from these (no count on the intake path)
+            self._span_bytes = sum(t.byte_size for t in sample) / max(1, sum(t.span_count for t in sample))
             await self._decide(due)
             self._m.on_memory.set(len(self._pending))
             self._m.spans_on_memory.set(self._spans)

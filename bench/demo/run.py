@@ -30,6 +30,7 @@ from collector.service import Service
 from collector.telemetry import Telemetry
 
 DEFAULT_FAULT = "db:orders-db:0.3"
+UI_PORT = 55679  # the status page's default port; another free one when it is taken
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -39,12 +40,20 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"fault to inject, loadgen syntax (default {DEFAULT_FAULT})")
     p.add_argument("--rate", type=float, default=3000.0, help="spans per second sent (default 3000)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--ui-port", type=int, default=UI_PORT,
+                   help=f"port of the status page on 127.0.0.1 (default {UI_PORT}, else a free one; 0: a free one)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_port(wanted: int = 0) -> int:
+    """``wanted`` if it is free on 127.0.0.1, else (or for 0) a port the system picks."""
+    for port in ((wanted, 0) if wanted else (0,)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise SystemExit("no free port on 127.0.0.1")
 
 
 @contextlib.contextmanager
@@ -137,27 +146,36 @@ async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
     config_file = resources.files("bench.demo") / "gateway.yaml"
     env = {**os.environ, "TT_DEMO_GRPC_PORT": str(grpc_port), "TT_DEMO_BROKERS": brokers,
            "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog),
-           "TT_DEMO_SLO": str(objectives)}
-    try:
-        config = load_config([str(config_file)], Registry.default(), env)
-    except ConfigError as e:
-        print(f"demo config is invalid:\n{e}", file=sys.stderr)
-        await sink.stop()
-        return 2
-    telemetry = Telemetry()
-    service = Service(config, telemetry)
+           "TT_DEMO_SLO": str(objectives), "TT_DEMO_UI_PORT": str(_free_port(args.ui_port))}
     faults = args.fault or [DEFAULT_FAULT]
     print(f"tracetriage demo: broker {brokers}, OTLP gRPC 127.0.0.1:{grpc_port}, alert sink {sink.url}\n"
           f"injecting fault(s) {', '.join(faults)} into the shop topology at {args.rate:.0f} spans/s; "
           f"pages appear below as the owning team would receive them. Ctrl-C stops.", file=out)
-    try:
-        service.build()
-        await service.start()
-    except ComponentStartError as e:
-        print(f"collector failed to start: {e}", file=sys.stderr)
-        await service.shutdown(limit=5)
-        await sink.stop()
-        return 1
+    # The status page's port was free a moment ago; if another process took it since (two demos starting at
+    # once), the collector starts again on a port the system picks.
+    for attempt in range(2):
+        try:
+            config = load_config([str(config_file)], Registry.default(), env)
+        except ConfigError as e:
+            print(f"demo config is invalid:\n{e}", file=sys.stderr)
+            await sink.stop()
+            return 2
+        telemetry = Telemetry()
+        service = Service(config, telemetry)
+        try:
+            service.build()
+            await service.start()
+            break
+        except ComponentStartError as e:
+            await service.shutdown(limit=5)
+            if attempt == 0 and "service.telemetry.ui" in str(e):
+                env["TT_DEMO_UI_PORT"] = "0"
+                continue
+            print(f"collector failed to start: {e}", file=sys.stderr)
+            await sink.stop()
+            return 1
+    if service.status_server is not None:
+        print(f"status page: {service.status_server.url}", file=out)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from collector.config.net import endpoint_issues
-from collector.config.schema import field
+from collector.config.schema import Duration, field
 
 DEFAULT_METRICS_ENDPOINT = "localhost:8888"
+DEFAULT_UI_ENDPOINT = "localhost:55679"  # the zPages port
 _NEW_RESOURCE_KEYS = frozenset({"attributes", "attributes_list", "schema_url", "detection/development"})
 
 
@@ -116,6 +117,17 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class UIConfig:
+    """``service.telemetry.ui``: the live status page and its JSON API (collector/ui/), read-only."""
+
+    endpoint: str = DEFAULT_UI_ENDPOINT
+    refresh: Duration = field(Duration(5.0), ge=0)  # how often the page reloads itself (0: never)
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from endpoint_issues(self.endpoint, "endpoint", DEFAULT_UI_ENDPOINT)
+
+
+@dataclass(frozen=True)
 class TelemetryConfig:
     logs: LogsConfig = field(default_factory=LogsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -124,6 +136,8 @@ class TelemetryConfig:
     # Serves the debug endpoints (e.g. the trace lookup) beside /metrics; they show trace ids and span
     # names, so they are off unless asked for.
     debug: bool = False
+    # The status page (off unless the section is present; ``ui:`` alone serves it on localhost:55679).
+    ui: UIConfig | None = field(None, present_enables=True)
 
     @property
     def resource_attributes(self) -> dict[str, str | None]:
@@ -198,4 +212,4 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["LogsConfig", "MetricReaderConfig", "MetricsConfig", "PrometheusConfig", "TelemetryConfig"]
+__all__ = ["LogsConfig", "MetricReaderConfig", "MetricsConfig", "PrometheusConfig", "TelemetryConfig", "UIConfig"]

@@ -36,6 +36,7 @@ import logging
 import operator
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -142,6 +143,42 @@ class GroupingEngine:
     @property
     def groups(self) -> list[AggregationGroup]:
         return list(self._groups.values())
+
+    def snapshot(self, limit: int) -> dict[str, Any]:
+        """For the status page: how many groups are open, alerts, firing, muted, and the ``limit`` groups with
+        the most failures, each with its team, receiver, last page, next repeat and when it resolves if quiet
+        (seconds from now; None where it does not apply). One pass over the groups, no per-alert formatting
+        except for the groups shown."""
+        now = self._clock()
+        groups = self._groups.values()
+        shown = heapq.nlargest(limit, groups, key=operator.attrgetter("count")) if limit > 0 else []
+        rows = []
+        for g in shown:
+            timing = g.route.timing
+            held = any(a.held for a in g.alerts.values())
+            quiet = [a.last_seen for a in g.alerts.values() if not a.held]
+            first = next(iter(g.alerts.values()), None)
+            labels = first.labels if first is not None else {}
+            rows.append({
+                "group": g.key, "team": g.group_labels.get("team") or labels.get("team", ""),
+                "service": g.group_labels.get("service") or labels.get("service", ""),
+                "slo": labels.get("slo", ""), "receiver": g.route.receiver, "alerts": len(g.alerts),
+                "failures": g.count, "muted": len(g.last_muted),
+                "last_page_ago": None if g.last_notified is None else now - g.last_notified,
+                "next_repeat_in": (g.last_notified + timing.repeat_interval - now)
+                if g.last_notified is not None and g.last_firing else None,
+                "next_flush_in": g.due - now,
+                "resolves_in": None if held or not quiet else max(quiet) + self._resolve_timeout - now,
+                "held": held,
+            })
+        return {
+            "open_groups": len(self._groups), "max_groups": self._max_groups,
+            "alerts": sum(len(g.alerts) for g in groups),
+            "paged_groups": sum(1 for g in groups if g.last_firing),
+            "muted_alerts": sum(len(g.last_muted) for g in groups),
+            "inhibit_rules": [str(r) for r in self._inhibitor.rules] if self._inhibitor is not None else [],
+            "groups": rows,
+        }
 
     # -- span path -----------------------------------------------------------------------------------
 

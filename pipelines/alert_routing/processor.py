@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,8 @@ SLO_ALERTNAME = "SLOBurn"
 
 class AlertRoutingProcessor:
     """See the module docstring."""
+
+    status_panel = "alerts"
 
     __slots__ = (
         "_burning", "_closed", "_config", "_engine", "_failures_page", "_host", "_logger", "_metrics", "_notifiers",
@@ -120,6 +123,26 @@ class AlertRoutingProcessor:
     @property
     def notifiers(self) -> dict[str, Notifier]:
         return self._notifiers
+
+    def status(self, limit: int = 50) -> dict[str, Any]:
+        """For the status page: open groups (the ``limit`` with most failures), receivers (secrets redacted),
+        silences and inhibit rules in force. Undeliverable pages are in the metrics the page reads beside."""
+        out = self._engine.snapshot(limit)
+        out["panel"] = "alerts"
+        out["trigger"] = self._config.trigger
+        out["receivers"] = [n.describe() for n in self._notifiers.values()]
+        silences = self._silences
+        if silences is not None:
+            wall = time.time()
+            out["silences"] = {
+                "active": silences.count("active", wall), "pending": silences.count("pending", wall),
+                "in_force": [{"id": s.id, "matchers": [str(m) for m in s.matchers], "created_by": s.created_by,
+                              "comment": s.comment, "ends_in": s.ends_at - wall}
+                             for s in silences.silences if s.state(wall) == "active"][:50],
+            }
+        else:
+            out["silences"] = {"active": 0, "pending": 0, "in_force": []}
+        return out
 
     # -- span path --------------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import SignalMatcher, find_failures, write_back
 
 MAX_LABEL_VALUES = 1000  # distinct services / teams in the metric; beyond that: "other"
+MAX_TOP_CAUSES = 1000  # distinct (service, span name, kind) tallied for the status page; beyond that: "other"
+TOP_SHOWN = 20
 UNKNOWN_TEAM = "unknown"
 
 
@@ -46,9 +48,11 @@ class _Labels:
 class RootCauseProcessor:
     """See the module docstring."""
 
+    status_panel = "rootcauses"
+
     __slots__ = (
         "_annotate", "_annotator", "_capabilities", "_counters", "_latency_min", "_latency_root", "_latency_signals",
-        "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams",
+        "_limits", "_log", "_ownership", "_root_causes", "_services", "_signals", "_skipped", "_teams", "_top",
         "buffer_settings", "id",
     )
 
@@ -77,6 +81,8 @@ class RootCauseProcessor:
         self._services = _Labels(MAX_LABEL_VALUES)
         self._teams = _Labels(MAX_LABEL_VALUES)
         self._counters: dict[tuple[str, str, str, str], Any] = {}
+        # Primary root causes since start by (service, span name, kind): [count, latest trace id, team].
+        self._top: dict[tuple[str, str, str], list[Any]] = {}
         t = settings.telemetry
         self._root_causes = t.counter(
             "tracetriage_root_causes_total",
@@ -118,6 +124,7 @@ class RootCauseProcessor:
             for failure in result.failures:
                 labels = self._labels(failure)
                 counts[labels] = counts.get(labels, 0) + 1
+                self._tally(failure, labels[2])
             if self._annotate:
                 stale, spans = result.stale, result.signal_spans
                 for i, failure in enumerate(result.failures):
@@ -150,11 +157,45 @@ class RootCauseProcessor:
         for failure in result.failures:
             labels = self._labels(failure)
             counts[labels] = counts.get(labels, 0) + 1
+            self._tally(failure, labels[2])
         if self._annotate:
             stale, spans = result.stale, result.signal_spans
             for i, failure in enumerate(result.failures):
                 self._annotator(spans[i], failure.primary, stale[i], LATENCY)
             write_back(result)
+
+    def _tally(self, failure: Failure, team: str) -> None:
+        cause = failure.primary
+        key = (cause.service, cause.span_name, failure.kind)
+        entry = self._top.get(key)
+        if entry is None:
+            if len(self._top) >= MAX_TOP_CAUSES:
+                key = ("other", "", failure.kind)
+                entry = self._top.get(key)
+            if entry is None:
+                entry = self._top[key] = [0, b"", team]
+        entry[0] += 1
+        entry[1] = failure.trace_id
+
+    def status(self, limit: int = TOP_SHOWN) -> dict[str, Any]:
+        """For the status page: the primary root causes seen since start, most frequent first (the top
+        ``limit`` by service and span name, and the totals by service), each with its latest trace id."""
+        by_service: dict[str, list[Any]] = {}
+        for (service, _, _), (count, trace_id, team) in self._top.items():
+            agg = by_service.get(service)
+            if agg is None:
+                by_service[service] = [count, trace_id, team]
+            else:
+                agg[0] += count
+        top = sorted(self._top.items(), key=lambda kv: -kv[1][0])[:limit]
+        return {
+            "panel": "rootcauses",
+            "total": sum(v[0] for v in self._top.values()),
+            "services": [{"service": s, "team": v[2], "count": v[0], "example_trace_id": v[1].hex()}
+                         for s, v in sorted(by_service.items(), key=lambda kv: -kv[1][0])[:limit]],
+            "causes": [{"service": k[0], "span_name": k[1], "kind": k[2], "team": v[2], "count": v[0],
+                        "example_trace_id": v[1].hex()} for k, v in top],
+        }
 
     def _labels(self, failure: Failure) -> tuple[str, str, str, str]:
         cause = failure.primary

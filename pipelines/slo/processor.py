@@ -17,6 +17,7 @@ statuses. Another task reloads changed objective files; a third checkpoints the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,7 @@ from pipelines.root_cause.model import FAILURES, LATENCY, Failure
 from pipelines.root_cause.walk import in_error
 from pipelines.slo import burn
 from pipelines.slo.burn import ObjectiveStatus
-from pipelines.slo.causes import UNKNOWN
+from pipelines.slo.causes import UNKNOWN, dominant
 from pipelines.slo.checkpoint import Checkpoint, CheckpointError
 from pipelines.slo.config import Config
 from pipelines.slo.model import BurnAlertSpec, Objective, duration_text
@@ -50,6 +51,7 @@ Slow = tuple[Trace, bytes]  # a slow signal span, its cause still to find: (trac
 # are slow, evenly spaced ones are walked and each is tallied for its share of the round's slow spans: bad
 # counts stay exact, cause shares are estimated from a sample (what costs is indexing each trace).
 MAX_LATENCY_WALKS = 8
+HISTORY = 180  # evaluations of burn rates kept per objective for the status page's charts
 
 
 def _error_cause(trace: Trace, span_id: bytes) -> tuple[str, tuple[str, ...]]:
@@ -102,8 +104,8 @@ def _latency_cause(trace: Trace, span_id: bytes, signal: str) -> tuple[str, tupl
 class _Tracked:
     """One objective being measured: its series, what alerts it, and its metric children."""
 
-    __slots__ = ("alerts", "bad", "bad_metric", "durations", "good", "good_metric", "inclusive", "latency",
-                 "min_share", "objective", "series", "since", "slow", "threshold_ns")
+    __slots__ = ("alerts", "bad", "bad_metric", "durations", "good", "good_metric", "history", "inclusive",
+                 "latency", "min_share", "objective", "series", "since", "slow", "threshold_ns")
 
     def __init__(self, objective: Objective, series: Series, alerts: tuple[BurnAlertSpec, ...], min_share: float,
                  events: Any) -> None:
@@ -116,6 +118,8 @@ class _Tracked:
         self.threshold_ns = round(ind.threshold_ms * 1e6)
         self.inclusive = ind.inclusive
         self.since: dict[str, float] = {}  # str(alert spec) -> when it started firing
+        # (evaluation time, burn rate per window) of the last evaluations, for the status page's charts
+        self.history: collections.deque[tuple[float, dict[str, float]]] = collections.deque(maxlen=HISTORY)
         self.good_metric = events.labels(objective.name, "good")
         self.bad_metric = events.labels(objective.name, "bad")
         # What the current process_traces call measured (added to the series once, at its end)
@@ -146,6 +150,8 @@ _CAPABILITIES = Capabilities(trace_level=True, reads_error_attribute=True)
 
 class SloProcessor:
     """See the module docstring."""
+
+    status_panel = "slos"
 
 
     def __init__(self, settings: Settings, config: Config, clock: Callable[[], float] = time.time) -> None:
@@ -413,6 +419,7 @@ class SloProcessor:
             self._budget.labels(name).set(st.budget_remaining)
             for window, rate in st.burn_rates.items():
                 self._burn_rate.labels(name, window).set(rate)
+            t.history.append((now, st.burn_rates))
             for a in st.alerts:
                 self._firing.labels(name, a.spec.severity, a.spec.long_text, a.spec.short_text).set(
                     1 if a.firing else 0)
@@ -425,6 +432,36 @@ class SloProcessor:
                 # A listener's bug must not stop the evaluation of the others; it is logged with its traceback.
                 self._log.exception("slo %s: a listener failed on the evaluation", self.id)
         return out
+
+    def status(self, limit: int = 50) -> dict[str, Any]:
+        """For the status page: each objective's last evaluation (budget left, burn rate per window, its
+        alerts), the burn rates of its last evaluations for the charts, and the dominant cause of the bad
+        events over its longest alert window (the largest cause when none reaches ``min_cause_share``)."""
+        now = self._clock()
+        statuses = {st.objective.name: st for st in self._statuses}
+        out = []
+        for name, t in list(self._tracked.items())[:limit]:
+            o = t.objective
+            st = statuses.get(name)
+            longest = max((a.long_window for a in t.alerts), default=o.window)
+            causes = t.series.causes(now, longest)
+            top = dominant(causes, t.min_share)
+            out.append({
+                "name": name, "display_name": o.display_name, "service": o.service, "target": o.target,
+                "window": o.window_text, "indicator": o.indicator.describe(),
+                "budget_remaining": st.budget_remaining if st is not None else None,
+                "burn_rates": dict(st.burn_rates) if st is not None else {},
+                "alerts": [{"severity": a.spec.severity, "burn_rate": a.spec.burn_rate,
+                            "long_window": a.spec.long_text, "short_window": a.spec.short_text,
+                            "long_burn": a.long_burn, "short_burn": a.short_burn, "firing": a.firing}
+                           for a in (st.alerts if st is not None else ())],
+                "cause_window": duration_text(longest),
+                "dominant_cause": None if top is None else top.cause,
+                "causes": [{"cause": c.cause, "share": c.share, "count": c.count,
+                            "example_trace_id": c.examples[0] if c.examples else ""} for c in causes[:5]],
+                "history": [[at, rates] for at, rates in t.history],
+            })
+        return {"panel": "slos", "processor": str(self.id), "objectives": out}
 
     # -- state -------------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ that ``GET /debug/traces/{trace_id}`` answers from when ``service.telemetry.debu
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -74,6 +75,10 @@ _INV_SAMPLED, _INV_NOT_SAMPLED = Decision.INVERTED_SAMPLED, Decision.INVERTED_NO
 _ERROR = Decision.ERROR
 _UNDECIDED = (Decision.NOT_SAMPLED, "")
 _NAMES = {_SAMPLED: "sampled", _NOT_SAMPLED: "not_sampled", _DROPPED: "dropped"}  # final decisions, for the ring
+HISTORY_MINUTES = 61  # per-minute vote counts kept for the status page (its 5 minute and 1 hour views)
+# Vote -> column of a history row: 0 sampled, 1 not sampled, 2 dropped.
+_COLUMN = {Decision.SAMPLED: 0, Decision.INVERTED_SAMPLED: 0, Decision.NOT_SAMPLED: 1,
+           Decision.INVERTED_NOT_SAMPLED: 1, Decision.DROPPED: 2}
 _VOTES = len(Decision)
 
 # Label values (sampled, decision) of each vote, as contrib's decisionToAttributes.
@@ -181,7 +186,9 @@ Attrs = tuple[tuple[str, object], ...]
 class TailSamplingProcessor:
     """See the module docstring. ``clock`` gives the ``now`` handed to policies (monotonic seconds)."""
 
-    __slots__ = ("_best", "_clock", "_counted_evictions", "_first_match", "_host", "_metrics", "_next",
+    status_panel = "sampling"
+
+    __slots__ = ("_best", "_clock", "_counted_evictions", "_first_match", "_history", "_host", "_metrics", "_next",
                  "_scopes", "_slots", "_track", "buffer_settings", "config", "id", "ring")
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None, *,
@@ -211,6 +218,10 @@ class TailSamplingProcessor:
         self._counted_evictions = 0
         self._metrics.ring_capacity.set(config.recent_decisions)
         self._host: Host | None = None
+        # (minute, {policy label: [sampled, not sampled, dropped] traces}, [kept, not kept, dropped] traces):
+        # one row per minute with decisions, the newest last.
+        self._history: collections.deque[tuple[int, dict[str, list[int]], list[int]]] = collections.deque(
+            maxlen=HISTORY_MINUTES)
 
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
@@ -257,7 +268,7 @@ class TailSamplingProcessor:
             if record is not None:
                 record(trace, _NAMES[decision], keep or dry_run, policy,
                        trace.note(NOTE_COMPOSITE) or "", p, consistent, dry_run, wall)
-        self._flush_metrics(sampled, not_sampled, dropped)
+        self._flush_metrics(sampled, not_sampled, dropped, now)
         if dry_run:
             self._flush_dry_run(dry)
         self._flush_ring()
@@ -464,9 +475,17 @@ class TailSamplingProcessor:
         if current is None or rate[0] > current[0]:
             best[i] = rate
 
-    def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int) -> None:
-        """Counters once per call, not per trace."""
+    def _flush_metrics(self, sampled: int, not_sampled: int, dropped: int, now: float) -> None:
+        """Counters (and the status page's minute row) once per call, not per trace."""
         m = self._metrics
+        minute = int(now // 60)
+        history = self._history
+        if not history or history[-1][0] != minute:
+            history.append((minute, {}, [0, 0, 0]))
+        _, by_policy, totals = history[-1]
+        totals[0] += sampled
+        totals[1] += not_sampled
+        totals[2] += dropped
         for count, labels in ((sampled, _LABELS[_SAMPLED]), (not_sampled, _LABELS[_NOT_SAMPLED]),
                               (dropped, _LABELS[_DROPPED])):
             if count:
@@ -475,9 +494,42 @@ class TailSamplingProcessor:
             for vote, vote_labels in _LABELS.items():
                 n_traces = slot.traces[vote]
                 if n_traces:
+                    row = by_policy.get(slot.label)
+                    if row is None:
+                        row = by_policy[slot.label] = [0, 0, 0]
+                    row[_COLUMN[vote]] += n_traces
                     m.traces_sampled.labels(slot.label, *vote_labels).inc(n_traces)
                     m.spans_sampled.labels(slot.label, *vote_labels).inc(slot.spans[vote])
                     slot.traces[vote] = slot.spans[vote] = 0
+
+    def status(self, limit: int = 50) -> dict[str, Any]:
+        """For the status page: traces kept, not kept and dropped per policy vote and in all, over the last 5
+        minutes and the last hour (from the per-minute rows; the current minute counts in both)."""
+        minute = int(self._clock() // 60)
+        windows = {"5m": 5, "1h": 60}
+        policies: dict[str, dict[str, list[int]]] = {
+            s.label: {w: [0, 0, 0] for w in windows} for s in self._slots}
+        totals = {w: [0, 0, 0] for w in windows}
+        for at, by_policy, row in self._history:
+            for w, width in windows.items():
+                if minute - at >= width:
+                    continue
+                for i in range(3):
+                    totals[w][i] += row[i]
+                for label, counts in by_policy.items():
+                    target = policies.setdefault(label, {x: [0, 0, 0] for x in windows})[w]
+                    for i in range(3):
+                        target[i] += counts[i]
+
+        def named(counts: list[int]) -> dict[str, int]:
+            return {"sampled": counts[0], "not_sampled": counts[1], "dropped": counts[2]}
+
+        return {
+            "panel": "sampling",
+            "policies": [{"policy": label, **{w: named(c) for w, c in by_window.items()}}
+                         for label, by_window in list(policies.items())[:limit]],
+            "decisions": {w: named(c) for w, c in totals.items()},
+        }
 
     async def start(self, host: Host) -> None:
         self._host = host
@@ -488,8 +540,12 @@ class TailSamplingProcessor:
                     if isinstance(p, EmaThroughput) and p.cfg.use_cluster_size:
                         p.cluster_size = members
         if self.config.recent_decisions > 0 and getattr(host, "debug", False) and ROUTE not in host.routes:
-            # One route for every tail_sampling stage of the service: the first to start serves it.
-            host.add_route(ROUTE, handler(_lookup_all(host)), debug=True)
+            # One route (and the status page's trace lookup) for every tail_sampling stage of the service: the
+            # first to start serves it.
+            lookup = _lookup_all(host)
+            host.add_route(ROUTE, handler(lookup), debug=True)
+            if host.trace_lookup is None:
+                host.trace_lookup = _Lookup(lookup)
 
     async def shutdown(self) -> None:
         return None
@@ -505,6 +561,15 @@ def _group_members(host: Host) -> Callable[[], int]:
         return max(sizes, default=1)
 
     return members
+
+
+class _Lookup:
+    """The service's trace lookup (:class:`collector.component.TraceLookup`) for the status page."""
+
+    __slots__ = ("lookup",)
+
+    def __init__(self, lookup: Callable[[bytes], dict[str, Any] | None]) -> None:
+        self.lookup = lookup
 
 
 def _lookup_all(host: Host) -> Callable[[bytes], dict[str, Any] | None]:

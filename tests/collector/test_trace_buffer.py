@@ -378,3 +378,28 @@ async def test_each_stage_s_cpu_time_is_counted() -> None:
 
     assert cpu("s1") >= 0.05  # the CPU it burnt (thread time: not the wall clock)
     assert 0 < cpu("s0") < 0.05
+
+
+async def test_status_shows_what_is_held_without_walking_it() -> None:
+    """The status page's snapshot: traces and spans held, the oldest's age, bytes estimated from the mean span
+    size of the last decided traces, overflow decisions and late spans counted."""
+    buf, _, _ = make(decision_wait=0.3, num_traces=2, sampled_cache_size=10)
+    await buf.start(Host())
+    empty = buf.status()
+    assert (empty["traces"], empty["spans"], empty["bytes"], empty["oldest_trace_age"]) == (0, 0, 0, None)
+    assert empty["stages"] == ["s0"] and empty["num_traces"] == 2
+    await buf.consume_traces(batch(("a", [span(1, 1, error=True), span(1, 2, parent=1)])))
+    await asyncio.sleep(0.05)
+    await buf.consume_traces(batch(("a", [span(2, 3, error=True)]), ("b", [span(3, 4)])))  # trace 1 overflows
+    held = buf.status()
+    assert (held["traces"], held["spans"], held["overflow_decisions"]) == (2, 2, 1)
+    assert held["oldest_trace_age"] is not None and 0 <= held["oldest_trace_age"] < 0.3
+    await wait_until(lambda: buf.pending_traces == 0)
+    await buf.consume_traces(batch(("a", [span(2, 5, parent=3)])))  # late: trace 2 was kept
+    await buf.consume_traces(batch(("a", [span(4, 6)])))
+    after = buf.status()
+    one = len(span(4, 6).SerializeToString())
+    assert after["late_spans_kept"] == 1 and after["late_spans_dropped"] == 0
+    assert after["spans"] == 1 and one <= after["bytes"] <= one + 8  # framing: a tag and a length per span
+    assert after["decision_timer_lag"] >= 0
+    await buf.shutdown()

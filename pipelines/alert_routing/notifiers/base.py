@@ -136,6 +136,18 @@ class Notifier(abc.ABC):
                 out.extend(v for v in value.values() if isinstance(v, Opaque))
         return out
 
+    def describe(self) -> dict[str, Any]:
+        """For the status page: name, kind and destination, with every secret redacted (the URL's path and
+        password where they are the credential; a routing key only as whether one is set)."""
+        cfg = getattr(self._config, self.kind, None)
+        url = getattr(cfg, "url", None) or getattr(cfg, "webhook_url", None)
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "destination": str(url) if url else "",
+                               "pending": self.pending}
+        key = getattr(cfg, "routing_key", None)
+        if isinstance(key, Opaque):
+            out["routing_key"] = str(key) if key else "the team's key from the catalog"
+        return out
+
     # -- outbox -------------------------------------------------------------------------------------------
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ def test_demo_runs_and_pages_the_fault_owners_team(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=100, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # The fault is an orders-db outage: the data team, which owns the database, is paged, with the path.
+    assert re.search(r"^status page: http://127\.0\.0\.1:\d+/$", r.stdout, re.MULTILINE), r.stdout[:1000]
     assert "PAGE → team data" in r.stdout, r.stdout[-3000:]
     assert "path: frontend:" in r.stdout
     assert "root causes: orders-db" in r.stdout
