@@ -345,7 +345,8 @@ class TraceBuffer:
                 self._spans -= t.span_count
             await self._decide(overflow)
 
-    def _run_late_hooks(self, hooks: list[tuple[str, Any]], kept: list[Trace], dropped: list[Trace], batch: SpanBatch) -> None:
+    def _run_late_hooks(self, hooks: list[tuple[str, Any]], kept: list[Trace], dropped: list[Trace],
+                        batch: SpanBatch) -> None:
         """Hand late spans to the stages that look at them, then send the released ones on."""
         for name, hook in hooks:
             for traces, released in ((kept, True), (dropped, False)):
