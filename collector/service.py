@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from collector import __version__
+from collector.auth import AuthConfig, server_authenticator
 from collector.component import (
     Component,
     ComponentID,
@@ -257,16 +258,19 @@ class Service:
     async def start(self) -> None:
         """Start everything, downstream first. On any failure, stop what started and raise."""
         ui = self.config.service.telemetry.ui
-        if ui is not None and self.status_server is None:
-            model = StatusModel(self.telemetry, self.host, self.pipeline_views())
-            self.status_server = StatusServer(model, ui.endpoint, float(ui.refresh))
         try:
             for server in self._metrics_servers:
                 await server.start()
-            if self.status_server is not None:
-                await self.status_server.start()
             for b in self._start_order():
                 await self._start_one(b)
+            if ui is not None and self.status_server is None:  # after the extensions: it may use an authenticator
+                authenticator = None
+                if ui.auth is not None:
+                    authenticator = server_authenticator(self.host, AuthConfig(ui.auth.authenticator),
+                                                         "service.telemetry.ui")
+                model = StatusModel(self.telemetry, self.host, self.pipeline_views())
+                self.status_server = StatusServer(model, ui.endpoint, float(ui.refresh), authenticator)
+                await self.status_server.start()
         except BaseException:
             await self.shutdown(limit=5.0)
             raise

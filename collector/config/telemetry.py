@@ -117,11 +117,19 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class UIAuthConfig:
+    """``service.telemetry.ui.auth``: the authenticator extension every request to the page must pass."""
+
+    authenticator: str = field(min_len=1)
+
+
+@dataclass(frozen=True)
 class UIConfig:
     """``service.telemetry.ui``: the live status page and its JSON API (collector/ui/), read-only."""
 
     endpoint: str = DEFAULT_UI_ENDPOINT
     refresh: Duration = field(Duration(5.0), ge=0)  # how often the page reloads itself (0: never)
+    auth: UIAuthConfig | None = None  # e.g. {authenticator: bearertokenauth}: 401 without its credentials
 
     def validate(self) -> Iterator[tuple[str, str]]:
         yield from endpoint_issues(self.endpoint, "endpoint", DEFAULT_UI_ENDPOINT)

@@ -65,6 +65,7 @@ class StatusModel:
 
     def __init__(self, telemetry: Telemetry, host: Host, pipelines: Sequence[PipelineView],
                  service_name: str = "tracetriage") -> None:
+        self.telemetry = telemetry
         self.samples = Samples(telemetry)
         self._host = host
         self._pipelines = tuple(pipelines)

@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
 from collector.config.telemetry import DEFAULT_UI_ENDPOINT
 from collector.errors import ComponentStartError
@@ -36,6 +37,9 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status)
 
@@ -49,8 +53,12 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 class StatusServer:
     """See the module docstring. ``model`` builds the panels; ``refresh``: seconds between page reloads."""
 
-    def __init__(self, model: StatusModel, endpoint: str = DEFAULT_UI_ENDPOINT, refresh: float = 5.0) -> None:
+    def __init__(self, model: StatusModel, endpoint: str = DEFAULT_UI_ENDPOINT, refresh: float = 5.0,
+                 authenticator: ServerAuthenticator | None = None) -> None:
         self.model = model
+        self._authenticator = authenticator
+        self._auth_failures = model.telemetry.counter(
+            "tracetriage_ui_auth_failures", "Requests to the status page refused by its authenticator.", ("reason",))
         self._host, self._port = listen_address(endpoint, DEFAULT_UI_ENDPOINT)
         self._refresh = refresh
         self._runner: web.AppRunner | None = None
@@ -154,8 +162,20 @@ class StatusServer:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        auth = self._authenticator
+        if auth is not None:
+            denied = await auth.authenticate({k.lower(): v for k, v in request.headers.items()})
+            if denied is not None:
+                self._auth_failures.labels(denied.reason).inc()
+                response = _error(401, denied.message)
+                response.headers["WWW-Authenticate"] = auth.challenge
+                return response
+        return await handler(request)
+
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/", self._index)
         app.router.add_get("/view/{panel}", self._view)
         app.router.add_get("/lookup", self._lookup_page)
