@@ -32,7 +32,9 @@ MIN_BYTES = 8192
 @dataclass(frozen=True, slots=True)
 class SplitOptions:
     """What a split works out about errors, for ``TraceSpans.maybe_error`` (False promises that no span of
-    the trace has an ERROR status or an ``error`` attribute). A service builds one from its pipelines and
+    the trace is in error: no ERROR status, wherever the encoder wrote the status, and no ``error`` attribute
+    that is true; ``error = false``, ``"false"`` or ``0``, as OpenTracing-style instrumentation writes on
+    every span, is not in error). A service builds one from its pipelines and
     hands it to its receivers; the defaults are right for any pipeline.
 
     ``error_hints``: look for spans that may be in error at all. Only trace stages read the hint, so a
