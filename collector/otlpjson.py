@@ -262,15 +262,7 @@ MEMO_SIZE = 4096
 MEMO_TEXT = 64
 
 
-class _Field:
-    __slots__ = ("encode", "number", "oneof")
-
-    def __init__(self, number: int, oneof: str | None, encode: _Encoder) -> None:
-        self.number = number
-        self.oneof = oneof
-        self.encode = encode
-
-
+_Field = tuple[int, str | None, _Encoder]  # field number, its oneof's name, its encoder
 _Table = dict[str, _Field]
 
 
@@ -283,7 +275,7 @@ def _table(desc: Descriptor, done: dict[str, _Table]) -> _Table:
     hex_ids = _HEX_FIELDS.get(desc.full_name, ())
     for f in desc.fields:
         oneof = f.containing_oneof.name if f.containing_oneof is not None else None
-        field = _Field(f.number, oneof, _encoder(f, f.name in hex_ids, done))
+        field = (f.number, oneof, _encoder(f, f.name in hex_ids, done))
         table[f.json_name] = table[f.name] = field
     return table
 
@@ -295,7 +287,9 @@ def _encoder(f: FieldDescriptor, hex_id: bool, done: dict[str, _Table]) -> _Enco
     if typ == T.TYPE_MESSAGE:
         tag = _varint(number << 3 | 2)
         sub = _table(f.message_type, done)
-        item = _key_value_encoder(tag, sub) if f.message_type.full_name == _KEY_VALUE else _message_encoder(tag, sub)
+        if f.message_type.full_name == _KEY_VALUE:
+            return _key_values_encoder(tag, sub) if f.is_repeated else _message_encoder(tag, sub)
+        item = _message_encoder(tag, sub)
         if f.is_repeated:
             def repeated(v: Any) -> bytes:
                 if type(v) is not list:
@@ -368,30 +362,40 @@ def _message_encoder(tag: bytes, table: _Table) -> _Encoder:
     return message
 
 
-def _key_value_encoder(tag: bytes, table: _Table) -> _Encoder:
-    """A ``KeyValue`` field's encoder, the usual ``{"key": k, "value": {"<kind>Value": v}}`` from a memo."""
+def _key_values_encoder(tag: bytes, table: _Table) -> _Encoder:
+    """A repeated ``KeyValue`` field's encoder (attributes): the usual ``{"key": k, "value": {"<kind>Value":
+    v}}`` seen before comes from a memo (per field, see MEMO_SIZE), in one loop without a call per item."""
     memo: dict[tuple[object, ...], bytes] = {}
     plain = _message_encoder(tag, table)
 
-    def key_value(item: Any) -> bytes:
-        if type(item) is dict and len(item) == 2:
-            value = item.get("value")
-            if type(value) is dict and len(value) == 1:
-                for kind, v in value.items():
-                    t = type(v)  # (in the memo key: True == 1 to a dict, not to json_format)
-                    if t is str or t is int or t is bool:
-                        memo_key = (item.get("key"), kind, v, t)
-                        found = memo.get(memo_key)
+    def key_values(v: Any) -> bytes:
+        if type(v) is not list:
+            raise _NOT_CERTAIN
+        out = []
+        get = memo.get
+        for item in v:
+            if type(item) is dict and len(item) == 2:
+                value = item.get("value")
+                if type(value) is dict and len(value) == 1:
+                    for kind, x in value.items():
+                        # (the type is in the memo key: True == 1 to a dict, not to json_format)
+                        found = get((item.get("key"), kind, x, type(x))) if type(x) in _MEMO_TYPES else None
                         if found is None:
                             found = plain(item)  # (raises for anything not certain: never memoized)
-                            key = memo_key[0]
-                            if type(key) is str and len(key) <= MEMO_TEXT and (t is not str or len(v) <= MEMO_TEXT):
+                            key = item.get("key")
+                            if type(x) in _MEMO_TYPES and type(key) is str and len(key) <= MEMO_TEXT and (
+                                    type(x) is not str or len(x) <= MEMO_TEXT):
                                 if len(memo) >= MEMO_SIZE:
                                     memo.clear()
-                                memo[memo_key] = found
-                        return found
-        return plain(item)
-    return key_value
+                                memo[(key, kind, x, type(x))] = found
+                        out.append(found)
+                    continue
+            out.append(plain(item))
+        return b"".join(out)
+    return key_values
+
+
+_MEMO_TYPES = frozenset((str, int, bool))
 
 
 def _length_delimited(tag: bytes, presence: bool, text: bool, hex_id: bool) -> _Encoder:
@@ -457,17 +461,17 @@ def _message(obj: Any, table: _Table) -> bytes:
             continue  # unknown: ignored, as json_format with ignore_unknown_fields
         if value is None:
             continue
-        number = field.number
+        number, in_oneof, encode = field
         if number <= last:
             if number == last or any(p[0] == number for p in parts):
                 raise _NOT_CERTAIN  # both spellings of one field
             ordered = False
         last = number
-        if field.oneof is not None:
+        if in_oneof is not None:
             if oneof is not None:
                 raise _NOT_CERTAIN
-            oneof = field.oneof
-        encoded = field.encode(value)
+            oneof = in_oneof
+        encoded = encode(value)
         if encoded:
             parts.append((number, encoded))
     if not ordered:
