@@ -147,7 +147,7 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
     # Runs that may hold an ERROR status or an ``error`` attribute: an exact "no" for the rest.
     if hints:
         maybe_error = np.logical_or.reduceat(error_status(arr, e), rs)
-        status_at = _status_fields(arr, n, data)  # a status written anywhere else in its span
+        status_at = _status_fields(arr, n, data, e)  # a status written anywhere else in its span
         key_at = _error_keys(arr, n, data) if keys else _NONE
         for found in (status_at, key_at):
             if found.size:
@@ -227,7 +227,7 @@ def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return found
 
 
-def _status_fields(arr: np.ndarray, n: int, data: bytes) -> np.ndarray:
+def _status_fields(arr: np.ndarray, n: int, data: bytes, span_ends: np.ndarray) -> np.ndarray:
     """Positions of the bytes that may be a span's ``status`` field (``7a``, a length, a ``Status``) with
     the code ERROR, wherever its encoder wrote it (:func:`error_status` reads the usual place: the end): a
     ``7a`` whose one-byte-length value begins or ends with ``18 02``; with a longer length, the exact
@@ -235,17 +235,20 @@ def _status_fields(arr: np.ndarray, n: int, data: bytes) -> np.ndarray:
     z = (arr[:n - 3] == 0x7A).nonzero()[0]
     if z.size == 0:
         return _NONE
+    # The end of the span each 7a is in: a status field ends inside its span.
+    within = span_ends[np.minimum(np.searchsorted(span_ends, z, side="right"), span_ends.size - 1)]
     ln = arr[z + 1].astype(np.int64)
     short = ln < 0x80
     c = z + 2
     e = np.minimum(c + ln * short, n)
-    ok = short & (e - c >= 2) & (c + ln <= n)
+    ok = short & (e - c >= 2) & (c + ln <= within)
     first = (arr[c] == 0x18) & (arr[c + 1] == 0x02)
     last = (arr[np.maximum(e - 2, 0)] == 0x18) & (arr[np.maximum(e - 1, 0)] == 0x02)
     hit = z[ok & (first | last)]
-    longer = z[~short]
-    if longer.size:
-        extra = [p for p in longer.tolist() if status_error_at(data, p, n)]
+    longer = ~short
+    if _count(longer):
+        extra = [p for p, w in zip(z[longer].tolist(), within[longer].tolist(), strict=True)
+                 if status_error_at(data, p, w)]
         if extra:
             hit = np.sort(np.concatenate((hit, np.array(extra, dtype=np.int64))))
     out: np.ndarray = hit

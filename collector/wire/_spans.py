@@ -169,16 +169,20 @@ def entries_containing(data: bytes, at: list[int], needle: bytes) -> Iterator[in
 
 def entries_maybe_in_error(data: bytes, at: list[int]) -> list[int]:
     """Indices (into ``at``, from :func:`span_entries`) of the span entries that may be in error: those whose
-    bytes contain an ERROR status code (:data:`ERROR_CODE`), then those that contain the text ``error`` where
+    bytes hold a status field with the code ERROR (:func:`status_error_at`, wherever the encoder wrote it;
+    an attribute whose value is 2 is not one), then those that contain the text ``error`` where
     it may be the key of an ``error`` attribute that is true (:func:`error_key_may_be_true`: not
     ``error = false``, nor ``error.type`` or an event named ``error``). A span may be in both lists; a span
     in neither has no ERROR status and no ``error`` attribute that is true."""
     out: list[int] = []
-    h = data.find(ERROR_CODE)
+    h = data.find(b"\x7a")  # a status field's tag, wherever the encoder wrote it (not any 18 02: an int 2)
     while h >= 0:
         j = bisect_right(at, h) - 1
-        out.append(j)
-        h = data.find(ERROR_CODE, at[j + 1])
+        if status_error_at(data, h, at[j + 1]):  # (a status ends inside its span)
+            out.append(j)
+            h = data.find(b"\x7a", at[j + 1])
+        else:
+            h = data.find(b"\x7a", h + 1)
     h = data.find(_ERROR_TEXT)
     while h >= 0:
         if _text_may_be_error_key(data, h):
