@@ -92,6 +92,16 @@ def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeC
 
 def _scope_head(data: bytes, start: int, end: int) -> tuple[bytes, int]:
     """The framed fields of a ``ScopeSpans`` before its first span, and where that span starts."""
+    # The usual: the scope (a short message), then the spans; or the spans at once. (One ScopeSpans a span
+    # is common: this runs once a span then.)
+    if start < end:
+        tag = data[start]
+        if tag == 0x12:
+            return b"", start
+        if tag == 0x0A and start + 1 < end and data[start + 1] < 0x80:
+            e = start + 2 + data[start + 1]
+            if e < end and data[e] == 0x12:
+                return data[start:e], e
     parts: list[bytes] = []
     for tag, field_start, _, field_end in iter_fields(data, start, end):
         if tag == 0x12:
