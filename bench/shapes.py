@@ -329,7 +329,8 @@ def run_sender(name: str, endpoint: str, requests: int, concurrency: int = 4) ->
 def config(scenario: str, grpc_port: int, http_port: int, metrics_port: int, brokers: str) -> str:
     from bench.run import config as run_config
 
-    text = run_config(SCENARIOS[scenario], grpc_port, metrics_port, brokers)
+    text = (run_config("memory", grpc_port, metrics_port, brokers, decision_wait="3600s") if scenario == "memory"
+            else run_config(SCENARIOS[scenario], grpc_port, metrics_port, brokers))
     grpc_line = f'      grpc: {{endpoint: "127.0.0.1:{grpc_port}", max_recv_msg_size_mib: 64}}'
     old = f'      grpc: {{endpoint: "127.0.0.1:{grpc_port}", max_recv_msg_size_mib: 16}}'
     assert old in text
@@ -425,6 +426,36 @@ def matrix(shapes: list[str], scenarios: list[str], jits: list[bool], rounds: in
               "min": round(spans_per_s[0]), "max": round(spans_per_s[-1])})
 
 
+MEMORY_BYTES = 150 << 20  # wire bytes buffered a shape (memory): 100,000 spans of the reference's size
+
+
+def memory(shapes: list[str]) -> None:
+    """Bytes of collector memory (RSS) per buffered span, per shape: tail_sampling holds every span
+    (decision_wait 1 h) while about MEMORY_BYTES of requests arrive."""
+    with tansu() as brokers, tempfile.TemporaryDirectory() as tmp:
+        for name in shapes:
+            load = ShapeLoad(name)
+            per_request = len(load.protobuf[0])
+            requests = max(4, min(400, MEMORY_BYTES // per_request // 2))
+            grpc, http, metrics = free_port(), free_port(), free_port()
+            col = Collector(config("memory", grpc, http, metrics, brokers), Path(tmp), metrics)
+            try:
+                col.wait_ready(60)
+                endpoint = f"127.0.0.1:{http if load.shape.json else grpc}"
+                run_sender(name, endpoint, 2)
+                time.sleep(1)
+                rss0, spans0 = col.rss(), col.metric("tracetriage_trace_buffer_spans")
+                run_sender(name, endpoint, requests)
+                time.sleep(1)
+                spans = col.metric("tracetriage_trace_buffer_spans") - spans0
+                rss1 = col.rss()
+                emit({"bench": "shape_memory", "shape": name, "buffered_spans": int(spans),
+                      "wire_bytes_per_span": round(per_request / load.spans_per_request, 1),
+                      "bytes_per_buffered_span": round((rss1 - rss0) / max(spans, 1), 1)})
+            finally:
+                col.stop()
+
+
 def table(lines: list[dict[str, Any]]) -> str:
     """The Markdown table of the ``shape_median`` lines: one row a shape, one column a cell."""
     cells = sorted({(ln["scenario"], ln["jit"]) for ln in lines}, key=lambda c: (not c[1], list(SCENARIOS).index(c[0])))
@@ -457,6 +488,7 @@ def main() -> None:
     p.add_argument("--jit", action="append", choices=["on", "off"])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--requests", type=int, default=40, help="requests of 500 spans a cell (default 40)")
+    p.add_argument("--memory", action="store_true", help="bytes per buffered span of each shape instead")
     a = p.parse_args()
     if a.command == "send":
         print(json.dumps(asyncio.run(_send(a.shape, a.endpoint, a.requests, a.concurrency))))
@@ -464,6 +496,9 @@ def main() -> None:
     if a.command == "table":
         lines = [json.loads(x) for x in sys.stdin if x.strip().startswith("{")]
         print(table([ln for ln in lines if ln.get("bench") == "shape_median"]))
+        return
+    if a.memory:
+        memory(a.shape or list(SHAPES))
         return
     matrix(a.shape or list(SHAPES), a.scenario or list(SCENARIOS), [j == "on" for j in (a.jit or ["on", "off"])],
            a.rounds, a.requests)
