@@ -456,6 +456,29 @@ def memory(shapes: list[str]) -> None:
                 col.stop()
 
 
+def json_decode(rounds: int) -> None:
+    """OTLP/JSON decoding alone, in this process (spans a CPU-second, interleaved rounds): ``json.loads`` of
+    the bodies (the floor of any decoder built on it), the collector's ``request_bytes``, and
+    ``json_format`` (what the collector used before; fewer bodies, it is slow)."""
+    from collector.otlpjson import reference_request_bytes, request_bytes
+
+    load = ShapeLoad("json")
+    bodies = list(load.requests(40))
+    per = load.spans_per_request
+    request_bytes(bodies[0])  # the attribute memo filled, as in a running collector
+
+    def rate(fn: Callable[[bytes], object], items: list[bytes]) -> float:
+        t0 = time.process_time()
+        for b in items:
+            fn(b)
+        return len(items) * per / (time.process_time() - t0)
+
+    for k in range(rounds):
+        emit({"bench": "json_decode", "round": k + 1, "json_loads": round(rate(json.loads, bodies)),
+              "request_bytes": round(rate(request_bytes, bodies)),
+              "json_format": round(rate(reference_request_bytes, bodies[:4]))})
+
+
 def table(lines: list[dict[str, Any]]) -> str:
     """The Markdown table of the ``shape_median`` lines: one row a shape, one column a cell."""
     cells = sorted({(ln["scenario"], ln["jit"]) for ln in lines}, key=lambda c: (not c[1], list(SCENARIOS).index(c[0])))
@@ -483,6 +506,7 @@ def main() -> None:
     s.add_argument("--concurrency", type=int, default=4)
     t = sub.add_parser("table", help="the Markdown table of the median lines read from stdin")
     t.set_defaults()
+    sub.add_parser("json-decode", help="OTLP/JSON decoding alone: json.loads, request_bytes, json_format")
     p.add_argument("--shape", action="append", choices=list(SHAPES))
     p.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     p.add_argument("--jit", action="append", choices=["on", "off"])
@@ -496,6 +520,9 @@ def main() -> None:
     if a.command == "table":
         lines = [json.loads(x) for x in sys.stdin if x.strip().startswith("{")]
         print(table([ln for ln in lines if ln.get("bench") == "shape_median"]))
+        return
+    if a.command == "json-decode":
+        json_decode(max(1, a.rounds))
         return
     if a.memory:
         memory(a.shape or list(SHAPES))
