@@ -36,12 +36,27 @@ from bench.reference import SPANS_PER_REQUEST, ReferenceLoad
 PHASES = ("decode", "split", "intake", "decide", "export")
 
 
+_profile: Any = None  # --profile: a cProfile.Profile, on while the phases run
+
+
 def _control(*args: str) -> None:
+    if _profile is not None and args[0] == "-i":
+        _profile.enable() if args[1] == "on" else _profile.disable()
     if os.environ.get("TRACETRIAGE_CALLGRIND"):
         subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True, check=False)
 
 
-async def _phases(scenario: str, requests: int, latency_threshold: str = "") -> int:
+def _load(shape: str, seed: int, requests: int) -> tuple[list[bytes], int]:
+    """``requests`` requests of ``shape`` (``bench.shapes``; "" for the reference load), and spans a request."""
+    if not shape:
+        return list(ReferenceLoad(seed=seed).requests(requests)), SPANS_PER_REQUEST
+    from bench.shapes import ShapeLoad
+
+    load = ShapeLoad(shape, seed=seed)
+    return list(load.requests(requests)), load.spans_per_request
+
+
+async def _phases(scenario: str, requests: int, latency_threshold: str = "", shape: str = "") -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
     from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry, TraceStage
@@ -92,19 +107,28 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "") -> 
                              owner.buffer_settings, trace_stages, sink)
     gc.set_threshold(*GC_THRESHOLDS)
     check = certainly_valid  # the receivers' check: compiled when certain, else protobuf
-    for warm in ReferenceLoad(seed=99).requests(4):
-        if not check(warm):
+    json_body = bool(shape) and shape == "json"
+    if json_body:  # OTLP/JSON: the receiver's decode is the encoding to protobuf bytes
+        from collector.otlpjson import request_bytes
+    warm_load, _ = _load(shape, 99, 4)
+    for warm in warm_load:
+        if json_body:
+            warm = request_bytes(warm)
+        elif not check(warm):
             ExportTraceServiceRequest.FromString(warm)
         split_by_trace(warm, options)
-    load = list(ReferenceLoad().requests(requests))
+    load, spans_per_request = _load(shape, 1, requests)
     _control("-i", "on")
-    for payload in load:
-        if not check(payload):
-            ExportTraceServiceRequest.FromString(payload)
+    if json_body:
+        load = [request_bytes(body) for body in load]
+    else:
+        for payload in load:
+            if not check(payload):
+                ExportTraceServiceRequest.FromString(payload)
     _control("--dump=decode")
     splits = [split_by_trace(payload, options) for payload in load]
     _control("--dump=split")
-    batches = [SpanBatch(payload=p, span_count=SPANS_PER_REQUEST, split=s, split_options=options)
+    batches = [SpanBatch(payload=p, span_count=spans_per_request, split=s, split_options=options)
                for p, s in zip(load, splits, strict=True)]
     if buffer is None:
         _control("--dump=intake")
@@ -149,23 +173,37 @@ def main() -> None:
     p.add_argument("--latency-threshold", default="", metavar="DURATION",
                    help="root_cause's latency_threshold (default: none, as bench.run configures it)")
     p.add_argument("--requests", type=int, default=40, help="reference requests of 500 spans")
+    p.add_argument("--shape", default="", help="requests of this bench.shapes shape instead of the reference's")
+    p.add_argument("--profile", action="store_true", help="run the phases once under cProfile, print the top")
     p.add_argument("--no-valgrind", action="store_true", help="run the phases once without counting")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.profile:
+        import cProfile
+        import pstats
+
+        global _profile
+        _profile = cProfile.Profile()
+        asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold, a.shape))
+        pstats.Stats(_profile).sort_stats("tottime").print_stats(25)
+        return
     if a.child or a.no_valgrind:
-        kept = asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold))
+        kept = asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold, a.shape))
         if a.no_valgrind:
             emit({"bench": "instructions", "scenario": a.scenario, "phases": list(PHASES), "kept_spans": kept})
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench.instructions needs valgrind (callgrind) on the PATH")
-    spans = a.requests * SPANS_PER_REQUEST
-    extra = {"latency_threshold": a.latency_threshold} if a.latency_threshold else {}
+    spans = a.requests * (_load(a.shape, 1, 1)[1] if a.shape else SPANS_PER_REQUEST)
+    extra: dict[str, str] = {"latency_threshold": a.latency_threshold} if a.latency_threshold else {}
+    if a.shape:
+        extra["shape"] = a.shape
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, TRACETRIAGE_CALLGRIND="1")
         subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out",
                         sys.executable, "-m", "bench.instructions", "--child", "--scenario", a.scenario,
-                        "--requests", str(a.requests), "--latency-threshold", a.latency_threshold], env=env,
+                        "--requests", str(a.requests), "--latency-threshold", a.latency_threshold,
+                        "--shape", a.shape], env=env,
                        check=True, capture_output=True,
                        cwd=Path(__file__).resolve().parent.parent)
         totals = _totals(Path(tmp))

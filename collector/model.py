@@ -328,7 +328,7 @@ class Trace:
         self.root_seen = False
         self.start = start  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
         self.end = end  # latest span end (unix ns)
-        self.maybe_error = maybe_error  # False: no span has an ERROR status or an ``error`` attribute
+        self.maybe_error = maybe_error  # False: no span has an ERROR status or an ``error`` attribute = true
         # Exactly whether a span has status ERROR, once a stage has found out (None: not known); a stage
         # that reads statuses can use it instead of decoding the spans.
         self.error_status: bool | None = None

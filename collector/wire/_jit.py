@@ -3,8 +3,9 @@ and ``TRACETRIAGE_JIT`` is not ``0``.
 
 One sequential pass over the spans of a request, in compiled code: every span's top-level fields are read
 in whatever order they come (not only the canonical order the vectorized walk relies on), its ids are
-checked, its times read, and its status code and attribute keys read exactly (an ERROR status anywhere in
-the span, not only as its last field). Consecutive spans of one trace within a ``ScopeSpans`` are merged
+checked, its times read, and its status code and ``error`` attribute read exactly (an ERROR status anywhere
+in the span, not only as its last field; an ``error`` attribute only when it is true, and not when the
+status is OK). Consecutive spans of one trace within a ``ScopeSpans`` are merged
 into runs; Python then files one run at a time, as with the other walks.
 
 Anything unusual (a group wire type, a non-span field between spans, a time at or above 2**63) returns

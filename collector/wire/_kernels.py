@@ -47,25 +47,65 @@ def skip(buf: Any, wt: int, j: int, end: int) -> int:
 
 
 @jit
-def has_error_key(buf: Any, p: int, end: int) -> bool:
-    """Whether the KeyValue in buf[p:end] has the key "error" (False too when it is malformed)."""
+def value_true(buf: Any, p: int, end: int) -> bool:
+    """Whether the AnyValue in buf[p:end] is bool true or the string "true" in any case (the last of its
+    oneof fields counts, as protobuf reads it); True too when it is malformed (the exact check decides)."""
     found = False
     while p < end:
         tag, p = varint(buf, p, end)
         if p < 0:
+            return True
+        if tag == 0x10:  # bool_value
+            v, p = varint(buf, p, end)
+            if p < 0:
+                return True
+            found = v != 0
+        elif tag == 0x0A:  # string_value
+            ln, q = varint(buf, p, end)
+            if q < 0 or ln < 0 or q + ln > end:
+                return True
+            found = (ln == 4 and (buf[q] | 0x20) == 0x74 and (buf[q + 1] | 0x20) == 0x72
+                     and (buf[q + 2] | 0x20) == 0x75 and (buf[q + 3] | 0x20) == 0x65)
+            p = q + ln
+        else:
+            p = skip(buf, tag & 7, p, end)
+            if p < 0:
+                return True
+            found = False  # another kind of value
+    return found
+
+
+@jit
+def error_key_true(buf: Any, p: int, end: int) -> bool:
+    """Whether the KeyValue in buf[p:end] is ``error`` = true (False when it is malformed: the exact check
+    of the span then fails anyway, or it is not an ``error`` attribute)."""
+    found = False
+    values = 0
+    v0 = 0
+    v1 = 0
+    while p < end:
+        tag, p = varint(buf, p, end)
+        if p < 0:
             return False
-        if tag == 0x0A:
+        if tag == 0x0A or tag == 0x12:
             ln, q = varint(buf, p, end)
             if q < 0 or ln < 0 or q + ln > end:
                 return False
-            found = (ln == 5 and buf[q] == 0x65 and buf[q + 1] == 0x72 and buf[q + 2] == 0x72
-                     and buf[q + 3] == 0x6F and buf[q + 4] == 0x72)
+            if tag == 0x0A:
+                found = (ln == 5 and buf[q] == 0x65 and buf[q + 1] == 0x72 and buf[q + 2] == 0x72
+                         and buf[q + 3] == 0x6F and buf[q + 4] == 0x72)
+            else:
+                values += 1
+                v0 = q
+                v1 = q + ln
             p = q + ln
         else:
             p = skip(buf, tag & 7, p, end)
             if p < 0:
                 return False
-    return found
+    if not found or values == 0:
+        return False
+    return values > 1 or value_true(buf, v0, v1)  # values that merge: say "maybe"
 
 
 @jit
@@ -122,6 +162,7 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
             stop = 0
             code = 0
             err = 0 if hints else 1
+            attr = 0  # an ``error`` attribute that is true
             j = k
             while j < e:
                 t = int(buf[j])  # one-byte tags and lengths inline, the rest through varint
@@ -162,19 +203,21 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
                             return -1
                         root = 1 if l2 == 0 else 0
                     elif t == 0x4A:  # an attribute
-                        if keys and err == 0:
+                        if keys and attr == 0 and err == 0:
                             # The usual KeyValue: a short key, then at most a short value. Read in place;
-                            # any other layout is read field by field (the last key wins).
+                            # any other layout is read field by field (the last key wins). Only a value
+                            # that is true counts (``error = false`` on every span is common).
                             q = p + l2
                             kl = int(buf[p + 1]) if l2 >= 2 and buf[p] == 0x0A else 0x80
                             v = p + 2 + kl
                             if kl < 0x80 and (v == q or (v + 2 <= q and buf[v] == 0x12 and buf[v + 1] < 0x80
                                                          and v + 2 + int(buf[v + 1]) == q)):
-                                if (kl == 5 and buf[p + 2] == 0x65 and buf[p + 3] == 0x72 and buf[p + 4] == 0x72
-                                        and buf[p + 5] == 0x6F and buf[p + 6] == 0x72):
-                                    err = 1
-                            elif has_error_key(buf, p, q):
-                                err = 1
+                                if (kl == 5 and v < q and buf[p + 2] == 0x65 and buf[p + 3] == 0x72
+                                        and buf[p + 4] == 0x72 and buf[p + 5] == 0x6F and buf[p + 6] == 0x72
+                                        and value_true(buf, v + 2, q)):
+                                    attr = 1
+                            elif error_key_true(buf, p, q):
+                                attr = 1
                     elif t == 0x7A:  # status (messages merge: the last code set wins)
                         code, ok = status_code(buf, p, p + l2, code)
                         if not ok:
@@ -206,7 +249,7 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
                     zero = False
             if zero:
                 return -1
-            if hints and code == 2:
+            if hints and (code == 2 or (attr and code != 1)):  # status OK wins over the attribute
                 err = 1
             same = prev_tid >= 0
             if same:

@@ -18,6 +18,7 @@ import numpy as np
 
 from collector.wire._errors import InvalidSpanIds, WireError
 from collector.wire._records import ScopeChunk, TraceSpans
+from collector.wire._spans import error_key_may_be_true, status_error_at
 from collector.wire._varint import iter_fields
 
 _PAD_AFTER = 128  # bytes after a span's body start that the gathers may read
@@ -113,7 +114,8 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
     if _count((plen != 0) & (plen != 8)):
         raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
     root = plen == 0
-    j += has_parent * (plen.astype(np.int64) + 2)  # the name's tag
+    j += has_parent * (plen.astype(np.int64) + 2)  # the name's tag, or flags as protobuf.js writes them
+    j += ((arr[j] == 0x85) & (arr[j + 1] == 0x01)) * 6
     has_name = arr[j] == 0x2A
     n1 = arr[j + 1].astype(np.int64)
     n2 = arr[j + 2].astype(np.int64)
@@ -145,11 +147,13 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
     # Runs that may hold an ERROR status or an ``error`` attribute: an exact "no" for the rest.
     if hints:
         maybe_error = np.logical_or.reduceat(error_status(arr, e), rs)
-        key_at = _error_keys(arr, n) if keys else _NONE
-        if key_at.size:
-            r_of = np.searchsorted(run_f, key_at, side="right") - 1
-            inside = (r_of >= 0) & (key_at < run_e[np.maximum(r_of, 0)])
-            maybe_error[r_of[inside]] = True
+        status_at = _status_fields(arr, n, data, e)  # a status written anywhere else in its span
+        key_at = _error_keys(arr, n, data) if keys else _NONE
+        for found in (status_at, key_at):
+            if found.size:
+                r_of = np.searchsorted(run_f, found, side="right") - 1
+                inside = (r_of >= 0) & (found < run_e[np.maximum(r_of, 0)])
+                maybe_error[r_of[inside]] = True
     else:
         maybe_error = np.ones(rs.size, dtype=bool)
     counts = (ends - rs).tolist()
@@ -223,8 +227,45 @@ def error_status(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return found
 
 
-def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
-    """Positions of an attribute key ``error`` (``0a 05 65 72 72 6f 72``) in the request."""
+def _status_fields(arr: np.ndarray, n: int, data: bytes, span_ends: np.ndarray) -> np.ndarray:
+    """Positions of the bytes that may be a span's ``status`` field (``7a``, a length, a ``Status``) with
+    the code ERROR, wherever its encoder wrote it (:func:`error_status` reads the usual place: the end): a
+    ``7a`` whose one-byte-length value begins or ends with ``18 02``; with a longer length, the exact
+    reading in Python (:func:`_spans.status_error_at`)."""
+    z = (arr[:n - 3] == 0x7A).nonzero()[0]
+    if z.size == 0:
+        return _NONE
+    # The end of the span each 7a is in: a status field ends inside its span.
+    within = span_ends[np.minimum(np.searchsorted(span_ends, z, side="right"), span_ends.size - 1)]
+    ln = arr[z + 1].astype(np.int64)
+    short = ln < 0x80
+    c = z + 2
+    e = np.minimum(c + ln * short, n)
+    ok = short & (e - c >= 2) & (c + ln <= within)
+    first = (arr[c] == 0x18) & (arr[c + 1] == 0x02)
+    last = (arr[np.maximum(e - 2, 0)] == 0x18) & (arr[np.maximum(e - 1, 0)] == 0x02)
+    hit = z[ok & (first | last)]
+    longer = ~short
+    if _count(longer):
+        extra = [p for p, w in zip(z[longer].tolist(), within[longer].tolist(), strict=True)
+                 if status_error_at(data, p, w)]
+        if extra:
+            hit = np.sort(np.concatenate((hit, np.array(extra, dtype=np.int64))))
+    out: np.ndarray = hit
+    return out
+
+
+# A whole ``KeyValue`` ``error`` as encoders write it, after its one-byte length (see
+# _spans.error_key_may_be_true): 11 bytes with a bool or a one-byte int (12 02 10|18 xx), or 16 bytes with
+# the string "false" (12 07 0a 05 false, any case). Such a value is not true.
+_BOOL_OR_INT = 0x0212  # 12 02, then 10 00 (false) or 18 <byte below 80>
+_FALSE_TEXT = int.from_bytes(b"\x12\x07\x0a\x05fals", "little")
+_CASE = int.from_bytes(b"\x00\x00\x00\x00\x20\x20\x20\x20", "little")
+
+
+def _error_keys(arr: np.ndarray, n: int, data: bytes) -> np.ndarray:
+    """Positions of an attribute key ``error`` (``0a 05 65 72 72 6f 72``) in the request whose value may be
+    true (``error = false``, ``"false"`` and ``0`` are left out, see :func:`_spans.error_key_may_be_true`)."""
     # Two byte compares and one reduction first: most requests have no "05 65" at all, and listing the
     # positions of a frequent byte (05: every five-byte string) costs four times as much as this.
     m = (arr[1:n - 5] == 0x05) & (arr[2:n - 4] == 0x65)
@@ -233,7 +274,26 @@ def _error_keys(arr: np.ndarray, n: int) -> np.ndarray:
     c = m.nonzero()[0] + 1
     found: np.ndarray = c[(arr[c - 1] == 0x0A) & (arr[c + 2] == 0x72) & (arr[c + 3] == 0x72)
                           & (arr[c + 4] == 0x6F) & (arr[c + 5] == 0x72)]
-    return found
+    if found.size == 0:
+        return found
+    # The value after the key (at c + 6): the usual false values are recognised here at once, any other
+    # one by the exact reading in Python.
+    h = found - 1  # the key's tag
+    inside = (h >= 2) & (found + 15 < len(arr))
+    h_in = np.where(inside, h, 2)
+    size = arr[h_in - 1]
+    w = _words(arr)[np.minimum(h_in + 7, len(arr) - 8)]
+    tag_ok = arr[h_in - 2] < 0x80
+    small = (size == 11) & ((w & 0xFFFF) == _BOOL_OR_INT) & (
+        (((w >> 16) & 0xFF) == 0x18) & (((w >> 24) & 0x80) == 0) | (((w >> 16) & 0xFFFF) == 0x0010))
+    text = (size == 16) & ((w | _CASE) == _FALSE_TEXT) & ((arr[np.minimum(h_in + 15, len(arr) - 1)] | 0x20) == 0x65)
+    plain_false = inside & tag_ok & (small | text)
+    if _count(plain_false) == found.size:
+        return _NONE
+    rest = found[~plain_false]
+    keep = [bool(error_key_may_be_true(data, int(k) - 1)) if k - 1 + 7 < n else True for k in rest.tolist()]
+    out: np.ndarray = rest[np.array(keep, dtype=bool)]
+    return out
 
 
 def _scope_tail(data: bytes, start: int, end: int) -> bytes | None:

@@ -1,8 +1,8 @@
 """The Python walk of one ``ScopeSpans``: small requests, and what the other walks do not take.
 
-Spans in canonical encoding (``0a 10 <trace id> 12 08 <span id> [1a trace state] [22 08 parent] [2a name]
-[30 kind] [39 start] [41 end] ...``) are read from their first bytes; any other span is decoded with
-protobuf (correct, only slower).
+Spans in canonical encoding (``0a 10 <trace id> 12 08 <span id> [1a trace state] [22 08 parent]
+[85 01 flags] [2a name] [30 kind] [39 start] [41 end] ...``) are read from their first bytes; any other span
+is decoded with protobuf (correct, only slower).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.wire._errors import InvalidSpanIds, WireError
 from collector.wire._records import ScopeChunk, TraceSpans, trace_spans
-from collector.wire._spans import ERROR_KEY
+from collector.wire._spans import error_keys_may_be_true, error_status_in
 from collector.wire._varint import read_varint
 
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
@@ -79,6 +79,8 @@ def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints
                         raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
                     root = False
                 j += 2 + pl
+            if j + 1 < e and data[j] == 0x85 and data[j + 1] == 0x01:  # flags as protobuf.js writes them
+                j += 6
             if j < e and data[j] == 0x2A:
                 nl = data[j + 1]
                 j = (j + 2 + nl) if nl < 0x80 else sum(read_varint(data, j + 1))
@@ -86,7 +88,8 @@ def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints
                 j += 2 if data[j + 1] < 0x80 else 3
             if j + 18 <= e and data[j] == 0x39 and data[j + 9] == 0x41:
                 s_ns, x_ns = times(data, j + 1)
-            # See _numpy.error_status: a span with an ERROR status ends with 18 02 [85 01 flags].
+            # A span with an ERROR status usually ends with 18 02 [85 01 flags]; a run without such a span
+            # is searched for a status anywhere (_add_run).
             err = not hints or (data[e - 2] == 0x18 and data[e - 1] == 0x02) or (
                 data[e - 8] == 0x18 and data[e - 7] == 0x02 and data[e - 6] == 0x85 and data[e - 5] == 0x01)
         else:
@@ -130,10 +133,11 @@ def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints
 
 def _add_run(by_trace: dict[bytes, TraceSpans], tid: bytes, run: bytes, count: int, root: bool, lo: int,
              hi: int, maybe_error: bool, keys: bool) -> None:
-    """File a run of spans of one trace; ``maybe_error``: one of them may have an ERROR status; ``keys``: an
-    ``error`` attribute counts too."""
+    """File a run of spans of one trace; ``maybe_error``: one of them may have an ERROR status (else the run
+    is searched for one, wherever its encoder wrote the status); ``keys``: an ``error`` attribute that may
+    be true counts too (``error = false`` does not). With hints off ``maybe_error`` is always True."""
     entry = by_trace.get(tid)
-    if not maybe_error and keys and ERROR_KEY in run:
+    if not maybe_error and (error_status_in(run) or (keys and error_keys_may_be_true(run))):
         maybe_error = True
     if entry is None:
         by_trace[tid] = trace_spans([run], count, root, lo, hi, maybe_error)

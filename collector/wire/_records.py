@@ -15,7 +15,7 @@ class TraceSpans:
     has_root: bool
     start: int
     end: int
-    maybe_error: bool  # False: no span among them has an ERROR status or an ``error`` attribute
+    maybe_error: bool  # False: no span among them has an ERROR status or an ``error`` attribute that is true
 
 
 def trace_spans(entries: list[bytes], count: int, has_root: bool, start: int, end: int,

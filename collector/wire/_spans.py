@@ -11,6 +11,7 @@ import struct
 from bisect import bisect_right
 from collections.abc import Iterator
 
+from collector.wire._errors import WireError
 from collector.wire._varint import encode_varint, read_field, read_varint
 
 _HEADER = struct.Struct("<H16xH").unpack_from  # a span's first tag and length, and its second (after 16 bytes)
@@ -26,6 +27,103 @@ OK_CODE = b"\x18\x01"  # Status.code = OK, likewise
 # attribute.
 ERROR_KEY = b"\n\x05error"
 _ERROR_TEXT = b"error"  # in the key of an ``error`` attribute however it is framed
+
+
+def error_status_in(data: bytes, start: int = 0, end: int = -1) -> bool:
+    """Whether some span of ``data[start:end]`` (whole span entries) may have an ERROR status, wherever its
+    encoder put the ``status`` field (15: tag ``7a``): a ``7a`` byte whose length-delimited value begins or
+    ends with the code ERROR (``18 02``), as a ``Status`` of a message and a code does in either order.
+    False only when no span has an ERROR status."""
+    if end < 0:
+        end = len(data)
+    p = data.find(b"\x7a", start, end)
+    while p >= 0:
+        if status_error_at(data, p, end):
+            return True
+        p = data.find(b"\x7a", p + 1, end)
+    return False
+
+
+def status_error_at(data: bytes, p: int, end: int) -> bool:
+    """Whether the ``7a`` byte at ``p`` may start a ``status`` field with the code ERROR (see
+    :func:`error_status_in`) that ends by ``end``."""
+    b = data[p + 1] if p + 1 < end else 0
+    if b < 0x80:
+        c = p + 2
+        e = c + b
+    else:
+        try:
+            ln, c = read_varint(data, p + 1)
+        except WireError:
+            return False
+        e = c + ln
+    return e <= end and e - c >= 2 and ((data[c] == 0x18 and data[c + 1] == 0x02)
+                                        or (data[e - 2] == 0x18 and data[e - 1] == 0x02))
+
+
+def error_key_may_be_true(data: bytes, h: int) -> bool:
+    """Whether the :data:`ERROR_KEY` bytes at ``h`` may be the key of an ``error`` attribute whose value is
+    true (bool true, or a string equal to "true" ignoring case: what makes a span in error).
+
+    False only when the bytes are a whole ``KeyValue`` as encoders write it (a tag and a one-byte length
+    before the key, then at most one value field, ending where that length says) and its value is anything
+    else: ``error = false``, ``"false"``, ``0``, no value. A ``KeyValue`` that writes fields before its key
+    or its key twice is not what any encoder writes; such bytes, and anything else unusual, say "maybe"."""
+    if h < 2 or data[h - 2] >= 0x80:
+        return True
+    size = data[h - 1]
+    e = h + size
+    if size < 7 or size >= 0x80 or e > len(data):
+        return True
+    q = h + 7
+    if q == e:
+        return False  # no value: not true
+    if data[q] != 0x12 or data[q + 1] >= 0x80 or q + 2 + data[q + 1] != e:
+        return True
+    return _value_may_be_true(data, q + 2, e)
+
+
+def _value_may_be_true(data: bytes, p: int, e: int) -> bool:
+    """Whether the ``AnyValue`` in ``data[p:e]`` may be bool true or the string "true" (any case): False
+    for one field of another kind, or a false bool, or another string."""
+    if p == e:
+        return False
+    tag = data[p]
+    if tag == 0x10:  # bool_value
+        return e - p != 2 or data[p + 1] != 0
+    if tag == 0x18:  # int_value: a varint to the end
+        return e - p > 11 or any(b >= 0x80 for b in data[p + 1:e - 1]) or data[e - 1] >= 0x80
+    if tag == 0x21:  # double_value
+        return e - p != 9
+    if tag in (0x0A, 0x2A, 0x32, 0x3A):  # string, array, kvlist, bytes: one field filling the value
+        if e - p < 2 or data[p + 1] >= 0x80 or p + 2 + data[p + 1] != e:
+            return True
+        return tag == 0x0A and e - p == 6 and data[p + 2:e].lower() == b"true"
+    return True
+
+
+def error_keys_may_be_true(data: bytes, start: int = 0, end: int = -1) -> bool:
+    """Whether ``data[start:end]`` (whole span entries) may hold an ``error`` attribute that is true: an
+    :data:`ERROR_KEY` for which :func:`error_key_may_be_true` says "maybe"."""
+    if end < 0:
+        end = len(data)
+    h = data.find(ERROR_KEY, start, end)
+    while h >= 0:
+        if error_key_may_be_true(data, h):
+            return True
+        h = data.find(ERROR_KEY, h + 1, end)
+    return False
+
+
+def _text_may_be_error_key(data: bytes, h: int) -> bool:
+    """Whether the text ``error`` at ``h`` may be the key of an ``error`` attribute that is true. The key's
+    length is 5: its varint's last byte is 05 (then the tag 0a stands before it) or, padded, 00."""
+    if h < 1:
+        return True
+    last = data[h - 1]
+    if last == 0x05:
+        return h < 2 or (data[h - 2] == 0x0A and error_key_may_be_true(data, h - 2))
+    return last == 0x00
 
 
 def span_entry(span: bytes | bytearray) -> bytes:
@@ -71,16 +169,28 @@ def entries_containing(data: bytes, at: list[int], needle: bytes) -> Iterator[in
 
 def entries_maybe_in_error(data: bytes, at: list[int]) -> list[int]:
     """Indices (into ``at``, from :func:`span_entries`) of the span entries that may be in error: those whose
-    bytes contain an ERROR status code (:data:`ERROR_CODE`), then those that contain the text ``error`` (as
-    the key of an ``error`` attribute does). A span may be in both lists; a span in neither has no ERROR
-    status and no ``error`` attribute."""
+    bytes hold a status field with the code ERROR (:func:`status_error_at`, wherever the encoder wrote it;
+    an attribute whose value is 2 is not one), then those that contain the text ``error`` where
+    it may be the key of an ``error`` attribute that is true (:func:`error_key_may_be_true`: not
+    ``error = false``, nor ``error.type`` or an event named ``error``). A span may be in both lists; a span
+    in neither has no ERROR status and no ``error`` attribute that is true."""
     out: list[int] = []
-    for needle in (ERROR_CODE, _ERROR_TEXT):
-        h = data.find(needle)
-        while h >= 0:
+    h = data.find(b"\x7a")  # a status field's tag, wherever the encoder wrote it (not any 18 02: an int 2)
+    while h >= 0:
+        j = bisect_right(at, h) - 1
+        if status_error_at(data, h, at[j + 1]):  # (a status ends inside its span)
+            out.append(j)
+            h = data.find(b"\x7a", at[j + 1])
+        else:
+            h = data.find(b"\x7a", h + 1)
+    h = data.find(_ERROR_TEXT)
+    while h >= 0:
+        if _text_may_be_error_key(data, h):
             j = bisect_right(at, h) - 1
             out.append(j)
-            h = data.find(needle, at[j + 1])
+            h = data.find(_ERROR_TEXT, at[j + 1])
+        else:
+            h = data.find(_ERROR_TEXT, h + 1)
     return out
 
 
@@ -153,9 +263,10 @@ def read_span_headers(data: bytes, at: list[int], ids: list[bytes], parent_ids: 
     to the lists: span id, parent span id (``b""`` for none), UTF-8 name, kind, start and end (unix nanos, 0
     when absent). No span is decoded.
 
-    A canonical header is ``0a 10 <trace id> 12 08 <span id> [1a trace_state] [22 parent] [2a name]
-    [30 kind] [39 start] [41 end]``, each optional field at most once and in that order, as every protobuf
-    encoder writes them. Returns False, with the lists partly filled, when a header is not canonical: the
+    A canonical header is ``0a 10 <trace id> 12 08 <span id> [1a trace_state] [22 parent] [85 01 flags]
+    [2a name] [30 kind] [39 start] [41 end]``, each optional field at most once and in that order, as every
+    protobuf encoder writes them (by field number, the flags last; protobuf.js by declaration, the flags
+    after the parent id). Returns False, with the lists partly filled, when a header is not canonical: the
     caller then decodes the spans instead."""
     header_tags, u64, times = _HEADER_TAGS, _U64, _TIMES
     for j in range(len(at) - 1):
@@ -181,6 +292,9 @@ def read_span_headers(data: bytes, at: list[int], ids: list[bytes], parent_ids: 
             b = data[p] if p < e else 0
         else:
             parent_ids.append(b"")
+        if b == 0x85 and p + 6 <= e and data[p + 1] == 0x01:  # flags, where protobuf.js writes them
+            p += 6
+            b = data[p] if p < e else 0
         if b == 0x2A:
             ln = data[p + 1]
             if ln < 0x80:
@@ -214,7 +328,9 @@ def read_span_headers(data: bytes, at: list[int], ids: list[bytes], parent_ids: 
             if p + 9 <= e and data[p] == 0x41:
                 end = u64(data, p + 1)[0]
                 p += 9
-        if p > e or (p < e and data[p] in header_tags):
+        # (flags, in field-number order after the times, may stand before a misplaced header field)
+        b = data[p + 6] if p + 6 < e and data[p] == 0x85 else data[p] if p < e else 0
+        if p > e or b in header_tags:
             return False
         starts.append(start)
         ends.append(end)
@@ -238,12 +354,13 @@ def span_around_name(data: bytes, h: int, n: int) -> tuple[int, int, bytes, int,
     header when the framing fits: the entry's tag and length stand before the header, and the entry ends
     where ``data`` or the next entry begins. Returns (span start, span end, span id, start time, end time),
     or None (the caller then walks the entries)."""
-    if data[h - 2] == 0x22 and data[h - 1] == 0:  # an empty parent span id
-        k = h - 30
-    elif data[h - 10] == 0x22 and data[h - 9] == 0x08:  # a parent span id
-        k = h - 38
+    h2 = h - 6 if h >= 6 and data[h - 6] == 0x85 and data[h - 5] == 0x01 else h  # flags first (protobuf.js)
+    if data[h2 - 2] == 0x22 and data[h2 - 1] == 0:  # an empty parent span id
+        k = h2 - 30
+    elif data[h2 - 10] == 0x22 and data[h2 - 9] == 0x08:  # a parent span id
+        k = h2 - 38
     else:  # none
-        k = h - 28
+        k = h2 - 28
     if k < 2 or data[k] != 0x0A or data[k + 1] != 0x10 or data[k + 18] != 0x12 or data[k + 19] != 0x08:
         return None
     if data[k - 2] == 0x12 and data[k - 1] < 0x80:
@@ -282,6 +399,8 @@ def entry_header(data: bytes, i: int, e: int) -> tuple[int, bytes, bytes, int, i
         p += n
     if p < e and data[p] == 0x22:
         p += 2 + data[p + 1]
+    if p + 6 <= e and data[p] == 0x85 and data[p + 1] == 0x01:  # flags, as protobuf.js writes them
+        p += 6
     if p < e and data[p] == 0x2A:
         n, q = read_varint(data, p + 1)
         name = data[q:q + n]

@@ -32,7 +32,9 @@ MIN_BYTES = 8192
 @dataclass(frozen=True, slots=True)
 class SplitOptions:
     """What a split works out about errors, for ``TraceSpans.maybe_error`` (False promises that no span of
-    the trace has an ERROR status or an ``error`` attribute). A service builds one from its pipelines and
+    the trace is in error: no ERROR status, wherever the encoder wrote the status, and no ``error`` attribute
+    that is true; ``error = false``, ``"false"`` or ``0``, as OpenTracing-style instrumentation writes on
+    every span, is not in error). A service builds one from its pipelines and
     hands it to its receivers; the defaults are right for any pipeline.
 
     ``error_hints``: look for spans that may be in error at all. Only trace stages read the hint, so a
@@ -90,6 +92,16 @@ def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeC
 
 def _scope_head(data: bytes, start: int, end: int) -> tuple[bytes, int]:
     """The framed fields of a ``ScopeSpans`` before its first span, and where that span starts."""
+    # The usual: the scope (a short message), then the spans; or the spans at once. (One ScopeSpans a span
+    # is common: this runs once a span then.)
+    if start < end:
+        tag = data[start]
+        if tag == 0x12:
+            return b"", start
+        if tag == 0x0A and start + 1 < end and data[start + 1] < 0x80:
+            e = start + 2 + data[start + 1]
+            if e < end and data[e] == 0x12:
+                return data[start:e], e
     parts: list[bytes] = []
     for tag, field_start, _, field_end in iter_fields(data, start, end):
         if tag == 0x12:

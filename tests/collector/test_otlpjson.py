@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -12,7 +13,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.otlpjson import decode_request, decode_response, encode_message, encode_request, encode_response
+from bench.shapes import SHAPES, build_request
+from collector.otlpjson import (
+    decode_request,
+    decode_response,
+    encode_message,
+    encode_request,
+    encode_response,
+    reference_request_bytes,
+    request_bytes,
+)
+from tests.collector.wire.support import random_request
 
 TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")
@@ -133,3 +144,109 @@ def test_responses_and_status() -> None:
 def test_deeply_nested_json_is_a_value_error(doc: bytes) -> None:
     with pytest.raises(ValueError, match="nested too deeply"):
         decode_request(doc)
+
+
+# -- request_bytes: OTLP/JSON straight to protobuf bytes, the same as json_format's ----------------------
+
+
+def _same_as_json_format(doc: bytes | str) -> bytes:
+    data = request_bytes(doc)
+    assert data == reference_request_bytes(doc)
+    return data
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_request_bytes_equal_json_formats_on_every_benchmark_shape(shape: str) -> None:
+    req = build_request(SHAPES[shape], 0, seed=1)
+    assert _same_as_json_format(encode_request(req)) == req.SerializeToString()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_request_bytes_equal_json_formats_on_random_requests(seed: int) -> None:
+    rnd = random.Random(seed)
+    for _ in range(4):
+        req = ExportTraceServiceRequest.FromString(random_request(rnd, trace_state=0.1))
+        for rs in req.resource_spans:  # values of every kind, empty ones too (a oneof writes them anyway)
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    s.attributes.extend(KeyValue(key=k, value=v) for k, v in (
+                        ("d", AnyValue(double_value=rnd.choice([0.0, -0.0, 1.5, -2e300]))),
+                        ("i", AnyValue(int_value=rnd.choice([0, -1, 2**63 - 1, -(2**63)]))),
+                        ("s", AnyValue(string_value=rnd.choice(["", "é", "x" * 200]))),
+                        ("b", AnyValue(bool_value=rnd.random() < 0.5)),
+                        ("e", AnyValue()),
+                        ("a", AnyValue(array_value={"values": [AnyValue(int_value=1), AnyValue()]})),
+                        ("kv", AnyValue(kvlist_value={"values": [KeyValue(key="x")]})),
+                    ))
+                    s.events.add(name="e", time_unix_nano=rnd.randint(0, 2**64 - 1), dropped_attributes_count=2)
+                    if rnd.random() < 0.3:
+                        s.status.SetInParent()
+        assert _same_as_json_format(encode_request(req)) == req.SerializeToString()
+
+
+@pytest.mark.parametrize("doc", [
+    # both spellings, enum names and numbers, numbers as strings, unknown fields, nulls, fields in any order,
+    # an empty message (written), empty defaults (left out), a oneof member with its default (written)
+    {"resource_spans": [{"futureField": True, "scopeSpans": [{"scope": {}, "spans": [
+        {"name": "x", "flags": 769, "traceId": TRACE_ID.hex().upper(), "span_id": SPAN_ID.hex(),
+         "kind": "SPAN_KIND_CLIENT", "start_time_unix_nano": 1700000000000000000, "endTimeUnixNano": "17",
+         "parentSpanId": "", "status": {"code": 2, "message": "m"}, "droppedAttributesCount": "0",
+         "attributes": [{"key": "error", "value": {"boolValue": False}}, {"key": "n", "value": {"intValue": "-5"}},
+                        {"value": {"stringValue": ""}, "key": "k"}, {"key": "z", "value": None},
+                        {"key": "o", "value": {"stringValue": "a", "intValue": None}}],
+         "links": None, "events": [{"timeUnixNano": "1", "name": "exception"}], "somethingNew": {"a": [1]}},
+    ]}]}]},
+    {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}],
+                                     "entityRefs": [{"type": "service", "idKeys": ["service.name", ""]}]},
+                        "scopeSpans": [], "schemaUrl": ""}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"kind": 9, "status": {"code": "STATUS_CODE_UNSET"}}]}]}]},
+    {},
+])
+def test_request_bytes_equal_json_formats_on_unusual_documents(doc: dict[str, object]) -> None:
+    _same_as_json_format(json.dumps(doc))
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{},{},{"traceId":"xyz"}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"00 01"}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":-1}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_NONSENSE"}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":5}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"boolValue":1}}]}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"intValue":true}}]}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":'
+    b'{"intValue":1,"stringValue":"x"}}]}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[null]}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":{}}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\\ud800"}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"a","name":"b","traceId":"00","trace_id":"01"}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"droppedAttributesCount":4294967296}]}]}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"[ext]":1}]}]}]}',
+])
+def test_request_bytes_errors_are_json_formats(doc: bytes) -> None:
+    """What the walk does not take goes to json_format: the same error, or the same bytes."""
+    try:
+        expected: bytes | str = reference_request_bytes(doc)
+    except ValueError as e:
+        expected = str(e)
+    try:
+        got: bytes | str = request_bytes(doc)
+    except ValueError as e:
+        got = str(e)
+    assert got == expected
+    assert isinstance(expected, bytes) or "resourceSpans" in expected or "surrogate" in expected.lower() \
+        or "ext" in expected
+
+
+def test_request_bytes_attribute_memo_keeps_types_apart() -> None:
+    """The memo of attributes seen before never answers for a value of another type (1 and true are
+    one dict key to Python)."""
+    ok = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"intValue":1}}]}]}]}]}'
+    _same_as_json_format(ok)
+    with pytest.raises(ValueError, match="intValue"):
+        request_bytes(ok.replace(b"1}", b"true}"))
+    boolean = ok.replace(b"intValue", b"boolValue").replace(b"1}", b"true}")
+    _same_as_json_format(boolean)
+    with pytest.raises(ValueError, match="boolValue"):
+        request_bytes(boolean.replace(b"true}", b"1}"))

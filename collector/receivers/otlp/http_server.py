@@ -268,14 +268,13 @@ class HTTPServer:
             return response
         try:
             if fmt == "json" and len(body) > OFF_LOOP_JSON_BYTES:
-                trace_request: ExportTraceServiceRequest | None = await asyncio.to_thread(_decode, body, fmt)
+                payload = await asyncio.to_thread(_decode, body, fmt)
             else:
-                trace_request = _decode(body, fmt)
+                payload = _decode(body, fmt)
         except _HTTPError as e:
             return status_response(e.status, e.message, fmt)
-        payload = body if fmt == "proto" else None  # protobuf: validated; the handler works from the bytes
-        try:
-            response = await self._handler.export(trace_request, payload, "http")
+        try:  # (the request's wire bytes, validated: the handler works from them)
+            response = await self._handler.export(None, payload, "http")
         except ConsumerError as e:
             message = str(e) or type(e).__name__
             if e.retriable:
@@ -289,17 +288,17 @@ class HTTPServer:
         return web.Response(status=200, body=data, content_type=_MEDIA_TYPE[fmt])
 
 
-def _decode(body: bytes, fmt: Format) -> ExportTraceServiceRequest | None:
-    """The request; for protobuf only checked (None: the handler works from the bytes)."""
+def _decode(body: bytes, fmt: Format) -> bytes:
+    """The request's valid protobuf wire bytes: protobuf checked, JSON encoded as protobuf."""
     if fmt == "proto":
         try:
             if not certainly_valid(body):
                 ExportTraceServiceRequest.FromString(body)
-            return None
+            return body
         except DecodeError as e:
             raise _HTTPError(400, f"cannot decode protobuf ExportTraceServiceRequest: {e}") from None
     try:
-        return otlpjson.decode_request(body)
+        return otlpjson.request_bytes(body)
     except ValueError as e:
         raise _HTTPError(400, f"cannot decode JSON ExportTraceServiceRequest: {e}") from None
 

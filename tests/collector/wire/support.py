@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -21,9 +22,26 @@ def python_split(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[ScopeChun
 
 
 def in_error(framed_spans: bytes) -> bool:
-    """Exactly: some span has an ERROR status or an ``error`` attribute."""
+    """Exactly: some span is in error (an ERROR status, or an ``error`` attribute that is true, bool or the
+    string "true" in any case, with a status other than OK)."""
     spans = ScopeSpans.FromString(framed_spans).spans
-    return any(s.status.code == 2 or any(kv.key == "error" for kv in s.attributes) for s in spans)
+    return any(s.status.code == 2 or (s.status.code != 1 and _error_true(s.attributes)) for s in spans)
+
+
+def _error_true(attributes: Sequence[KeyValue]) -> bool:
+    for kv in attributes:
+        if kv.key == "error":
+            which = kv.value.WhichOneof("value")
+            if which == "bool_value":
+                return kv.value.bool_value
+            return which == "string_value" and kv.value.string_value.lower() == "true"
+    return False
+
+
+# ``error`` attribute values as instrumentations write them: only the first two put a span in error.
+ERROR_VALUES = (AnyValue(bool_value=True), AnyValue(string_value="TRUE"), AnyValue(bool_value=False),
+                AnyValue(string_value="false"), AnyValue(int_value=0), AnyValue(string_value="False"),
+                AnyValue(int_value=1), AnyValue(double_value=1.0), AnyValue())
 
 
 def random_request(rnd: random.Random, trace_state: float) -> bytes:
@@ -62,8 +80,12 @@ def random_request(rnd: random.Random, trace_state: float) -> bytes:
                     s.attributes.append(KeyValue(key=f"k{k}", value=value))
                 if rnd.random() < 0.2:
                     s.links.add(trace_id=rnd.choice(tids), span_id=rnd.randbytes(8))
+                if rnd.random() < 0.2:
+                    s.attributes.append(KeyValue(key="error", value=rnd.choice(ERROR_VALUES)))
                 if rnd.random() < 0.05:
-                    s.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
+                    s.events.add(name="error").attributes.append(KeyValue(key="error", value=ERROR_VALUES[0]))
+                if rnd.random() < 0.05:
+                    s.attributes.append(KeyValue(key="error.type", value=AnyValue(string_value="true")))
                 if rnd.random() < 0.1:
                     s.status.code = 2  # type: ignore[assignment]
                 if rnd.random() < 0.05:

@@ -137,15 +137,26 @@ def test_any_field_order_is_read_exactly(monkeypatch: pytest.MonkeyPatch) -> Non
                                                  max(s.end_time_unix_nano for s in mine), len(mine))
 
 
+TRUE = AnyValue(bool_value=True).SerializeToString()
+FALSE = AnyValue(bool_value=False).SerializeToString()
+
+
 def test_error_key_in_unusual_key_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-place read of a KeyValue covers key-then-short-value only; other layouts are read field by
-    field, and the last key wins as in protobuf."""
+    field, and the last key wins as in protobuf. Only a value that is true (bool, or "true" in any case)
+    counts."""
     cases = {
         1: (frame(0x12, AnyValue(bool_value=True).SerializeToString()) + frame(0x0A, b"error"), True),  # value first
-        2: (frame(0x0A, b"error") + frame(0x12, AnyValue(string_value="x" * 300).SerializeToString()), True),
-        3: (frame(0x0A, b"other") + frame(0x0A, b"error"), True),  # two keys: the last wins
-        4: (frame(0x0A, b"error") + frame(0x0A, b"other"), False),
-        5: (frame(0x0A, b"errors"), False),
+        2: (frame(0x0A, b"error") + frame(0x12, AnyValue(string_value="x" * 300).SerializeToString()), False),
+        3: (frame(0x0A, b"other") + frame(0x0A, b"error") + frame(0x12, TRUE), True),  # two keys: the last wins
+        4: (frame(0x0A, b"error") + frame(0x0A, b"other") + frame(0x12, TRUE), False),
+        5: (frame(0x0A, b"errors") + frame(0x12, TRUE), False),
+        6: (frame(0x0A, b"error") + frame(0x12, AnyValue(string_value="tRuE" + "x" * 0).SerializeToString()), True),
+        7: (frame(0x0A, b"error") + frame(0x12, AnyValue(bool_value=False).SerializeToString()), False),
+        8: (frame(0x0A, b"error"), False),  # no value
+        # Two value fields merge, the last of the oneof wins: "maybe" (exact for the order written here).
+        9: (frame(0x0A, b"error") + frame(0x12, FALSE) + frame(0x12, TRUE), True),
+        10: (frame(0x0A, b"error") + frame(0x12, AnyValue(string_value="false").SerializeToString()), False),
     }
     spans = []
     for t, (kv, _) in cases.items():

@@ -14,6 +14,7 @@ from collector.wire import (
     entries_with_parent_id,
     entries_with_span_id,
     entry_span,
+    frame,
     span_entries,
     span_entry,
     span_trace_id,
@@ -87,11 +88,25 @@ def test_span_trace_id() -> None:
 
 
 def test_entries_maybe_in_error() -> None:
-    """Spans with an ERROR status's bytes, then spans with the text ``error``: every span in error is there."""
+    """Spans with an ERROR status (written anywhere), then spans with an ``error`` attribute that may be
+    true: every span in error is there; an int attribute of 2 (an ERROR code's bytes), ``error = false``,
+    ``error.type`` and an event named ``error`` are not."""
     flagged = span(4)
     flagged.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=True)))
-    spans = [span(1), span(2, ERROR), span(3, retries=2), flagged, span(5)]
+    plain = span(6)
+    plain.attributes.append(KeyValue(key="error", value=AnyValue(bool_value=False)))
+    plain.attributes.append(KeyValue(key="error.type", value=AnyValue(string_value="true")))
+    plain.events.add(name="error")
+    spans = [span(1), span(2, ERROR), span(3, retries=2), flagged, span(5), plain]
     data = ScopeSpans(spans=spans).SerializeToString()
     at = span_entries(data)
     assert at is not None
-    assert entries_maybe_in_error(data, at) == [1, 2, 3]
+    assert entries_maybe_in_error(data, at) == [1, 3]
+    # The status before the attributes, as some encoders write it.
+    first = spans[1].SerializeToString()
+    status = frame(0x7A, spans[1].status.SerializeToString())
+    assert first.endswith(status)
+    moved = first[:28] + status + first[28:-len(status)]  # right after the ids
+    data = ScopeSpans(spans=[spans[0]]).SerializeToString() + frame(0x12, moved)
+    at = span_entries(data)
+    assert at is not None and entries_maybe_in_error(data, at) == [1]
