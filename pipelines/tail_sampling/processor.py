@@ -539,7 +539,14 @@ class TailSamplingProcessor:
                 for p in walk(slot.policy):
                     if isinstance(p, EmaThroughput) and p.cfg.use_cluster_size:
                         p.cluster_size = members
-        if self.config.recent_decisions > 0 and getattr(host, "debug", False) and ROUTE not in host.routes:
+        cfg = self.config
+        debug = bool(getattr(host, "debug", False))
+        if cfg.recent_decisions > 0 and not (debug or cfg.record_policy or cfg.dry_run or self._track):
+            # Nothing reads the ring: no lookup (service.telemetry.debug is off), and late spans need no policy
+            # or probability from it. Recording costs about a microsecond per trace: skipped.
+            self.ring = DecisionRing(0)
+            self._metrics.ring_capacity.set(0)
+        if cfg.recent_decisions > 0 and debug and ROUTE not in host.routes:
             # One route (and the status page's trace lookup) for every tail_sampling stage of the service: the
             # first to start serves it.
             lookup = _lookup_all(host)
