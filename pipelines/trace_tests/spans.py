@@ -1,0 +1,179 @@
+"""The spans a test sees: each span's attributes (its own, its resource's, and Tracetest's ``tracetest.span.*``
+pseudo-attributes), its place in the tree, and the trace's spans in Tracetest's order.
+
+Tracetest orders a trace depth first from the root, each span's children by start time; selectors and the
+``:first`` / ``:last`` / ``:nth_child(n)`` pseudo-classes count in that order. A trace with several roots (or
+spans whose parent is missing) is ordered root by root, by start time. The walk is iterative: a 100,000-deep
+chain does not overflow the stack, and a cycle of parents (bad data) is cut where it is found.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.model import Trace
+
+Value = str | int | float | bool
+
+# Tracetest derives tracetest.span.type from the semantic-convention prefix of the span's attribute keys.
+# (It takes the first key found in a Go map, so a span with keys of two families is typed by chance there;
+# here the order below decides.)
+_TYPE_PREFIXES = (("http.", "http"), ("db.", "database"), ("rpc.", "rpc"), ("messaging.", "messaging"),
+                  ("faas.", "faas"), ("exception.", "exception"))
+_KINDS = {Span.SPAN_KIND_UNSPECIFIED: "unspecified", Span.SPAN_KIND_INTERNAL: "internal",
+          Span.SPAN_KIND_SERVER: "server", Span.SPAN_KIND_CLIENT: "client", Span.SPAN_KIND_PRODUCER: "producer",
+          Span.SPAN_KIND_CONSUMER: "consumer"}
+_STATUS = {0: "unset", 1: "ok", 2: "error"}
+
+
+def span_type(keys: Iterable[str]) -> str:
+    """``tracetest.span.type`` for a span with these attribute keys: http, database, rpc, messaging, faas,
+    exception or general."""
+    found = {t for k in keys for prefix, t in _TYPE_PREFIXES if k.startswith(prefix)}
+    return next((t for _, t in _TYPE_PREFIXES if t in found), "general")
+
+
+def any_value(v: AnyValue) -> Value:
+    """An OTLP attribute value as a Python scalar: arrays and maps become JSON text, bytes hex (as Tracetest
+    turns every value into a string)."""
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "double_value":
+        return v.double_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "bytes_value":
+        return v.bytes_value.hex()
+    if which == "array_value":
+        return json.dumps([any_value(x) for x in v.array_value.values])
+    if which == "kvlist_value":
+        return json.dumps({kv.key: any_value(kv.value) for kv in v.kvlist_value.values})
+    return ""
+
+
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, Value]:
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+class TestSpan:
+    """One span as a test sees it. ``attrs`` holds the resource's attributes, then the span's own (which win),
+    ``name``, ``kind`` and the ``tracetest.span.*`` pseudo-attributes."""
+
+    __slots__ = ("attrs", "children", "end", "name", "parent", "parent_id", "service", "span_id", "start")
+
+    __test__ = False  # (not a pytest test class, whatever its name)
+
+    def __init__(self, span: Span, resource_attrs: Mapping[str, Value]) -> None:
+        own = attributes(span.attributes)
+        attrs: dict[str, Value] = dict(resource_attrs)
+        attrs.update(own)
+        self.span_id = bytes(span.span_id)
+        self.parent_id = bytes(span.parent_span_id)
+        self.name = span.name
+        self.start = span.start_time_unix_nano
+        self.end = span.end_time_unix_nano
+        self.service = str(resource_attrs.get("service.name", ""))
+        kind = _KINDS.get(span.kind, "unspecified")
+        attrs["name"] = span.name
+        attrs["kind"] = kind
+        attrs["tracetest.span.name"] = span.name
+        attrs["tracetest.span.kind"] = kind
+        attrs["tracetest.span.type"] = span_type(own)
+        attrs["tracetest.span.duration"] = max(0, self.end - self.start) if self.start and self.end else 0
+        attrs["tracetest.span.start_time"] = self.start
+        attrs["tracetest.span.end_time"] = self.end
+        attrs["tracetest.span.status_code"] = _STATUS.get(span.status.code, "unset")
+        attrs["tracetest.span.status_description"] = span.status.message
+        attrs["tracetest.span.parent_id"] = self.parent_id.hex()
+        self.attrs = attrs
+        self.parent: TestSpan | None = None
+        self.children: list[TestSpan] = []
+
+    def describe(self) -> str:
+        """How a report names the span: ``service: name (span id)``."""
+        return f"{self.service or '?'}: {self.name} ({self.span_id.hex()})"
+
+    def __repr__(self) -> str:
+        return f"TestSpan({self.describe()})"
+
+
+class TestTrace:
+    """A trace's spans in Tracetest's order, with the trigger's response when a test run fired one."""
+
+    __slots__ = ("ordered", "response", "roots", "trace_id")
+
+    __test__ = False
+
+    def __init__(self, trace_id: bytes, spans: Sequence[TestSpan], response: Mapping[str, Value] | None = None
+                 ) -> None:
+        self.trace_id = trace_id
+        self.response: Mapping[str, Value] = response or {}
+        by_id: dict[bytes, TestSpan] = {}
+        for s in spans:
+            by_id.setdefault(s.span_id, s)  # a duplicated span id: the first copy counts
+        roots: list[TestSpan] = []
+        for s in by_id.values():
+            parent = by_id.get(s.parent_id) if s.parent_id else None
+            if parent is None or parent is s:
+                roots.append(s)
+            else:
+                s.parent = parent
+                parent.children.append(s)
+        order = _start_order
+        for s in by_id.values():
+            s.children.sort(key=order)
+        roots.sort(key=order)
+        ordered: list[TestSpan] = []
+        seen: set[int] = set()
+        stack = list(reversed(roots))
+        while stack:
+            s = stack.pop()
+            if id(s) in seen:
+                continue
+            seen.add(id(s))
+            ordered.append(s)
+            stack.extend(reversed(s.children))
+        if len(ordered) < len(by_id):  # spans in a cycle of parents, unreachable from any root
+            for s in sorted((s for s in by_id.values() if id(s) not in seen), key=order):
+                s.parent = None
+                ordered.append(s)
+                seen.add(id(s))
+        self.ordered = ordered
+        self.roots = roots
+        self.trace_id = trace_id
+
+    @property
+    def root(self) -> TestSpan | None:
+        return self.roots[0] if self.roots else None
+
+    @classmethod
+    def from_trace(cls, trace: Trace, response: Mapping[str, Value] | None = None) -> TestTrace:
+        """From a buffered trace (decodes its spans once; resource attributes read once per origin)."""
+        spans: list[TestSpan] = []
+        for group in trace.groups():
+            res = attributes(group.resource.attributes)
+            spans.extend(TestSpan(s, res) for s in group.scope_spans.spans)
+        return cls(trace.trace_id, spans, response)
+
+
+def _start_order(s: TestSpan) -> tuple[int, bytes]:
+    return s.start, s.span_id
+
+
+def group_by_trace(resource_spans: Iterable[Any]) -> dict[bytes, list[TestSpan]]:
+    """Spans of decoded ``ResourceSpans`` messages grouped by trace id, in the order first seen."""
+    out: dict[bytes, list[TestSpan]] = {}
+    for rs in resource_spans:
+        res = attributes(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                out.setdefault(bytes(span.trace_id), []).append(TestSpan(span, res))
+    return out
