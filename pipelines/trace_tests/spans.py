@@ -177,3 +177,17 @@ def group_by_trace(resource_spans: Iterable[Any]) -> dict[bytes, list[TestSpan]]
             for span in ss.spans:
                 out.setdefault(bytes(span.trace_id), []).append(TestSpan(span, res))
     return out
+
+
+TRIGGER_SPAN_NAME = "Tracetest trigger"
+
+
+def trigger_span(trace_id: bytes, span_id: bytes, start: int, end: int, response: Mapping[str, Value]) -> TestSpan:
+    """The span Tracetest adds for the request it fires (``name="Tracetest trigger"``, type general): the parent
+    of the system's root span (its id is the parent in the ``traceparent`` sent), with the response as its
+    ``tracetest.response.*`` attributes."""
+    span = Span(trace_id=trace_id, span_id=span_id, name=TRIGGER_SPAN_NAME, kind=Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=start, end_time_unix_nano=end)
+    made = TestSpan(span, {"service.name": "tracetest"})
+    made.attrs.update(response)
+    return made
