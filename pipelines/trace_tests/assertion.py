@@ -118,8 +118,9 @@ class Assertion:
 
     def check(self, span: TestSpan | None, selected: int, response: Mapping[str, Value]) -> SpanCheck:
         key = self.key
+        actual: Value | None
         if key == COUNT:
-            actual: Value | None = selected
+            actual = selected
         elif key in RESPONSE:
             actual = response.get(key)
             if actual is None:
@@ -130,7 +131,7 @@ class Assertion:
             actual = span.attrs.get(key)
             if actual is None:
                 return SpanCheck(span, "", False, f"the span has no attribute {key}")
-        return self._compare(span, actual)
+        return self._compare(span, actual) if actual is not None else SpanCheck(span, "", False, "no value")
 
     def _compare(self, span: TestSpan | None, actual: Value) -> SpanCheck:
         exp, cmp = self.expected, self.comparator
@@ -138,7 +139,8 @@ class Assertion:
             number = _number(actual, duration=exp.kind == "duration")
             shown = _show(self.key, actual)
             if number is None:
-                return SpanCheck(span, shown, False, f"{shown} is not a {'duration' if exp.kind == 'duration' else 'number'}")
+                what = "duration" if exp.kind == "duration" else "number"
+                return SpanCheck(span, shown, False, f"{shown} is not a {what}")
             return SpanCheck(span, shown, _ordered(cmp, number, exp.number))
         text = text_of(actual)
         want = exp.text

@@ -10,7 +10,11 @@
       owner: payments                    # optional (ours): the team that owns every spec's failures
       trigger:
         type: http
-        httpRequest: {method: POST, url: "${env:SHOP_URL}/checkout", headers: [{key: Content-Type, value: application/json}], body: '{}'}
+        httpRequest:
+          method: POST
+          url: ${env:SHOP_URL}/checkout
+          headers: [{key: Content-Type, value: application/json}]
+          body: '{}'
       specs:
         - selector: span[tracetest.span.type="http" name="POST /checkout"]
           name: checkout answers 200

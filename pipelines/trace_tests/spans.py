@@ -115,7 +115,10 @@ class TestTrace:
     def __init__(self, trace_id: bytes, spans: Sequence[TestSpan], response: Mapping[str, Value] | None = None
                  ) -> None:
         self.trace_id = trace_id
-        self.response: Mapping[str, Value] = response or {}
+        if response is None:  # a saved trace: the trigger span carries the response
+            trig = next((s for s in spans if s.name == TRIGGER_SPAN_NAME and s.service == TRIGGER_SERVICE), None)
+            response = {k: v for k, v in trig.attrs.items() if k.startswith("tracetest.response.")} if trig else {}
+        self.response: Mapping[str, Value] = response
         by_id: dict[bytes, TestSpan] = {}
         for s in spans:
             by_id.setdefault(s.span_id, s)  # a duplicated span id: the first copy counts
@@ -180,14 +183,29 @@ def group_by_trace(resource_spans: Iterable[Any]) -> dict[bytes, list[TestSpan]]
 
 
 TRIGGER_SPAN_NAME = "Tracetest trigger"
+TRIGGER_SERVICE = "tracetest"
+
+
+def trigger_span_proto(trace_id: bytes, span_id: bytes, start: int, end: int, response: Mapping[str, Value]
+                       ) -> Span:
+    """The span Tracetest adds for the request it fires (``name="Tracetest trigger"``, type general): the parent
+    of the system's root span (its id is the parent in the ``traceparent`` sent), with the response as its
+    ``tracetest.response.*`` attributes. ``tracetriage test run`` saves it with the trace (``--save-traces``),
+    so that ``--traces`` sees what the live run saw."""
+    span = Span(trace_id=trace_id, span_id=span_id, name=TRIGGER_SPAN_NAME, kind=Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=start, end_time_unix_nano=end)
+    for key, value in response.items():
+        kv = span.attributes.add(key=key)
+        if isinstance(value, bool):
+            kv.value.bool_value = value
+        elif isinstance(value, int):
+            kv.value.int_value = value
+        elif isinstance(value, float):
+            kv.value.double_value = value
+        else:
+            kv.value.string_value = value
+    return span
 
 
 def trigger_span(trace_id: bytes, span_id: bytes, start: int, end: int, response: Mapping[str, Value]) -> TestSpan:
-    """The span Tracetest adds for the request it fires (``name="Tracetest trigger"``, type general): the parent
-    of the system's root span (its id is the parent in the ``traceparent`` sent), with the response as its
-    ``tracetest.response.*`` attributes."""
-    span = Span(trace_id=trace_id, span_id=span_id, name=TRIGGER_SPAN_NAME, kind=Span.SPAN_KIND_CLIENT,
-                start_time_unix_nano=start, end_time_unix_nano=end)
-    made = TestSpan(span, {"service.name": "tracetest"})
-    made.attrs.update(response)
-    return made
+    return TestSpan(trigger_span_proto(trace_id, span_id, start, end, response), {"service.name": TRIGGER_SERVICE})

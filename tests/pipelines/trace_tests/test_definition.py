@@ -49,7 +49,7 @@ def test_reads_the_tracetest_layout() -> None:
 
 
 def test_unset_env_is_an_error() -> None:
-    with pytest.raises(DefinitionError, match=r"good.yaml: spec.trigger.httpRequest.url: \$\{env:SHOP_URL\} is not set"):
+    with pytest.raises(DefinitionError, match=r"good.yaml: spec.trigger.httpRequest.url: \$\{env:SHOP_URL\} is not"):
         load_definition_text(GOOD, "good.yaml", {"CODE": "1"})
 
 
