@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from pipelines.trace_tests.spans import TestSpan, TestTrace, Value
 
+NUMBER_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
+
 
 class SelectorError(ValueError):
     """A selector that cannot be parsed or uses what is not supported; the message says where."""

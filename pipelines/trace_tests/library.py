@@ -1,0 +1,131 @@
+"""The definitions a ``trace_tests`` processor runs: read from a directory (or one file), checked for changes,
+and prepared for live traces (which tests may apply to a trace, cheaply, before any span is decoded).
+
+**Which traces a test is about.** A live trace is one of a test's traces when the test's first spec's selector
+selects a span of it. Before decoding, each test gives the literal text its first selector's first segment
+needs (``span[name="POST /checkout"]``: the bytes ``POST /checkout``; ``service.name="shop"``: ``shop``): a trace
+whose wire bytes (spans and resources) lack them cannot match, and costs one ``bytes.find`` per needle.
+Numbers, ``kind`` and ``tracetest.*`` values give no needle (they are not stored as that text).
+
+**Live specs.** A live trace has no trigger: a spec that selects Tracetest's trigger span or asserts on
+``tracetest.response.*`` cannot be checked on one; it is counted with result ``not_applicable``, never run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector.model import Trace
+from pipelines.trace_tests.assertion import RESPONSE
+from pipelines.trace_tests.definition import DefinitionError, Spec, TestDefinition, load_definition
+from pipelines.trace_tests.selector import NUMBER_TEXT
+from pipelines.trace_tests.spans import TRIGGER_SPAN_NAME
+
+SUFFIXES = (".yaml", ".yml")
+MAX_DEFINITIONS = 1000
+_NO_NEEDLE_KEYS = ("kind",)
+
+
+class LibraryError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def live_applicable(spec: Spec) -> bool:
+    """Whether a spec can be checked on a live trace (no trigger span, no response)."""
+    if any(a.key in RESPONSE for a in spec.assertions):
+        return False
+    return not any(f.key in ("name", "tracetest.span.name") and f.value == TRIGGER_SPAN_NAME
+                   for path in spec.selector.paths for seg in path for f in seg.filters)
+
+
+@dataclass(frozen=True)
+class LiveTest:
+    definition: TestDefinition
+    needles: tuple[tuple[bytes, ...], ...] | None  # per OR-path of the first selector; None: always decode
+    live: tuple[bool, ...]  # per spec: can be checked on a live trace
+
+    def may_apply(self, trace: Trace) -> bool:
+        paths = self.needles
+        if paths is None:
+            return True
+        chunks = trace.chunks
+        for needles in paths:
+            for needle in needles:
+                found = False
+                for origin, chunk in chunks.items():
+                    if chunk.find(needle) >= 0 or origin.resource_fields.find(needle) >= 0:
+                        found = True
+                        break
+                if not found:
+                    break
+            else:
+                return True
+        return False
+
+
+def _needles(test: TestDefinition) -> tuple[tuple[bytes, ...], ...] | None:
+    sel = test.matches_first()
+    if not sel.paths:
+        return None
+    out: list[tuple[bytes, ...]] = []
+    for path in sel.paths:
+        needles = tuple(
+            f.value.encode() for f in path[0].filters
+            if f.value and f.key not in _NO_NEEDLE_KEYS and not f.key.startswith("tracetest.")
+            and not NUMBER_TEXT.match(f.value) and f.value not in ("true", "false"))
+        out.append(needles)
+    return tuple(out)
+
+
+def prepare(test: TestDefinition) -> LiveTest:
+    return LiveTest(test, _needles(test), tuple(live_applicable(s) for s in test.specs))
+
+
+def definition_files(location: str) -> list[Path]:
+    p = Path(location)
+    if p.is_dir():
+        return sorted(f for f in p.iterdir() if f.suffix in SUFFIXES and f.is_file())
+    return [p]
+
+
+def snapshot(location: str) -> tuple[tuple[str, float, int], ...]:
+    """What changes when a definition file is added, removed or edited (path, mtime, size)."""
+    out = []
+    for f in definition_files(location):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out.append((str(f), st.st_mtime, st.st_size))
+    return tuple(out)
+
+
+def load_library(location: str) -> list[LiveTest]:
+    """Every definition at ``location``; raises :class:`LibraryError` listing each file refused (a test name
+    used twice is refused too: metrics and results are per test name)."""
+    files = definition_files(location)
+    if len(files) > MAX_DEFINITIONS:
+        raise LibraryError([f"{location}: {len(files)} definition files (at most {MAX_DEFINITIONS})"])
+    problems: list[str] = []
+    tests: list[LiveTest] = []
+    names: dict[str, str] = {}
+    for f in files:
+        try:
+            d = load_definition(f, os.environ)
+        except DefinitionError as e:
+            problems.append(str(e))
+            continue
+        if d.name in names:
+            problems.append(f"{f}: test name {d.name!r} is already used by {names[d.name]}")
+            continue
+        names[d.name] = str(f)
+        tests.append(prepare(d))
+    if problems:
+        raise LibraryError(problems)
+    if not tests:
+        raise LibraryError([f"{location}: no definition files (*.yaml, *.yml)"])
+    return tests
