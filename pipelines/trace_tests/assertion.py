@@ -128,7 +128,7 @@ class Assertion:
         elif span is None:
             return SpanCheck(None, "", False, "no span selected")
         else:
-            actual = span.attrs.get(key)
+            actual = span.get(key)
             if actual is None:
                 return SpanCheck(span, "", False, f"the span has no attribute {key}")
         return self._compare(span, actual) if actual is not None else SpanCheck(span, "", False, "no value")

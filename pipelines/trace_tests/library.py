@@ -2,10 +2,10 @@
 and prepared for live traces (which tests may apply to a trace, cheaply, before any span is decoded).
 
 **Which traces a test is about.** A live trace is one of a test's traces when the test's first spec's selector
-selects a span of it. Before decoding, each test gives the literal text its first selector's first segment
-needs (``span[name="POST /checkout"]``: the bytes ``POST /checkout``; ``service.name="shop"``: ``shop``): a trace
-whose wire bytes (spans and resources) lack them cannot match, and costs one ``bytes.find`` per needle.
-Numbers, ``kind`` and ``tracetest.*`` values give no needle (they are not stored as that text).
+selects a span of it. Most first selectors name a span (``span[name="POST /checkout" ...]``): the processor
+indexes the tests by those names, and a trace none of whose span names is in the index is not tested further
+(its spans are decoded once to read the names, and nothing else is built). A test whose first selector names
+no span is tried on every trace.
 
 **Live specs.** A live trace has no trigger: a spec that selects Tracetest's trigger span or asserts on
 ``tracetest.response.*`` cannot be checked on one; it is counted with result ``not_applicable``, never run.
@@ -17,15 +17,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.model import Trace
 from pipelines.trace_tests.assertion import RESPONSE
 from pipelines.trace_tests.definition import DefinitionError, Spec, TestDefinition, load_definition
-from pipelines.trace_tests.selector import NUMBER_TEXT
 from pipelines.trace_tests.spans import TRIGGER_SPAN_NAME
 
 SUFFIXES = (".yaml", ".yml")
 MAX_DEFINITIONS = 1000
-_NO_NEEDLE_KEYS = ("kind",)
 
 
 class LibraryError(ValueError):
@@ -45,44 +42,24 @@ def live_applicable(spec: Spec) -> bool:
 @dataclass(frozen=True)
 class LiveTest:
     definition: TestDefinition
-    needles: tuple[tuple[bytes, ...], ...] | None  # per OR-path of the first selector; None: always decode
+    names: frozenset[str] | None  # span names one of which the trace must have; None: no such condition
     live: tuple[bool, ...]  # per spec: can be checked on a live trace
 
-    def may_apply(self, trace: Trace) -> bool:
-        paths = self.needles
-        if paths is None:
-            return True
-        chunks = trace.chunks
-        for needles in paths:
-            for needle in needles:
-                found = False
-                for origin, chunk in chunks.items():
-                    if chunk.find(needle) >= 0 or origin.resource_fields.find(needle) >= 0:
-                        found = True
-                        break
-                if not found:
-                    break
-            else:
-                return True
-        return False
 
-
-def _needles(test: TestDefinition) -> tuple[tuple[bytes, ...], ...] | None:
-    sel = test.matches_first()
-    if not sel.paths:
-        return None
-    out: list[tuple[bytes, ...]] = []
-    for path in sel.paths:
-        needles = tuple(
-            f.value.encode() for f in path[0].filters
-            if f.value and f.key not in _NO_NEEDLE_KEYS and not f.key.startswith("tracetest.")
-            and not NUMBER_TEXT.match(f.value) and f.value not in ("true", "false"))
-        out.append(needles)
-    return tuple(out)
+def first_names(test: TestDefinition) -> frozenset[str] | None:
+    """The span names the first selector's first segments require (``span[name="POST /checkout" ...]``): a trace
+    with none of them is not one of the test's traces. None when some path requires no name."""
+    names: set[str] = set()
+    for path in test.matches_first().paths:
+        named = [f.value for f in path[0].filters if f.op == "=" and f.key in ("name", "tracetest.span.name")]
+        if not named:
+            return None
+        names.add(named[0])
+    return frozenset(names) if names else None
 
 
 def prepare(test: TestDefinition) -> LiveTest:
-    return LiveTest(test, _needles(test), tuple(live_applicable(s) for s in test.specs))
+    return LiveTest(test, first_names(test), tuple(live_applicable(s) for s in test.specs))
 
 
 def definition_files(location: str) -> list[Path]:

@@ -21,16 +21,19 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
-from collector.model import Trace
+from collector.model import Origin, Trace
 from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests.config import Config
 from pipelines.trace_tests.evaluate import SpecResult, TestResult, applies_to, run_spec
 from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
 from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 from pipelines.trace_tests.report import result_json
-from pipelines.trace_tests.spans import TestTrace
+from pipelines.trace_tests.span_names import name_field, names_blob, span_names
+from pipelines.trace_tests.spans import TestTrace, Value, attributes
 from pipelines.trace_tests.window import SpecWindow
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 
 FAILED_ATTRIBUTE = "tracetest.failed"
 UNKNOWN_TEAM = "unknown"
+MAX_NAME_SEARCHES = 64  # span names looked for one by one in a trace's names; more: read them into a set
+MAX_SHAPES = 4096
+MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not_applicable"
 
 
@@ -52,6 +58,15 @@ class TraceTestsProcessor:
         self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
         self._snapshot = snapshot(config.definitions)
         self._tests: list[LiveTest] = load_library(config.definitions)
+        self._by_name: dict[str, list[LiveTest]] = {}
+        self._always: list[LiveTest] = []
+        self._fields: list[tuple[bytes, str]] | None = None
+        # The names found per trace shape (its span names in order, as names-only bytes): the traces of one
+        # endpoint mostly share one, so the search runs once per shape. Cleared when full.
+        self._shapes: dict[bytes, list[str]] = {}
+        self._indexed: list[LiveTest] | None = None
+        self._position: dict[str, int] = {}
+        self._resources: dict[Origin, dict[str, Value]] = {}
         self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
         self._windows: dict[tuple[str, str], SpecWindow] = {}
         self._results: OrderedDict[bytes, list[dict[str, Any]]] | None = None  # with the debug route only
@@ -74,6 +89,7 @@ class TraceTestsProcessor:
         self._definitions = t.gauge("tracetriage_trace_tests_definitions", "Test definitions loaded.",
                                     ("processor",)).labels(label)
         self._definitions.set(len(self._tests))
+        self._position = {t.definition.name: i for i, t in enumerate(self._tests)}
         self._held = t.gauge("tracetriage_trace_tests_results_held",
                              "Traces whose last results are kept for the debug endpoint (at most max_results).",
                              ("processor",)).labels(label)
@@ -129,6 +145,7 @@ class TraceTestsProcessor:
                             len(self._tests), "; ".join(e.problems))
             return False
         self._tests = tests
+        self._position = {t.definition.name: i for i, t in enumerate(tests)}
         self._definitions.set(len(tests))
         self._reloads.labels(self._label, "ok").inc()
         self._log.info("trace_tests %s: %d definitions loaded from %s", self.id, len(tests), location)
@@ -136,21 +153,51 @@ class TraceTestsProcessor:
 
     # -- span path ---------------------------------------------------------------------------------------
 
+    def _index(self, tests: list[LiveTest]) -> None:
+        by_name: dict[str, list[LiveTest]] = {}
+        for t in tests:
+            for name in t.names or ():
+                by_name.setdefault(name, []).append(t)
+        self._by_name = by_name
+        self._always = [t for t in tests if t.names is None]
+        self._fields = [(name_field(n), n) for n in by_name] if len(by_name) <= MAX_NAME_SEARCHES else None
+        self._shapes.clear()
+        self._indexed = tests
+
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
-        tests = self._tests
+        if self._indexed is not self._tests:
+            self._index(self._tests)
+        by_name, always, order = self._by_name, self._always, self._order
         max_spans = self._config.max_spans
         counts: dict[tuple[str, str, str], int] = {}
         tested = untested = too_large = 0
         now = time.monotonic()
+        from_string = ScopeSpans.FromString
+        fields, seen = self._fields, self._shapes
         for trace in traces:
-            candidates = [t for t in tests if t.may_apply(trace)]
-            if not candidates:
-                untested += 1
-                continue
             if trace.span_count > max_spans:
                 too_large += 1
                 continue
-            if self._test(trace, candidates, counts, now):
+            candidates = always
+            if fields is not None:  # a few names: look for each in the names-only bytes (once per shape)
+                blob = names_blob(trace)
+                found = seen.get(blob)
+                if found is None:
+                    if len(seen) >= MAX_SHAPES:
+                        seen.clear()
+                    found = seen[blob] = [name for field, name in fields if field in blob]
+            elif by_name:
+                found = [name for name in span_names(trace) if name in by_name]
+            else:
+                found = []
+            if found:
+                hits = {t.definition.name: t for name in found for t in by_name[name]}
+                candidates = sorted([*always, *hits.values()], key=order)
+            if not candidates:
+                untested += 1
+                continue
+            decoded = [(origin, from_string(chunk)) for origin, chunk in trace.chunks.items()]
+            if self._test(trace, decoded, candidates, counts, now):
                 tested += 1
             else:
                 untested += 1
@@ -167,9 +214,21 @@ class TraceTestsProcessor:
             counter.inc(n)
         return traces
 
-    def _test(self, trace: Trace, candidates: list[LiveTest], counts: dict[tuple[str, str, str], int],
-              now: float) -> bool:
-        view = TestTrace.from_trace(trace)
+    def _order(self, t: LiveTest) -> int:
+        return self._position.get(t.definition.name, 0)
+
+    def _resource(self, origin: Origin) -> dict[str, Value]:
+        cache = self._resources
+        got = cache.get(origin)
+        if got is None:
+            if len(cache) >= MAX_ORIGINS:
+                cache.clear()
+            got = cache[origin] = attributes(origin.resource().attributes)
+        return got
+
+    def _test(self, trace: Trace, decoded: list[tuple[Origin, ScopeSpans]], candidates: list[LiveTest],
+              counts: dict[tuple[str, str, str], int], now: float) -> bool:
+        view = TestTrace.from_groups(trace.trace_id, [(self._resource(o), ss.spans) for o, ss in decoded])
         results: list[TestResult] = []
         failed_names: list[str] = []
         notes: list[TestFailure] = []
@@ -268,3 +327,4 @@ class TraceTestsProcessor:
                                                  f"are kept for the last {self._config.max_results})\n")
         body = json.dumps({"trace_id": trace_id.hex(), "results": found}, indent=2)
         return web.Response(text=body, content_type="application/json")
+

@@ -47,10 +47,10 @@ class Filter:
     value: str  # as text
 
     def matches(self, span: TestSpan) -> bool:
-        actual = span.attrs.get(self.key)
+        actual = span.get(self.key)
         if actual is None:
             return False
-        text = text_of(actual)
+        text = actual if type(actual) is str else text_of(actual)
         return text == self.value if self.op == "=" else self.value in text
 
     def __str__(self) -> str:
@@ -64,7 +64,10 @@ class Segment:
     nth: int = 0
 
     def matches(self, span: TestSpan) -> bool:
-        return all(f.matches(span) for f in self.filters)
+        for f in self.filters:  # noqa: SIM110 (a loop: no generator per span on the hot path)
+            if not f.matches(span):
+                return False
+        return True
 
     def pick(self, spans: list[TestSpan]) -> list[TestSpan]:
         if not self.pseudo:
@@ -252,4 +255,6 @@ def _segment(src: str, toks: list[tuple[str, str, int]], i: int) -> tuple[Segmen
             raise SelectorError(f"{src!r}: pseudo-class {toks[i][1]!r} is not supported (supported: :first, "
                                 ":last, :nth_child(N))")
         i += 1
+    # AND: the cheapest test first (the span name is at hand; other attributes may need decoding)
+    filters.sort(key=lambda f: f.key not in ("name", "tracetest.span.name"))
     return Segment(tuple(filters), pseudo, nth), i

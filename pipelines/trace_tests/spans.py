@@ -64,27 +64,55 @@ def attributes(kvs: Iterable[KeyValue]) -> dict[str, Value]:
 
 
 class TestSpan:
-    """One span as a test sees it. ``attrs`` holds the resource's attributes, then the span's own (which win),
-    ``name``, ``kind`` and the ``tracetest.span.*`` pseudo-attributes."""
+    """One span as a test sees it. ``attrs`` holds the span's own attributes, its resource's (which win when a
+    name is in both), ``name``, ``kind`` and the ``tracetest.span.*`` pseudo-attributes; it is built on first
+    use (a selector that filters on ``name`` or a resource attribute never builds it for the spans it passes
+    over)."""
 
-    __slots__ = ("attrs", "children", "end", "name", "parent", "parent_id", "service", "span_id", "start")
+    __slots__ = ("_attrs", "_res", "_span", "children", "end", "name", "parent", "parent_id", "service",
+                 "span_id", "start")
 
     __test__ = False  # (not a pytest test class, whatever its name)
 
     def __init__(self, span: Span, resource_attrs: Mapping[str, Value]) -> None:
+        self._span = span
+        self._res = resource_attrs
+        self._attrs: dict[str, Value] | None = None
+        self.span_id: bytes = span.span_id
+        self.parent_id: bytes = span.parent_span_id
+        self.name: str = span.name
+        self.start: int = span.start_time_unix_nano
+        self.end: int = span.end_time_unix_nano
+        service = resource_attrs.get("service.name", "")
+        self.service = service if isinstance(service, str) else str(service)
+        self.parent: TestSpan | None = None
+        self.children: list[TestSpan] = []
+
+    def get(self, key: str) -> Value | None:
+        """One attribute (as in ``attrs``), without building them all for the name and resource attributes."""
+        if key == "name" or key == "tracetest.span.name":
+            return self.name
+        got = self._res.get(key)
+        if got is not None:
+            return got
+        attrs = self._attrs
+        if attrs is None:
+            attrs = self.attrs
+        return attrs.get(key)
+
+    @property
+    def attrs(self) -> dict[str, Value]:
+        attrs = self._attrs
+        if attrs is not None:
+            return attrs
+        span = self._span
         own = attributes(span.attributes)
-        attrs: dict[str, Value] = dict(resource_attrs)
-        attrs.update(own)
-        self.span_id = bytes(span.span_id)
-        self.parent_id = bytes(span.parent_span_id)
-        self.name = span.name
-        self.start = span.start_time_unix_nano
-        self.end = span.end_time_unix_nano
-        self.service = str(resource_attrs.get("service.name", ""))
+        attrs = dict(own)
+        attrs.update(self._res)  # a resource attribute wins over a span attribute of the same name
         kind = _KINDS.get(span.kind, "unspecified")
-        attrs["name"] = span.name
+        attrs["name"] = self.name
         attrs["kind"] = kind
-        attrs["tracetest.span.name"] = span.name
+        attrs["tracetest.span.name"] = self.name
         attrs["tracetest.span.kind"] = kind
         attrs["tracetest.span.type"] = span_type(own)
         attrs["tracetest.span.duration"] = max(0, self.end - self.start) if self.start and self.end else 0
@@ -93,9 +121,8 @@ class TestSpan:
         attrs["tracetest.span.status_code"] = _STATUS.get(span.status.code, "unset")
         attrs["tracetest.span.status_description"] = span.status.message
         attrs["tracetest.span.parent_id"] = self.parent_id.hex()
-        self.attrs = attrs
-        self.parent: TestSpan | None = None
-        self.children: list[TestSpan] = []
+        self._attrs = attrs
+        return attrs
 
     def describe(self) -> str:
         """How a report names the span: ``service: name (span id)``."""
@@ -165,6 +192,12 @@ class TestTrace:
             res = attributes(group.resource.attributes)
             spans.extend(TestSpan(s, res) for s in group.scope_spans.spans)
         return cls(trace.trace_id, spans, response)
+
+    @classmethod
+    def from_groups(cls, trace_id: bytes, groups: Iterable[tuple[Mapping[str, Value], Iterable[Span]]]
+                    ) -> TestTrace:
+        """From spans already decoded, with their resource's attributes."""
+        return cls(trace_id, [TestSpan(s, res) for res, spans in groups for s in spans], {})
 
 
 def _start_order(s: TestSpan) -> tuple[int, bytes]:
