@@ -158,19 +158,24 @@ def _trigger(raw: Any, where: str) -> HttpTrigger | GrpcTrigger | None:
                           f"{', '.join(TRIGGER_TYPES)})")
 
 
-def load_definition_text(text: str, path: str = "<text>", env: Mapping[str, str] | None = None) -> TestDefinition:
-    """A definition from YAML text; raises :class:`DefinitionError` naming ``path``, the spec and the problem."""
+def load_definition_text(text: str, path: str = "<text>", env: Mapping[str, str] | None = None, *,
+                         live: bool = False) -> TestDefinition:
+    """A definition from YAML text; raises :class:`DefinitionError` naming ``path``, the spec and the problem.
+
+    ``live``: for the processor, which fires no trigger: ``spec.trigger`` is not read (its ``${env:...}`` need
+    not be set) and the definition has none."""
     try:
         doc = parse(text)
     except YAMLProblem as e:
         raise DefinitionError(f"{path}: {e}") from None
     try:
-        return _definition(doc, path, os.environ if env is None else env)
+        return _definition(doc, path, os.environ if env is None else env, live)
     except DefinitionError as e:
         raise DefinitionError(f"{path}: {e}") from None
 
 
-def load_definition(path: str | Path, env: Mapping[str, str] | None = None) -> TestDefinition:
+def load_definition(path: str | Path, env: Mapping[str, str] | None = None, *, live: bool = False
+                    ) -> TestDefinition:
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -182,10 +187,10 @@ def load_definition(path: str | Path, env: Mapping[str, str] | None = None) -> T
         text = decode(data)
     except YAMLProblem as e:
         raise DefinitionError(f"{p}: {e}") from None
-    return load_definition_text(text, str(p), env)
+    return load_definition_text(text, str(p), env, live=live)
 
 
-def _definition(doc: Any, path: str, env: Mapping[str, str]) -> TestDefinition:
+def _definition(doc: Any, path: str, env: Mapping[str, str], live: bool = False) -> TestDefinition:
     if not isinstance(doc, dict):
         raise DefinitionError("must be a mapping with type: Test and spec")
     if doc.get("type") != "Test":
@@ -195,7 +200,10 @@ def _definition(doc: Any, path: str, env: Mapping[str, str]) -> TestDefinition:
     if not isinstance(spec, dict):
         raise DefinitionError("spec: must be a mapping")
     _unknown(spec, _SPEC_KEYS, "spec")
-    spec = _substitute(spec, "spec", env)
+    raw_trigger = spec.get("trigger")
+    spec = _substitute({k: v for k, v in spec.items() if k != "trigger"}, "spec", env)
+    if not live:
+        spec["trigger"] = _substitute(raw_trigger, "spec.trigger", env)
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip():
         raise DefinitionError("spec.name: must be a non-empty string")

@@ -92,7 +92,7 @@ def load_library(location: str) -> list[LiveTest]:
     names: dict[str, str] = {}
     for f in files:
         try:
-            d = load_definition(f, os.environ)
+            d = load_definition(f, os.environ, live=True)
         except DefinitionError as e:
             problems.append(str(e))
             continue

@@ -235,3 +235,25 @@ async def test_debug_route_only_with_debug(tmp_path: Path) -> None:
     await proc.start(host)
     assert list(host.routes) == ["/api/trace-tests/{trace_id}"]
     await proc.shutdown()
+
+
+def test_live_definitions_need_no_trigger_env(tmp_path: Path) -> None:
+    """The processor fires no trigger: an unset ${env:...} in spec.trigger does not refuse the file (test run
+    would refuse it)."""
+    text = CHECKOUT.replace('url: "http://shop/checkout"', 'url: "${env:TT_TEST_UNSET_URL}/checkout"')
+    defs = write_defs(tmp_path / "defs", text)
+    proc = make(defs, Telemetry())
+    assert [t.definition.trigger for t in proc.tests] == [None]
+    from pipelines.trace_tests.definition import DefinitionError, load_definition
+
+    with pytest.raises(DefinitionError, match=r"TT_TEST_UNSET_URL\} is not set"):
+        load_definition(defs / "t0.yaml", {})
+
+
+def test_shipped_definitions_load() -> None:
+    from tests.conftest import ROOT
+
+    defs = ROOT / "configs" / "trace-tests"
+    proc = make(defs, Telemetry())
+    assert sorted(t.definition.name for t in proc.tests) == [
+        "checkout places the order", "the cart loads", "the orders database answers"]
