@@ -24,6 +24,11 @@ class SpecResult:
     spec: Spec
     selected: tuple[TestSpan, ...]
     assertions: tuple[AssertionResult, ...]
+    selected_count: int = -1  # when ``selected`` holds only some of them (a result read back from JSON)
+
+    @property
+    def count(self) -> int:
+        return self.selected_count if self.selected_count >= 0 else len(self.selected)
 
     @property
     def passed(self) -> bool:

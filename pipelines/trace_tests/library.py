@@ -1,11 +1,11 @@
 """The definitions a ``trace_tests`` processor runs: read from a directory (or one file), checked for changes,
 and prepared for live traces (which tests may apply to a trace, cheaply, before any span is decoded).
 
-**Which traces a test is about.** A live trace is one of a test's traces when the test's first spec's selector
-selects a span of it. Most first selectors name a span (``span[name="POST /checkout" ...]``): the processor
-indexes the tests by those names, and a trace none of whose span names is in the index is not tested further
-(its spans are decoded once to read the names, and nothing else is built). A test whose first selector names
-no span is tried on every trace.
+**Which traces a test is about.** A live trace is one of a test's traces when the selector of the test's first
+spec that can be checked live (see below) selects a span of it; a test with none is never run live. Most such
+selectors name a span (``span[name="POST /checkout" ...]``): the processor indexes the tests by those names, and
+a trace none of whose span names is in the index is not tested further (only its span names are read, see
+:mod:`pipelines.trace_tests.span_names`). A test whose selector names no span is tried on every trace.
 
 **Live specs.** A live trace has no trigger: a spec that selects Tracetest's trigger span or asserts on
 ``tracetest.response.*`` cannot be checked on one; it is counted with result ``not_applicable``, never run.
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipelines.trace_tests.assertion import RESPONSE
 from pipelines.trace_tests.definition import DefinitionError, Spec, TestDefinition, load_definition
+from pipelines.trace_tests.selector import Selector
 from pipelines.trace_tests.spans import TRIGGER_SPAN_NAME
 
 SUFFIXES = (".yaml", ".yml")
@@ -42,15 +43,16 @@ def live_applicable(spec: Spec) -> bool:
 @dataclass(frozen=True)
 class LiveTest:
     definition: TestDefinition
+    selector: Selector | None  # the first live spec's: a trace is the test's when it selects a span; None: never
     names: frozenset[str] | None  # span names one of which the trace must have; None: no such condition
     live: tuple[bool, ...]  # per spec: can be checked on a live trace
 
 
-def first_names(test: TestDefinition) -> frozenset[str] | None:
-    """The span names the first selector's first segments require (``span[name="POST /checkout" ...]``): a trace
-    with none of them is not one of the test's traces. None when some path requires no name."""
+def first_names(selector: Selector) -> frozenset[str] | None:
+    """The span names a selector's first segments require (``span[name="POST /checkout" ...]``): a trace with
+    none of them has no span it selects. None when some path requires no name."""
     names: set[str] = set()
-    for path in test.matches_first().paths:
+    for path in selector.paths:
         named = [f.value for f in path[0].filters if f.op == "=" and f.key in ("name", "tracetest.span.name")]
         if not named:
             return None
@@ -59,7 +61,10 @@ def first_names(test: TestDefinition) -> frozenset[str] | None:
 
 
 def prepare(test: TestDefinition) -> LiveTest:
-    return LiveTest(test, first_names(test), tuple(live_applicable(s) for s in test.specs))
+    live = tuple(live_applicable(s) for s in test.specs)
+    selector = next((s.selector for s, ok in zip(test.specs, live, strict=True) if ok), None)
+    names = first_names(selector) if selector is not None else frozenset()
+    return LiveTest(test, selector, names, live)
 
 
 def definition_files(location: str) -> list[Path]:

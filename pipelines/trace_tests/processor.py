@@ -28,7 +28,7 @@ from collector.consumer import Capabilities, TraceBufferSettings
 from collector.model import Origin, Trace
 from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests.config import Config
-from pipelines.trace_tests.evaluate import SpecResult, TestResult, applies_to, run_spec
+from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
 from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
 from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 from pipelines.trace_tests.report import result_json
@@ -159,7 +159,7 @@ class TraceTestsProcessor:
             for name in t.names or ():
                 by_name.setdefault(name, []).append(t)
         self._by_name = by_name
-        self._always = [t for t in tests if t.names is None]
+        self._always = [t for t in tests if t.names is None and t.selector is not None]
         self._fields = [(name_field(n), n) for n in by_name] if len(by_name) <= MAX_NAME_SEARCHES else None
         self._shapes.clear()
         self._indexed = tests
@@ -234,7 +234,8 @@ class TraceTestsProcessor:
         notes: list[TestFailure] = []
         for lt in candidates:
             test = lt.definition
-            if not applies_to(test, view):
+            sel = lt.selector
+            if sel is None or (sel.paths and not sel.select(view)):
                 continue
             specs: list[SpecResult] = []
             for spec, live in zip(test.specs, lt.live, strict=True):

@@ -6,7 +6,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from pipelines.trace_tests.evaluate import SpecResult, TestResult
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from pipelines.trace_tests.assertion import SpanCheck
+from pipelines.trace_tests.definition import TestDefinition
+from pipelines.trace_tests.evaluate import AssertionResult, SpecResult, TestResult
+from pipelines.trace_tests.spans import TestSpan
 
 MAX_SPANS_SHOWN = 10
 
@@ -14,7 +19,7 @@ MAX_SPANS_SHOWN = 10
 def _spec_lines(spec: SpecResult) -> list[str]:
     mark = "PASS" if spec.passed else "FAIL"
     lines = [f"  {mark}  {spec.spec.name}", f"        selector: {spec.spec.selector.text or '(empty: every span)'}"]
-    n = len(spec.selected)
+    n = spec.count
     lines.append(f"        selected {n} span{'s' if n != 1 else ''}")
     for ar in spec.assertions:
         lines.append(f"        {'ok  ' if ar.passed else 'FAIL'}  {ar.assertion.text}")
@@ -88,13 +93,54 @@ def result_json(result: TestResult) -> dict[str, Any]:
             "name": s.spec.name,
             "selector": s.spec.selector.text,
             "passed": s.passed,
-            "selected": [sp.describe() for sp in s.selected[:MAX_SPANS_SHOWN]],
-            "selected_count": len(s.selected),
+            "selected": [_span_json(sp) for sp in s.selected[:MAX_SPANS_SHOWN]],
+            "selected_count": s.count,
             "assertions": [{
                 "assertion": a.assertion.text,
                 "passed": a.passed,
-                "spans": [{"span": c.span.span_id.hex() if c.span is not None else "", "actual": c.actual,
-                           "passed": c.passed, "error": c.error} for c in a.checks[:MAX_SPANS_SHOWN]],
+                "checked": len(a.checks),
+                # the failing checks first: a reader (and test run --collector) sees why it failed
+                "spans": [{"span": _span_json(c.span) if c.span is not None else None, "actual": c.actual,
+                           "passed": c.passed, "error": c.error}
+                          for c in sorted(a.checks, key=lambda c: c.passed)[:MAX_SPANS_SHOWN]],
             } for a in s.assertions],
         } for s in result.specs],
     }
+
+
+def _span_json(span: TestSpan) -> dict[str, str]:
+    return {"span_id": span.span_id.hex(), "service": span.service, "name": span.name}
+
+
+def result_from_json(doc: dict[str, Any], test: TestDefinition) -> TestResult:
+    """A result read back from :func:`result_json` (``tracetriage test run --collector``), for the same reports.
+    Specs of ``test`` missing from ``doc`` are left out; spans carry only their id, service and name."""
+    specs = {s.name: s for s in test.specs}
+    out: list[SpecResult] = []
+    for sd in doc.get("specs", []):
+        spec = specs.get(sd.get("name"))
+        if spec is None:
+            continue
+        spans: dict[str, TestSpan] = {}
+        selected = tuple(s for s in (_span_of(d, spans) for d in sd.get("selected", [])) if s is not None)
+        by_text = {a.text: a for a in spec.assertions}
+        results = []
+        for ad in sd.get("assertions", []):
+            assertion = by_text.get(ad.get("assertion"))
+            if assertion is None:
+                continue
+            checks = tuple(SpanCheck(_span_of(c.get("span"), spans), c.get("actual", ""), bool(c.get("passed")),
+                                     c.get("error", "")) for c in ad.get("spans", []))
+            results.append(AssertionResult(assertion, checks))
+        out.append(SpecResult(spec, selected, tuple(results), int(sd.get("selected_count", len(selected)))))
+    return TestResult(test, bytes.fromhex(doc.get("trace_id", "")), tuple(out), str(doc.get("error", "")))
+
+
+def _span_of(d: dict[str, str] | None, spans: dict[str, TestSpan]) -> TestSpan | None:
+    if not d:
+        return None
+    got = spans.get(d["span_id"])
+    if got is None:
+        proto = Span(span_id=bytes.fromhex(d["span_id"]), name=d.get("name", ""))
+        got = spans[d["span_id"]] = TestSpan(proto, {"service.name": d.get("service", "")})
+    return got

@@ -7,6 +7,9 @@
   (``name="Tracetest trigger"``, with ``tracetest.response.*``) as the parent of the system's root.
   ``--save-traces FILE`` writes each collected trace, trigger span included, as OTLP/JSON lines (the ``file``
   exporter's format).
+* **Through a collector** (``--collector URL``): no receiver here; each trigger is fired as above and the
+  trace's results are read from the ``trace_tests`` processor of a running tracetriage (its telemetry server,
+  ``service.telemetry.debug`` on, loading the same definitions); specs about the trigger are checked here.
 * **Offline** (``--traces FILE``): OTLP/JSON lines (the ``file`` exporter's output, or ``--save-traces``'),
   grouped by trace id; every definition runs on each trace its first spec's selector selects a span of, one
   result per trace and definition. A trace saved by a live run names on its trigger span the test that fired it
@@ -29,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
@@ -42,8 +46,9 @@ from collector.model import SpanBatch
 from collector.otlpjson import decode_request, encode_request
 from collector.telemetry import Telemetry
 from pipelines.trace_tests.definition import DefinitionError, GrpcTrigger, HttpTrigger, TestDefinition, load_definition
-from pipelines.trace_tests.evaluate import TestResult, applies_to, run_test
-from pipelines.trace_tests.report import junit_xml, summary, text_report
+from pipelines.trace_tests.evaluate import SpecResult, TestResult, applies_to, run_spec, run_test
+from pipelines.trace_tests.library import live_applicable
+from pipelines.trace_tests.report import junit_xml, result_from_json, summary, text_report
 from pipelines.trace_tests.spans import (
     TRIGGER_SERVICE,
     TRIGGER_SPAN_NAME,
@@ -72,6 +77,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--junit", metavar="OUT.xml", help="write a JUnit XML report here")
     run.add_argument("--traces", metavar="FILE", help="evaluate offline against OTLP/JSON lines (no trigger)")
     run.add_argument("--save-traces", metavar="FILE", help="live: write each collected trace as OTLP/JSON lines")
+    run.add_argument("--collector", metavar="URL",
+                     help="no embedded receiver: read each trace's results from a running tracetriage's trace_tests "
+                          "processor (its telemetry server, debug on: URL/api/trace-tests/{trace_id})")
     run.add_argument("--otlp-grpc-endpoint", default="localhost:4317", metavar="HOST:PORT",
                      help="embedded receiver's OTLP/gRPC address ('' to disable; default localhost:4317)")
     run.add_argument("--otlp-http-endpoint", default="localhost:4318", metavar="HOST:PORT",
@@ -231,6 +239,70 @@ class LiveRun:
         return got
 
 
+class CollectorRun:
+    """``--collector URL``: fire each trigger, then read the trace's results from a running collector's
+    ``trace_tests`` processor (which must load the same definitions). Specs about the trigger (its span, its
+    response), which a live trace cannot have, are checked here on the trigger span."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.base = str(args.collector).rstrip("/")
+
+    async def run(self, tests: Sequence[TestDefinition]) -> list[TestResult]:
+        return [await self.one(t) for t in tests]
+
+    async def one(self, test: TestDefinition) -> TestResult:
+        import aiohttp
+
+        a = self.args
+        trigger = test.trigger
+        if not isinstance(trigger, HttpTrigger):
+            return TestResult(test, b"", (), "cannot be run: only http triggers are fired")
+        trace_id, span_id = os.urandom(16), os.urandom(8)
+        start = time.time_ns()
+        try:
+            response = await _fire_http(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01", a.timeout)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            return TestResult(test, trace_id, (), f"trigger {trigger.method} {trigger.url} failed: {e!r}")
+        trig = TestSpan(trigger_span_proto(trace_id, span_id, start, time.time_ns(), response),
+                        {"service.name": TRIGGER_SERVICE})
+        local_trace = TestTrace(trace_id, [trig])
+        try:
+            remote = await self._poll(test.name, trace_id)
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            return TestResult(test, trace_id, (), f"cannot read results from {self.base}: {e!r}")
+        if remote is None:
+            return TestResult(test, trace_id, (), f"{self.base} has no result of this test for trace "
+                                                  f"{trace_id.hex()} after {a.timeout:g}s (is its trace_tests "
+                                                  "processor loading this definition, with debug on?)")
+        got = {s.spec.name: s for s in result_from_json(remote, test).specs}
+        specs: list[SpecResult] = []
+        for spec in test.specs:
+            if not live_applicable(spec):
+                specs.append(run_spec(spec, local_trace))
+            elif spec.name in got:
+                specs.append(got[spec.name])
+        return TestResult(test, trace_id, tuple(specs), str(remote.get("error", "")))
+
+    async def _poll(self, name: str, trace_id: bytes) -> dict[str, Any] | None:
+        import aiohttp
+
+        deadline = time.monotonic() + self.args.timeout
+        url = f"{self.base}/api/trace-tests/{trace_id.hex()}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            while time.monotonic() < deadline:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        doc = await resp.json()
+                        found = next((r for r in doc.get("results", []) if r.get("test") == name), None)
+                        if found is not None:
+                            return dict(found)
+                    elif resp.status != 404:
+                        raise ValueError(f"GET {url}: HTTP {resp.status}")
+                await asyncio.sleep(0.25)
+        return None
+
+
 def read_traces(path: str) -> dict[bytes, list[TestSpan]]:
     """OTLP/JSON lines (``file`` exporter format) grouped by trace id; raises ValueError naming the line."""
     out: dict[bytes, list[TestSpan]] = {}
@@ -285,6 +357,8 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:
             print(f"tracetriage test: cannot read traces: {e}", file=sys.stderr)
             return EXIT_USAGE
+    elif args.collector:
+        results = asyncio.run(CollectorRun(args).run(tests))
     else:
         live = LiveRun(args)
         results = asyncio.run(live.run(tests))

@@ -146,3 +146,59 @@ def test_unsupported_definition_is_refused(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert f"refused: {d}: spec.specs[2] ('one order query').assertions[1]" in r.stderr
     assert "not supported" in r.stderr
+
+
+@pytest.mark.timeout(180)
+def test_collector_mode_reads_results_from_a_running_tracetriage(tmp_path: Path, collector_factory) -> None:
+    """``--collector URL``: the service exports to a collector running trace_tests with the same definitions;
+    the command fires the trigger and reads the trace's results from the collector (debug route); the
+    trigger's own specs are checked by the command."""
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "checkout.yaml").write_text(CORRECT)
+    (defs / "checkout-wrong.yaml").write_text(WRONG)
+    grpc_port, metrics_port, port = free_port(), free_port(), free_port()
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text(f"""
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
+processors:
+  trace_tests: {{definitions: "{defs}", decision_wait: 1s}}
+exporters:
+  file: {{path: "{tmp_path / 'out.jsonl'}"}}
+service:
+  telemetry:
+    metrics: {{address: "127.0.0.1:{metrics_port}"}}
+    debug: true
+  pipelines:
+    traces: {{receivers: [otlp], processors: [trace_tests], exporters: [file]}}
+""")
+    col = collector_factory([cfg], metrics_port)
+    col.wait_ready()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.pipelines.trace_tests.shop_service", str(port),
+                             f"http://127.0.0.1:{grpc_port}"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        url = f"http://127.0.0.1:{metrics_port}"
+        ok = tracetriage("--definition", str(defs / "checkout.yaml"), "--collector", url, "--timeout", "30",
+                         env_port=port)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "4 specs: 4 passed, 0 failed" in ok.stdout
+        bad = tracetriage("--definition", str(defs / "checkout-wrong.yaml"), "--collector", url, "--timeout", "30",
+                          "--junit", str(tmp_path / "r.xml"), env_port=port)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        out = bad.stdout
+        assert "FAIL  attr:tracetest.response.status = 201" in out  # checked here, on the trigger span
+        assert "FAIL  attr:tracetest.selected_spans.count = 2" in out  # read from the collector
+        assert "shop-frontend: SELECT shop.orders (" in out and "actual 1" in out
+        assert 'FAIL  attr:rpc.service = "payments.Refund"' in out and 'actual "payments.Charge"' in out
+        assert "4 specs: 1 passed, 3 failed" in out
+        assert JUnitXml.fromfile(str(tmp_path / "r.xml")).failures == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert col.terminate() == 0
