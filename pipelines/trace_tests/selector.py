@@ -19,7 +19,7 @@ out of range selects nothing). ``span`` and ``span[]`` are errors, as in Tracete
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pipelines.trace_tests.spans import TestSpan, TestTrace, Value
@@ -88,16 +88,22 @@ class Selector:
 
     def select(self, trace: TestTrace) -> list[TestSpan]:
         """The selected spans in trace order, each once."""
-        if not self.paths:
+        paths = self.paths
+        if not paths:
             return list(trace.ordered)
+        if len(paths) == 1 and len(paths[0]) == 1 and not paths[0][0].pseudo:
+            seg = paths[0][0]  # the common case: no tree needed unless several spans are selected
+            found = [s for s in trace.spans if seg.matches(s)]
+            if len(found) > 1:
+                found.sort(key=trace.rank)
+            return found
         chosen: dict[int, TestSpan] = {}
         for path in self.paths:
-            for s in _select_path(trace.ordered, path):
+            for s in _select_path(trace.ordered, path, trace.rank):
                 chosen.setdefault(id(s), s)
         if len(self.paths) == 1:
             return list(chosen.values())
-        rank = {id(s): i for i, s in enumerate(trace.ordered)}
-        return sorted(chosen.values(), key=lambda s: rank[id(s)])
+        return sorted(chosen.values(), key=trace.rank)
 
     def first_segment_filters(self) -> Iterator[Filter]:
         """The filters every span the selector can select below must have an ancestor (or itself) matching:
@@ -109,7 +115,8 @@ class Selector:
         return self.text
 
 
-def _select_path(ordered: Sequence[TestSpan], path: tuple[Segment, ...]) -> list[TestSpan]:
+def _select_path(ordered: Sequence[TestSpan], path: tuple[Segment, ...], rank: Callable[[TestSpan], int]
+                 ) -> list[TestSpan]:
     current = path[0].pick([s for s in ordered if path[0].matches(s)])
     for seg in path[1:]:
         if not current:
@@ -126,8 +133,7 @@ def _select_path(ordered: Sequence[TestSpan], path: tuple[Segment, ...]) -> list
                 if seg.matches(s):
                     found.append(s)
                 stack.extend(reversed(s.children))
-        rank = {id(s): i for i, s in enumerate(ordered)}
-        found.sort(key=lambda s: rank.get(id(s), 0))
+        found.sort(key=rank)
         current = seg.pick(found)
     return current
 

@@ -31,11 +31,20 @@ _KINDS = {Span.SPAN_KIND_UNSPECIFIED: "unspecified", Span.SPAN_KIND_INTERNAL: "i
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
 
 
+_TYPE_RANK = {prefix[:-1]: (i, t) for i, (prefix, t) in enumerate(_TYPE_PREFIXES)}
+
+
 def span_type(keys: Iterable[str]) -> str:
     """``tracetest.span.type`` for a span with these attribute keys: http, database, rpc, messaging, faas,
     exception or general."""
-    found = {t for k in keys for prefix, t in _TYPE_PREFIXES if k.startswith(prefix)}
-    return next((t for _, t in _TYPE_PREFIXES if t in found), "general")
+    best = len(_TYPE_PREFIXES)
+    found = "general"
+    rank = _TYPE_RANK
+    for k in keys:
+        hit = rank.get(k.partition(".")[0])
+        if hit is not None and hit[0] < best and "." in k:
+            best, found = hit
+    return found
 
 
 def any_value(v: AnyValue) -> Value:
@@ -133,9 +142,12 @@ class TestSpan:
 
 
 class TestTrace:
-    """A trace's spans in Tracetest's order, with the trigger's response when a test run fired one."""
+    """A trace's spans in Tracetest's order, with the trigger's response when a test run fired one.
 
-    __slots__ = ("ordered", "response", "roots", "trace_id")
+    ``spans`` are the trace's spans as they came (one per span id); the tree and ``ordered`` are built on first
+    use (a selector that picks one span by its attributes needs neither)."""
+
+    __slots__ = ("_ordered", "_rank", "_roots", "response", "spans", "trace_id")
 
     __test__ = False
 
@@ -149,8 +161,37 @@ class TestTrace:
         by_id: dict[bytes, TestSpan] = {}
         for s in spans:
             by_id.setdefault(s.span_id, s)  # a duplicated span id: the first copy counts
+        self.spans: list[TestSpan] = list(by_id.values()) if len(by_id) != len(spans) else list(spans)
+        self._ordered: list[TestSpan] | None = None
+        self._roots: list[TestSpan] = []
+        self._rank: dict[int, int] | None = None
+
+    @property
+    def ordered(self) -> list[TestSpan]:
+        """Depth first from the roots, children by start time (Tracetest's order)."""
+        if self._ordered is None:
+            self._build()
+        assert self._ordered is not None
+        return self._ordered
+
+    @property
+    def roots(self) -> list[TestSpan]:
+        if self._ordered is None:
+            self._build()
+        return self._roots
+
+    def rank(self, span: TestSpan) -> int:
+        """The span's place in ``ordered``."""
+        rank = self._rank
+        if rank is None:
+            rank = self._rank = {id(s): i for i, s in enumerate(self.ordered)}
+        return rank.get(id(span), 0)
+
+    def _build(self) -> None:
+        spans = self.spans
+        by_id = {s.span_id: s for s in spans}
         roots: list[TestSpan] = []
-        for s in by_id.values():
+        for s in spans:
             parent = by_id.get(s.parent_id) if s.parent_id else None
             if parent is None or parent is s:
                 roots.append(s)
@@ -158,8 +199,9 @@ class TestTrace:
                 s.parent = parent
                 parent.children.append(s)
         order = _start_order
-        for s in by_id.values():
-            s.children.sort(key=order)
+        for s in spans:
+            if len(s.children) > 1:
+                s.children.sort(key=order)
         roots.sort(key=order)
         ordered: list[TestSpan] = []
         seen: set[int] = set()
@@ -171,18 +213,18 @@ class TestTrace:
             seen.add(id(s))
             ordered.append(s)
             stack.extend(reversed(s.children))
-        if len(ordered) < len(by_id):  # spans in a cycle of parents, unreachable from any root
-            for s in sorted((s for s in by_id.values() if id(s) not in seen), key=order):
+        if len(ordered) < len(spans):  # spans in a cycle of parents, unreachable from any root
+            for s in sorted((s for s in spans if id(s) not in seen), key=order):
                 s.parent = None
                 ordered.append(s)
                 seen.add(id(s))
-        self.ordered = ordered
-        self.roots = roots
-        self.trace_id = trace_id
+        self._ordered = ordered
+        self._roots = roots
 
     @property
     def root(self) -> TestSpan | None:
-        return self.roots[0] if self.roots else None
+        roots = self.roots
+        return roots[0] if roots else None
 
     @classmethod
     def from_trace(cls, trace: Trace, response: Mapping[str, Value] | None = None) -> TestTrace:
