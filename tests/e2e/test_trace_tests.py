@@ -6,6 +6,8 @@ run exactly; the spec's owner is paged once for the burst; the debug route retur
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from collector.otlpjson import decode_request
-from tests.conftest import free_port, wait_for
+from tests.conftest import ROOT, free_port, wait_for
 from tests.e2e.test_triage import Capture
 
 DEFINITION = """
@@ -158,5 +160,15 @@ service:
         assert examples and {bytes.fromhex(e) for e in examples} <= bad
         assert col.terminate() == 0
         assert col.stderr.count("Traceback") == 0
+
+        # The file exporter's output, evaluated offline with the same definition: the same verdicts as live.
+        r = subprocess.run([sys.executable, "-m", "collector", "test", "run", "--definition",
+                            str(defs / "checkout.yaml"), "--traces", str(out)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert r.stdout.splitlines()[-1] == "20 test runs, 40 specs: 20 passed, 20 failed"
+        failed = {line.rsplit(" ", 1)[1] for line in r.stdout.splitlines() if line.startswith("FAIL  checkout ")}
+        assert failed == {t.hex() for t in bad}
+        assert r.stdout.count("FAIL  payment ok") == 20 and r.stdout.count("PASS  answers 2xx") == 20
     finally:
         capture.close()
