@@ -93,6 +93,9 @@ class TraceTestsProcessor:
         self._held = t.gauge("tracetriage_trace_tests_results_held",
                              "Traces whose last results are kept for the debug endpoint (at most max_results).",
                              ("processor",)).labels(label)
+        self._shapes_gauge = t.gauge("tracetriage_trace_tests_shapes",
+                                     f"Sequences of span names whose tests are remembered (at most {MAX_SHAPES}; "
+                                     "then forgotten all at once).", ("processor",)).labels(label)
         self._label = label
 
     def capabilities(self) -> Capabilities:
@@ -207,6 +210,7 @@ class TraceTestsProcessor:
             self._untested.inc(untested)
         if too_large:
             self._too_large.inc(too_large)
+        self._shapes_gauge.set(len(seen))
         for labels, n in counts.items():
             counter = self._counters.get(labels)
             if counter is None:
