@@ -1,5 +1,6 @@
 """Instructions per span of each in-process phase of the collector's path, counted by valgrind's callgrind:
-``python -m bench.instructions [--scenario tail_sampling|full|full_slo|passthrough|root_cause] [--requests 40]
+``python -m bench.instructions [--scenario tail_sampling|full|full_slo|passthrough|root_cause|full_trace_tests|
+full_trace_tests_idle] [--requests 40]
 [--latency-threshold 500ms]``.
 
 The throughput figures of :mod:`bench.run` move by a third from one minute to the next on a shared
@@ -169,7 +170,8 @@ def _totals(directory: Path) -> dict[str, int]:
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full", "full_slo",
-                                                                  "root_cause"])
+                                                                  "root_cause", "full_trace_tests",
+                                                                  "full_trace_tests_idle"])
     p.add_argument("--latency-threshold", default="", metavar="DURATION",
                    help="root_cause's latency_threshold (default: none, as bench.run configures it)")
     p.add_argument("--requests", type=int, default=40, help="reference requests of 500 spans")

@@ -12,6 +12,9 @@ Prints one JSON object per line. Figures:
   frontend trace has one signal span, measured twice; the other services' traces are skipped by origin.
   Each run also gives ``stage_cpu_share``: each trace stage's CPU time (``tracetriage_trace_stage_cpu_seconds``)
   over the collector's, in the same run, so a stage's cost does not depend on comparing two noisy runs.
+  ``full_trace_tests`` is ``full`` with ``trace_tests`` first, 20 definitions (bench/trace_tests_defs.py), one
+  of which tests every trace of the load (the worst case); ``full_trace_tests_idle`` has 20 definitions for
+  endpoints the load does not have (the cost of finding out, on every trace).
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
 * ``latency``: p50/p99 from the client's export call to the record's arrival in Kafka (agent pipeline
   otlp -> kafka), at a steady moderate rate.
@@ -36,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.harness import Collector, emit, free_port, run_sender, tansu
 from bench.reference import SPANS_PER_REQUEST, ReferenceLoad
+from bench.trace_tests_defs import write_definitions
 
 POLICIES = """
       - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
@@ -54,6 +58,8 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
         "full": ["root_cause", "alert_routing", "tail_sampling"],
         "root_cause": ["root_cause"],  # (bench.instructions: the stage alone)
         "full_slo": ["root_cause", "slo", "alert_routing", "tail_sampling"],
+        "full_trace_tests": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
+        "full_trace_tests_idle": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
         "memory": ["tail_sampling"],
     }[scenario]
     catalog = Path(__file__).resolve().parent.parent / "configs/catalog"
@@ -78,6 +84,13 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
     receivers:
       - {{name: sink, webhook: {{url: "{hook_url or 'http://127.0.0.1:9/hook'}"}}}}""",
     }
+    if scenario.startswith("full_trace_tests"):
+        defs = write_definitions(Path(tempfile.gettempdir()) / f"bench-trace-tests-{grpc_port}",
+                                 hits=scenario == "full_trace_tests")
+        blocks["trace_tests"] = f"""  trace_tests:
+    decision_wait: {decision_wait}
+    definitions: "{defs}"
+    reload_interval: 0s"""
     processors = "\n".join(blocks[n] for n in names)
     return f"""
 receivers:
@@ -191,6 +204,9 @@ def throughput(scenario: str, requests: int, ceiling: float, workdir: Path, run:
                       "timer_lag_s": col.metric(
                           "otelcol_processor_tail_sampling_sampling_decision_timer_lag_seconds"),
                       "stage_cpu_share": {k: round(v / cpu, 4) for k, v in sorted(stages.items())}}
+            if scenario.startswith("full_trace_tests"):
+                record["tested_traces"] = int(col.metric("tracetriage_trace_tests_traces_total",
+                                                         outcome="tested"))
             emit(record)
             return record
         finally:
@@ -389,7 +405,8 @@ def accuracy(workdir: Path, short: bool) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", action="store_true", help="small counts (used by the test suite)")
-    names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "full_slo", "memory", "latency", "accuracy"]
+    names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests",
+             "full_trace_tests_idle", "memory", "latency", "accuracy"]
     p.add_argument("--only", action="append", choices=names)
     p.add_argument("--repeat", type=int, default=None,
                    help="rounds of the throughput scenarios, interleaved, each with its own parse_ceiling; a "
@@ -398,7 +415,9 @@ def main() -> None:
     only = set(a.only or names)
     requests = 40 if a.short else 1000
     rounds = max(1, a.repeat if a.repeat is not None else (1 if a.short else 5))
-    scenarios = [s for s in ("passthrough", "tail_sampling", "full", "full_slo") if s in only]
+    throughput_scenarios = ("passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests",
+                            "full_trace_tests_idle")
+    scenarios = [s for s in throughput_scenarios if s in only]
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:
         # Rounds interleave the scenarios, so a slow spell of a shared machine hits all of them alike.

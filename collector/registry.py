@@ -36,6 +36,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "pipelines.alert_routing",
     "pipelines.ownership",
     "pipelines.slo",
+    "pipelines.trace_tests",
 )
 
 log = logging.getLogger("tracetriage.registry")

@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import TextIO
 
 from bench.demo.sink import AlertSink
@@ -31,6 +32,8 @@ from collector.telemetry import Telemetry
 
 DEFAULT_FAULT = "db:orders-db:0.3"
 UI_PORT = 55679  # the status page's default port; another free one when it is taken
+# The shop's trace tests, run live on every trace (the same files CI runs with `tracetriage test run`).
+TRACE_TESTS = Path(__file__).resolve().parents[2] / "configs" / "trace-tests"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -117,8 +120,11 @@ class Status:
         burn = _sum_by(self._t, "tracetriage_slo_burn_rate", "slo", window="1m")
         slos = ", ".join(f"{k} {v:.0f}x" for k, v in sorted(burn.items())) or "none"
         pages = ", ".join(f"{k} {v}" for k, v in sorted(self._sink.pages_by_team.items())) or "none"
+        failing = _sum_by(self._t, "tracetriage_trace_tests_total", "test", result="fail")
+        tests = ", ".join(f"{k} {int(v)}" for k, v in sorted(failing.items(), key=lambda kv: -kv[1])[:3]) or "none"
         return (f"spans in {rate:8.0f}/s | traces kept {int(kept.get('true', 0))} of "
-                f"{int(sum(kept.values()))} | root causes: {top} | SLO burn (1m): {slos} | pages by team: {pages}")
+                f"{int(sum(kept.values()))} | root causes: {top} | SLO burn (1m): {slos} | trace tests failed: "
+                f"{tests} | pages by team: {pages}")
 
     def show(self) -> None:
         text = self.line()
@@ -146,7 +152,8 @@ async def _demo(args: argparse.Namespace, brokers: str, out: TextIO) -> int:
     config_file = resources.files("bench.demo") / "gateway.yaml"
     env = {**os.environ, "TT_DEMO_GRPC_PORT": str(grpc_port), "TT_DEMO_BROKERS": brokers,
            "TT_DEMO_SINK": sink.url, "TT_DEMO_CATALOG": str(catalog),
-           "TT_DEMO_SLO": str(objectives), "TT_DEMO_UI_PORT": str(_free_port(args.ui_port))}
+           "TT_DEMO_SLO": str(objectives), "TT_DEMO_UI_PORT": str(_free_port(args.ui_port)),
+           "TT_DEMO_TRACE_TESTS": str(TRACE_TESTS)}
     faults = args.fault or [DEFAULT_FAULT]
     print(f"tracetriage demo: broker {brokers}, OTLP gRPC 127.0.0.1:{grpc_port}, alert sink {sink.url}\n"
           f"injecting fault(s) {', '.join(faults)} into the shop topology at {args.rate:.0f} spans/s; "

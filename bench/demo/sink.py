@@ -64,6 +64,8 @@ class AlertSink:
             head = f"PAGE → team {team} (PagerDuty key {key[:8]}…): {payload.get('summary', '')}"
             if labels.get("slo"):
                 self._print(head + "\n" + slo_lines(labels, details))
+            elif labels.get("alertname") == TRACE_TEST_ALERT:
+                self._print(head + "\n" + trace_test_lines(details))
             else:
                 self._print(f"{head}\n"
                             f"        path: {details.get('path', '')}\n"
@@ -83,6 +85,8 @@ class AlertSink:
                 head = f"CHAT → team {team} (no PagerDuty key: webhook): {ann.get('summary', '')}"
                 if labels.get("slo"):
                     self._print(head + "\n" + slo_lines(labels, ann))
+                elif labels.get("alertname") == TRACE_TEST_ALERT:
+                    self._print(head + "\n" + trace_test_lines(ann))
                 else:
                     self._print(f"{head}\n        path: {ann.get('path', '')}")
             else:
@@ -116,4 +120,18 @@ def slo_lines(labels: dict[str, Any], ann: dict[str, Any]) -> str:
         lines.append(f"latency (ms): {ann['latency_ms']}")
     if ann.get("trace_id"):
         lines.append(f"example trace: {ann['trace_id']}")
+    return "\n".join(f"        {line}" for line in lines)
+
+
+TRACE_TEST_ALERT = "TraceTestFailed"
+
+
+def trace_test_lines(ann: dict[str, Any]) -> str:
+    """The body of a failing trace test's page: the annotations of pipelines/trace_tests/model.py."""
+    lines = [
+        f"test file: {ann.get('test_file', '')}",
+        f"failed: {ann.get('failed_assertions', '')}",
+        f"actual: {ann.get('actual', '')}",
+        f"example traces: {ann.get('example_trace_ids', '')}",
+    ]
     return "\n".join(f"        {line}" for line in lines)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from collector.config import Opaque
 from pipelines.root_cause.model import LATENCY, Failure
 from pipelines.slo.burn import SloBurn
+from pipelines.trace_tests.model import TestFailure
 
 LABEL_NAMES = ("team", "service", "span_name", "signal", "severity", "alertname", "slo", "long_window", "short_window")
 NO_SLO_LABELS = ("", "", "", "")  # the last four label values of an alert about a failure
@@ -31,8 +32,8 @@ NO_SLO_LABELS = ("", "", "", "")  # the last four label values of an alert about
 LabelValues = tuple[str, ...]
 """Label values in :data:`LABEL_NAMES` order: the identity of an alert."""
 
-Example = Failure | SloBurn
-"""What an alert shows: the latest failure with its labels, or the objective's burn."""
+Example = Failure | SloBurn | TestFailure
+"""What an alert shows: the latest failure with its labels, the objective's burn, or a failing trace test."""
 
 # trace.notes key: the keys of the alert groups a trace's failures were counted into (for the stages after
 # alert_routing, such as tail_sampling's recent-decisions lookup).
@@ -82,7 +83,7 @@ def summary(failure: Failure) -> str:
 
 
 def build_annotations(example: Example, trace_url: str) -> dict[str, str]:
-    if isinstance(example, SloBurn):
+    if isinstance(example, SloBurn | TestFailure):
         return example.annotations(trace_url)
     failure = example
     p = failure.primary

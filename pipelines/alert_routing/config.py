@@ -16,7 +16,8 @@ alert_routing:
   receivers:
     - {name: payments-pager, pagerduty: {routing_key: "${env:PD_PAYMENTS_KEY}"}}
     - {name: default, webhook: {url: "http://alerts.internal/hook"}, auth: {authenticator: bearertokenauth/alerts}}
-  trigger: root_cause       # what pages: root_cause (every failure), slo (burning objectives), both
+  trigger: root_cause       # what pages: root_cause (every failure), slo (burning objectives), both,
+                            # trace_tests (failing trace tests), or a list of root_cause, slo, trace_tests
   slo: slo                  # with trigger slo or both: the slo processor whose burns page
   inhibit_rules:
     - {source_matchers: ['service="postgres"'], target_matchers: ['service!="postgres"'], equal: [team]}
@@ -211,7 +212,8 @@ class Config:
     max_groups: int = field(10000, ge=1)
     max_alerts_per_group: int = field(1000, ge=1)
     shutdown_timeout: Duration = field(Duration(5.0), ge=0)
-    trigger: Literal["root_cause", "slo", "both"] = "root_cause"
+    trigger: Literal["root_cause", "slo", "both", "trace_tests"] | tuple[Literal["root_cause", "slo", "trace_tests"],
+                                                                           ...] = "root_cause"
     slo: str = "slo"
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     silences: SilencesConfig = field(default_factory=SilencesConfig)
@@ -222,8 +224,17 @@ class Config:
             refs += auth_ref(f"receivers[{i}].auth", r.auth)
         return refs
 
+    @property
+    def triggers(self) -> frozenset[str]:
+        """What pages, as a set of root_cause, slo, trace_tests (``both``: root_cause and slo)."""
+        if isinstance(self.trigger, tuple):
+            return frozenset(self.trigger)
+        return frozenset(("root_cause", "slo")) if self.trigger == "both" else frozenset((self.trigger,))
+
     def validate(self) -> Iterator[tuple[str, str]]:
-        if self.trigger != "root_cause":
+        if isinstance(self.trigger, tuple) and not self.trigger:
+            yield "trigger", "must name at least one of root_cause, slo, trace_tests"
+        if "slo" in self.triggers:
             from collector.component import ComponentID
 
             try:

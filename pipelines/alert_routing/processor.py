@@ -44,6 +44,8 @@ from pipelines.alert_routing.silences import Silences
 from pipelines.ownership import Ownership, OwnershipSource, normalise_team
 from pipelines.root_cause.model import FAILURES, Failure
 from pipelines.slo import ObjectiveStatus, SloBurn, SloProcessor
+from pipelines.trace_tests.model import ALERTNAME as TEST_ALERTNAME
+from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 
 _CAPABILITIES = Capabilities(trace_level=True)  # it only looks at the failures root_cause noted
 Binding = tuple[Notifier, Opaque | None]  # the receiver that got the group's first page, and its routing key
@@ -57,7 +59,8 @@ class AlertRoutingProcessor:
 
     __slots__ = (
         "_burning", "_closed", "_config", "_engine", "_failures_page", "_host", "_logger", "_metrics", "_notifiers",
-        "_ownership", "_pipeline", "_session", "_severity", "_silences", "_slo", "_tasks", "buffer_settings", "id",
+        "_ownership", "_pipeline", "_session", "_severity", "_silences", "_slo", "_tasks", "_tests_page",
+        "buffer_settings", "id",
     )
 
     def __init__(self, settings: Settings, config: Config, next_consumer: TracesConsumer | None = None) -> None:
@@ -68,7 +71,8 @@ class AlertRoutingProcessor:
         self._logger = settings.logger
         self._pipeline = settings.pipeline
         self._severity = config.severity
-        self._failures_page = config.trigger != "slo"
+        self._failures_page = "root_cause" in config.triggers
+        self._tests_page = "trace_tests" in config.triggers
         self._slo: SloProcessor | None = None
         # Firing burn-rate alerts: (objective, alert) -> their label values (the team chosen when they began)
         self._burning: dict[tuple[str, str], LabelValues] = {}
@@ -147,6 +151,8 @@ class AlertRoutingProcessor:
     # -- span path --------------------------------------------------------------------------------------
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        if self._tests_page:
+            self._page_trace_tests(traces)
         if not self._failures_page:  # trigger: slo: root causes only choose the team of an objective's page
             return traces
         add = self._engine.add
@@ -165,6 +171,23 @@ class AlertRoutingProcessor:
             trace.notes[ALERT_GROUPS] = groups
         self._engine.count_failures()
         return traces
+
+    def _page_trace_tests(self, traces: list[Trace]) -> None:
+        """Failing trace-test specs that reached the trace_tests stage's alerting thresholds: one alert per
+        test and spec (``alertname="TraceTestFailed"``, ``signal`` the test, ``span_name`` the spec), for the
+        spec's owner."""
+        add = self._engine.add
+        severity = self._severity
+        added = False
+        for trace in traces:
+            failures: list[TestFailure] | None = trace.note(TEST_FAILURES)
+            if not failures:
+                continue
+            for f in failures:
+                add((f.team, f.service, f.spec, f.test, severity, TEST_ALERTNAME, "", "", ""), f)
+                added = True
+        if added:
+            self._engine.count_failures()
 
     # -- objectives' burns (after each evaluation of the slo stage) ----------------------------------------
 
@@ -261,7 +284,7 @@ class AlertRoutingProcessor:
         if self._tasks or self._closed:
             return
         self._host = host
-        if self._config.trigger != "root_cause":
+        if "slo" in self._config.triggers:
             self._slo = self._find_slo(host)
         await self._ownership.start(host)  # a shared extension, or loads its own catalog (fails if no file loads)
         if self._silences is not None:

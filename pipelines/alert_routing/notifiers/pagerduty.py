@@ -58,6 +58,8 @@ class PagerDutyNotifier(Notifier):
 SLO_DETAILS = ("objective", "burn_rate_long", "burn_rate_short", "burn_rate_threshold", "error_budget_remaining",
                "causes", "routed_to", "critical_path", "latency_ms")
 
+# A failing trace test's annotations (pipelines/trace_tests/model.py) that travel in custom_details.
+TRACE_TEST_DETAILS = ("example_trace_ids", "test_file", "failed_assertions", "actual")
 
 def pagerduty_event(n: Notification, routing_key: str, client: str = "tracetriage") -> dict[str, Any]:
     """The event's JSON; ``routing_key`` is the revealed key (the body goes to PagerDuty only)."""
@@ -77,7 +79,7 @@ def pagerduty_event(n: Notification, routing_key: str, client: str = "tracetriag
         "labels": dict(labels),
         "group_key": n.group_key,
     }
-    for k in ("error_type", "error_message", "caller", *SLO_DETAILS):
+    for k in ("error_type", "error_message", "caller", *SLO_DETAILS, *TRACE_TEST_DETAILS):
         if k in ann:
             details[k] = ann[k]
     event: dict[str, Any] = {

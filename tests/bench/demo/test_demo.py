@@ -26,6 +26,17 @@ def test_demo_runs_and_pages_the_fault_owners_team(tmp_path: Path) -> None:
     assert "path: frontend:" in r.stdout
     assert "root causes: orders-db" in r.stdout
     assert '"data":' in r.stdout.splitlines()[-1]
+    # The shop's trace tests (configs/trace-tests/) run on every live trace: the orders database's fails and
+    # pages its owner (the data team) once, with the failed assertion, the actual value and example traces.
+    assert "trace tests failed: the orders database answers " in r.stdout
+    heads = [line for line in r.stdout.splitlines() if "trace test 'the orders database answers'" in line]
+    assert len(heads) == 1 and heads[0].startswith("PAGE → team data"), heads
+    body = r.stdout.split(heads[0], 1)[1].splitlines()[1:5]
+    assert body[0].strip().endswith("configs/trace-tests/orders-db.yaml"), body
+    assert body[1].strip() == 'failed: attr:tracetest.span.status_code != "error"', body
+    assert body[2].strip().startswith("actual: inventory: SELECT stock (") and body[2].strip().endswith(
+        ': actual "error"'), body
+    assert len(body[3].split(": ", 1)[1].split(",")) >= 1
 
 
 def test_packaged_catalog_matches_configs() -> None:

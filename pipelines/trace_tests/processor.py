@@ -1,0 +1,335 @@
+"""The ``trace_tests`` trace stage: the same Tracetest specs as CI, on every live trace.
+
+For each complete trace (place it before ``tail_sampling`` to test every trace, not only the kept ones), the
+tests whose first selector may match are found from the wire bytes (see :mod:`pipelines.trace_tests.library`);
+only then is the trace decoded, once, and each test whose first selector selects a span runs its specs.
+``tracetriage_trace_tests_total{test, spec, result}`` counts pass, fail and not_applicable (a spec about the
+trigger, which a live trace has not). A failing trace gets ``tracetest.failed`` on its root span (``annotate``):
+the failed specs as ``test: spec``, joined by ``"; "``, for a ``string_attribute`` policy to keep it. A failing spec
+whose failures in the ``alerting`` window reach ``min_failures`` and ``failure_rate`` leaves a
+:class:`~pipelines.trace_tests.model.TestFailure` in ``trace.notes`` for ``alert_routing`` (``trigger:
+trace_tests``). The definitions are re-read when their files change; a bad edit keeps the running set (logged,
+counted). With ``service.telemetry.debug`` on, ``GET /api/trace-tests/{trace_id}`` returns the last results for
+a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+from collector import Host, Settings
+from collector.consumer import Capabilities, TraceBufferSettings
+from collector.model import Origin, Trace
+from pipelines.ownership import OwnershipSource
+from pipelines.trace_tests.config import Config
+from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
+from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
+from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
+from pipelines.trace_tests.report import result_json
+from pipelines.trace_tests.span_names import name_field, names_blob, span_names
+from pipelines.trace_tests.spans import TestTrace, Value, attributes
+from pipelines.trace_tests.window import SpecWindow
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+FAILED_ATTRIBUTE = "tracetest.failed"
+UNKNOWN_TEAM = "unknown"
+MAX_NAME_SEARCHES = 64  # span names looked for one by one in a trace's names; more: read them into a set
+MAX_SHAPES = 4096
+MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
+PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not_applicable"
+
+
+class TraceTestsProcessor:
+    """See the module docstring."""
+
+    def __init__(self, settings: Settings, config: Config) -> None:
+        self.id = settings.id
+        self._config = config
+        self._log = settings.logger
+        self._capabilities = Capabilities(mutates_data=config.annotate, trace_level=True)
+        self.buffer_settings = TraceBufferSettings(decision_wait=float(config.decision_wait))
+        self._snapshot = snapshot(config.definitions)
+        self._tests: list[LiveTest] = load_library(config.definitions)
+        self._by_name: dict[str, list[LiveTest]] = {}
+        self._always: list[LiveTest] = []
+        self._fields: list[tuple[bytes, str]] | None = None
+        # The names found per trace shape (its span names in order, as names-only bytes): the traces of one
+        # endpoint mostly share one, so the search runs once per shape. Cleared when full.
+        self._shapes: dict[bytes, list[str]] = {}
+        self._indexed: list[LiveTest] | None = None
+        self._position: dict[str, int] = {}
+        self._resources: dict[Origin, dict[str, Value]] = {}
+        self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
+        self._windows: dict[tuple[str, str], SpecWindow] = {}
+        self._results: OrderedDict[bytes, list[dict[str, Any]]] | None = None  # with the debug route only
+        self._tasks: list[asyncio.Task[None]] = []
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        t = settings.telemetry
+        label = str(settings.id)
+        self._total = t.counter("tracetriage_trace_tests_total",
+                                "Specs of trace tests run on live traces, by test, spec and result (pass, fail, "
+                                "not_applicable: about the trigger, which a live trace has not).",
+                                ("test", "spec", "result"))
+        self._traces = t.counter("tracetriage_trace_tests_traces_total",
+                                 "Traces seen by trace_tests: tested (some test applied), untested, or too_large "
+                                 "(more than max_spans spans, not tested).", ("processor", "outcome"))
+        self._tested, self._untested, self._too_large = (self._traces.labels(label, o)
+                                                         for o in ("tested", "untested", "too_large"))
+        self._reloads = t.counter("tracetriage_trace_tests_reloads_total",
+                                  "Re-reads of the definitions after a change: ok, or error (the running set kept).",
+                                  ("processor", "result"))
+        self._definitions = t.gauge("tracetriage_trace_tests_definitions", "Test definitions loaded.",
+                                    ("processor",)).labels(label)
+        self._definitions.set(len(self._tests))
+        self._position = {t.definition.name: i for i, t in enumerate(self._tests)}
+        self._held = t.gauge("tracetriage_trace_tests_results_held",
+                             "Traces whose last results are kept for the debug endpoint (at most max_results).",
+                             ("processor",)).labels(label)
+        self._shapes_gauge = t.gauge("tracetriage_trace_tests_shapes",
+                                     f"Sequences of span names whose tests are remembered (at most {MAX_SHAPES}; "
+                                     "then forgotten all at once).", ("processor",)).labels(label)
+        self._label = label
+
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def tests(self) -> list[LiveTest]:
+        return self._tests
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        if self._ownership is not None:
+            await self._ownership.start(host)
+        if host.debug:
+            self._results = OrderedDict()
+            host.add_route("/api/trace-tests/{trace_id}", self._serve_result, debug=True)
+        if self._config.reload_interval > 0 and not self._tasks:
+            task = asyncio.create_task(self._reload_loop(), name=f"{self.id} reload")
+            self._tasks.append(task)
+            host.watch(task, self._log, f"trace_tests {self.id}")
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._ownership is not None:
+            await self._ownership.shutdown()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(float(self._config.reload_interval))
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Re-read the definitions if a file changed (off the event loop); False when nothing changed or the
+        new set is refused (the running one is kept)."""
+        location = self._config.definitions
+        now = await asyncio.to_thread(snapshot, location)
+        if now == self._snapshot:
+            return False
+        self._snapshot = now
+        try:
+            tests = await asyncio.to_thread(load_library, location)
+        except LibraryError as e:
+            self._reloads.labels(self._label, "error").inc()
+            self._log.error("trace_tests %s: definitions not reloaded, the running %d kept: %s", self.id,
+                            len(self._tests), "; ".join(e.problems))
+            return False
+        self._tests = tests
+        self._position = {t.definition.name: i for i, t in enumerate(tests)}
+        self._definitions.set(len(tests))
+        self._reloads.labels(self._label, "ok").inc()
+        self._log.info("trace_tests %s: %d definitions loaded from %s", self.id, len(tests), location)
+        return True
+
+    # -- span path ---------------------------------------------------------------------------------------
+
+    def _index(self, tests: list[LiveTest]) -> None:
+        by_name: dict[str, list[LiveTest]] = {}
+        for t in tests:
+            for name in t.names or ():
+                by_name.setdefault(name, []).append(t)
+        self._by_name = by_name
+        self._always = [t for t in tests if t.names is None and t.selector is not None]
+        self._fields = [(name_field(n), n) for n in by_name] if len(by_name) <= MAX_NAME_SEARCHES else None
+        self._shapes.clear()
+        self._indexed = tests
+
+    def process_traces(self, traces: list[Trace]) -> list[Trace]:
+        if self._indexed is not self._tests:
+            self._index(self._tests)
+        by_name, always, order = self._by_name, self._always, self._order
+        max_spans = self._config.max_spans
+        counts: dict[tuple[str, str, str], int] = {}
+        tested = untested = too_large = 0
+        now = time.monotonic()
+        from_string = ScopeSpans.FromString
+        fields, seen = self._fields, self._shapes
+        for trace in traces:
+            if trace.span_count > max_spans:
+                too_large += 1
+                continue
+            candidates = always
+            if fields is not None:  # a few names: look for each in the names-only bytes (once per shape)
+                blob = names_blob(trace)
+                found = seen.get(blob)
+                if found is None:
+                    if len(seen) >= MAX_SHAPES:
+                        seen.clear()
+                    found = seen[blob] = [name for field, name in fields if field in blob]
+            elif by_name:
+                found = [name for name in span_names(trace) if name in by_name]
+            else:
+                found = []
+            if found:
+                hits = {t.definition.name: t for name in found for t in by_name[name]}
+                candidates = sorted([*always, *hits.values()], key=order)
+            if not candidates:
+                untested += 1
+                continue
+            decoded = [(origin, from_string(chunk)) for origin, chunk in trace.chunks.items()]
+            if self._test(trace, decoded, candidates, counts, now):
+                tested += 1
+            else:
+                untested += 1
+        if tested:
+            self._tested.inc(tested)
+        if untested:
+            self._untested.inc(untested)
+        if too_large:
+            self._too_large.inc(too_large)
+        self._shapes_gauge.set(len(seen))
+        for labels, n in counts.items():
+            counter = self._counters.get(labels)
+            if counter is None:
+                counter = self._counters[labels] = self._total.labels(*labels)
+            counter.inc(n)
+        return traces
+
+    def _order(self, t: LiveTest) -> int:
+        return self._position.get(t.definition.name, 0)
+
+    def _resource(self, origin: Origin) -> dict[str, Value]:
+        cache = self._resources
+        got = cache.get(origin)
+        if got is None:
+            if len(cache) >= MAX_ORIGINS:
+                cache.clear()
+            got = cache[origin] = attributes(origin.resource().attributes)
+        return got
+
+    def _test(self, trace: Trace, decoded: list[tuple[Origin, ScopeSpans]], candidates: list[LiveTest],
+              counts: dict[tuple[str, str, str], int], now: float) -> bool:
+        view = TestTrace.from_groups(trace.trace_id, [(self._resource(o), ss.spans) for o, ss in decoded])
+        results: list[TestResult] = []
+        failed_names: list[str] = []
+        notes: list[TestFailure] = []
+        for lt in candidates:
+            test = lt.definition
+            sel = lt.selector
+            if sel is None or (sel.paths and not sel.select(view)):
+                continue
+            specs: list[SpecResult] = []
+            for spec, live in zip(test.specs, lt.live, strict=True):
+                if not live:
+                    key = (test.name, spec.name, NOT_APPLICABLE)
+                    counts[key] = counts.get(key, 0) + 1
+                    continue
+                r = run_spec(spec, view)
+                specs.append(r)
+                key = (test.name, spec.name, PASS if r.passed else FAIL)
+                counts[key] = counts.get(key, 0) + 1
+                window = self._windows.get((test.name, spec.name))
+                if window is None:
+                    window = self._windows[(test.name, spec.name)] = SpecWindow(float(self._config.alerting.window))
+                window.add(now, not r.passed, trace.trace_id)
+                if not r.passed:
+                    failed_names.append(f"{test.name}: {spec.name}")
+                    note = self._due(test.name, test.path, test.owner, r, window, trace.trace_id, now)
+                    if note is not None:
+                        notes.append(note)
+            results.append(TestResult(test, trace.trace_id, tuple(specs)))
+        if not results:
+            return False
+        if notes:
+            existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
+            trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
+        if failed_names and self._config.annotate and view.root is not None:
+            self._annotate(trace, view.root.span_id, "; ".join(failed_names))
+        if self._results is not None:
+            self._keep(trace.trace_id, [result_json(r) for r in results])
+        return True
+
+    def _due(self, test: str, path: str, owner: str, r: SpecResult, window: SpecWindow, trace_id: bytes,
+             now: float) -> TestFailure | None:
+        """A failure to page: the spec's failures in the window reach the alerting thresholds."""
+        alerting = self._config.alerting
+        runs, failures = window.counts(now)
+        if failures < alerting.min_failures or failures < alerting.failure_rate * runs:
+            return None
+        bad = [a for a in r.assertions if not a.passed]
+        first = next(c for a in bad for c in a.checks if not c.passed)
+        service = first.span.service if first.span is not None else ""
+        team = owner or self._owner_of(service)
+        who = first.span.describe() if first.span is not None else "(no span)"
+        return TestFailure(test=test, spec=r.spec.name, file=path, team=team, service=service, trace_id=trace_id,
+                           failed_assertions=tuple(a.assertion.text for a in bad),
+                           actual=f"{who}: {first.error or 'actual ' + first.actual}", failures=failures, runs=runs,
+                           window_s=float(alerting.window), examples=tuple(window.examples))
+
+    def _owner_of(self, service: str) -> str:
+        if self._ownership is None or not service:
+            return UNKNOWN_TEAM
+        return self._ownership.get().owner_of(service).name
+
+    @staticmethod
+    def _annotate(trace: Trace, span_id: bytes, value: str) -> None:
+        for group in trace.groups():
+            for span in group.scope_spans.spans:
+                if span.span_id == span_id:
+                    for kv in span.attributes:
+                        if kv.key == FAILED_ATTRIBUTE:
+                            kv.value.string_value = value
+                            break
+                    else:
+                        span.attributes.add(key=FAILED_ATTRIBUTE).value.string_value = value
+                    trace.mark_modified()
+                    return
+
+    def _keep(self, trace_id: bytes, results: list[dict[str, Any]]) -> None:
+        held = self._results
+        assert held is not None
+        held[trace_id] = results
+        held.move_to_end(trace_id)
+        while len(held) > self._config.max_results:
+            held.popitem(last=False)
+        self._held.set(len(held))
+
+    async def _serve_result(self, request: web.Request, tail: str) -> web.StreamResponse:
+        from aiohttp import web
+
+        try:
+            trace_id = bytes.fromhex(tail)
+            if len(trace_id) != 16:
+                raise ValueError
+        except ValueError:
+            return web.Response(status=400, text=f"not a trace id (32 hex digits): {tail[:64]!r}\n")
+        found = self._results.get(trace_id) if self._results is not None else None
+        if found is None:
+            return web.Response(status=404, text=f"no trace test result for trace {trace_id.hex()} (tested traces "
+                                                 f"are kept for the last {self._config.max_results})\n")
+        body = json.dumps({"trace_id": trace_id.hex(), "results": found}, indent=2)
+        return web.Response(text=body, content_type="application/json")
+

@@ -1,0 +1,259 @@
+"""The ``trace_tests`` stage on buffered traces: exact pass/fail counts over 10,000 traces with known outcomes,
+tracetest.failed on the root span, not_applicable trigger specs, alerting thresholds, reloads and refusals."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector import ComponentID, Host, Kind, Settings
+from collector.config import ConfigError, decode
+from collector.model import Trace
+from collector.telemetry import Telemetry
+from pipelines.trace_tests import FAILED_ATTRIBUTE, TEST_FAILURES, Config, TestFailure, TraceTestsProcessor
+from tests.pipelines.trace_tests.shop_trace import buffered, span
+
+CHECKOUT = """
+type: Test
+spec:
+  name: checkout
+  owner: payments
+  trigger: {type: http, httpRequest: {method: POST, url: "http://shop/checkout"}}
+  specs:
+    - selector: span[name="POST /checkout"]
+      name: answers 2xx
+      assertions: [attr:http.response.status_code < 300]
+    - selector: span[name="POST /checkout"] span[tracetest.span.type="database"]
+      name: db fast
+      assertions: [attr:tracetest.span.duration < 50ms]
+    - selector: span[rpc.service="payments.Charge"]
+      name: payment ok
+      assertions: ['attr:tracetest.span.status_code != "error"']
+    - selector: span[name="Tracetest trigger"]
+      name: trigger answered
+      assertions: [attr:tracetest.response.status = 200]
+"""
+SEARCH = """
+type: Test
+spec:
+  name: search
+  specs:
+    - selector: span[name="GET /search" service.name="search-api"]
+      name: search root
+      assertions: [attr:tracetest.selected_spans.count = 1]
+    - selector: span[name="GET /search"] span[db.system="elasticsearch"]
+      name: one query
+      assertions: [attr:tracetest.selected_spans.count = 1]
+    - selector: span[name="GET /search"] span[db.system="elasticsearch"]
+      name: queries elasticsearch
+      assertions: [attr:tracetest.selected_spans.count >= 1]
+"""
+NEVER = """
+type: Test
+spec:
+  name: refunds
+  specs:
+    - selector: span[name="POST /refund"]
+      assertions: [attr:http.response.status_code = 200]
+"""
+
+
+def tid(i: int) -> bytes:
+    return (i + 1).to_bytes(16, "big")
+
+
+def checkout(i: int, *, status: int, db_ms: float, pay_error: bool) -> Trace:
+    t = tid(i)
+    return buffered([
+        (span(1, 0, "POST /checkout", 0, 100, trace_id=t, **{"http.response.status_code": status}), "frontend"),
+        (span(2, 1, "SELECT orders", 1, db_ms, kind=Span.SPAN_KIND_CLIENT, trace_id=t,
+              **{"db.system": "postgresql"}), "frontend"),
+        (span(3, 1, "Charge/Pay", 60, 5, kind=Span.SPAN_KIND_CLIENT, trace_id=t, error=pay_error,
+              **{"rpc.service": "payments.Charge"}), "frontend"),
+    ])
+
+
+def search(i: int, *, queries: int) -> Trace:
+    t = tid(i)
+    spans = [(span(1, 0, "GET /search", 0, 30, trace_id=t), "search-api")]
+    spans += [(span(10 + q, 1, "query", 1 + q, 2, kind=Span.SPAN_KIND_CLIENT, trace_id=t,
+                    **{"db.system": "elasticsearch"}), "search-api") for q in range(queries)]
+    return buffered(spans)
+
+
+def other(i: int) -> Trace:
+    return buffered([(span(1, 0, "GET /health", 0, 1, trace_id=tid(i)), "frontend")])
+
+
+def write_defs(directory: Path, *texts: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    for n, text in enumerate(texts):
+        (directory / f"t{n}.yaml").write_text(text)
+    return directory
+
+
+def make(directory: Path, telemetry: Telemetry, **over: object) -> TraceTestsProcessor:
+    cfg = decode(Config, {"definitions": str(directory), "reload_interval": "0s", **over}, "processors.trace_tests")
+    return TraceTestsProcessor(Settings(ComponentID("trace_tests"), Kind.PROCESSOR, telemetry,
+                                        logging.getLogger("trace_tests-test")), cfg)
+
+
+def root_attr(trace: Trace) -> str | None:
+    for _, s in trace.iter_spans():
+        if not s.parent_span_id:
+            return next((kv.value.string_value for kv in s.attributes if kv.key == FAILED_ATTRIBUTE), None)
+    raise AssertionError("no root")
+
+
+def test_counts_exactly_over_10000_traces(tmp_path: Path) -> None:
+    telemetry = Telemetry()
+    proc = make(write_defs(tmp_path / "defs", CHECKOUT, SEARCH, NEVER), telemetry,
+                alerting={"min_failures": 1000000})
+    specs = [("checkout", "answers 2xx"), ("checkout", "db fast"), ("checkout", "payment ok"),
+             ("search", "search root"), ("search", "one query"), ("search", "queries elasticsearch")]
+    expected = {(t, s, r): 0 for t, s in specs for r in ("pass", "fail")}
+    expected[("checkout", "trigger answered", "not_applicable")] = 0
+    failing_traces: dict[bytes, str] = {}
+    traces: list[Trace] = []
+    for i in range(10_000):
+        if i % 10 == 9:
+            traces.append(other(i))
+            continue
+        if i % 4 == 3:
+            queries = 0 if i % 19 == 0 else 2 if i % 17 == 3 else 1
+            traces.append(search(i, queries=queries))
+            one, es = queries == 1, queries >= 1
+            expected[("search", "search root", "pass")] += 1
+            expected[("search", "one query", "pass" if one else "fail")] += 1
+            expected[("search", "queries elasticsearch", "pass" if es else "fail")] += 1
+            failed = [n for n, ok in (("one query", one), ("queries elasticsearch", es)) if not ok]
+            if failed:
+                failing_traces[tid(i)] = "; ".join(f"search: {n}" for n in failed)
+            continue
+        status, db_ms, pay_error = (500 if i % 13 == 0 else 200), (80.0 if i % 7 == 0 else 10.0), i % 11 == 0
+        traces.append(checkout(i, status=status, db_ms=db_ms, pay_error=pay_error))
+        oks = (("answers 2xx", status < 300), ("db fast", db_ms < 50), ("payment ok", not pay_error))
+        for name, ok in oks:
+            expected[("checkout", name, "pass" if ok else "fail")] += 1
+        expected[("checkout", "trigger answered", "not_applicable")] += 1
+        failed = [n for n, ok in oks if not ok]
+        if failed:
+            failing_traces[tid(i)] = "; ".join(f"checkout: {n}" for n in failed)
+    for start in range(0, len(traces), 500):
+        assert proc.process_traces(traces[start:start + 500]) == traces[start:start + 500]
+
+    get = telemetry.registry.get_sample_value
+    for (test, spec, result), n in expected.items():
+        got = get("tracetriage_trace_tests_total", {"test": test, "spec": spec, "result": result})
+        assert (got or 0) == n, (test, spec, result)
+    assert get("tracetriage_trace_tests_total", {"test": "refunds", "spec": 'span[name="POST /refund"]',
+                                                 "result": "pass"}) is None
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "tested"}) == 9000
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "untested"}) == 1000
+    assert sum(v for k, v in expected.items() if k[2] == "fail") > 1000  # the table is not trivial
+    # tracetest.failed: exactly on the failing traces' root spans, naming the failed specs
+    for t in traces:
+        assert root_attr(t) == failing_traces.get(t.trace_id)
+    assert all(t.note(TEST_FAILURES) is None for t in traces)  # min_failures not reached: nothing pages
+
+
+def test_failures_page_only_past_the_thresholds(tmp_path: Path) -> None:
+    telemetry = Telemetry()
+    proc = make(write_defs(tmp_path / "defs", CHECKOUT), telemetry,
+                alerting={"window": "5m", "min_failures": 3, "failure_rate": 0.5})
+    good = [checkout(i, status=200, db_ms=10, pay_error=False) for i in range(4)]
+    proc.process_traces(good)
+    bad = [checkout(100 + i, status=200, db_ms=10, pay_error=True) for i in range(5)]
+    notes: list[list[TestFailure] | None] = []
+    for t in bad:
+        proc.process_traces([t])
+        notes.append(t.note(TEST_FAILURES))
+    # 3rd failure: 3 of 7 < 50 %; 4th: 4 of 8 = 50 % -> pages; 5th too
+    assert [n is not None for n in notes] == [False, False, False, True, True]
+    last = notes[-1]
+    assert last is not None and len(last) == 1
+    f = last[0]
+    assert (f.test, f.spec, f.team, f.service, f.failures, f.runs) == ("checkout", "payment ok", "payments", "frontend",
+                                                                       5, 9)
+    assert f.examples[:2] == (tid(104), tid(103))
+    assert f.failed_assertions == ('attr:tracetest.span.status_code != "error"',)
+    assert 'actual "error"' in f.actual
+    ann = f.annotations("https://traces/{trace_id}")
+    assert ann["trace_url"] == f"https://traces/{tid(104).hex()}"
+    assert "failing on 5 of 9 traces" in ann["summary"]
+
+
+def test_reload_keeps_running_set_on_a_bad_edit(tmp_path: Path) -> None:
+    import asyncio
+
+    defs = write_defs(tmp_path / "defs", CHECKOUT)
+    telemetry = Telemetry()
+    proc = make(defs, telemetry)
+
+    async def go() -> tuple[bool, bool, bool]:
+        (defs / "t1.yaml").write_text(SEARCH)
+        first = await proc.reload()
+        (defs / "t2.yaml").write_text(SEARCH.replace("selected_spans.count = 1", "x | json_path '$' = 1"))
+        second = await proc.reload()
+        third = await proc.reload()  # nothing changed since
+        return first, second, third
+
+    assert asyncio.run(go()) == (True, False, False)
+    assert sorted(t.definition.name for t in proc.tests) == ["checkout", "search"]
+    assert telemetry.registry.get_sample_value("tracetriage_trace_tests_reloads_total",
+                                               {"processor": "trace_tests", "result": "error"}) == 1
+
+
+def test_config_refuses_bad_definitions(tmp_path: Path) -> None:
+    defs = write_defs(tmp_path / "defs", CHECKOUT, CHECKOUT.replace("name: checkout", "name: other").replace(
+        "attr:http.response.status_code < 300", "attr:http.response.status_code exists"))
+    with pytest.raises(ConfigError) as info:
+        decode(Config, {"definitions": str(defs)}, "processors.trace_tests")
+    text = str(info.value.issues[0])
+    assert text.startswith("processors.trace_tests.definitions: ")
+    assert f"{defs / 't1.yaml'}: spec.specs[0] ('answers 2xx').assertions[0]" in text
+    with pytest.raises(ConfigError, match="no such file"):
+        decode(Config, {"definitions": str(tmp_path / "none")}, "processors.trace_tests")
+    dup = write_defs(tmp_path / "dup", CHECKOUT, CHECKOUT)
+    with pytest.raises(ConfigError, match="already used by"):
+        decode(Config, {"definitions": str(dup)}, "processors.trace_tests")
+
+
+async def test_debug_route_only_with_debug(tmp_path: Path) -> None:
+    defs = write_defs(tmp_path / "defs", CHECKOUT)
+    proc = make(defs, Telemetry())
+    host = Host()
+    await proc.start(host)
+    assert host.routes == {}
+    await proc.shutdown()
+    proc = make(defs, Telemetry())
+    host = Host()
+    host.debug = True
+    await proc.start(host)
+    assert list(host.routes) == ["/api/trace-tests/{trace_id}"]
+    await proc.shutdown()
+
+
+def test_live_definitions_need_no_trigger_env(tmp_path: Path) -> None:
+    """The processor fires no trigger: an unset ${env:...} in spec.trigger does not refuse the file (test run
+    would refuse it)."""
+    text = CHECKOUT.replace('url: "http://shop/checkout"', 'url: "${env:TT_TEST_UNSET_URL}/checkout"')
+    defs = write_defs(tmp_path / "defs", text)
+    proc = make(defs, Telemetry())
+    assert [t.definition.trigger for t in proc.tests] == [None]
+    from pipelines.trace_tests.definition import DefinitionError, load_definition
+
+    with pytest.raises(DefinitionError, match=r"TT_TEST_UNSET_URL\} is not set"):
+        load_definition(defs / "t0.yaml", {})
+
+
+def test_shipped_definitions_load() -> None:
+    from tests.conftest import ROOT
+
+    defs = ROOT / "configs" / "trace-tests"
+    proc = make(defs, Telemetry())
+    assert sorted(t.definition.name for t in proc.tests) == [
+        "checkout places the order", "the cart loads", "the orders database answers"]
