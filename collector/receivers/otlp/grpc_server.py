@@ -134,11 +134,12 @@ class GRPCServer:
             await server.stop(grace)
 
     async def _export(self, data: bytes, context: Any) -> bytes:
+        request: ExportTraceServiceRequest | None = None
         try:
-            # Validation: the compiled check when it is certain, else protobuf; the message itself is
-            # dropped at once (the handler works from the bytes).
+            # Validation: the compiled check when it is certain (the handler then works from these bytes),
+            # else protobuf (the handler then works from the message's canonical bytes: what protobuf read).
             if not certainly_valid(data):
-                ExportTraceServiceRequest.FromString(data)
+                request = ExportTraceServiceRequest.FromString(data)
         except DecodeError as e:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode ExportTraceServiceRequest: {e}"
@@ -148,7 +149,7 @@ class GRPCServer:
         message = ""
         trailers: _Metadata = ()
         try:
-            response = await self._handler.export(None, data, "grpc")
+            response = await self._handler.export(request, data if request is None else None, "grpc")
         except ConsumerError as e:
             message = str(e) or type(e).__name__
             if e.retriable:

@@ -255,7 +255,7 @@ class HTTPServer:
                 trace_request = _decode(body, fmt)
         except _HTTPError as e:
             return status_response(e.status, e.message, fmt)
-        payload = body if fmt == "proto" else None  # protobuf: validated; the handler works from the bytes
+        payload = body if trace_request is None else None  # certainly valid: the handler works from the bytes
         try:
             response = await self._handler.export(trace_request, payload, "http")
         except ConsumerError as e:
@@ -272,12 +272,14 @@ class HTTPServer:
 
 
 def _decode(body: bytes, fmt: Format) -> ExportTraceServiceRequest | None:
-    """The request; for protobuf only checked (None: the handler works from the bytes)."""
+    """The request; for protobuf None when the compiled check is certain of the bytes (the handler works
+    from them), else the message protobuf decoded (the handler works from its canonical bytes)."""
     if fmt == "proto":
         try:
-            if not certainly_valid(body):
-                ExportTraceServiceRequest.FromString(body)
-            return None
+            if certainly_valid(body):
+                return None
+            request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
+            return request
         except DecodeError as e:
             raise _HTTPError(400, f"cannot decode protobuf ExportTraceServiceRequest: {e}") from None
     try:
