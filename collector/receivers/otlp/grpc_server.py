@@ -22,6 +22,7 @@ from collector.config.tls import read_pem
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.receivers.otlp.http_guard import auto_max_connections
 from collector.wire import certainly_valid
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -52,6 +53,12 @@ _MS_OPTIONS = (  # keepalive.server_parameters.* / enforcement_policy.* -> gRPC 
 )
 
 
+def grpc_max_connections(cfg: GRPCConfig) -> int:
+    """``max_connections``, or for 0 a quarter of the open-file limit (at most 16384): HTTP's automatic limit
+    takes half, and an HTTP/2 connection carries up to ``max_concurrent_streams`` requests at once."""
+    return cfg.max_connections or max(1, auto_max_connections() // 2)
+
+
 def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
     """The grpc.aio server options for ``cfg``; a keepalive duration of 0 keeps gRPC's default."""
     params, policy = cfg.keepalive.server_parameters, cfg.keepalive.enforcement_policy
@@ -61,6 +68,9 @@ def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
     ]
     if cfg.max_concurrent_streams > 0:  # advertised in SETTINGS, and enforced; 0 (upstream's default): no limit
         options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
+    # Connections open at once: gRPC closes a further one as soon as it is accepted. With the streams per
+    # connection this bounds every idle stream a client can hold.
+    options.append(("grpc.max_allowed_incoming_connections", grpc_max_connections(cfg)))
     for name, arg in _MS_OPTIONS:
         seconds = getattr(params, name)
         if seconds > 0:

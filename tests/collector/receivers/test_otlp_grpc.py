@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -393,6 +394,34 @@ def test_keepalive_options_mapped() -> None:
     assert defaults["grpc.keepalive_permit_without_calls"] == 0
     assert defaults["grpc.max_concurrent_streams"] == DEFAULT_MAX_CONCURRENT_STREAMS
     assert "grpc.max_concurrent_streams" not in dict(server_options(GRPCConfig(max_concurrent_streams=0)))
+    assert dict(server_options(GRPCConfig(max_connections=7)))["grpc.max_allowed_incoming_connections"] == 7
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    auto = defaults["grpc.max_allowed_incoming_connections"]
+    assert 1 <= auto <= 8192 and (soft == resource.RLIM_INFINITY or auto <= soft // 4 + 1)
+
+
+async def test_connections_past_max_connections_are_refused() -> None:
+    """Two clients fill a limit of 2: a third cannot connect; once one leaves, a new client is served.
+    With max_concurrent_streams this bounds the streams (idle ones too) all clients together can hold."""
+    async with running(grpc_only(max_connections=2)) as (rcv, consumer):
+        address = f"127.0.0.1:{rcv.grpc_port}"
+        # A channel of its own per client (a local subchannel pool: no connection shared between channels).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        first = grpc.aio.insecure_channel(address, options=options)
+        second = grpc.aio.insecure_channel(address, options=options)
+        for channel in (first, second):
+            await export_call(channel)(make_request(1).SerializeToString(), timeout=5)
+        async with grpc.aio.insecure_channel(address, options=options) as third:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await export_call(third)(make_request(1).SerializeToString(), timeout=2)
+            assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        await first.close()
+        async with grpc.aio.insecure_channel(address, options=options) as fourth:
+            # (the server counts the closed connection out when it notices; the client retries until then)
+            await export_call(fourth)(make_request(3).SerializeToString(), timeout=10, wait_for_ready=True)
+        await export_call(second)(make_request(1).SerializeToString(), timeout=5)  # still served
+        await second.close()
+        assert consumer.span_count == 6
 
 
 async def test_keepalive_pings_within_policy_served() -> None:
