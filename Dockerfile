@@ -2,7 +2,9 @@
 #
 #   docker build -t tracetriage:0.1.0 .
 #   docker run --rm -p 4317:4317 -p 4318:4318 -p 8888:8888 -p 13133:13133 \
-#     -e TRACES_BACKEND=tempo.example:4317 tracetriage:0.1.0
+#     -e TT_METRICS=0.0.0.0:8888 -e TRACES_BACKEND=tempo.example:4317 tracetriage:0.1.0
+#
+# (/metrics listens on 127.0.0.1 in the container unless TT_METRICS asks for more, as above.)
 #
 # Every build step is in scripts/docker-build-steps.sh, which tests/deploy/test_image_build.py runs outside
 # Docker into a fresh venv and then starts (no Docker engine runs on our machines). The default command runs

@@ -126,7 +126,7 @@ def reexec_with_huge_pages() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, *argv[1:]], env)  # noqa: S606 - this process, started again
     except OSError as e:
         log.warning("malloc tuning: cannot start again with %s: %s", env["GLIBC_TUNABLES"], e)
 

@@ -90,7 +90,7 @@ def request_bytes(data: bytes | str) -> bytes:
             return _message(doc, _REQUEST)
         except RecursionError:
             raise
-        except Exception:  # noqa: BLE001 - _NotCertain, or a value the walk chokes on: json_format decides
+        except Exception:  # noqa: BLE001, S110 - _NotCertain, or a value the walk chokes on: json_format decides
             pass
         data_out: bytes = _decode_doc(doc).SerializeToString()
         return data_out

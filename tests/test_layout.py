@@ -278,7 +278,8 @@ def test_imports_are_read_everywhere_and_resolved(tmp_path: Path) -> None:
 # -- tests mirror the source ----------------------------------------------------------------------------------
 
 TEST_ROOTS = {"collector", "pipelines", "bench"}  # mirror the packages of the same names
-TEST_EXTRAS = {"deploy", "docs", "e2e", "data"}  # the image and manifests, the docs, whole-product runs, fixtures
+# the image and manifests, the docs, whole-product runs, fixtures, the atheris fuzz harness (it spans packages)
+TEST_EXTRAS = {"deploy", "docs", "e2e", "data", "fuzz"}
 # Test folders with no source folder of their name, and why.
 UNMIRRORED = {"collector/kafka": "the Kafka receiver and exporter together, against a real broker"}
 

@@ -300,8 +300,9 @@ class Generator:
 
     def _resource(self, service: str, instance: int) -> bytes:
         topo, svc = self.topology, self.topology.services[service]
-        digest = hashlib.sha1(f"{topo.namespace}/{service}".encode()).hexdigest()
-        pod = f"{service}-{digest[:9]}-{hashlib.sha1(f'{digest}/{instance}'.encode()).hexdigest()[:5]}"
+        digest = hashlib.sha1(f"{topo.namespace}/{service}".encode(), usedforsecurity=False).hexdigest()
+        suffix = hashlib.sha1(f"{digest}/{instance}".encode(), usedforsecurity=False).hexdigest()[:5]
+        pod = f"{service}-{digest[:9]}-{suffix}"
         attrs: dict[str, bool | int | float | str] = {
             "service.name": service,
             "service.namespace": topo.namespace,

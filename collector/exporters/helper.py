@@ -142,7 +142,7 @@ class Backoff:
     def __init__(self, config: RetryConfig, rng: random.Random | None = None) -> None:
         self._config = config
         self._current = float(config.initial_interval)
-        self._random = rng or random.Random()
+        self._random = rng or random.Random()  # noqa: S311 - jitter spreads retries; nothing to guess
 
     def next_delay(self) -> float:
         cfg = self._config

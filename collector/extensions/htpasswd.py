@@ -52,10 +52,10 @@ class Entry:
             except ValueError:
                 return False
         if self.kind == "sha":
-            return hmac.compare_digest(hashlib.sha1(given).digest(), self.secret)
+            return hmac.compare_digest(hashlib.sha1(given).digest(), self.secret)  # noqa: S324 - {SHA} is SHA-1
         if self.kind == "ssha":
             digest, salt = self.secret[:20], self.secret[20:]
-            return hmac.compare_digest(hashlib.sha1(given + salt).digest(), digest)
+            return hmac.compare_digest(hashlib.sha1(given + salt).digest(), digest)  # noqa: S324 - {SSHA} is SHA-1
         return hmac.compare_digest(given, self.secret)
 
 

@@ -318,9 +318,10 @@ def check_request(buf: Any, table: Any, width: int, counted: int) -> int:
     its kind in the low three bits and, for a MESSAGE_FIELD, the message it holds above. Certain means every
     field is well formed for its kind (lengths inside their message, varints of at most ten bytes and 64
     bits), every known field has its declared wire type, unknown fields are skipped by their wire type, and
-    every string is ASCII (so valid UTF-8). -1 means "not certain": anything else (a group, a wire type
-    that does not match, a string with a non-ASCII byte, nesting deeper than MAX_DEPTH, malformed bytes)
-    goes to protobuf, which accepts it or names the error.
+    every string is ASCII (so valid UTF-8), and no span repeats an id field (trace, span or parent span id:
+    protobuf keeps the last of them, the split walks read the first). -1 means "not certain": anything else
+    (a group, a wire type that does not match, a string with a non-ASCII byte, nesting deeper than
+    MAX_DEPTH, a repeated id field, malformed bytes) goes to protobuf, which accepts it or names the error.
 
     The ASCII check runs over the gaps between the binary parts of the message (ids and other bytes
     fields, fixed-width numbers, multi-byte varints, unknown fields), not string by string: a gap holds
@@ -340,6 +341,7 @@ def check_request(buf: Any, table: Any, width: int, counted: int) -> int:
     high = np.uint8(0)
     strings = False  # a string lies between ``checked`` and ``i``
     count = 0
+    ids_seen = 0  # the id fields (1, 2, 4: bits by number) of the current span read so far
     while True:
         if i >= end:
             if depth == 0:
@@ -386,6 +388,10 @@ def check_request(buf: Any, table: Any, width: int, counted: int) -> int:
             e = i + ln
             if e > end:
                 return -1
+            if msg == counted and (number == 1 or number == 2 or number == 4):
+                if ids_seen & (1 << number):
+                    return -1  # an id field repeated: protobuf keeps the last, the walks read the first
+                ids_seen |= 1 << number
             if kind == MESSAGE_FIELD:
                 if depth >= MAX_DEPTH:
                     return -1
@@ -396,6 +402,7 @@ def check_request(buf: Any, table: Any, width: int, counted: int) -> int:
                 end = e
                 if msg == counted:
                     count += 1
+                    ids_seen = 0
                 continue
             if kind == STRING_FIELD:
                 strings = True

@@ -16,8 +16,12 @@ All three give the same chunks (the compiled walk's ``maybe_error`` is exact whe
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
+
+from collector.wire._errors import WireError
 from collector.wire._jit import ready as compiled_ready
 from collector.wire._jit import split_jit
 from collector.wire._numpy import split_np
@@ -55,7 +59,16 @@ def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeC
     only (or, compiled, each span's top-level fields once).
 
     Raises :class:`~collector.wire.WireError` for malformed bytes, :class:`~collector.wire.InvalidSpanIds`
-    for a span with invalid ids."""
+    for a span with invalid ids, and nothing else whatever the bytes (the walks read in place and trust
+    lengths only after checking them against their container; a read that still runs off the end, or a span
+    protobuf cannot decode, is a WireError too)."""
+    try:
+        return _split(data, options)
+    except (IndexError, struct.error, DecodeError) as e:
+        raise WireError(f"malformed request ({type(e).__name__}: {e})") from None
+
+
+def _split(data: bytes, options: SplitOptions) -> list[ScopeChunk]:
     hints = options.error_hints
     keys = hints and options.error_attribute
     scopes: list[tuple[bytes, bytes, int, int, int]] = []

@@ -14,7 +14,10 @@ _SMALL = [bytes((i,)) for i in range(0x80)]  # one-byte varints
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:
-    """Decode a varint at ``i``; returns (value, next index)."""
+    """Decode a varint at ``i``; returns (value, next index). Raises :class:`WireError` when the data ends
+    first."""
+    if i >= len(data):
+        raise WireError("truncated varint")
     b = data[i]
     if b < 0x80:
         return b, i + 1
@@ -91,14 +94,17 @@ def read_field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
         tag, p = read_varint(data, pos)
     wire_type = tag & 7
     if wire_type == 2:  # first: most fields of a request are length-delimited
-        n = data[p]
-        if n < 0x80:
-            p += 1
-        elif data[p + 1] < 0x80:
-            n = (n & 0x7F) | (data[p + 1] << 7)
-            p += 2
-        else:
-            n, p = read_varint(data, p)
+        try:
+            n = data[p]
+            if n < 0x80:
+                p += 1
+            elif data[p + 1] < 0x80:
+                n = (n & 0x7F) | (data[p + 1] << 7)
+                p += 2
+            else:
+                n, p = read_varint(data, p)
+        except IndexError:  # (checked here, not before each read: a valid message never gets here)
+            raise WireError("truncated length") from None
         n += p
         if n > end:
             raise WireError("field runs past the end of its message")

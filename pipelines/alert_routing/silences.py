@@ -153,7 +153,7 @@ def parse_silences(text: str, file: str) -> tuple[Silence, ...]:
     """The silences in ``text`` (the content of ``file``); raises :class:`SilencesError` naming every
     problem by its field path (``[2].ends_at``)."""
     try:
-        data: Any = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+        data: Any = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
     except yaml.YAMLError as e:
         raise SilencesError(file, [("", f"not valid YAML: {e}")]) from None
     if data is not None and not isinstance(data, list):

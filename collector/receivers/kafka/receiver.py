@@ -334,8 +334,9 @@ class KafkaReceiver:
                 request = decode_request(value)
                 return request.SerializeToString(), count_spans(request)
             spans = certain_span_count(value)  # the compiled check, when it is certain; else protobuf
-            if spans is None:
-                spans = count_spans(ExportTraceServiceRequest.FromString(value))
+            if spans is None:  # passed on as protobuf read it (canonical bytes: repeated id fields resolved)
+                request = ExportTraceServiceRequest.FromString(value)
+                return request.SerializeToString(), count_spans(request)
             return value, spans
         except (DecodeError, ValueError) as e:
             self._metrics.malformed(tp).inc()

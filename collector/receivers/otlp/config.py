@@ -8,6 +8,7 @@ receivers:
         endpoint: localhost:4317
         max_recv_msg_size_mib: 4
         max_concurrent_streams: 100
+        max_connections: 0          # 0: a quarter of the process's open-file limit
         keepalive:
           server_parameters: {max_connection_idle: 5m, max_connection_age: 30m, max_connection_age_grace: 10s}
           enforcement_policy: {min_time: 10s, permit_without_stream: true}
@@ -108,6 +109,7 @@ class GRPCConfig:
     endpoint: str = "localhost:4317"
     max_recv_msg_size_mib: int = field(4, ge=1)
     max_concurrent_streams: int = field(DEFAULT_MAX_CONCURRENT_STREAMS, ge=0)  # 0: unlimited
+    max_connections: int = field(0, ge=0)  # 0: a quarter of the open-file limit (grpc_max_connections)
     keepalive: KeepaliveServerConfig = field(default_factory=KeepaliveServerConfig)
     tls: TLSServerConfig | None = None
     auth: AuthConfig | None = None

@@ -22,6 +22,7 @@ from collector.config.net import format_address, listen_address
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
+from collector.receivers.otlp.http_guard import auto_max_connections
 from collector.telemetry import Telemetry
 from collector.tls import ReloadingGRPCCredentials
 from collector.wire import certainly_valid
@@ -54,6 +55,12 @@ _MS_OPTIONS = (  # keepalive.server_parameters.* / enforcement_policy.* -> gRPC 
 )
 
 
+def grpc_max_connections(cfg: GRPCConfig) -> int:
+    """``max_connections``, or for 0 a quarter of the open-file limit (at most 16384): HTTP's automatic limit
+    takes half, and an HTTP/2 connection carries up to ``max_concurrent_streams`` requests at once."""
+    return cfg.max_connections or max(1, auto_max_connections() // 2)
+
+
 def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
     """The grpc.aio server options for ``cfg``; a keepalive duration of 0 keeps gRPC's default."""
     params, policy = cfg.keepalive.server_parameters, cfg.keepalive.enforcement_policy
@@ -63,6 +70,9 @@ def server_options(cfg: GRPCConfig) -> list[tuple[str, int]]:
     ]
     if cfg.max_concurrent_streams > 0:  # advertised in SETTINGS, and enforced; 0 (upstream's default): no limit
         options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
+    # Connections open at once: gRPC closes a further one as soon as it is accepted. With the streams per
+    # connection this bounds every idle stream a client can hold.
+    options.append(("grpc.max_allowed_incoming_connections", grpc_max_connections(cfg)))
     for name, arg in _MS_OPTIONS:
         seconds = getattr(params, name)
         if seconds > 0:
@@ -136,11 +146,12 @@ class GRPCServer:
             await server.stop(grace)
 
     async def _export(self, data: bytes, context: Any) -> bytes:
+        request: ExportTraceServiceRequest | None = None
         try:
-            # Validation: the compiled check when it is certain, else protobuf; the message itself is
-            # dropped at once (the handler works from the bytes).
+            # Validation: the compiled check when it is certain (the handler then works from these bytes),
+            # else protobuf (the handler then works from the message's canonical bytes: what protobuf read).
             if not certainly_valid(data):
-                ExportTraceServiceRequest.FromString(data)
+                request = ExportTraceServiceRequest.FromString(data)
         except DecodeError as e:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode ExportTraceServiceRequest: {e}"
@@ -150,7 +161,7 @@ class GRPCServer:
         message = ""
         trailers: _Metadata = ()
         try:
-            response = await self._handler.export(None, data, "grpc")
+            response = await self._handler.export(request, data if request is None else None, "grpc")
         except ConsumerError as e:
             message = str(e) or type(e).__name__
             if e.retriable:

@@ -70,8 +70,11 @@ class ExportHandler:
     ) -> ExportTraceServiceResponse:
         """Pass the valid spans of ``request`` on. ``payload`` is its wire form, if the caller has it.
 
-        A caller that has already validated ``payload`` (decoded it without error) may pass ``request``
-        as None: the message is then decoded again only if the wire walk cannot take the request.
+        A caller that the compiled check (:func:`collector.wire.certainly_valid`) has told ``payload`` is
+        valid passes ``request`` as None: the message is then decoded only if the wire walk cannot take the
+        request. Bytes that protobuf had to decode are passed as the message, not as bytes: the walk then
+        reads the message's canonical serialization, so it sees what protobuf read (a span that repeats an
+        id field has protobuf's last value, not the walk's first).
         Dropping the message early matters: a request's message is a few times its wire size, and
         keeping it alive while the spans move on costs page faults and cache misses on every request.
 

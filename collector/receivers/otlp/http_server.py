@@ -289,12 +289,15 @@ class HTTPServer:
 
 
 def _decode(body: bytes, fmt: Format) -> bytes:
-    """The request's valid protobuf wire bytes: protobuf checked, JSON encoded as protobuf."""
+    """The request's valid protobuf wire bytes: the body when the compiled check is certain of it, else as
+    protobuf reads it (decoded and encoded again: canonical, so a repeated id field counts once, as protobuf
+    counts it); JSON encoded as protobuf."""
     if fmt == "proto":
         try:
-            if not certainly_valid(body):
-                ExportTraceServiceRequest.FromString(body)
-            return body
+            if certainly_valid(body):
+                return body
+            request_bytes: bytes = ExportTraceServiceRequest.FromString(body).SerializeToString()
+            return request_bytes
         except DecodeError as e:
             raise _HTTPError(400, f"cannot decode protobuf ExportTraceServiceRequest: {e}") from None
     try:

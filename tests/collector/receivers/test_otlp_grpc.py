@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from collector.receivers.otlp.config import (
 )
 from collector.receivers.otlp.grpc_server import server_options
 from collector.telemetry import Telemetry
+from collector.wire import encode_varint, load_compiled
 from tests.collector.receivers.test_otlp_support import (
     TRACE_EXPORT,
     RecordingConsumer,
@@ -157,6 +159,36 @@ async def test_partial_success_for_invalid_ids(grpc_setup: Any) -> None:
     assert len(batch.request.resource_spans) == 1  # the emptied resource was removed
     assert ExportTraceServiceRequest.FromString(batch.to_bytes()) == batch.request
     assert accepted(telemetry) == 2 and refused(telemetry) == 3
+
+
+def repeated_trace_id(last: bytes) -> bytes:
+    """A request of two spans; the second repeats its trace id field at its end, with ``last``."""
+    req = make_request(2)
+    span = req.resource_spans[0].scope_spans[0].spans[1].SerializeToString() + b"\x0a" + bytes([len(last)]) + last
+    ss = req.resource_spans[0].scope_spans[0]
+    first = ss.spans[0].SerializeToString()
+    ss_bytes = b"".join(b"\x12" + encode_varint(len(x)) + x for x in (first, span))
+    rs = req.resource_spans[0].resource.SerializeToString()
+    rs_bytes = b"\x0a" + encode_varint(len(rs)) + rs + b"\x12" + encode_varint(len(ss_bytes)) + ss_bytes
+    return b"\x0a" + encode_varint(len(rs_bytes)) + rs_bytes
+
+
+async def test_a_repeated_id_field_counts_as_protobuf_reads_it(grpc_setup: Any) -> None:
+    """Protobuf keeps the last of a repeated field: a span whose last trace id is invalid is rejected, and
+    one whose last trace id is another valid one is passed on under that trace (as every later decoder
+    reads it), not under the first. (Found by test_otlp_properties.py.)"""
+    _, consumer, channel, _ = grpc_setup
+    assert load_compiled()  # the compiled check runs too (and is not certain of these)
+    response = await export_call(channel)(repeated_trace_id(b"\x01\x02"), timeout=5)
+    assert response.partial_success.rejected_spans == 1
+    assert "spans[1]: traceId must be 16 bytes, got 2" in response.partial_success.error_message
+    assert consumer.span_count == 1
+    other = b"\x07" * 16
+    response = await export_call(channel)(repeated_trace_id(other), timeout=5)
+    assert response.partial_success.rejected_spans == 0
+    batch = consumer.batches[-1]
+    by_trace = {tid: ts.count for chunk in batch.split() for tid, ts in chunk.by_trace.items()}
+    assert by_trace == {(1).to_bytes(16, "big"): 1, other: 1}
 
 
 async def test_all_spans_invalid_nothing_passed_on(grpc_setup: Any) -> None:
@@ -362,6 +394,34 @@ def test_keepalive_options_mapped() -> None:
     assert defaults["grpc.keepalive_permit_without_calls"] == 0
     assert defaults["grpc.max_concurrent_streams"] == DEFAULT_MAX_CONCURRENT_STREAMS
     assert "grpc.max_concurrent_streams" not in dict(server_options(GRPCConfig(max_concurrent_streams=0)))
+    assert dict(server_options(GRPCConfig(max_connections=7)))["grpc.max_allowed_incoming_connections"] == 7
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    auto = defaults["grpc.max_allowed_incoming_connections"]
+    assert 1 <= auto <= 8192 and (soft == resource.RLIM_INFINITY or auto <= soft // 4 + 1)
+
+
+async def test_connections_past_max_connections_are_refused() -> None:
+    """Two clients fill a limit of 2: a third cannot connect; once one leaves, a new client is served.
+    With max_concurrent_streams this bounds the streams (idle ones too) all clients together can hold."""
+    async with running(grpc_only(max_connections=2)) as (rcv, consumer):
+        address = f"127.0.0.1:{rcv.grpc_port}"
+        # A channel of its own per client (a local subchannel pool: no connection shared between channels).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        first = grpc.aio.insecure_channel(address, options=options)
+        second = grpc.aio.insecure_channel(address, options=options)
+        for channel in (first, second):
+            await export_call(channel)(make_request(1).SerializeToString(), timeout=5)
+        async with grpc.aio.insecure_channel(address, options=options) as third:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await export_call(third)(make_request(1).SerializeToString(), timeout=2)
+            assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        await first.close()
+        async with grpc.aio.insecure_channel(address, options=options) as fourth:
+            # (the server counts the closed connection out when it notices; the client retries until then)
+            await export_call(fourth)(make_request(3).SerializeToString(), timeout=10, wait_for_ready=True)
+        await export_call(second)(make_request(1).SerializeToString(), timeout=5)  # still served
+        await second.close()
+        assert consumer.span_count == 6
 
 
 async def test_keepalive_pings_within_policy_served() -> None:

@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
@@ -93,3 +94,30 @@ def random_request(rnd: random.Random, trace_state: float) -> bytes:
                 if rnd.random() < 0.3:
                     s.flags = rnd.choice([0x100, 0x301, 0xFFFFFFFF])
     return req.SerializeToString()
+
+
+# An edit of a request: (what, where as a fraction of its length, a byte or a length).
+edits = st.lists(st.tuples(st.sampled_from(["set", "insert", "delete", "truncate", "flip", "duplicate"]),
+                           st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4)
+
+
+def mutate(data: bytes, changes: list[tuple[str, float, int]]) -> bytes:
+    out = bytearray(data)
+    for what, where, value in changes:
+        if not out:
+            out.append(value)
+            continue
+        at = int(where * len(out))
+        if what == "set":
+            out[at] = value
+        elif what == "insert":
+            out.insert(at, value)
+        elif what == "delete":
+            del out[at]
+        elif what == "truncate":
+            del out[at:]
+        elif what == "flip":
+            out[at] ^= 1 << (value % 8)
+        else:  # a run of bytes repeated: repeated fields, lengths that no longer match
+            out[at:at] = out[at:at + value % 32]
+    return bytes(out)

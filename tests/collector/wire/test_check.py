@@ -315,3 +315,16 @@ def test_span_count_when_certain() -> None:
         assert n is not None
         assert n == count_spans(ExportTraceServiceRequest.FromString(data))
     assert certain_span_count(request_with(one_span(name="caf\u00e9")).SerializeToString()) is None
+
+
+@pytest.mark.parametrize("extra", [b"\x0a\x10" + b"\x07" * 16, b"\x12\x08" + b"\x07" * 8, b"\x22\x08" + b"\x07" * 8,
+                                   b"\x0a\x02ab"])
+def test_a_repeated_id_field_is_left_to_protobuf(extra: bytes) -> None:
+    """Protobuf keeps the last of a repeated trace, span or parent span id; the split walks read the first.
+    Not certain, so the receivers pass such a request on as protobuf read it."""
+    span = one_span(parent_span_id=b"\x03" * 8).SerializeToString()
+    assert check(span_entry_request(span))
+    data = span_entry_request(span + extra)
+    assert not check(data)
+    assert protobuf_accepts(data)
+    assert check(span_entry_request(span + b"\x1a\x01a\x1a\x01b"))  # a repeated trace state: no id, still certain

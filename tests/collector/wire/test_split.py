@@ -162,3 +162,15 @@ def test_malformed_bytes_raise_wire_error() -> None:
     for cut in (len(data) - 1, len(data) // 2, 100):
         with pytest.raises(WireError):
             split_by_trace(data[:cut])
+
+
+def test_bytes_that_end_in_a_tag_or_hold_a_corrupt_span_raise_wire_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the property tests (test_properties.py): a length-delimited tag as the last byte, and a span
+    that is not canonical and that protobuf cannot decode, raised IndexError and DecodeError."""
+    with pytest.raises(WireError):
+        split_by_trace(b"\x0a")
+    span = b"\x12\x08" + b"\x01" * 8 + b"\x0a\x10" + b"\x02" * 16 + b"\x2a\x05ab"  # name runs past the span
+    ss = b"\x12" + bytes([len(span)]) + span
+    rs = b"\x12" + bytes([len(ss)]) + ss
+    with pytest.raises(WireError):
+        python_split(b"\x0a" + bytes([len(rs)]) + rs, monkeypatch)

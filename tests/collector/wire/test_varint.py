@@ -19,6 +19,12 @@ def test_truncated_varints_raise() -> None:
         read_varint(b"\x80\x80", 0)
     with pytest.raises(WireError):
         read_varint(b"\xff" * 11, 0)  # past 64 bits
+    with pytest.raises(WireError):
+        read_varint(b"\x08", 1)  # nothing left: a length or value missing at the end of the data
+    with pytest.raises(WireError):
+        read_field(b"\x0a", 0, 1)  # a length-delimited tag with no length
+    with pytest.raises(WireError):
+        read_field(b"\x0a\x80", 0, 2)  # a two-byte length cut after its first byte
 
 
 def test_read_field_reads_every_wire_type_and_any_tag() -> None:
