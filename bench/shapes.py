@@ -371,7 +371,15 @@ class Cell:
         endpoint = f"127.0.0.1:{self.http if SHAPES[name].json else self.grpc}"
         warm = run_sender(name, endpoint, 2)  # connections, lazy imports, this shape's first request
         self._drain(warm["spans"])
-        time.sleep(0.5)
+        # Quiet first: the previous shape's last work (its export, freeing its requests) is not this one's.
+        deadline = time.monotonic() + 10
+        cpu0 = col.cpu()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            cpu1 = col.cpu()
+            if cpu1 - cpu0 <= 0.02:
+                break
+            cpu0 = cpu1
         cpu0 = col.cpu()
         stats = run_sender(name, endpoint, requests)
         if self.scenario != "pass":

