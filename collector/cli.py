@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 from collector import __version__, commands
 from collector.component import Kind
@@ -57,6 +58,8 @@ def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> a
                         help="the status page: host:port or URL (default localhost:55679)")
     status.add_argument("--limit", type=int, default=10, help="rows per list (default 10)")
     status.add_argument("--json", action="store_true", help="print /api/v1/status as it is")
+    status.add_argument("--token-file", metavar="FILE",
+                        help="a bearer token for a page behind bearertokenauth (first line of FILE; never printed)")
     for name, ep in installed.items():
         sub.add_parser(name, help=_summary(ep) if describe else "", add_help=False)
     slo = sub.add_parser("slo", help="SLO tools").add_subparsers(dest="slo_command", metavar="SUBCOMMAND",
@@ -195,7 +198,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     from collector.ui.text import StatusError, fetch, summary
 
     try:
-        data = fetch(args.endpoint, args.limit)
+        token = None
+        if args.token_file:
+            try:
+                lines = Path(args.token_file).read_text().splitlines()
+            except OSError as e:
+                raise StatusError(f"--token-file {args.token_file}: {e.strerror or e}") from None
+            token = lines[0].strip() if lines else ""
+            if not token:
+                raise StatusError(f"--token-file {args.token_file}: the file is empty")
+        data = fetch(args.endpoint, args.limit, token=token)
     except StatusError as e:
         print(f"tracetriage status: {e}", file=sys.stderr)
         return EXIT_FAILURE

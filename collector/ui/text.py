@@ -17,8 +17,9 @@ class StatusError(Exception):
     """The status could not be read (the message says why and from where)."""
 
 
-def fetch(endpoint: str, limit: int = 10, timeout: float = TIMEOUT) -> dict[str, Any]:
-    """``/api/v1/status`` of the collector whose status page is at ``endpoint`` (``host:port`` or a URL)."""
+def fetch(endpoint: str, limit: int = 10, timeout: float = TIMEOUT, token: str | None = None) -> dict[str, Any]:
+    """``/api/v1/status`` of the collector whose status page is at ``endpoint`` (``host:port`` or a URL);
+    ``token``: a bearer token for a page behind an authenticator."""
     base = endpoint if "://" in endpoint else f"http://{endpoint}"
     parts = urllib.parse.urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -26,10 +27,13 @@ def fetch(endpoint: str, limit: int = 10, timeout: float = TIMEOUT) -> dict[str,
     url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/api/v1/status",
                                    f"limit={limit}", ""))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - http(s) only, checked above
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only, checked above
+        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 - http(s) only, checked above
             data: dict[str, Any] = json.loads(r.read())
     except urllib.error.HTTPError as e:
-        raise StatusError(f"{url}: HTTP {e.code} {e.reason}") from e
+        hint = " (the page needs credentials: --token-file)" if e.code == 401 else ""
+        raise StatusError(f"{url}: HTTP {e.code} {e.reason}{hint}") from e
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise StatusError(f"{url}: cannot connect ({reason}); is service.telemetry.ui on at that address?") from e

@@ -3,6 +3,8 @@ subprocess) with ``service.telemetry.ui.auth``; requests without, with wrong and
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,6 +61,15 @@ service:
             assert fetch(base + path, "wrong-token")[0] == 401
             status, _, body = fetch(base + path, TOKEN)
             assert status == 200, (path, body)
+        status_cmd = [sys.executable, "-m", "collector", "status", "--endpoint", f"127.0.0.1:{ui_port}"]
+        refused = subprocess.run(status_cmd, capture_output=True, text=True, timeout=60, check=False)
+        assert refused.returncode == 1 and "401" in refused.stderr and "--token-file" in refused.stderr
+        token_file = tmp_path / "token"
+        token_file.write_text(TOKEN + "\n")
+        ok = subprocess.run([*status_cmd, "--token-file", str(token_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
+        assert ok.returncode == 0, ok.stderr
+        assert TOKEN not in ok.stdout + ok.stderr
     finally:
         col.terminate()
         col.stop()
