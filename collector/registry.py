@@ -34,6 +34,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "pipelines.alert_routing",
     "pipelines.ownership",
     "pipelines.slo",
+    "pipelines.servicegraph",
+    "pipelines.spanmetrics",
 )
 
 log = logging.getLogger("tracetriage.registry")
