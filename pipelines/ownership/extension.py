@@ -30,9 +30,11 @@ from collector.component import ComponentID, ExtensionRef, Host, Settings
 from collector.errors import ComponentStartError
 from pipelines.ownership.catalog import CatalogError
 from pipelines.ownership.config import OwnershipConfig
+from pipelines.ownership.cost import TeamCost
 from pipelines.ownership.resolver import Ownership
 
 TYPE = "ownership"
+COST_KEY = "ownership:team_cost"  # Host.shared: the extension that counts team cost
 OwnershipSetting = str | OwnershipConfig  # a stage's ``ownership``: an extension id, or an inline block
 
 
@@ -43,14 +45,25 @@ class OwnershipExtension:
     def __init__(self, settings: Settings, config: OwnershipConfig) -> None:
         self.id = settings.id
         self.ownership = Ownership(config, settings.telemetry, settings.logger)
+        self.cost = TeamCost(self.ownership, settings.telemetry)
+        self._host: Host | None = None
 
     async def start(self, host: Host) -> None:
         try:
             await self.ownership.start(host)
         except CatalogError as e:
             raise ComponentStartError(f"extension {self.id}", e) from e
+        # The first ownership extension counts each team's cost at every trace buffer (once per process).
+        if host.shared.setdefault(COST_KEY, self) is self:
+            self._host = host
+            host.add_outcome_listener(self.cost)
 
     async def shutdown(self) -> None:
+        if self._host is not None:
+            self._host.remove_outcome_listener(self.cost)
+            if self._host.shared.get(COST_KEY) is self:
+                del self._host.shared[COST_KEY]
+            self._host = None
         await self.ownership.shutdown()
 
 
