@@ -8,8 +8,8 @@ hot path reads clearly here. Phases, each over the same reference requests in on
 broker): ``decode`` (the receiver's validation: the compiled check, or protobuf), ``split`` (the wire walk),
 ``span_stages`` (span-level processors before the trace buffer, ``servicegraph`` or ``spanmetrics``: only in
 the scenarios that have one), ``intake`` (the trace buffer filing traces), ``decide`` (the trace stages of the
-scenario's pipeline, as ``bench.run`` configures them; ``--latency-threshold`` gives ``root_cause`` one, for the latency walk of the
-reference's slow traces), ``export`` (the Kafka exporter's records). Prints one JSON object per
+scenario's pipeline, as ``bench.run`` configures them; ``--latency-threshold`` gives ``root_cause`` one, for
+the latency walk of the reference's slow traces), ``export`` (the Kafka exporter's records). Prints one JSON object per
 phase, then ``total``. Instructions are not time (cache misses and page faults are not counted), so confirm
 a gain with ``bench.run``. Needs ``valgrind`` on the PATH; ``--no-valgrind`` runs the phases once, for the tests.
 """
