@@ -87,6 +87,7 @@ class ServiceGraphProcessor:
                                         "Edges not counted because max_series label sets exist.", lab).labels(label)
         self._m_malformed = t.counter("tracetriage_servicegraph_malformed_batches",
                                       "Batches that could not be decoded (refused).", lab).labels(label)
+        self.watching_since = time.time()  # reset at start: since when edges are observed
         self._host: Host | None = None
         self._listener: MetricsListener | None = None
         self._expirer: asyncio.Task[None] | None = None
@@ -278,6 +279,7 @@ class ServiceGraphProcessor:
         if self._host is not None:
             return
         self._host = host
+        self.watching_since = time.time()
         self._listener = await serve(host, self.config.endpoint, self, f"processor {self._label}", self._logger)
         self._expirer = asyncio.create_task(self._expire_loop(), name=f"servicegraph-expire {self._label}")
         host.watch(self._expirer, self._logger, self._label)
