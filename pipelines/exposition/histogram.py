@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client.samples import Exemplar
 
 
@@ -21,7 +22,7 @@ class Histogram:
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
+        self.counts = np.zeros(len(bounds) + 1, dtype=np.int64)
         self.sum = 0.0
         self.count = 0
         self.exemplars: list[Exemplar | None] | None = None  # made on the first exemplar
@@ -34,6 +35,12 @@ class Histogram:
         self.count += 1
         return i
 
+    def add(self, counts: np.ndarray, total: float, n: int) -> None:
+        """Add per-bucket ``counts`` of ``n`` observations summing to ``total``."""
+        self.counts += counts
+        self.sum += total
+        self.count += n
+
     def set_exemplar(self, bucket: int, exemplar: Exemplar) -> None:
         ex = self.exemplars
         if ex is None:
@@ -43,10 +50,8 @@ class Histogram:
     def cumulative(self, labels: Sequence[str]) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
         """Buckets as exposition wants them: cumulative counts per ``le``, with the exemplar where there is one."""
         out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
-        running = 0
         ex = self.exemplars
-        for i, n in enumerate(self.counts):
-            running += n
+        for i, running in enumerate(np.cumsum(self.counts).tolist()):
             e = ex[i] if ex is not None else None
             out.append((labels[i], float(running)) if e is None else (labels[i], float(running), e))
         return out

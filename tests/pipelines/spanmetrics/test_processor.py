@@ -15,6 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry
 from collector.config.schema import ConfigError, decode
+from pipelines.exposition.columns import SpanWalk
 from pipelines.spanmetrics import Config, SpanMetricsProcessor
 
 
@@ -95,7 +96,23 @@ async def test_dimensions_exclusions_unit_and_namespace() -> None:
         pytest.approx(0.003)
 
 
-def test_cardinality_limit_holds_under_100000_span_names() -> None:
+def feed(proc: SpanMetricsProcessor, req: ExportTraceServiceRequest, path: str) -> None:
+    """One request through the protobuf path or the compiled one (numba, when installed)."""
+    if path == "protobuf":
+        proc.record(req)
+        return
+    data = req.SerializeToString()
+    columns = SpanWalk().columns(data, len(req.resource_spans[0].scope_spans[0].spans))
+    assert columns is not None
+    proc.record_columns(columns)
+
+
+PATHS = ["protobuf", pytest.param("compiled", marks=pytest.mark.skipif(not SpanWalk.load(),
+                                                                           reason="numba is not installed"))]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_cardinality_limit_holds_under_100000_span_names(path: str) -> None:
     """Spans of label sets past the limit fold into one overflow series; every span is still counted, and
     memory stops growing once the limit is reached."""
     limit = 1000
@@ -103,13 +120,13 @@ def test_cardinality_limit_holds_under_100000_span_names() -> None:
     names = [f"GET /item/{i}" for i in range(100_000)]
     step = 1000
     for i in range(0, 20_000, step):
-        proc.record(request(names[i:i + step]))
+        feed(proc, request(names[i:i + step]), path)
     gc.collect()
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
         for i in range(20_000, 100_000, step):
-            proc.record(request(names[i:i + step]))
+            feed(proc, request(names[i:i + step]), path)
         gc.collect()
         after, _ = tracemalloc.get_traced_memory()
     finally:
@@ -122,6 +139,26 @@ def test_cardinality_limit_holds_under_100000_span_names() -> None:
         'tracetriage_spanmetrics_overflow_spans_total{processor="spanmetrics"} 99000.0') == 1
     # 80,000 more distinct names, after the limit: what is still allocated is not per name.
     assert after - before < 256 * 1024, f"{after - before} bytes held after 80,000 more span names"
+
+
+@pytest.mark.skipif(not SpanWalk.load(), reason="numba is not installed")
+def test_compiled_and_protobuf_paths_agree() -> None:
+    """The same requests give the same series, histograms included, through either path."""
+    slow, _, _ = make({"exclude_dimensions": ["span.kind"]})
+    fast, _, _ = make({"exclude_dimensions": ["span.kind"]})
+    label_sets = set()
+    for i in range(30):
+        label_sets |= {(f"svc-{i % 4}", n, i % 5 == 0) for n in (f"op-{i % 7}", "ÿ-ünïcode", f"op-{i % 3}")}
+        req = request([f"op-{i % 7}", "ÿ-ünïcode", f"op-{i % 3}"], service=f"svc-{i % 4}", error=i % 5 == 0,
+                      duration_ns=i * 700_000, kind=Span.SPAN_KIND_SERVER if i % 2 else Span.SPAN_KIND_CLIENT)
+        slow.record(req)
+        feed(fast, req, "compiled")
+    for name in ("traces_span_metrics_calls_total", "traces_span_metrics_duration_milliseconds_bucket",
+                 "traces_span_metrics_duration_milliseconds_count"):
+        assert samples(fast, name) == samples(slow, name)
+    assert samples(fast, "traces_span_metrics_duration_milliseconds_sum") == pytest.approx(
+        samples(slow, "traces_span_metrics_duration_milliseconds_sum"))
+    assert len(samples(fast, "traces_span_metrics_calls_total")) == len(label_sets)
 
 
 def test_series_expire_after_metrics_expiration() -> None:
