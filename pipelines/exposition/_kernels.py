@@ -8,11 +8,40 @@ from typing import Any
 import numba
 import numpy as np
 
+from pipelines.exposition.columns import (
+    END,
+    KIND,
+    NAME_AT,
+    NAME_LEN,
+    O_CLIENT,
+    O_CONN,
+    O_FAILED,
+    O_SERVER,
+    O_VIRTUAL,
+    PARENT_AT,
+    RS,
+    SPAN_AT,
+    SPAN_BEGIN,
+    SPAN_END,
+    START,
+    STATUS,
+    T_CONN,
+    T_FAILED,
+    T_HOME,
+    T_INTS,
+    T_K0,
+    T_K1,
+    T_K2,
+    T_PEER,
+    T_ROOT,
+    T_SIDE,
+    T_SVC,
+    T_USED,
+    TRACE_AT,
+)
+
 jit = numba.njit(cache=True, boundscheck=False, nogil=True)
 
-# Columns of the span table (int64).
-RS, TRACE_AT, SPAN_AT, PARENT_AT, NAME_AT, NAME_LEN, KIND, START, END, STATUS, SPAN_BEGIN, SPAN_END = range(12)
-NCOLS = 12
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 
@@ -299,4 +328,159 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                     return -1
         i = rs_end
     resources[max_res, 0] = nres
+    return n
+
+
+# -- the service graph's store of half-seen edges: an open-addressing table over arrays (linear probing) -----
+
+
+@jit
+def _home(k0: int, k1: int, k2: int) -> int:
+    h = np.uint64(k0) ^ (np.uint64(k1) * np.uint64(0x9E3779B97F4A7C15))
+    h ^= np.uint64(k2) * np.uint64(0xC2B2AE3D27D4EB4F)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    return int(h >> np.uint64(1))
+
+
+@jit
+def _find(ti: Any, k0: int, k1: int, k2: int, home: int) -> int:
+    mask = ti.shape[0] - 1
+    i = home & mask
+    while ti[i, T_USED]:
+        if ti[i, T_K0] == k0 and ti[i, T_K1] == k1 and ti[i, T_K2] == k2:
+            return int(i)
+        i = (i + 1) & mask
+    return int(-(i + 1))  # where it would go
+
+
+@jit
+def _delete(ti: Any, tf: Any, i: int) -> None:
+    """Remove slot ``i``, shifting later entries of its probe run back (no tombstones)."""
+    mask = ti.shape[0] - 1
+    j = i
+    while True:
+        ti[i, T_USED] = 0
+        while True:
+            j = (j + 1) & mask
+            if not ti[j, T_USED]:
+                return
+            k = ti[j, T_HOME] & mask
+            if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
+                continue
+            break
+        for c in range(T_INTS):
+            ti[i, c] = ti[j, c]
+        tf[i, 0] = tf[j, 0]
+        tf[i, 1] = tf[j, 1]
+        i = j
+
+
+@jit
+def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, ttl: float, max_items: int,
+         ti: Any, tf: Any, count: Any, out_i: Any, out_f: Any, dropped: Any) -> tuple[int, int]:
+    """File every CLIENT, SERVER, PRODUCER and CONSUMER span of ``cols`` (see :func:`walk`) in the table
+    ``ti``/``tf`` (``count[0]`` entries, at most ``max_items``): a span whose other side waits there completes
+    an edge into ``out_i``/``out_f``; a CLIENT span with a database (``dbs[row]`` >= 0) completes one at once;
+    any other waits ``ttl``. ``services``: node code per span row; ``peers``: the code of its callee as named
+    by its attributes (-1: none). A span that would be the ``max_items``-th waiting goes to ``dropped``
+    (service, side). Returns (edges completed, spans dropped)."""
+    done = 0
+    ndrop = 0
+    for r in range(cols.shape[0]):
+        kind = cols[r, KIND]
+        if kind < 2 or kind > 5:
+            continue
+        t_at = cols[r, TRACE_AT]
+        if t_at < 0:
+            continue
+        client = kind == 3 or kind == 4
+        lat = (cols[r, END] - cols[r, START]) * 1e-9
+        if lat < 0:
+            lat = 0.0
+        failed = 1 if cols[r, STATUS] == 2 else 0
+        conn = 1 if kind == 4 or kind == 5 else 0
+        svc = services[r]
+        if kind == 3 and dbs[r] >= 0:
+            out_i[done, O_CLIENT] = svc
+            out_i[done, O_SERVER] = dbs[r]
+            out_i[done, O_CONN] = 2
+            out_i[done, O_FAILED] = failed
+            out_i[done, O_VIRTUAL] = 0
+            out_f[done, 0] = lat
+            out_f[done, 1] = lat
+            done += 1
+            continue
+        id_at = cols[r, SPAN_AT] if client else cols[r, PARENT_AT]
+        if client and id_at < 0:
+            continue
+        k0 = _u64(buf, t_at)
+        k1 = _u64(buf, t_at + 8)
+        k2 = _u64(buf, id_at) if id_at >= 0 else 0
+        home = _home(k0, k1, k2)
+        slot = _find(ti, k0, k1, k2, home)
+        side = 0 if client else 1
+        if slot >= 0 and ti[slot, T_SIDE] != side:
+            out_i[done, O_CLIENT] = svc if client else ti[slot, T_SVC]
+            out_i[done, O_SERVER] = ti[slot, T_SVC] if client else svc
+            out_i[done, O_CONN] = conn if conn else ti[slot, T_CONN]
+            out_i[done, O_FAILED] = failed | ti[slot, T_FAILED]
+            out_i[done, O_VIRTUAL] = 0
+            out_f[done, 0] = lat if client else tf[slot, 0]
+            out_f[done, 1] = tf[slot, 0] if client else lat
+            done += 1
+            _delete(ti, tf, slot)
+            count[0] -= 1
+            continue
+        if slot < 0:
+            if count[0] >= max_items:
+                dropped[ndrop, 0] = svc
+                dropped[ndrop, 1] = side
+                dropped[ndrop, 2] = conn
+                ndrop += 1
+                continue
+            slot = -slot - 1
+            count[0] += 1
+            tf[slot, 1] = now + ttl
+        ti[slot, T_USED] = 1
+        ti[slot, T_K0] = k0
+        ti[slot, T_K1] = k1
+        ti[slot, T_K2] = k2
+        ti[slot, T_HOME] = home
+        ti[slot, T_SIDE] = side
+        ti[slot, T_CONN] = conn
+        ti[slot, T_SVC] = svc
+        ti[slot, T_PEER] = peers[r] if client else -1
+        ti[slot, T_ROOT] = 1 if (not client and id_at < 0) else 0
+        ti[slot, T_FAILED] = failed
+        tf[slot, 0] = lat
+    return done, ndrop
+
+
+@jit
+def expire(now: float, ti: Any, tf: Any, count: Any, out: Any, out_f: Any) -> int:
+    """Remove the entries whose ``ttl`` has passed into ``out`` (side, service, peer, root, conn, failed) and
+    ``out_f`` (latency); returns how many."""
+    n = 0
+    cap = ti.shape[0]
+    for i in range(cap):
+        if ti[i, T_USED] and tf[i, 1] <= now:
+            out[n, 0] = ti[i, T_SIDE]
+            out[n, 1] = ti[i, T_SVC]
+            out[n, 2] = ti[i, T_PEER]
+            out[n, 3] = ti[i, T_ROOT]
+            out[n, 4] = ti[i, T_CONN]
+            out[n, 5] = ti[i, T_FAILED]
+            out[n, 6] = ti[i, T_K0]
+            out[n, 7] = ti[i, T_K1]
+            out[n, 8] = ti[i, T_K2]
+            out[n, 9] = ti[i, T_HOME]
+            out_f[n] = tf[i, 0]
+            n += 1
+    for m in range(n):
+        slot = _find(ti, out[m, 6], out[m, 7], out[m, 8], out[m, 9])
+        if slot >= 0:
+            _delete(ti, tf, slot)
+            count[0] -= 1
     return n

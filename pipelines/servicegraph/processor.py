@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.metrics_core import Metric
@@ -30,6 +31,19 @@ from pipelines.exposition import (
     service_name,
     stop_serving,
 )
+from pipelines.exposition.columns import (
+    NCOLS,
+    O_CLIENT,
+    O_CONN,
+    O_FAILED,
+    O_INTS,
+    O_SERVER,
+    O_VIRTUAL,
+    RS,
+    T_INTS,
+    SpanColumns,
+    SpanWalk,
+)
 from pipelines.servicegraph.config import Config
 from pipelines.servicegraph.store import Edge, EdgeStore
 
@@ -38,6 +52,34 @@ _SERVER, _CLIENT, _PRODUCER, _CONSUMER = 2, 3, 4, 5
 _ERROR = 2
 MESSAGING, DATABASE, VIRTUAL = "messaging_system", "database", "virtual_node"
 _CAPABILITIES = Capabilities()
+
+
+MAX_NODES = 1 << 20  # node names (services, databases, peers) given a code on the compiled path
+_CONNECTIONS = ("", MESSAGING, DATABASE, VIRTUAL)
+_VIRTUAL_SIDES = ("", "server", "client")
+
+
+class _FastStore:
+    """The compiled store of half-seen edges: a table of twice ``max_items`` slots (a power of two)."""
+
+    def __init__(self, max_items: int) -> None:
+        from pipelines.exposition import _kernels as k  # (imports numba: only once the walk is loaded)
+
+        cap = 1 << max(4, (2 * max_items - 1).bit_length())
+        self.ti = np.zeros((cap, T_INTS), dtype=np.int64)
+        self.tf = np.zeros((cap, 2), dtype=np.float64)
+        self.count = np.zeros(1, dtype=np.int64)
+        self.pair = k.pair
+        self.expire = k.expire
+        # Compile (or load from numba's cache) now, while the service builds, with the argument types of use.
+        cols = np.zeros((0, NCOLS), dtype=np.int64)
+        none = np.zeros(0, dtype=np.int64)
+        probe_i, probe_f = np.zeros((1, T_INTS), dtype=np.int64), np.zeros((1, 2), dtype=np.float64)
+        k.pair(np.frombuffer(bytes(1), dtype=np.uint8), cols, none, none, none, 0.0, 1.0, 1, probe_i, probe_f,
+               np.zeros(1, dtype=np.int64), np.zeros((0, O_INTS), dtype=np.int64), np.zeros((0, 2)),
+               np.zeros((0, 3), dtype=np.int64))
+        k.expire(0.0, probe_i, probe_f, np.zeros(1, dtype=np.int64), np.zeros((1, 10), dtype=np.int64),
+                 np.zeros(1, dtype=np.float64))
 
 
 class EdgeSeries:
@@ -88,6 +130,15 @@ class ServiceGraphProcessor:
         self._m_malformed = t.counter("tracetriage_servicegraph_malformed_batches",
                                       "Batches that could not be decoded (refused).", lab).labels(label)
         self.watching_since = time.time()  # reset at start: since when edges are observed
+        # The compiled path (numba; not with dimensions): spans read into columns, half-seen edges in a table.
+        self._walk = SpanWalk((config.database_name_attribute, *self._peer_attributes), _CLIENT, _PRODUCER)
+        self._fast = _FastStore(config.store.max_items) if not self._dims and self._walk.load() else None
+        self._bounds_array = np.array(self._bounds, dtype=np.float64)
+        self._names: list[str] = ["unknown_node"]
+        self._node_codes: dict[str, int] = {"unknown_node": 0}
+        self._by_value: dict[int, int] = {}
+        self._m_nodes_over = t.counter("tracetriage_servicegraph_nodes_over_limit",
+                                       "Node names past the limit, counted as unknown_node.", lab).labels(label)
         self._host: Host | None = None
         self._listener: MetricsListener | None = None
         self._expirer: asyncio.Task[None] | None = None
@@ -101,7 +152,7 @@ class ServiceGraphProcessor:
 
     @property
     def waiting_edges(self) -> int:
-        return len(self._store)
+        return len(self._store) + (int(self._fast.count[0]) if self._fast is not None else 0)
 
     def observed_edges(self) -> dict[tuple[str, str, str], float]:
         """(client, server, connection_type) -> unix time last seen, for every edge counted so far."""
@@ -115,7 +166,12 @@ class ServiceGraphProcessor:
 
     async def consume_traces(self, batch: SpanBatch) -> None:
         try:
-            self.record(ExportTraceServiceRequest.FromString(batch.to_bytes()))
+            data = batch.to_bytes()
+            columns = self._walk.columns(data, batch.span_count) if self._fast is not None else None
+            if columns is not None:
+                self.record_columns(columns)
+            else:
+                self.record(ExportTraceServiceRequest.FromString(data))
         except DecodeError as e:
             self._m_malformed.inc()
             batch.release()
@@ -186,6 +242,155 @@ class ServiceGraphProcessor:
                         self._complete(edge)
         self._m_waiting.set(len(store))
 
+    # -- the compiled path ------------------------------------------------------------------------------
+
+    def record_columns(self, c: SpanColumns, now: float | None = None) -> None:
+        """File the spans of a request read into columns in the compiled store; Python works per edge label
+        set, not per span."""
+        fast = self._fast
+        assert fast is not None
+        if c.n == 0:
+            return
+        now = time.monotonic() if now is None else now
+        cols = c.cols
+        codes = np.array([self._node(s or "unknown_service") for s in c.services], dtype=np.int64)
+        services = codes[cols[:, RS]]
+        dbs = self._value_codes(c, 0)
+        peers = np.full(c.n, -1, dtype=np.int64)
+        for k in range(len(self._peer_attributes), 0, -1):  # the first attribute present wins
+            found = self._value_codes(c, k)
+            np.copyto(peers, found, where=found >= 0)
+        out_i = np.empty((c.n, O_INTS), dtype=np.int64)
+        out_f = np.empty((c.n, 2), dtype=np.float64)
+        dropped = np.empty((c.n, 3), dtype=np.int64)
+        done, ndrop = fast.pair(np.frombuffer(c.data, dtype=np.uint8), cols, services, peers, dbs, now,
+                                float(self.config.store.ttl), self.config.store.max_items, fast.ti, fast.tf,
+                                fast.count, out_i, out_f, dropped)
+        if done:
+            self._apply(out_i[:done], out_f[:done])
+        for svc, side, conn in dropped[:ndrop].tolist():
+            name = self._names[svc]
+            self._drop(name if side == 0 else "", name if side == 1 else "", _CONNECTIONS[conn])
+        self._m_waiting.set(int(fast.count[0]))
+
+    def _value_codes(self, c: SpanColumns, k: int) -> np.ndarray:
+        """Per span row, the node code of the string value of wanted attribute ``k`` (-1: absent)."""
+        hashes = c.hashes[:, 1 + k]
+        out = np.full(c.n, -1, dtype=np.int64)
+        present = np.flatnonzero(hashes)
+        if present.size == 0:
+            return out
+        unique, first, inverse = np.unique(hashes[present], return_index=True, return_inverse=True)
+        cache = self._by_value
+        codes = []
+        for h, f in zip(unique.tolist(), first.tolist(), strict=True):
+            code = cache.get(h)
+            if code is None:
+                row = int(present[f])
+                code = self._node(c.text(int(c.attrs[row, 2 * k]), int(c.attrs[row, 2 * k + 1])))
+                if len(cache) >= MAX_NODES:
+                    cache.clear()
+                cache[h] = code
+            codes.append(code)
+        out[present] = np.array(codes, dtype=np.int64)[inverse]
+        return out
+
+    def _node(self, name: str) -> int:
+        """A node name's code (names past MAX_NODES share the code of ``unknown_node``, counted)."""
+        code = self._node_codes.get(name)
+        if code is None:
+            if len(self._names) >= MAX_NODES:
+                self._m_nodes_over.inc()
+                return self._node_codes["unknown_node"]
+            code = self._node_codes[name] = len(self._names)
+            self._names.append(name)
+        return code
+
+    def _apply(self, oi: np.ndarray, of: np.ndarray) -> None:
+        """Count completed edges (rows of client, server, conn, failed, virtual; client and server latency)."""
+        key = ((oi[:, O_CLIENT] * MAX_NODES + oi[:, O_SERVER]) * 4 + oi[:, O_CONN]) * 3 + oi[:, O_VIRTUAL]
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        k = len(unique)
+        totals = np.bincount(inverse, minlength=k).tolist()
+        failed = np.bincount(inverse, weights=oi[:, O_FAILED], minlength=k).tolist()
+        nb = len(self._bounds) + 1
+        hists = []
+        for col in (1, 0):  # server, client
+            lat = of[:, col]
+            seen = lat >= 0
+            b = np.searchsorted(self._bounds_array, lat[seen], side="left")
+            counts = np.bincount(inverse[seen] * nb + b, minlength=k * nb).reshape(k, nb)
+            sums = np.bincount(inverse[seen], weights=lat[seen], minlength=k).tolist()
+            ns = np.bincount(inverse[seen], minlength=k).tolist()
+            hists.append((counts, sums, ns))
+        extra = self.config.virtual_node_extra_label
+        wall = time.time()
+        names = self._names
+        for i, f in enumerate(first.tolist()):
+            client, server, conn, _, virtual = oi[f].tolist()
+            label: tuple[str, ...] = (names[client], names[server], _CONNECTIONS[conn])
+            if self._dims:
+                label += ("",) * (2 * len(self._dims))
+            if extra:
+                label += (_VIRTUAL_SIDES[virtual],)
+            series = self._series.get(label)
+            if series is None:
+                if len(self._series) >= self.config.max_series:
+                    self._m_series_over.inc(totals[i])
+                    continue
+                series = self._series[label] = EdgeSeries(self._bounds)
+            series.total += totals[i]
+            series.failed += int(failed[i])
+            (sc, ss, sn), (cc, cs, cn) = hists
+            if sn[i]:
+                series.server_seconds.add(sc[i], ss[i], sn[i])
+            if cn[i]:
+                series.client_seconds.add(cc[i], cs[i], cn[i])
+            series.last_seen = wall
+
+    def _expire_columns(self, now: float) -> None:
+        fast = self._fast
+        assert fast is not None
+        waiting = int(fast.count[0])
+        if waiting == 0:
+            return
+        out = np.empty((waiting, 10), dtype=np.int64)
+        out_f = np.empty(waiting, dtype=np.float64)
+        n = fast.expire(now, fast.ti, fast.tf, fast.count, out, out_f)
+        if n == 0:
+            return
+        self._m_expired.inc(n)
+        rows, lat = out[:n], out_f[:n]
+        side, svc, peer, root = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+        to_peer = (side == 0) & (peer >= 0)
+        from_user = (side == 1) & (root == 1)
+        virtual = to_peer | from_user
+        if virtual.any():
+            user = self._node("user")
+            oi = np.empty((int(virtual.sum()), O_INTS), dtype=np.int64)
+            of = np.full((len(oi), 2), -1.0)
+            v_side, v_svc, v_peer, v_lat = side[virtual], svc[virtual], peer[virtual], lat[virtual]
+            client_side = v_side == 0
+            oi[:, O_CLIENT] = np.where(client_side, v_svc, user)
+            oi[:, O_SERVER] = np.where(client_side, v_peer, v_svc)
+            oi[:, O_CONN] = 3
+            oi[:, O_FAILED] = rows[virtual, 5]
+            oi[:, O_VIRTUAL] = np.where(client_side, 1, 2)
+            of[:, 0] = np.where(client_side, v_lat, -1.0)
+            of[:, 1] = np.where(client_side, -1.0, v_lat)
+            self._apply(oi, of)
+        rest = rows[~virtual]
+        if len(rest):
+            key = (rest[:, 1] * 2 + rest[:, 0]) * 4 + rest[:, 4]
+            unique, counts = np.unique(key, return_counts=True)
+            for k, c in zip(unique.tolist(), counts.tolist(), strict=True):
+                conn, k = k % 4, k // 4
+                s, code = k % 2, k // 2
+                name = self._names[code]
+                key3 = (name if s == 0 else "", name if s == 1 else "", _CONNECTIONS[conn])
+                self._unpaired[key3] = self._unpaired.get(key3, 0) + c
+        self._m_waiting.set(int(fast.count[0]))
+
     def _pick(self, attributes: Any) -> dict[str, str]:
         wanted = self._wanted
         return {kv.key: attribute_text(kv.value) for kv in attributes if kv.key in wanted}
@@ -222,6 +427,8 @@ class ServiceGraphProcessor:
         (or the server span is a root), otherwise unpaired."""
         now = time.monotonic() if now is None else now
         self._settle(self._store.expired(now))
+        if self._fast is not None:
+            self._expire_columns(now)
 
     def _settle(self, edges: list[Edge]) -> None:
         for edge in edges:
