@@ -102,7 +102,10 @@ class TraceOutcomeListener(Protocol):
     changed them): ``spans_received`` when the buffer files them; ``spans_decided`` when their trace is kept
     or dropped (decided, too large, a late span following a cached decision, dropped at shutdown).
     ``traces_decided`` names the trace ids of each decision round (a late span's trace again). Called on the
-    event loop, on the span path: keep them cheap."""
+    event loop, on the span path: keep them cheap. A listener with ``counts_spans`` False is only told trace
+    ids (the buffer then skips measuring spans and bytes for it)."""
+
+    counts_spans: bool
 
     def spans_received(self, origin: Origin, spans: int, size: int) -> None: ...
 

@@ -326,7 +326,9 @@ class TraceBuffer:
         """Run the stages over ``traces`` in chunks; keep and send on what survives."""
         for i in range(0, len(traces), CHUNK):
             part = traces[i:i + CHUNK]
-            sizes = self._sizes(part) if self._listeners else None  # as received, before stages change them
+            listeners = self._listeners
+            # Spans and bytes as received, before stages change them (only for listeners that count them).
+            sizes = self._sizes(part) if any(li.counts_spans for li in listeners) else None
             kept = self._run_stages(part)
             now = time.monotonic()
             kept_ids = {id(t) for t in kept}
@@ -337,8 +339,8 @@ class TraceBuffer:
                 else:
                     self._not_sampled.add(t.trace_id, now)
                     dropped.append(t)
-            if sizes is not None:
-                self._tell_decided(kept, dropped, sizes)
+            if listeners:
+                self._tell_decided(kept, dropped, sizes or {})
             for t in dropped:
                 t.release()
             if kept:
@@ -356,7 +358,7 @@ class TraceBuffer:
         """Tell the outcome listeners a round's decisions: spans and bytes per origin and outcome (summed over
         the round), then the trace ids."""
         totals: dict[tuple[Origin, bool], list[int]] = {}
-        for traces, outcome in ((kept, True), (dropped, False)):
+        for traces, outcome in ((kept, True), (dropped, False)) if sizes else ():
             for t in traces:
                 for origin, spans, size in sizes.get(id(t), ()):
                     acc = totals.get((origin, outcome))
@@ -368,8 +370,9 @@ class TraceBuffer:
         kept_ids = [t.trace_id for t in kept]
         dropped_ids = [t.trace_id for t in dropped]
         for listener in self._listeners:
-            for (origin, outcome), (spans, size) in totals.items():
-                listener.spans_decided(origin, spans, size, outcome)
+            if listener.counts_spans:
+                for (origin, outcome), (spans, size) in totals.items():
+                    listener.spans_decided(origin, spans, size, outcome)
             listener.traces_decided(kept_ids, dropped_ids)
 
     def _tell_late(self, origin: Origin, spans: int, size: int, trace_id: bytes, kept: bool) -> None:

@@ -25,6 +25,8 @@ Pending = tuple[Callable[[int, Exemplar], None], int, float, bytes, float]
 class PendingExemplars:
     """A :class:`collector.component.TraceOutcomeListener` holding exemplars by trace id until decided."""
 
+    counts_spans = False  # only trace ids matter here
+
     def __init__(self, telemetry: Telemetry, label: str, max_traces: int, per_trace: int, timeout: float) -> None:
         self.max_traces = max_traces
         self.per_trace = per_trace

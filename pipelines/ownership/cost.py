@@ -23,6 +23,8 @@ MAX_SERVICES = 10000  # services seen in traces that are remembered for the unow
 class TeamCost:
     """A :class:`collector.component.TraceOutcomeListener` counting spans and bytes per team and outcome."""
 
+    counts_spans = True
+
     def __init__(self, ownership: Ownership, telemetry: Telemetry) -> None:
         self._ownership = ownership
         self._spans = telemetry.counter("tracetriage_team_spans", "Spans per owning team and outcome at the trace "
