@@ -484,3 +484,70 @@ def expire(now: float, ti: Any, tf: Any, count: Any, out: Any, out_f: Any) -> in
             _delete(ti, tf, slot)
             count[0] -= 1
     return n
+
+
+# -- span metrics: spans grouped by label set within a request ---------------------------------------------
+
+
+@jit
+def aggregate(cols: Any, hashes: Any, codes: Any, parts: int, bounds: Any, to_unit: float, table: Any,
+              keys: Any, first: Any, calls: Any, hist: Any, sums: Any, first_bucket: Any, first_value: Any) -> int:
+    """Group the spans of ``cols`` by label set: a 64-bit key of the service code (``codes`` per resource),
+    kind and status (the bits of ``parts`` say which count: 1 service, 2 name, 4 kind, 8 status), xor the
+    name's hash. Per group (in order of first appearance): its key, first span row, span count, duration
+    histogram over ``bounds`` (``le``; durations are nanoseconds times ``to_unit``, at least 0), sum, and the
+    first span's bucket and duration. ``table`` (a power of two, at least twice the rows) is scratch. Returns
+    the number of groups."""
+    mask = table.shape[0] - 1
+    for i in range(table.shape[0]):
+        table[i] = -1
+    nb = hist.shape[1]
+    nbounds = bounds.shape[0]
+    k = 0
+    mix = np.uint64(0x9E3779B97F4A7C15)
+    for r in range(cols.shape[0]):
+        part = np.uint64(0)
+        if parts & 1:
+            part |= np.uint64(codes[cols[r, RS]]) << np.uint64(8)
+        if parts & 4:
+            part |= np.uint64(cols[r, KIND] & 0xF) << np.uint64(4)
+        if parts & 8:
+            part |= np.uint64(cols[r, STATUS] & 0xF)
+        key = part * mix
+        if parts & 2:
+            key ^= hashes[r, 0]
+        h = key ^ (key >> np.uint64(29))
+        slot = np.int64(h & np.uint64(mask))
+        while True:
+            g = table[slot]
+            if g < 0:
+                g = k
+                k += 1
+                table[slot] = g
+                keys[g] = key
+                first[g] = r
+                calls[g] = 0
+                sums[g] = 0.0
+                for b in range(nb):
+                    hist[g, b] = 0
+                break
+            if keys[g] == key:
+                break
+            slot = (slot + 1) & mask
+        d = (cols[r, END] - cols[r, START]) * to_unit
+        if d < 0:
+            d = 0.0
+        lo, hi = 0, nbounds
+        while lo < hi:  # the first bound >= d
+            mid = (lo + hi) >> 1
+            if bounds[mid] < d:
+                lo = mid + 1
+            else:
+                hi = mid
+        calls[g] += 1
+        hist[g, lo] += 1
+        sums[g] += d
+        if first[g] == r:
+            first_bucket[g] = lo
+            first_value[g] = d
+    return k

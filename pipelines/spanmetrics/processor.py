@@ -33,13 +33,12 @@ from pipelines.exposition import (
     stop_serving,
 )
 from pipelines.exposition.columns import (
-    END,
     KIND,
     NAME_AT,
     NAME_LEN,
+    NCOLS,
     RS,
     SPAN_AT,
-    START,
     STATUS,
     TRACE_AT,
     SpanColumns,
@@ -60,6 +59,29 @@ def label_name(attribute: str) -> str:
     """An attribute name as a Prometheus label name (what is not a letter, digit or ``_`` becomes ``_``)."""
     out = "".join(c if c.isalnum() or c == "_" else "_" for c in attribute)
     return "key_" + out if out[:1].isdigit() else out
+
+
+class _Aggregation:
+    """Scratch arrays of the compiled grouping of a request's spans (kept between requests, grown as needed)."""
+
+    def __init__(self, rows: int, buckets: int) -> None:
+        from pipelines.exposition._kernels import aggregate  # (imports numba: only once the walk is loaded)
+
+        self.rows = rows
+        self.table = np.empty(1 << (2 * rows - 1).bit_length(), dtype=np.int64)
+        self.keys = np.empty(rows, dtype=np.uint64)
+        self.first = np.empty(rows, dtype=np.int64)
+        self.calls = np.empty(rows, dtype=np.int64)
+        self.hist = np.empty((rows, buckets), dtype=np.int64)
+        self.sums = np.empty(rows, dtype=np.float64)
+        self.first_bucket = np.empty(rows, dtype=np.int64)
+        self.first_value = np.empty(rows, dtype=np.float64)
+        self._aggregate = aggregate
+
+    def run(self, cols: np.ndarray, hashes: np.ndarray, codes: np.ndarray, parts: int, bounds: np.ndarray,
+            to_unit: float) -> int:
+        return int(self._aggregate(cols, hashes, codes, parts, bounds, to_unit, self.table, self.keys, self.first,
+                                   self.calls, self.hist, self.sums, self.first_bucket, self.first_value))
 
 
 class Series:
@@ -102,14 +124,16 @@ class SpanMetricsProcessor:
         # The compiled path (numba): label sets by a 64-bit hash of (service, name, kind, status).
         self._walk = SpanWalk()
         # Compiled (or loaded from numba's cache) now, while the service builds, not on the first request.
-        self._fast = not self._dims and self._walk.load()
         self._bounds_array = np.array(self._bounds, dtype=np.float64)
         self._by_hash: dict[int, Series] = {}
         self._service_codes: dict[str, int] = {}
-        self._with_service = "service.name" in self._defaults
-        self._with_name = "span.name" in self._defaults
-        self._with_kind = "span.kind" in self._defaults
-        self._with_status = "status.code" in self._defaults
+        self._parts = (("service.name" in self._defaults) | ("span.name" in self._defaults) << 1
+                       | ("span.kind" in self._defaults) << 2 | ("status.code" in self._defaults) << 3)
+        self._agg: _Aggregation | None = None
+        self._fast = not self._dims and self._walk.load()
+        if self._fast:  # compile the grouping too (or load it from numba's cache)
+            self._aggregation(1).run(np.zeros((0, NCOLS), dtype=np.int64), np.zeros((0, 1), dtype=np.uint64),
+                                     np.zeros(1, dtype=np.int64), self._parts, self._bounds_array, self._to_unit)
         self._overflow: Series | None = None
         self._limit = config.limit
         t = settings.telemetry
@@ -189,38 +213,24 @@ class SpanMetricsProcessor:
                         self._exemplar(series, bucket, duration, span.trace_id, span.span_id, wall)
 
     def record_columns(self, c: SpanColumns) -> None:
-        """Count every span of a request read into columns: the spans are grouped by label set with numpy,
-        and Python works once per label set, not per span."""
+        """Count every span of a request read into columns: the spans are grouped by label set in compiled
+        code, and Python works once per label set, not per span."""
         n = c.n
         if n == 0:
             return
         now = time.monotonic()
-        cols = c.cols
-        codes = np.array([self._service_code(s) for s in c.services], dtype=np.uint64)
-        part = np.zeros(n, dtype=np.uint64)
-        if self._with_service:
-            part |= codes[cols[:, RS]] << np.uint64(8)
-        if self._with_kind:
-            part |= (cols[:, KIND] & 0xF).astype(np.uint64) << np.uint64(4)
-        if self._with_status:
-            part |= (cols[:, STATUS] & 0xF).astype(np.uint64)
-        keys = part * _MIX
-        if self._with_name:
-            keys ^= c.hashes[:, 0]
-        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        k = len(unique)
-        durations = (cols[:, END] - cols[:, START]).astype(np.float64) * self._to_unit
-        np.maximum(durations, 0.0, out=durations)
-        buckets = np.searchsorted(self._bounds_array, durations, side="left")
-        nb = len(self._bounds) + 1
-        hist = np.bincount(inverse * nb + buckets, minlength=k * nb).reshape(k, nb)
-        calls = np.bincount(inverse, minlength=k).tolist()
-        sums = np.bincount(inverse, weights=durations, minlength=k).tolist()
+        agg = self._aggregation(n)
+        codes = np.array([self._service_code(s) for s in c.services], dtype=np.int64)
+        k = agg.run(c.cols, c.hashes, codes, self._parts, self._bounds_array, self._to_unit)
         by_hash = self._by_hash
         exemplars = self._exemplars
         wall = time.time() if exemplars is not None else 0.0
-        firsts = first.tolist()
-        for i, key in enumerate(unique.tolist()):
+        cols = c.cols
+        calls = agg.calls[:k].tolist()
+        sums = agg.sums[:k].tolist()
+        firsts = agg.first[:k].tolist()
+        hist = agg.hist
+        for i, key in enumerate(agg.keys[:k].tolist()):
             series = by_hash.get(key)
             if series is None:
                 series = self._series_of(c, firsts[i], key)
@@ -230,12 +240,17 @@ class SpanMetricsProcessor:
             series.touched = now
             series.histogram.add(hist[i], sums[i], calls[i])
             if exemplars is not None:
-                f = firsts[i]
-                row = cols[f]
+                row = cols[firsts[i]]
                 t, s = int(row[TRACE_AT]), int(row[SPAN_AT])
                 if t >= 0 and s >= 0:
-                    self._exemplar(series, int(buckets[f]), float(durations[f]), c.data[t:t + 16],
+                    self._exemplar(series, int(agg.first_bucket[i]), float(agg.first_value[i]), c.data[t:t + 16],
                                    c.data[s:s + 8], wall)
+
+    def _aggregation(self, rows: int) -> _Aggregation:
+        agg = self._agg
+        if agg is None or agg.rows < rows:
+            agg = self._agg = _Aggregation(max(rows, 512), len(self._bounds) + 1)
+        return agg
 
     def _series_of(self, c: SpanColumns, f: int, key: int) -> Series:
         """The series of a label-set hash first met at span row ``f`` (remembered unless it overflowed)."""
