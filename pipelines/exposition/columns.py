@@ -68,6 +68,26 @@ def load() -> bool:
         return True
 
 
+def compile_all() -> bool:
+    """Compile (or load from numba's cache) every kernel of the span-derived metrics now: the walk, the
+    service graph's store and the span metrics' grouping. False when the compiled walk is off."""
+    if not load():
+        return False
+    from pipelines.exposition import _kernels as k
+
+    i64 = np.int64
+    none = np.zeros(0, dtype=i64)
+    cols = np.zeros((0, NCOLS), dtype=i64)
+    table_i, table_f = np.zeros((1, T_INTS), dtype=i64), np.zeros((1, 2), dtype=np.float64)
+    k.pair(np.frombuffer(bytes(1), dtype=np.uint8), cols, none, none, none, 0.0, 1.0, 1, table_i, table_f,
+           np.zeros(1, dtype=i64), np.zeros((0, O_INTS), dtype=i64), np.zeros((0, 2)), np.zeros((0, 3), dtype=i64))
+    k.expire(0.0, table_i, table_f, np.zeros(1, dtype=i64), np.zeros((1, 10), dtype=i64), np.zeros(1))
+    k.aggregate(cols, np.zeros((0, 1), dtype=np.uint64), np.zeros(1, dtype=i64), 15, np.zeros(1), 1.0,
+                np.zeros(2, dtype=i64), np.zeros(1, dtype=np.uint64), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64),
+                np.zeros((1, 2), dtype=i64), np.zeros(1), np.zeros(1, dtype=i64), np.zeros(1))
+    return True
+
+
 class SpanColumns:
     """The spans of one request as columns (``n`` rows); see the module docstring."""
 

@@ -32,7 +32,6 @@ from pipelines.exposition import (
     stop_serving,
 )
 from pipelines.exposition.columns import (
-    NCOLS,
     O_CLIENT,
     O_CONN,
     O_FAILED,
@@ -43,6 +42,7 @@ from pipelines.exposition.columns import (
     T_INTS,
     SpanColumns,
     SpanWalk,
+    compile_all,
 )
 from pipelines.servicegraph.config import Config
 from pipelines.servicegraph.store import Edge, EdgeStore
@@ -71,15 +71,6 @@ class _FastStore:
         self.count = np.zeros(1, dtype=np.int64)
         self.pair = k.pair
         self.expire = k.expire
-        # Compile (or load from numba's cache) now, while the service builds, with the argument types of use.
-        cols = np.zeros((0, NCOLS), dtype=np.int64)
-        none = np.zeros(0, dtype=np.int64)
-        probe_i, probe_f = np.zeros((1, T_INTS), dtype=np.int64), np.zeros((1, 2), dtype=np.float64)
-        k.pair(np.frombuffer(bytes(1), dtype=np.uint8), cols, none, none, none, 0.0, 1.0, 1, probe_i, probe_f,
-               np.zeros(1, dtype=np.int64), np.zeros((0, O_INTS), dtype=np.int64), np.zeros((0, 2)),
-               np.zeros((0, 3), dtype=np.int64))
-        k.expire(0.0, probe_i, probe_f, np.zeros(1, dtype=np.int64), np.zeros((1, 10), dtype=np.int64),
-                 np.zeros(1, dtype=np.float64))
 
 
 class EdgeSeries:
@@ -132,7 +123,8 @@ class ServiceGraphProcessor:
         self.watching_since = time.time()  # reset at start: since when edges are observed
         # The compiled path (numba; not with dimensions): spans read into columns, half-seen edges in a table.
         self._walk = SpanWalk((config.database_name_attribute, *self._peer_attributes), _CLIENT, _PRODUCER)
-        self._fast = _FastStore(config.store.max_items) if not self._dims and self._walk.load() else None
+        # (compiled, or loaded from numba's cache, now while the service builds: not on the first request)
+        self._fast = _FastStore(config.store.max_items) if not self._dims and compile_all() else None
         self._bounds_array = np.array(self._bounds, dtype=np.float64)
         self._names: list[str] = ["unknown_node"]
         self._node_codes: dict[str, int] = {"unknown_node": 0}

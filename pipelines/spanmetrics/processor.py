@@ -36,13 +36,13 @@ from pipelines.exposition.columns import (
     KIND,
     NAME_AT,
     NAME_LEN,
-    NCOLS,
     RS,
     SPAN_AT,
     STATUS,
     TRACE_AT,
     SpanColumns,
     SpanWalk,
+    compile_all,
 )
 from pipelines.spanmetrics.config import Config
 
@@ -130,10 +130,8 @@ class SpanMetricsProcessor:
         self._parts = (("service.name" in self._defaults) | ("span.name" in self._defaults) << 1
                        | ("span.kind" in self._defaults) << 2 | ("status.code" in self._defaults) << 3)
         self._agg: _Aggregation | None = None
-        self._fast = not self._dims and self._walk.load()
-        if self._fast:  # compile the grouping too (or load it from numba's cache)
-            self._aggregation(1).run(np.zeros((0, NCOLS), dtype=np.int64), np.zeros((0, 1), dtype=np.uint64),
-                                     np.zeros(1, dtype=np.int64), self._parts, self._bounds_array, self._to_unit)
+        # (compiled, or loaded from numba's cache, now while the service builds: not on the first request)
+        self._fast = not self._dims and compile_all()
         self._overflow: Series | None = None
         self._limit = config.limit
         t = settings.telemetry
