@@ -175,10 +175,12 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
     names), the FNV-1a hash of its name into ``hashes[:, 0]``, and, for spans whose kind is between
     ``attr_min_kind`` and ``attr_max_kind``, the wanted attribute values (``keys`` split at ``bounds``) into
     ``attrs`` and ``hashes[:, 1:]``. ``resources`` gets each ResourceSpans' resource field range. Returns the
-    number of spans (resources in ``resources[-1, 0]``), or -1: malformed, more spans or resources than rows,
+    number of spans (resources in ``resources[-1, 0]``, spans with a wanted attribute in ``resources[-1, 1]``),
+    or -1: malformed, more spans or resources than rows,
     a group wire type, a time at or above 2**63 (the caller then decodes with protobuf)."""
     n = 0
     nres = 0
+    found = 0  # spans with a wanted attribute
     size = len(buf)
     max_rows = cols.shape[0]
     max_res = resources.shape[0] - 1
@@ -318,9 +320,13 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                             if p < 0:
                                 return -1
                     kind = cols[row, KIND]
-                    if len(bounds) > 1 and attr_min_kind <= kind <= attr_max_kind \
-                            and _attributes(buf, j, s_end, keys, bounds, hashes, attrs, row) < 0:
-                        return -1
+                    if len(bounds) > 1 and attr_min_kind <= kind <= attr_max_kind:
+                        if _attributes(buf, j, s_end, keys, bounds, hashes, attrs, row) < 0:
+                            return -1
+                        for k in range(1, hashes.shape[1]):
+                            if hashes[row, k] != 0:
+                                found += 1
+                                break
                     j = s_end
             else:
                 j = _skip(buf, t & 7, j, rs_end)
@@ -328,6 +334,7 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                     return -1
         i = rs_end
     resources[max_res, 0] = nres
+    resources[max_res, 1] = found
     return n
 
 

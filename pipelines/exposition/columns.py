@@ -91,10 +91,11 @@ def compile_all() -> bool:
 class SpanColumns:
     """The spans of one request as columns (``n`` rows); see the module docstring."""
 
-    __slots__ = ("attrs", "cols", "data", "hashes", "n", "services")
+    __slots__ = ("attrs", "cols", "data", "hashes", "n", "services", "with_attributes")
 
     def __init__(self, data: bytes, cols: np.ndarray, hashes: np.ndarray, attrs: np.ndarray,
-                 services: list[str], n: int) -> None:
+                 services: list[str], n: int, with_attributes: int = 0) -> None:
+        self.with_attributes = with_attributes  # spans with one of the wanted attributes
         self.data = data
         self.cols = cols
         self.hashes = hashes
@@ -147,4 +148,4 @@ class SpanWalk:
                     cache.clear()
                 name = cache[raw] = service_name(Resource.FromString(raw).attributes)
             services.append(name)
-        return SpanColumns(data, cols[:n], hashes[:n], attrs[:n], services, n)
+        return SpanColumns(data, cols[:n], hashes[:n], attrs[:n], services, n, int(resources[-1, 1]))

@@ -247,11 +247,14 @@ class ServiceGraphProcessor:
         cols = c.cols
         codes = np.array([self._node(s or "unknown_service") for s in c.services], dtype=np.int64)
         services = codes[cols[:, RS]]
-        dbs = self._value_codes(c, 0)
         peers = np.full(c.n, -1, dtype=np.int64)
-        for k in range(len(self._peer_attributes), 0, -1):  # the first attribute present wins
-            found = self._value_codes(c, k)
-            np.copyto(peers, found, where=found >= 0)
+        if c.with_attributes:
+            dbs = self._value_codes(c, 0)
+            for k in range(len(self._peer_attributes), 0, -1):  # the first attribute present wins
+                found = self._value_codes(c, k)
+                np.copyto(peers, found, where=found >= 0)
+        else:
+            dbs = peers
         out_i = np.empty((c.n, O_INTS), dtype=np.int64)
         out_f = np.empty((c.n, 2), dtype=np.float64)
         dropped = np.empty((c.n, 3), dtype=np.int64)
