@@ -8,7 +8,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipelines.exposition.columns import (
+from pipelines.exposition.layout import (
     END,
     KIND,
     NAME_AT,
@@ -275,6 +275,9 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                                 fl, p = _varint(buf, p, s_end)
                             if p < 0 or p + fl > s_end:
                                 return -1
+                            if f == 9:  # an attribute: the most frequent field, not read here
+                                p += fl
+                                continue
                             if f == 1 and fl == 16:
                                 cols[row, TRACE_AT] = p
                             elif f == 2 and fl == 8:

@@ -19,21 +19,11 @@ import numpy as np
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collector.wire import load_compiled
+from pipelines.exposition.layout import NCOLS, O_INTS, T_INTS
 from pipelines.exposition.spans import service_name
 
 _log = logging.getLogger(__name__)
 MAX_RESOURCES = 4096  # resource bytes -> service name, remembered (cleared when full)
-NCOLS = 12
-RS, TRACE_AT, SPAN_AT, PARENT_AT, NAME_AT, NAME_LEN, KIND, START, END, STATUS, SPAN_BEGIN, SPAN_END = range(NCOLS)
-# The service graph's store (:func:`pipelines.exposition._kernels.pair`): table columns (int64) used, key0, key1,
-# key2, home, side (0 client, 1 server), conn (0 "", 1 messaging_system, 2 database), service, peer, root,
-# failed; (float64) latency, expires.
-T_USED, T_K0, T_K1, T_K2, T_HOME, T_SIDE, T_CONN, T_SVC, T_PEER, T_ROOT, T_FAILED = range(11)
-T_INTS = 11
-# Completed edges out (int64): client, server, conn (3: virtual_node), failed, virtual (0: no, 1: the server
-# is a virtual node, 2: the client is); (float64) client latency, server latency (-1: not seen).
-O_CLIENT, O_SERVER, O_CONN, O_FAILED, O_VIRTUAL = range(5)
-O_INTS = 5
 
 _walk: Callable[..., int] | None = None
 _state = "unloaded"
@@ -119,20 +109,27 @@ class SpanWalk:
         self._nkeys = len(encoded)
         self._min_kind, self._max_kind = min_kind, max_kind
         self._services: dict[bytes, str] = {}
+        self._rows = 0
+        self._cols = self._hashes = self._attrs = self._resources = np.empty((0, 0), dtype=np.int64)
 
     @staticmethod
     def load() -> bool:
         return load()
 
     def columns(self, data: bytes, span_count: int) -> SpanColumns | None:
+        """The spans of the request ``data`` (``span_count`` of them, at most) as columns, valid until the next
+        call (the arrays are reused); None when the compiled walk is off or does not take the request."""
         walk = _walk
         if walk is None:
             return None
         rows = max(span_count, 1)
-        cols = np.empty((rows, NCOLS), dtype=np.int64)
-        hashes = np.empty((rows, 1 + self._nkeys), dtype=np.uint64)
-        attrs = np.empty((rows, 2 * self._nkeys), dtype=np.int64)
-        resources = np.empty((min(rows, MAX_RESOURCES) + 1, 2), dtype=np.int64)
+        if rows > self._rows:  # the arrays are kept for the next request (grown as needed)
+            self._rows = rows = max(rows, 2 * self._rows)
+            self._cols = np.empty((rows, NCOLS), dtype=np.int64)
+            self._hashes = np.empty((rows, 1 + self._nkeys), dtype=np.uint64)
+            self._attrs = np.empty((rows, 2 * self._nkeys), dtype=np.int64)
+            self._resources = np.empty((min(rows, MAX_RESOURCES) + 1, 2), dtype=np.int64)
+        cols, hashes, attrs, resources = self._cols, self._hashes, self._attrs, self._resources
         buf = np.frombuffer(data, dtype=np.uint8)
         n = walk(buf, cols, hashes, attrs, resources, self._keys, self._bounds, self._min_kind, self._max_kind)
         if n < 0:

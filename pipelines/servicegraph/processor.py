@@ -31,19 +31,8 @@ from pipelines.exposition import (
     service_name,
     stop_serving,
 )
-from pipelines.exposition.columns import (
-    O_CLIENT,
-    O_CONN,
-    O_FAILED,
-    O_INTS,
-    O_SERVER,
-    O_VIRTUAL,
-    RS,
-    T_INTS,
-    SpanColumns,
-    SpanWalk,
-    compile_all,
-)
+from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
+from pipelines.exposition.layout import O_CLIENT, O_CONN, O_FAILED, O_INTS, O_SERVER, O_VIRTUAL, RS, T_INTS
 from pipelines.servicegraph.config import Config
 from pipelines.servicegraph.store import Edge, EdgeStore
 

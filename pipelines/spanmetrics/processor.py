@@ -32,18 +32,8 @@ from pipelines.exposition import (
     service_name,
     stop_serving,
 )
-from pipelines.exposition.columns import (
-    KIND,
-    NAME_AT,
-    NAME_LEN,
-    RS,
-    SPAN_AT,
-    STATUS,
-    TRACE_AT,
-    SpanColumns,
-    SpanWalk,
-    compile_all,
-)
+from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
+from pipelines.exposition.layout import KIND, NAME_AT, NAME_LEN, RS, SPAN_AT, STATUS, TRACE_AT
 from pipelines.spanmetrics.config import Config
 
 OVERFLOW_LABELS = {"otel_metric_overflow": "true"}
@@ -222,12 +212,18 @@ class SpanMetricsProcessor:
         k = agg.run(c.cols, c.hashes, codes, self._parts, self._bounds_array, self._to_unit)
         by_hash = self._by_hash
         exemplars = self._exemplars
-        wall = time.time() if exemplars is not None else 0.0
-        cols = c.cols
         calls = agg.calls[:k].tolist()
         sums = agg.sums[:k].tolist()
-        firsts = agg.first[:k].tolist()
+        first = agg.first[:k]
+        firsts = first.tolist()
         hist = agg.hist
+        if exemplars is not None:
+            wall = time.time()
+            data = c.data
+            trace_at = c.cols[first, TRACE_AT].tolist()
+            span_at = c.cols[first, SPAN_AT].tolist()
+            buckets = agg.first_bucket[:k].tolist()
+            values = agg.first_value[:k].tolist()
         for i, key in enumerate(agg.keys[:k].tolist()):
             series = by_hash.get(key)
             if series is None:
@@ -238,11 +234,9 @@ class SpanMetricsProcessor:
             series.touched = now
             series.histogram.add(hist[i], sums[i], calls[i])
             if exemplars is not None:
-                row = cols[firsts[i]]
-                t, s = int(row[TRACE_AT]), int(row[SPAN_AT])
+                t, s = trace_at[i], span_at[i]
                 if t >= 0 and s >= 0:
-                    self._exemplar(series, int(agg.first_bucket[i]), float(agg.first_value[i]), c.data[t:t + 16],
-                                   c.data[s:s + 8], wall)
+                    self._exemplar(series, buckets[i], values[i], data[t:t + 16], data[s:s + 8], wall)
 
     def _aggregation(self, rows: int) -> _Aggregation:
         agg = self._agg
