@@ -88,10 +88,13 @@ class PendingExemplars:
         waiting = self._waiting
         if not waiting:
             return
+        forgotten = 0
         for tid in dropped:
             items = waiting.pop(tid, None)
             if items:
-                self._not_sampled.inc(len(items))
+                forgotten += len(items)
+        if forgotten:
+            self._not_sampled.inc(forgotten)
         written = 0
         for tid in kept:
             items = waiting.pop(tid, None)
@@ -102,4 +105,5 @@ class PendingExemplars:
                 written += len(items)
         if written:
             self._written.inc(written)
-        self._gauge.set(len(waiting))
+        if forgotten or written:
+            self._gauge.set(len(waiting))
