@@ -50,7 +50,7 @@ class Collector:
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self._log_path = workdir / "bench-collector.log"
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:  # (a cold numba compile on a fresh checkout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,15 +1,15 @@
 """Instructions per span of each in-process phase of the collector's path, counted by valgrind's callgrind:
-``python -m bench.instructions [--scenario tail_sampling|full|full_slo|passthrough|root_cause|full_trace_tests|
-full_trace_tests_idle] [--requests 40]
-[--latency-threshold 500ms]``.
+``python -m bench.instructions [--scenario tail_sampling|full|full_slo|full_servicegraph|full_spanmetrics|
+full_trace_tests|full_trace_tests_idle|passthrough|root_cause] [--requests 40] [--latency-threshold 500ms]``.
 
 The throughput figures of :mod:`bench.run` move by a third from one minute to the next on a shared
 machine; instruction counts do not (they repeat to within a few per span), so an A/B of a change on the
 hot path reads clearly here. Phases, each over the same reference requests in one process (no gRPC, no
 broker): ``decode`` (the receiver's validation: the compiled check, or protobuf), ``split`` (the wire walk),
-``intake`` (the trace buffer filing traces), ``decide`` (the trace stages of the scenario's pipeline, as
-``bench.run`` configures them; ``--latency-threshold`` gives ``root_cause`` one, for the latency walk of the
-reference's slow traces), ``export`` (the Kafka exporter's records). Prints one JSON object per
+``span_stages`` (span-level processors before the trace buffer, ``servicegraph`` or ``spanmetrics``: only in
+the scenarios that have one), ``intake`` (the trace buffer filing traces), ``decide`` (the trace stages of the
+scenario's pipeline, as ``bench.run`` configures them; ``--latency-threshold`` gives ``root_cause`` one, for
+the latency walk of the reference's slow traces), ``export`` (the Kafka exporter's records). Prints one JSON object per
 phase, then ``total``. Instructions are not time (cache misses and page faults are not counted), so confirm
 a gain with ``bench.run``. Needs ``valgrind`` on the PATH; ``--no-valgrind`` runs the phases once, for the tests.
 """
@@ -34,7 +34,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench.harness import emit
 from bench.reference import SPANS_PER_REQUEST, ReferenceLoad
 
-PHASES = ("decode", "split", "intake", "decide", "export")
+PHASES = ("decode", "split", "span_stages", "intake", "decide", "export")
+SPAN_STAGES = ("servicegraph", "spanmetrics")  # measured in the span_stages phase
+
+
+def phases(scenario: str) -> list[str]:
+    """The phases a scenario has (``span_stages`` only where a span-level processor runs)."""
+    return [p for p in PHASES if p != "span_stages" or scenario in ("full_servicegraph", "full_spanmetrics")]
 
 
 _profile: Any = None  # --profile: a cProfile.Profile, on while the phases run
@@ -60,7 +66,7 @@ def _load(shape: str, seed: int, requests: int) -> tuple[list[bytes], int]:
 async def _phases(scenario: str, requests: int, latency_threshold: str = "", shape: str = "") -> int:
     """Run the phases (under callgrind: each dumped on its own); returns the spans kept."""
     from bench.run import config
-    from collector import Capabilities, ComponentID, Kind, Settings, SpanBatch, Telemetry, TraceStage
+    from collector import Capabilities, ComponentID, Host, Kind, Settings, SpanBatch, Telemetry, TraceStage
     from collector.cli import GC_THRESHOLDS
     from collector.component import buffer_owner
     from collector.config.schema import decode
@@ -84,6 +90,16 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "", sha
             batch.release()
 
     sink = Sink()
+    passed: list[SpanBatch] = []
+
+    class Collect:
+        """What a span-level processor passes on, kept for the trace buffer's intake."""
+
+        def capabilities(self) -> Capabilities:
+            return Capabilities()
+
+        async def consume_traces(self, batch: SpanBatch) -> None:
+            passed.append(batch)
     processors: dict[str, Any] = yaml.safe_load(config(scenario, 1, 2, "127.0.0.1:3"))["processors"]
     if latency_threshold and "root_cause" in processors:
         processors["root_cause"]["latency_threshold"] = latency_threshold
@@ -94,7 +110,12 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "", sha
         factory = registry.get(Kind.PROCESSOR, name)
         assert factory is not None, name
         settings = Settings(ComponentID(name), Kind.PROCESSOR, telemetry, logging.getLogger(name))
-        stages.append((name, factory.create(settings, decode(factory.config_class, raw), sink)))
+        nxt = Collect() if name in SPAN_STAGES else sink
+        stages.append((name, factory.create(settings, decode(factory.config_class, raw), nxt)))
+    span_stages = [s for n, s in stages if n in SPAN_STAGES]
+    host = Host()
+    # Exemplars wait for the buffer's decision, as when the service puts the buffer after these stages.
+    host.decided_after.update(("", ComponentID(n)) for n, _ in stages if n in SPAN_STAGES)
     # Trace stages are what the trace buffer runs; the scenarios have no other stage on the path measured
     # but ``batch`` (passthrough), which only merges requests: its phases are decode, split and export.
     trace_stages = [(n, s) for n, s in stages if isinstance(s, TraceStage) and s.capabilities().trace_level]
@@ -119,6 +140,10 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "", sha
             ExportTraceServiceRequest.FromString(warm)
         split_by_trace(warm, options)
     load, spans_per_request = _load(shape, 1, requests)
+    for stage in span_stages:  # (listeners, the endpoint: started before counting)
+        await stage.start(host)
+    if buffer is not None:
+        buffer._listeners = host.outcome_listeners  # as start(host) would, without its ticker and sender
     _control("-i", "on")
     if json_body:
         load = [request_bytes(body) for body in load]
@@ -131,6 +156,12 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "", sha
     _control("--dump=split")
     batches = [SpanBatch(payload=p, span_count=spans_per_request, split=s, split_options=options)
                for p, s in zip(load, splits, strict=True)]
+    for stage in span_stages:
+        for b in batches:
+            await stage.consume_traces(b)
+        batches, passed[:] = list(passed), []
+    if span_stages:
+        _control("--dump=span_stages")
     if buffer is None:
         _control("--dump=intake")
         _control("--dump=decide")
@@ -149,6 +180,8 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "", sha
             await sink.consume_traces(buffer._outbox.popleft())
     _control("--dump=export")
     _control("-i", "off")
+    for stage in span_stages:
+        await stage.shutdown()
     return kept
 
 
@@ -171,7 +204,8 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full", "full_slo",
                                                                   "root_cause", "full_trace_tests",
-                                                                  "full_trace_tests_idle"])
+                                                                  "full_trace_tests_idle", "full_servicegraph",
+                                                                  "full_spanmetrics"])
     p.add_argument("--latency-threshold", default="", metavar="DURATION",
                    help="root_cause's latency_threshold (default: none, as bench.run configures it)")
     p.add_argument("--requests", type=int, default=40, help="reference requests of 500 spans")
@@ -192,7 +226,7 @@ def main() -> None:
     if a.child or a.no_valgrind:
         kept = asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold, a.shape))
         if a.no_valgrind:
-            emit({"bench": "instructions", "scenario": a.scenario, "phases": list(PHASES), "kept_spans": kept})
+            emit({"bench": "instructions", "scenario": a.scenario, "phases": phases(a.scenario), "kept_spans": kept})
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench.instructions needs valgrind (callgrind) on the PATH")
@@ -209,7 +243,7 @@ def main() -> None:
                        check=True, capture_output=True,
                        cwd=Path(__file__).resolve().parent.parent)
         totals = _totals(Path(tmp))
-    for phase in PHASES:
+    for phase in phases(a.scenario):
         emit({"bench": "instructions", "scenario": a.scenario, **extra, "phase": phase,
               "per_span": round(totals.get(phase, 0) / spans)})
     emit({"bench": "instructions", "scenario": a.scenario, **extra, "phase": "total",

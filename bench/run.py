@@ -7,6 +7,7 @@ Prints one JSON object per line. Figures:
   They run ``--repeat`` rounds (default 5), the scenarios interleaved and each round with its own
   parse_ceiling, then one ``<scenario>_median`` line each: on a shared machine one run can be a third
   slower than the next, and the median of interleaved rounds is the figure that repeats.
+  ``full_servicegraph`` and ``full_spanmetrics`` are ``full`` behind that span-level processor.
   ``full_slo`` is ``full`` with the ``slo`` stage after ``root_cause``: an availability and a latency
   objective on frontend's root span (``GET /shop``), as objectives name a service's entry span: a
   frontend trace has one signal span, measured twice; the other services' traces are skipped by origin.
@@ -61,6 +62,9 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
         "full_trace_tests": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
         "full_trace_tests_idle": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
         "memory": ["tail_sampling"],
+        # ``full`` behind a span-derived metrics processor (served on an ephemeral port, never scraped here).
+        "full_servicegraph": ["servicegraph", "root_cause", "alert_routing", "tail_sampling"],
+        "full_spanmetrics": ["spanmetrics", "root_cause", "alert_routing", "tail_sampling"],
     }[scenario]
     catalog = Path(__file__).resolve().parent.parent / "configs/catalog"
     blocks = {
@@ -71,6 +75,14 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
     policies:{POLICIES}""",
         "root_cause": f"""  root_cause:
     decision_wait: {decision_wait}""",
+        # Every reference span is a SERVER span with a parent from another request: each waits in the store
+        # for a client that never comes and expires unpaired (the store holds them all: the heavier path).
+        "servicegraph": """  servicegraph:
+    endpoint: 127.0.0.1:0
+    store: {ttl: 2s, max_items: 200000}""",
+        "spanmetrics": """  spanmetrics:
+    endpoint: 127.0.0.1:0
+    exemplars: {enabled: true}""",
         "slo": f"""  slo:
     decision_wait: {decision_wait}
     slos:
@@ -406,7 +418,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", action="store_true", help="small counts (used by the test suite)")
     names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests",
-             "full_trace_tests_idle", "memory", "latency", "accuracy"]
+             "full_trace_tests_idle", "full_servicegraph", "full_spanmetrics", "memory", "latency", "accuracy"]
     p.add_argument("--only", action="append", choices=names)
     p.add_argument("--repeat", type=int, default=None,
                    help="rounds of the throughput scenarios, interleaved, each with its own parse_ceiling; a "
@@ -416,7 +428,7 @@ def main() -> None:
     requests = 40 if a.short else 1000
     rounds = max(1, a.repeat if a.repeat is not None else (1 if a.short else 5))
     throughput_scenarios = ("passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests",
-                            "full_trace_tests_idle")
+                            "full_trace_tests_idle", "full_servicegraph", "full_spanmetrics")
     scenarios = [s for s in throughput_scenarios if s in only]
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,7 +37,7 @@ log = logging.getLogger("tracetriage")
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 # The runtime's own commands: each has a parser in _parser and a branch in main. Installed packages add more
 # (collector/commands.py); a built-in name always wins over theirs.
-BUILTIN_COMMANDS = ("run", "validate", "components", "slo", "status")
+BUILTIN_COMMANDS = ("run", "validate", "components", "slo", "status", "catalog")
 HELP_OPTIONS = ("-h", "--help")
 
 
@@ -71,6 +71,18 @@ def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> a
     rules.add_argument("--name", default="tracetriage-slos", help="metadata.name of the PrometheusRule")
     rules.add_argument("--namespace", default="", help="metadata.namespace of the PrometheusRule")
     rules.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    catalog = sub.add_parser("catalog", help="ownership catalog tools").add_subparsers(
+        dest="catalog_command", metavar="SUBCOMMAND", required=True)
+    drift = catalog.add_parser("diff", help="dependencies seen in traces by the running collector of the config "
+                                            "against the catalog files: undeclared, stale, unowned services "
+                                            "(exit 1 when there is drift)")
+    _config_arguments(drift)
+    drift.add_argument("--catalog", action="append", required=True, metavar="GLOB",
+                       help="Backstage catalog files (repeatable)")
+    drift.add_argument("--stale-after", default="7d", metavar="DURATION",
+                       help="a declared dependency not seen for this long is stale (default 7d; e.g. 36h)")
+    drift.add_argument("--url", default="", help="the collector's /catalog/dependencies URL (default: from the "
+                                                 "config's service.telemetry.metrics address)")
     return p
 
 
@@ -143,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "slo":
         return cmd_slo_rules(args, config)
+    if args.command == "catalog":
+        return cmd_catalog_diff(args, config)
     if argv is None:  # the command itself (not a call from Python): start again with huge pages if due
         reexec_with_huge_pages()
     tel = config.service.telemetry.logs
@@ -213,6 +227,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print(json.dumps(data, indent=2) if args.json else summary(data))
     return EXIT_OK
+
+
+def cmd_catalog_diff(args: argparse.Namespace, config: CollectorConfig) -> int:
+    from collector.config.schema import Duration
+    from collector.registry import catalog_diff
+
+    text = args.stale_after.strip()
+    try:
+        stale_after = float(Duration.parse(text[:-1] + "h" if text.endswith("d") else text)) * (
+            24 if text.endswith("d") else 1)
+        report, code = catalog_diff(config.service.telemetry.metrics.endpoints, args.catalog, stale_after, args.url)
+    except ValueError as e:
+        print(f"tracetriage catalog diff: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(report)
+    return code
 
 
 def cmd_components() -> int:

@@ -22,7 +22,7 @@ from collector.wire import SplitOptions
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from collector.model import Trace
+    from collector.model import Origin, Trace
 
 _TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
 
@@ -117,6 +117,25 @@ class StatusSource(Protocol):
     def status(self, limit: int) -> dict[str, Any]: ...
 
 
+class TraceOutcomeListener(Protocol):
+    """Told by every trace buffer what it took in and what it decided (``Host.add_outcome_listener``).
+
+    Spans are counted per origin (resource and scope) with their wire size as received (before any stage
+    changed them): ``spans_received`` when the buffer files them; ``spans_decided`` when their trace is kept
+    or dropped (decided, too large, a late span following a cached decision, dropped at shutdown).
+    ``traces_decided`` names the trace ids of each decision round (a late span's trace again). Called on the
+    event loop, on the span path: keep them cheap. A listener with ``counts_spans`` False is only told trace
+    ids (the buffer then skips measuring spans and bytes for it)."""
+
+    counts_spans: bool
+
+    def spans_received(self, origin: Origin, spans: int, size: int) -> None: ...
+
+    def spans_decided(self, origin: Origin, spans: int, size: int, kept: bool) -> None: ...
+
+    def traces_decided(self, kept: Sequence[bytes], dropped: Sequence[bytes]) -> None: ...
+
+
 class Host:
     """What a running component may ask of the service around it."""
 
@@ -143,6 +162,22 @@ class Host:
         self.consumer_groups: dict[str, list[Callable[[], int | None]]] = {}
         # The trace lookup of the status page, set in start() by the component that provides one.
         self.trace_lookup: TraceLookup | None = None
+        # Told of every trace buffer's intake and decisions (read by the buffers at each call).
+        self.outcome_listeners: list[TraceOutcomeListener] = []
+        # (pipeline, processor id) of each span-level processor that has a trace buffer after it in its
+        # pipeline: what it sees is decided later (a stage that links to traces waits for the decision).
+        self.decided_after: set[tuple[str, ComponentID]] = set()
+        # Objects components share by key (one metrics listener that several processors serve on).
+        self.shared: dict[str, Any] = {}
+
+    def add_outcome_listener(self, listener: TraceOutcomeListener) -> None:
+        """Be told what every trace buffer receives and decides (see :class:`TraceOutcomeListener`)."""
+        if listener not in self.outcome_listeners:
+            self.outcome_listeners.append(listener)
+
+    def remove_outcome_listener(self, listener: TraceOutcomeListener) -> None:
+        if listener in self.outcome_listeners:
+            self.outcome_listeners.remove(listener)
 
     def add_route(self, path: str, handler: RouteHandler, *, debug: bool = False) -> None:
         """Serve ``GET path`` on the telemetry server (every /metrics address). ``path`` may end in one

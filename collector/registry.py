@@ -37,6 +37,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "pipelines.ownership",
     "pipelines.slo",
     "pipelines.trace_tests",
+    "pipelines.servicegraph",
+    "pipelines.spanmetrics",
 )
 
 log = logging.getLogger("tracetriage.registry")
@@ -116,3 +118,15 @@ def slo_rules(configs: Sequence[object], name: str, namespace: str = "") -> str:
     rules = importlib.import_module("pipelines.slo.rules")
     text: str = rules.render(configs, name, namespace)
     return text
+
+
+def catalog_diff(addresses: Sequence[str], patterns: Sequence[str], stale_after: float,
+                 url: str = "") -> tuple[str, int]:
+    """``tracetriage catalog diff``: the drift report and its exit code (from :mod:`pipelines.ownership.diff`,
+    imported when called). Raises ValueError (exit code 2) saying why the diff cannot be made."""
+    diff = importlib.import_module("pipelines.ownership.diff")
+    try:
+        result: tuple[str, int] = diff.catalog_diff(addresses, patterns, stale_after, url)
+    except diff.DiffError as e:
+        raise ValueError(str(e)) from e
+    return result

@@ -150,6 +150,7 @@ class Service:
             nxt: TracesConsumer = FanOutConsumer([exporters[e] for e in pipe.exporters])
             built: list[_Built] = []
             run: list[tuple[ComponentID, TraceStage]] = []  # consecutive trace-level stages, upstream first
+            buffered_below = False  # a trace buffer follows (some of what a stage sees is dropped there)
             for proc_id in reversed(pipe.processors):
                 labels = self._labels(proc_id, pid)
                 out = CountingConsumer(nxt, self.telemetry.processor_outgoing_items.labels(**labels))
@@ -172,6 +173,9 @@ class Service:
                 if run:  # this span-level stage feeds the trace buffer of the run just below it
                     out.retarget(self._trace_buffer(pid, run, nxt, built))
                     run = []
+                    buffered_below = True
+                if buffered_below:
+                    self.host.decided_after.add((str(pid), proc_id))
                 nxt = CountingConsumer(proc, self.telemetry.processor_incoming_items.labels(**labels))
             if run:
                 nxt = self._trace_buffer(pid, run, nxt, built)

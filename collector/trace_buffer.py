@@ -28,7 +28,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from collector.component import Host, Settings, TraceStage
+from collector.component import Host, Settings, TraceOutcomeListener, TraceStage
 from collector.consumer import Capabilities, TraceBufferSettings, TracesConsumer
 from collector.errors import ConsumerError, RefusedError
 from collector.model import Origin, SpanBatch, Trace
@@ -165,6 +165,7 @@ class TraceBuffer:
         self._tick_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._host: Host | None = None
+        self._listeners: list[TraceOutcomeListener] = []  # the host's list (filled while components start)
         self._closing = False
         self._closed = False
         # Stages that see the late spans the decision cache releases or drops.
@@ -274,19 +275,24 @@ class TraceBuffer:
         num_traces = cfg.num_traces
         max_bytes = cfg.maximum_trace_size_bytes
         spans_added = 0
+        listeners = self._listeners
         for chunk in chunks:
             origin = self._origin(chunk.resource_fields, chunk.scope_fields)
+            chunk_bytes = 0
             for tid, ts in chunk.by_trace.items():
                 count = ts.count
                 trace = pending.get(tid)
                 entries = ts.entries
                 framed = entries[0] if len(entries) == 1 else b"".join(entries)
+                chunk_bytes += len(framed)
                 if trace is None:
                     decided = sampled_cache.get(tid)
                     if decided is not None:
                         self._m.late_age.observe(now - decided)
                         self._m.early_release.inc(count)
                         self._late[0] += count
+                        if listeners:
+                            self._tell_late(origin, count, len(framed), tid, True)
                         if hooks:
                             _file_late(late_kept, tid, origin, framed, count, ts, now)
                         else:
@@ -297,6 +303,8 @@ class TraceBuffer:
                         self._m.late_age.observe(now - decided)
                         self._m.late_dropped.inc(count)
                         self._late[1] += count
+                        if listeners:
+                            self._tell_late(origin, count, len(framed), tid, False)
                         if hooks:
                             _file_late(late_dropped, tid, origin, framed, count, ts, now)
                         continue
@@ -326,6 +334,9 @@ class TraceBuffer:
                     self._spans += spans_added
                     spans_added = 0
                     self._drop_too_large(trace)
+            if listeners:
+                for listener in listeners:
+                    listener.spans_received(origin, chunk.spans, chunk_bytes)
         self._spans += spans_added
         if late:
             out = SpanBatch(split=late, span_count=sum(c.spans for c in late), split_options=batch.split_options)
@@ -389,6 +400,8 @@ class TraceBuffer:
         self._logger.warning("%s: trace %s dropped: %d bytes exceed maximum_trace_size_bytes %d", self._label,
                              trace.trace_id.hex(), trace.byte_size, self.settings.maximum_trace_size_bytes)
         self._not_sampled.add(trace.trace_id, time.monotonic())
+        if self._listeners:
+            self._tell_decided([], [trace], self._sizes([trace]))
         trace.release()
 
     # -- decisions -------------------------------------------------------------------------------------
@@ -423,19 +436,61 @@ class TraceBuffer:
         """Run the stages over ``traces`` in chunks; keep and send on what survives."""
         for i in range(0, len(traces), CHUNK):
             part = traces[i:i + CHUNK]
+            listeners = self._listeners
+            # Spans and bytes as received, before stages change them (only for listeners that count them).
+            sizes = self._sizes(part) if any(li.counts_spans for li in listeners) else None
             kept = self._run_stages(part)
             now = time.monotonic()
             kept_ids = {id(t) for t in kept}
+            dropped: list[Trace] = []
             for t in part:
                 if id(t) in kept_ids:
                     self._sampled.add(t.trace_id, now)
                 else:
                     self._not_sampled.add(t.trace_id, now)
-                    t.release()
+                    dropped.append(t)
+            if listeners:
+                self._tell_decided(kept, dropped, sizes or {})
+            for t in dropped:
+                t.release()
             if kept:
                 self._enqueue(self._to_batch(kept))
             if i + CHUNK < len(traces):
                 await asyncio.sleep(0)
+
+    @staticmethod
+    def _sizes(traces: list[Trace]) -> dict[int, list[tuple[Origin, int, int]]]:
+        """Per trace (by object id): its spans and wire bytes per origin, as they are now."""
+        return {id(t): [(o, t.spans_of(o), len(c)) for o, c in t.chunks.items()] for t in traces}
+
+    def _tell_decided(self, kept: list[Trace], dropped: list[Trace],
+                      sizes: dict[int, list[tuple[Origin, int, int]]]) -> None:
+        """Tell the outcome listeners a round's decisions: spans and bytes per origin and outcome (summed over
+        the round), then the trace ids."""
+        totals: dict[tuple[Origin, bool], list[int]] = {}
+        for traces, outcome in ((kept, True), (dropped, False)) if sizes else ():
+            for t in traces:
+                for origin, spans, size in sizes.get(id(t), ()):
+                    acc = totals.get((origin, outcome))
+                    if acc is None:
+                        totals[(origin, outcome)] = [spans, size]
+                    else:
+                        acc[0] += spans
+                        acc[1] += size
+        kept_ids = [t.trace_id for t in kept]
+        dropped_ids = [t.trace_id for t in dropped]
+        for listener in self._listeners:
+            if listener.counts_spans:
+                for (origin, outcome), (spans, size) in totals.items():
+                    listener.spans_decided(origin, spans, size, outcome)
+            listener.traces_decided(kept_ids, dropped_ids)
+
+    def _tell_late(self, origin: Origin, spans: int, size: int, trace_id: bytes, kept: bool) -> None:
+        """A late span followed its trace's cached decision."""
+        ids = [trace_id]
+        for listener in self._listeners:
+            listener.spans_decided(origin, spans, size, kept)
+            listener.traces_decided(ids if kept else [], [] if kept else ids)
 
     def _run_stages(self, traces: list[Trace]) -> list[Trace]:
         cpu = self._stage_cpu
@@ -575,6 +630,7 @@ class TraceBuffer:
         if self._tasks:
             return
         self._host = host
+        self._listeners = host.outcome_listeners
         host.add_holder(self._held)
         for name, coro in (("ticker", self._ticker()), ("sender", self._sender())):
             task = asyncio.create_task(coro, name=f"trace-buffer-{name} {self._label}")
@@ -600,6 +656,8 @@ class TraceBuffer:
             if remaining:
                 if self.settings.drop_pending_traces_on_shutdown:
                     self._logger.info("%s: dropping %d pending traces at shutdown", self._label, len(remaining))
+                    if self._listeners:
+                        self._tell_decided([], remaining, self._sizes(remaining))
                     for t in remaining:
                         t.release()
                 else:

@@ -116,3 +116,13 @@ def wait_for(predicate: object, timeout: float = 10.0, interval: float = 0.05) -
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_kernels() -> None:
+    """Compile the numba kernels (wire walk, span-derived metrics) once, before any test starts a collector:
+    on a fresh checkout a cold compile inside a collector subprocess could outlast its start-up wait. Later
+    processes load them from numba's on-disk cache. (Nothing happens without numba or with TRACETRIAGE_JIT=0.)"""
+    from pipelines.exposition.columns import compile_all
+
+    compile_all()

@@ -37,6 +37,18 @@ class CatalogSyntaxError(TraceTriageError):
     """A catalog file is not readable as YAML (its earlier content is kept)."""
 
 
+def entity_ref(ref: str, default_kind: str = "component") -> str:
+    """A Backstage entity reference as ``kind:name``, lowercased and without the default namespace:
+    ``Component:default/Orders`` -> ``component:orders``; ``orders`` -> ``component:orders``."""
+    kind, sep, rest = ref.strip().partition(":")
+    if not sep:
+        kind, rest = default_kind, ref.strip()
+    namespace, slash, name = rest.partition("/")
+    if slash and namespace.lower() == "default":
+        rest = name
+    return f"{kind.strip().lower()}:{rest.strip().lower()}"
+
+
 def normalise_team(ref: str) -> str:
     """A Backstage owner reference as a team name: ``group:default/payments`` -> ``payments``.
 
@@ -59,6 +71,9 @@ class Component:
     pagerduty_key: str | None
     file: str
     document: int  # 1-based
+    depends_on: tuple[str, ...] = ()  # spec.dependsOn as entity references (``component:orders``)
+    type: str = ""  # spec.type
+    lifecycle: str = ""  # spec.lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +181,16 @@ def _entity(doc: Any, path: str, number: int) -> Component | Group | None:
         system = spec.get("system", "")
         if not isinstance(system, str):
             raise _Invalid(f"Component {name!r}: spec.system must be a string, got {system!r}")
-        return Component(name, normalise_team(owner), system, key, path, number)
+        depends_on = spec.get("dependsOn", [])
+        if depends_on is None:
+            depends_on = []
+        if not isinstance(depends_on, list) or not all(isinstance(d, str) and d.strip() for d in depends_on):
+            raise _Invalid(f"Component {name!r}: spec.dependsOn must be a list of entity references such as "
+                           f"component:orders or resource:orders-db")
+        kind_, lifecycle = spec.get("type", ""), spec.get("lifecycle", "")
+        return Component(name, normalise_team(owner), system, key, path, number,
+                         tuple(entity_ref(d) for d in depends_on), kind_ if isinstance(kind_, str) else "",
+                         lifecycle if isinstance(lifecycle, str) else "")
     parent = spec.get("parent", "")
     if not isinstance(parent, str):
         raise _Invalid(f"Group {name!r}: spec.parent must be a string, got {parent!r}")

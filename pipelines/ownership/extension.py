@@ -26,13 +26,19 @@ stopped with it.
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from collector.component import ComponentID, ExtensionRef, Host, Settings
 from collector.errors import ComponentStartError
 from pipelines.ownership.catalog import CatalogError
 from pipelines.ownership.config import OwnershipConfig
+from pipelines.ownership.cost import TeamCost
+from pipelines.ownership.dependencies import EdgeSource, Observed
 from pipelines.ownership.resolver import Ownership
 
 TYPE = "ownership"
+COST_KEY = "ownership:team_cost"  # Host.shared: the extension that counts team cost
+DEPENDENCIES_PATH = "/catalog/dependencies"
 OwnershipSetting = str | OwnershipConfig  # a stage's ``ownership``: an extension id, or an inline block
 
 
@@ -43,14 +49,40 @@ class OwnershipExtension:
     def __init__(self, settings: Settings, config: OwnershipConfig) -> None:
         self.id = settings.id
         self.ownership = Ownership(config, settings.telemetry, settings.logger)
+        self.cost = TeamCost(self.ownership, settings.telemetry)
+        self._host: Host | None = None
 
     async def start(self, host: Host) -> None:
         try:
             await self.ownership.start(host)
         except CatalogError as e:
             raise ComponentStartError(f"extension {self.id}", e) from e
+        # The first ownership extension counts each team's cost at every trace buffer (once per process).
+        # It also serves the observed dependencies in the catalog's terms.
+        if host.shared.setdefault(COST_KEY, self) is self:
+            self._host = host
+            host.add_outcome_listener(self.cost)
+            host.add_route(DEPENDENCIES_PATH, self._dependencies)
+
+    def observed(self) -> Observed:
+        """The dependencies the ``servicegraph`` processors observed, and the services seen in traces."""
+        host = self._host
+        sources = [p for p in host.processors.values() if isinstance(p, EdgeSource)] if host is not None else []
+        return Observed(sources, self.cost.services)
+
+    async def _dependencies(self, request: web.Request, _: str) -> web.Response:
+        observed = self.observed()
+        if request.query.get("format") == "json":
+            catalog = {name.lower(): name for name in self.ownership.components()}
+            return web.Response(text=observed.to_json(catalog), content_type="application/json")
+        return web.Response(text=observed.to_yaml(self.ownership), content_type="application/yaml")
 
     async def shutdown(self) -> None:
+        if self._host is not None:
+            self._host.remove_outcome_listener(self.cost)
+            if self._host.shared.get(COST_KEY) is self:
+                del self._host.shared[COST_KEY]
+            self._host = None
         await self.ownership.shutdown()
 
 

@@ -72,6 +72,7 @@ class Ownership:
         self._default = normalise_team(config.default_team) or "sre"
         self._files: dict[str, _FileState] = {}
         self._snapshot = _Snapshot({}, {})
+        self.generation = 0  # counts the catalog's changes (a cache of lookups compares it)
         self._loaded = False
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -170,6 +171,7 @@ class Ownership:
             changed |= self._check(path, literal, state)
         if changed or not self._loaded:
             self._snapshot = self._build()
+            self.generation += 1
             self._components_gauge.set(len(self._snapshot.components))
         return changed
 

@@ -16,11 +16,18 @@ STAGE_METRICS = {
     "otelcol_processor_tail_sampling_sampling_decision_latency",
     "tracetriage_root_causes_total",
     "tracetriage_alerts_sent_total",
+    "tracetriage_team_spans_total",
+    "tracetriage_team_bytes_total",
+    # served by the servicegraph and spanmetrics processors on their own endpoint
+    "traces_service_graph_request_total",
+    "traces_span_metrics_calls_total",
+    "traces_span_metrics_duration_milliseconds",
 }
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "topk", "bottomk",
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "le", "label_values",
     "offset", "bool", "clamp_min", "clamp_max", "abs", "delta", "deriv", "sort_desc", "sort", "vector", "scalar",
+    "label_join", "label_replace",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -127,11 +134,28 @@ def test_required_panels_present() -> None:
         "Decision latency": ["histogram_quantile", "sampling_decision_latency_bucket"],
         "Root causes by service and team": ["tracetriage_root_causes_total", "service, team"],
         "Pages sent and failed": ["tracetriage_alerts_sent_total", "status"],
+        "Service graph": ["traces_service_graph_request_total", "client", "server"],
+        "Requests per service (span metrics)": ["traces_span_metrics_calls_total"],
+        "Error ratio per service (span metrics)": ["STATUS_CODE_ERROR"],
+        "Duration p95 per service (span metrics)": ["traces_span_metrics_duration_milliseconds_bucket"],
+        "Retained bytes per day by team": ["tracetriage_team_bytes_total", 'outcome="kept"', "86400"],
+        "Share of retained bytes by team": ["tracetriage_team_bytes_total", "scalar(sum("],
     }
     for title, needles in wanted.items():
         assert title in by_title, f"missing panel {title!r}"
         for needle in needles:
             assert needle in by_title[title], f"{title}: expected {needle!r}"
+
+
+def test_service_graph_panel_is_a_node_graph_with_edges_and_nodes() -> None:
+    by_title = {p["title"]: p for p in panels(load())}
+    graph = by_title["Service graph"]
+    assert graph["type"] == "nodeGraph"
+    exprs = {t["refId"]: t["expr"] for t in graph["targets"]}
+    assert set(exprs) == {"edges", "nodes"}
+    assert '"id", "->", "client", "server"' in exprs["edges"]  # each edge gets an id; client/server renamed
+    renamed = graph["transformations"][0]["options"]["renameByName"]
+    assert renamed["client"] == "source" and renamed["server"] == "target"
 
 
 def test_metric_name_parser() -> None:

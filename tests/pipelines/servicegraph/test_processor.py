@@ -1,0 +1,92 @@
+"""The servicegraph processor in one process: the compiled path (numba) and the protobuf path give the same
+series for the same spans, a full store drops and counts, and config errors name the key."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import encode_spans
+
+from collector import ComponentID, Kind, Settings, Telemetry
+from collector.config.schema import ConfigError, decode
+from pipelines.exposition.columns import SpanWalk
+from pipelines.servicegraph import Config, ServiceGraphProcessor
+from tests.pipelines.servicegraph.shop import shop_traces
+from tests.pipelines.spanmetrics.test_processor import Sink
+
+compiled = pytest.mark.skipif(not SpanWalk.load(), reason="numba is not installed")
+
+
+def make(raw: dict[str, Any] | None = None, fast: bool = True) -> ServiceGraphProcessor:
+    settings = Settings(ComponentID("servicegraph"), Kind.PROCESSOR, Telemetry(), logging.getLogger("t"))
+    proc = ServiceGraphProcessor(settings, decode(Config, raw or {}), Sink())
+    if not fast:
+        proc._fast = None  # the protobuf path, as without numba
+    return proc
+
+
+def feed(proc: ServiceGraphProcessor, data: bytes, spans: int, now: float) -> None:
+    columns = proc._walk.columns(data, spans) if proc._fast is not None else None
+    if columns is not None:
+        proc.record_columns(columns, now)
+    else:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        proc.record(ExportTraceServiceRequest.FromString(data), now)
+
+
+def series(proc: ServiceGraphProcessor) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in proc.families() for s in f.samples}
+
+
+@compiled
+@pytest.mark.parametrize("extra_label", [False, True])
+def test_compiled_and_protobuf_paths_agree(extra_label: bool) -> None:
+    spans = shop_traces(20, failing=(2, 5, 11))
+    # Both sides of a call in different requests (as from different agents), some in the same one.
+    by_service: dict[str, list[Any]] = {}
+    for s in spans:
+        by_service.setdefault(str(s.resource.attributes["service.name"]), []).append(s)
+    requests = [encode_spans(part).SerializeToString() for part in by_service.values()]
+    requests.append(encode_spans(spans[:9]).SerializeToString())
+    raw = {"virtual_node_extra_label": extra_label}
+    fast, slow = make(raw), make(raw, fast=False)
+    for proc in (fast, slow):
+        for data in requests:
+            feed(proc, data, len(spans), now=100.0)
+        assert proc.waiting_edges > 0
+        proc.expire(now=100.0 + 60)
+        assert proc.waiting_edges == 0
+    got, want = series(fast), series(slow)
+    assert {k for k in got if k[0].endswith("_sum")} == {k for k in want if k[0].endswith("_sum")}
+    assert {k: v for k, v in got.items() if not k[0].endswith("_sum")} == \
+        {k: v for k, v in want.items() if not k[0].endswith("_sum")}
+    for k, v in want.items():
+        if k[0].endswith("_sum"):
+            assert got[k] == pytest.approx(v)
+    assert any(n == "traces_service_graph_unpaired_spans_total" for n, _ in got)
+    assert any(dict(labels).get("connection_type") == "virtual_node" for _, labels in got)
+
+
+@pytest.mark.parametrize("fast", [pytest.param(True, marks=compiled), False])
+def test_a_full_store_drops_and_counts(fast: bool) -> None:
+    proc = make({"store": {"max_items": 3}}, fast=fast)
+    spans = [s for s in shop_traces(5) if s.name == "POST /legacy"]  # five lone client spans
+    feed(proc, encode_spans(spans).SerializeToString(), len(spans), now=1.0)
+    assert proc.waiting_edges == 3
+    dropped = {dict(labels)["client"]: v for (n, labels), v in series(proc).items()
+               if n == "traces_service_graph_dropped_spans_total"}
+    assert dropped == {"frontend": 2}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"latency_histogram_buckets": ["2s", "1s"]}, "latency_histogram_buckets: must be non-negative, increasing"),
+    ({"store": {"ttl": "0s"}}, "store.ttl"),
+    ({"store": {"max_items": 0}}, "store.max_items"),
+    ({"dimensions": [""]}, "dimensions[0]: must not be empty"),
+])
+def test_bad_config_names_the_key(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        decode(Config, raw)
+    assert message in str(info.value)
