@@ -64,8 +64,15 @@ def test_accepts_again_after_an_overload_drains(tmp_path: Path, collector_factor
     assert burst.accepted > 0
     assert burst.refused > 0
     # (counted once each refused call has finished on the server: on a loaded machine after the client saw it)
-    wait_for(lambda: col.metric("otelcol_processor_refused_spans_total", processor="memory_limiter")
-             == burst.refused, timeout=15)
+    try:
+        wait_for(lambda: col.metric("otelcol_processor_refused_spans_total", processor="memory_limiter")
+                 == burst.refused, timeout=15)
+    except AssertionError:
+        raise AssertionError(
+            f"client saw {burst.refused} refused ({burst.codes}); memory_limiter counted "
+            f"{col.metric('otelcol_processor_refused_spans_total', processor='memory_limiter')}, the receiver "
+            f"{col.metric('otelcol_receiver_refused_spans_total')}, all processors "
+            f"{col.metric('otelcol_processor_refused_spans_total')}") from None
     assert col.metric("tracetriage_memory_limiter_trims_total") >= 1
 
     # Once the buffer has drained, intake resumes within a few check intervals, and every span accepted
