@@ -4,8 +4,10 @@ and prepared for live traces (which tests may apply to a trace, cheaply, before 
 **Which traces a test is about.** A live trace is one of a test's traces when the selector of the test's first
 spec that can be checked live (see below) selects a span of it; a test with none is never run live. Most such
 selectors name a span (``span[name="POST /checkout" ...]``): the processor indexes the tests by those names, and
-a trace none of whose span names is in the index is not tested further (only its span names are read, see
-:mod:`pipelines.trace_tests.span_names`). A test whose selector names no span is tried on every trace.
+a trace whose wire bytes hold none of those names as a span encodes them is not tested further (nothing of it
+is decoded, see :mod:`pipelines.trace_tests.processor`). A test whose selector has a path whose first segment
+requires no name (``span[http.route="/checkout"]``, ``span[name contains "checkout"]``, the empty selector) is
+tried on every trace: each trace is decoded for it.
 
 **Live specs.** A live trace has no trigger: a spec that selects Tracetest's trigger span or asserts on
 ``tracetest.response.*`` cannot be checked on one; it is counted with result ``not_applicable``, never run.

@@ -1,8 +1,15 @@
 """The ``trace_tests`` trace stage: the same Tracetest specs as CI, on every live trace.
 
 For each complete trace (place it before ``tail_sampling`` to test every trace, not only the kept ones), the
-tests whose first selector may match are found from the wire bytes (see :mod:`pipelines.trace_tests.library`);
-only then is the trace decoded, once, and each test whose first selector selects a span runs its specs.
+tests whose first selector may match are found from the wire bytes, without decoding: each span name the
+definitions' first selectors require is looked for as a span encodes it (field 5: ``2a``, the length, the
+UTF-8 name) in each origin's span bytes: one regular expression over all of them (one ``in`` for a single name; the
+expression scans a trace's bytes once whatever the number of names, where an ``in`` each costs about as much
+as the whole expression). A hit may be in other bytes than a name (an attribute value, an id): it only
+makes the trace a candidate; a span with the name always holds those bytes, so no applicable test is missed.
+Only then is the trace decoded, once, and each test whose first selector selects a span runs its specs (which
+decides exactly). A test whose first selector requires no name is tried on every trace (counted in
+``tracetriage_trace_tests_every_trace``).
 ``tracetriage_trace_tests_total{test, spec, result}`` counts pass, fail and not_applicable (a spec about the
 trigger, which a live trace has not). A failing trace gets ``tracetest.failed`` on its root span (``annotate``):
 the failed specs as ``test: spec``, joined by ``"; "``, for a ``string_attribute`` policy to keep it. A failing spec
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -26,13 +34,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.model import Origin, Trace
+from collector.wire import encode_varint
 from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests.config import Config
 from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
 from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
 from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 from pipelines.trace_tests.report import result_json
-from pipelines.trace_tests.span_names import name_field, names_blob, span_names
 from pipelines.trace_tests.spans import TestTrace, Value, attributes
 from pipelines.trace_tests.window import SpecWindow
 
@@ -41,10 +49,36 @@ if TYPE_CHECKING:
 
 FAILED_ATTRIBUTE = "tracetest.failed"
 UNKNOWN_TEAM = "unknown"
-MAX_NAME_SEARCHES = 64  # span names looked for one by one in a trace's names; more: read them into a set
-MAX_SHAPES = 4096
+MAX_NAME_SEARCHES = 1  # span names looked for with ``in``, one by one; more: one regular expression
 MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not_applicable"
+
+
+def name_needle(name: str) -> bytes:
+    """A span name as it stands in a span's wire bytes: field 5's tag ``2a``, the varint length, the UTF-8 bytes
+    (the canonical encoding, which every OTLP SDK and protobuf library writes)."""
+    data = name.encode()
+    return b"\x2a" + encode_varint(len(data)) + data
+
+
+def needles_pattern(needles: list[bytes]) -> re.Pattern[bytes]:
+    """One expression matching any of ``needles``, written as a trie (for ``POST /a`` and ``POST /b``: ``2a 07
+    POST /``, then ``a`` or ``b``): at each byte, the alternatives sharing a prefix are tried once, not once
+    each. The needles are prefix-free (a varint length, then that many bytes): at most one matches at a
+    place."""
+    trie: dict[int, Any] = {}
+    for n in needles:
+        node = trie
+        for b in n:
+            node = node.setdefault(b, {})
+
+    def emit(node: dict[int, Any]) -> bytes:
+        alternatives = [re.escape(bytes([b])) + emit(node[b]) for b in sorted(node)]
+        if len(alternatives) <= 1:
+            return alternatives[0] if alternatives else b""
+        return b"(?:" + b"|".join(alternatives) + b")"
+
+    return re.compile(emit(trie))
 
 
 class TraceTestsProcessor:
@@ -60,10 +94,9 @@ class TraceTestsProcessor:
         self._tests: list[LiveTest] = load_library(config.definitions)
         self._by_name: dict[str, list[LiveTest]] = {}
         self._always: list[LiveTest] = []
-        self._fields: list[tuple[bytes, str]] | None = None
-        # The names found per trace shape (its span names in order, as names-only bytes): the traces of one
-        # endpoint mostly share one, so the search runs once per shape. Cleared when full.
-        self._shapes: dict[bytes, list[str]] = {}
+        self._needles: list[tuple[bytes, str]] = []  # (a name as a span encodes it, the name)
+        self._pattern: re.Pattern[bytes] | None = None  # all the needles, past MAX_NAME_SEARCHES of them
+        self._by_needle: dict[bytes, str] = {}
         self._indexed: list[LiveTest] | None = None
         self._position: dict[str, int] = {}
         self._resources: dict[Origin, dict[str, Value]] = {}
@@ -93,9 +126,9 @@ class TraceTestsProcessor:
         self._held = t.gauge("tracetriage_trace_tests_results_held",
                              "Traces whose last results are kept for the debug endpoint (at most max_results).",
                              ("processor",)).labels(label)
-        self._shapes_gauge = t.gauge("tracetriage_trace_tests_shapes",
-                                     f"Sequences of span names whose tests are remembered (at most {MAX_SHAPES}; "
-                                     "then forgotten all at once).", ("processor",)).labels(label)
+        self._every_trace = t.gauge("tracetriage_trace_tests_every_trace",
+                                    "Definitions whose first live selector requires no span name: tried on every "
+                                    "trace (each one decoded).", ("processor",)).labels(label)
         self._label = label
 
     def capabilities(self) -> Capabilities:
@@ -163,9 +196,34 @@ class TraceTestsProcessor:
                 by_name.setdefault(name, []).append(t)
         self._by_name = by_name
         self._always = [t for t in tests if t.names is None and t.selector is not None]
-        self._fields = [(name_field(n), n) for n in by_name] if len(by_name) <= MAX_NAME_SEARCHES else None
-        self._shapes.clear()
+        self._every_trace.set(len(self._always))
+        self._needles = [(name_needle(n), n) for n in by_name]
+        self._by_needle = dict(self._needles)
+        # The needles are prefix-free (a varint length, then that many bytes): at most one matches at a place.
+        self._pattern = (needles_pattern([k for k, _ in self._needles])
+                         if len(self._needles) > MAX_NAME_SEARCHES else None)
         self._indexed = tests
+
+    def _names_in(self, trace: Trace) -> set[str]:
+        """The indexed span names whose wire form is in the trace's bytes (a superset of its span names that
+        are indexed; exactly those when a stage before has decoded the trace)."""
+        if trace.decoded:
+            by_name = self._by_name
+            return {s.name for g in trace.groups() for s in g.scope_spans.spans if s.name in by_name}
+        found: set[str] = set()
+        pattern = self._pattern
+        for chunk in trace.chunks.values():
+            if pattern is None:
+                for needle, name in self._needles:
+                    if needle in chunk:
+                        found.add(name)
+            else:
+                search, by_needle = pattern.search, self._by_needle
+                m = search(chunk)
+                while m is not None:
+                    found.add(by_needle[m.group()])
+                    m = search(chunk, m.start() + 1)  # (a hit inside another one's bytes is found too)
+        return found
 
     def process_traces(self, traces: list[Trace]) -> list[Trace]:
         if self._indexed is not self._tests:
@@ -176,30 +234,30 @@ class TraceTestsProcessor:
         tested = untested = too_large = 0
         now = time.monotonic()
         from_string = ScopeSpans.FromString
-        fields, seen = self._fields, self._shapes
+        names_in = self._names_in
+        pattern = self._pattern
+        search = pattern.search if pattern is not None and not always else None
         for trace in traces:
             if trace.span_count > max_spans:
                 too_large += 1
                 continue
+            if search is not None:
+                chunks = trace.chunks
+                if len(chunks) == 1 and not trace.decoded and search(next(iter(chunks.values()))) is None:
+                    untested += 1  # the common case, inlined: one origin, no name of a test in its bytes
+                    continue
             candidates = always
-            if fields is not None:  # a few names: look for each in the names-only bytes (once per shape)
-                blob = names_blob(trace)
-                found = seen.get(blob)
-                if found is None:
-                    if len(seen) >= MAX_SHAPES:
-                        seen.clear()
-                    found = seen[blob] = [name for field, name in fields if field in blob]
-            elif by_name:
-                found = [name for name in span_names(trace) if name in by_name]
-            else:
-                found = []
+            found = names_in(trace) if by_name else ()
             if found:
                 hits = {t.definition.name: t for name in found for t in by_name[name]}
                 candidates = sorted([*always, *hits.values()], key=order)
             if not candidates:
                 untested += 1
                 continue
-            decoded = [(origin, from_string(chunk)) for origin, chunk in trace.chunks.items()]
+            if trace.decoded:  # (what a stage before changed is in its decoded spans, not yet in the chunks)
+                decoded = [(g.origin, g.scope_spans) for g in trace.groups()]
+            else:
+                decoded = [(origin, from_string(chunk)) for origin, chunk in trace.chunks.items()]
             if self._test(trace, decoded, candidates, counts, now):
                 tested += 1
             else:
@@ -210,7 +268,6 @@ class TraceTestsProcessor:
             self._untested.inc(untested)
         if too_large:
             self._too_large.inc(too_large)
-        self._shapes_gauge.set(len(seen))
         for labels, n in counts.items():
             counter = self._counters.get(labels)
             if counter is None:

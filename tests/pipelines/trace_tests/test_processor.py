@@ -14,6 +14,7 @@ from collector.config import ConfigError, decode
 from collector.model import Trace
 from collector.telemetry import Telemetry
 from pipelines.trace_tests import FAILED_ATTRIBUTE, TEST_FAILURES, Config, TestFailure, TraceTestsProcessor
+from pipelines.trace_tests.processor import MAX_NAME_SEARCHES
 from tests.pipelines.trace_tests.shop_trace import buffered, span
 
 CHECKOUT = """
@@ -257,3 +258,113 @@ def test_shipped_definitions_load() -> None:
     proc = make(defs, Telemetry())
     assert sorted(t.definition.name for t in proc.tests) == [
         "checkout places the order", "the cart loads", "the orders database answers"]
+
+
+BY_NAME = """
+type: Test
+spec:
+  name: {test}
+  specs:
+    - selector: span[name="{name}"]
+      name: {spec}
+      assertions: [{assertion}]
+"""
+EVERY = """
+type: Test
+spec:
+  name: every
+  specs:
+    - selector: span[rpc.service="payments.Charge"]
+      name: payment ok
+      assertions: ['attr:tracetest.span.status_code != "error"']
+"""
+LONG_NAME = "GET /" + "l" * 200  # a two-byte length on the wire
+WIDE_NAME = "GET /" + "b" * 60  # 65 bytes: its length byte is "A"
+DECOY_NAME = "*AGET"  # on the wire 2a 05 2a 41 47 45 54: spans WIDE_NAME's tag when a parent id ends in 2a 05
+
+
+def test_byte_search_tests_exactly_the_traces_a_test_applies_to(tmp_path: Path) -> None:
+    """Which tests apply is found from the wire bytes: a name's bytes elsewhere than in a name (an attribute
+    value, a parent id) cost a decode but test nothing; a name in a second origin, a long name, a name whose
+    bytes start inside another hit, a trace a stage before changed, and a test that names no span are tested
+    exactly as decoding every trace would."""
+    defs = [BY_NAME.format(test="checkout", name="POST /checkout", spec="answers 2xx",
+                           assertion="attr:http.response.status_code < 300"),
+            BY_NAME.format(test="long", name=LONG_NAME, spec="fast", assertion="attr:tracetest.span.duration < 1s"),
+            BY_NAME.format(test="wide", name=WIDE_NAME, spec="fast", assertion="attr:tracetest.span.duration < 1s"),
+            BY_NAME.format(test="decoy", name=DECOY_NAME, spec="one",
+                           assertion="attr:tracetest.selected_spans.count = 1"),
+            EVERY]
+    fillers = 3
+    defs += [BY_NAME.format(test=f"orders-{i}", name=f"POST /orders/{i}", spec="one",
+                            assertion="attr:tracetest.selected_spans.count = 1") for i in range(fillers)]
+    telemetry = Telemetry()
+    proc = make(write_defs(tmp_path / "defs", *defs), telemetry)
+    assert len(proc.tests) - 1 > MAX_NAME_SEARCHES  # the names are looked for with one regular expression
+    get = telemetry.registry.get_sample_value
+    expected: dict[tuple[str, str, str], int] = {}
+
+    def expect(test: str, spec: str, result: str) -> None:
+        expected[(test, spec, result)] = expected.get((test, spec, result), 0) + 1
+
+    traces: list[Trace] = []
+    tested = 0
+    for i in range(0, 600, 6):
+        traces.append(checkout(i, status=500 if i % 12 else 200, db_ms=1, pay_error=False))
+        expect("checkout", "answers 2xx", "fail" if i % 12 else "pass")
+        expect("every", "payment ok", "pass")
+        # "POST /checkout" as a span encodes it, in an attribute value: decoded, nothing applies
+        traces.append(buffered([(span(1, 0, "GET /health", 0, 1, trace_id=tid(i + 1),
+                                      note="\x2a\x0ePOST /checkout"), "frontend")]))
+        # the name in the second origin
+        traces.append(buffered([(span(1, 0, "GET /x", 0, 5, trace_id=tid(i + 2)), "front"),
+                                (span(2, 1, f"POST /orders/{i % fillers}", 1, 2, trace_id=tid(i + 2)), "back")]))
+        expect(f"orders-{i % fillers}", "one", "pass")
+        traces.append(buffered([(span(1, 0, LONG_NAME, 0, 2000 if i % 18 == 0 else 5, trace_id=tid(i + 3)), "f")]))
+        expect("long", "fast", "fail" if i % 18 == 0 else "pass")
+        # WIDE_NAME's field starts inside DECOY_NAME's bytes (the parent id ends in 2a 05)
+        wide = span(2, 0, WIDE_NAME, 0, 5, trace_id=tid(i + 4))
+        wide.parent_span_id = b"\x01" * 6 + b"\x2a\x05"
+        traces.append(buffered([(wide, "f")]))
+        expect("wide", "fast", "pass")
+        # a stage before decoded and changed the trace: what it changed is what is tested
+        changed = other(i + 5)
+        for _, s in changed.iter_spans():
+            s.name = "POST /checkout"
+            s.attributes.add(key="http.response.status_code").value.int_value = 503
+        changed.mark_modified()
+        traces.append(changed)
+        expect("checkout", "answers 2xx", "fail")
+        tested += 5
+    proc.process_traces(traces)
+    for (test, spec, result), n in expected.items():
+        assert get("tracetriage_trace_tests_total", {"test": test, "spec": spec, "result": result}) == n, (test, spec)
+    total = sum(v for m in telemetry.registry.collect() if m.name == "tracetriage_trace_tests"
+                for s in m.samples if s.name == "tracetriage_trace_tests_total" for v in [s.value])
+    assert total == sum(expected.values())  # nothing else ran (not the decoy test)
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "tested"}) == tested
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "untested"}) == 100
+    assert get("tracetriage_trace_tests_every_trace", {"processor": "trace_tests"}) == 1
+
+
+def test_byte_search_with_one_name(tmp_path: Path) -> None:
+    """One name is looked for with ``in``: its bytes in an attribute value test nothing, a trace a stage before
+    changed is tested as changed, a real one is tested."""
+    assert MAX_NAME_SEARCHES >= 1
+    defs = write_defs(tmp_path / "defs", BY_NAME.format(test="checkout", name="POST /checkout", spec="answers 2xx",
+                                                        assertion="attr:http.response.status_code < 300"))
+    telemetry = Telemetry()
+    proc = make(defs, telemetry)
+    decoy = buffered([(span(1, 0, "GET /health", 0, 1, trace_id=tid(1), note="\x2a\x0ePOST /checkout"), "f")])
+    changed = other(2)
+    for _, s in changed.iter_spans():
+        s.name = "POST /checkout"
+    changed.mark_modified()
+    proc.process_traces([checkout(3, status=200, db_ms=1, pay_error=False), decoy, changed, other(4)])
+    get = telemetry.registry.get_sample_value
+    assert get("tracetriage_trace_tests_total", {"test": "checkout", "spec": "answers 2xx", "result": "pass"}) == 1
+    # the changed trace has no status code: the assertion fails on it
+    assert get("tracetriage_trace_tests_total", {"test": "checkout", "spec": "answers 2xx", "result": "fail"}) == 1
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "tested"}) == 2
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "untested"}) == 2
+    assert get("tracetriage_trace_tests_every_trace", {"processor": "trace_tests"}) == 0
