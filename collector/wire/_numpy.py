@@ -5,7 +5,9 @@ Spans in canonical encoding start with ``0x12 <length> 0x0a 0x10 <trace id> 0x12
 walk finds every such header at once with array operations, then proves that the headers found tile each
 ``ScopeSpans`` exactly (each span ends where the next begins, from the scope's first span to its last).
 That proof makes the result exact: a header-like byte pattern inside a span (an attribute value, a link)
-would break the tiling. Anything the fast path does not cover (three-byte span lengths, non-empty trace
+would break the tiling. The fields after each span's header are then stepped through, one field of every
+span at a time, so that no span repeats an id field further on (protobuf keeps the last one; the header
+holds the first). Anything the fast path does not cover (three-byte span lengths, non-empty trace
 state, non-canonical field order, tiling that does not hold) returns ``None`` and the caller walks the
 request span by span in Python instead. Per-span work here is array arithmetic on one-dimensional
 gathers (bytes, and 8-byte words at any offset, for ids and times); Python runs once per *run*
@@ -99,10 +101,9 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
         if scopes[rest][2] < scopes[rest][3]:
             return None
 
-    # Ids, checked for all zero: trace id (two 8-byte words) and span id.
+    # Ids, checked for all zero (below: a later id field may replace them): trace id (two 8-byte words)
+    # and span id.
     tid0, tid1, sid = words[q + 2], words[q + 10], words[q + 20]
-    if _count(sid) != sid.size or _count(tid0 | tid1) != sid.size:
-        raise InvalidSpanIds("traceId or spanId is all zero")
 
     # Fields after the span id: [trace_state] [parent] [name] [kind] start end.
     j = q + 28
@@ -111,8 +112,6 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
         return None  # a trace state: rare, walked in Python
     has_parent = c == 0x22
     plen = arr[j + 1] * has_parent
-    if _count((plen != 0) & (plen != 8)):
-        raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
     root = plen == 0
     j += has_parent * (plen.astype(np.int64) + 2)  # the name's tag, or flags as protobuf.js writes them
     j += ((arr[j] == 0x85) & (arr[j + 1] == 0x01)) * 6
@@ -132,6 +131,14 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
     has_times = (arr[j] == 0x39) & (arr[j + 9] == 0x41) & (j + 18 <= e)
     t8 = words[j + 1] * has_times
     x8 = words[j + 10] * has_times
+    # The ids read above are each span's only ones (protobuf keeps the last of a repeated id field, as a
+    # corrupt attribute tag can make one) and the rest of its fields tile it: else the Python walk decides.
+    if not _rest_tiles(arr, data, j + has_times * 18, e):
+        return None
+    if _count(sid) != sid.size or _count(tid0 | tid1) != sid.size:
+        raise InvalidSpanIds("traceId or spanId is all zero")
+    if _count((plen != 0) & (plen != 8)):
+        raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
 
     # Runs: consecutive spans of one trace within one segment.
     newrun = np.empty(q.size, dtype=bool)
@@ -206,6 +213,55 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
     resource_fields, scope_fields = scopes[scope_of_seg[seg]][:2]
     chunks.append(ScopeChunk(resource_fields, scope_fields + tail_fields[seg], by_trace, seg_end - seg_start))
     return chunks
+
+
+def _rest_tiles(arr: np.ndarray, data: bytes, j: np.ndarray, e: np.ndarray) -> bool:
+    """Whether, in every span, the fields from ``j`` tile it up to its end ``e`` and none of them is an id
+    field (``trace_id``, ``span_id``, ``parent_span_id``: tags 0a, 12, 22). One field of every span a step,
+    all spans at once; False too for what the steps do not read (a tag of three or more bytes, a length of
+    three or more, a varint of more than ten bytes, a group): the Python walk reads those."""
+    if len(arr) < len(data) + 16:  # the steps read up to 12 bytes past a field's start
+        arr = np.frombuffer(data + bytes(16), dtype=np.uint8)
+    live = j < e
+    pos, end = j[live], e[live]
+    if _count(j > e):
+        return False
+    while pos.size:
+        tag = arr[pos].astype(np.int64)
+        wide = tag >= 0x80
+        if _count(wide):  # a two-byte tag (flags, 85 01): its second byte
+            t2 = arr[pos + 1].astype(np.int64)
+            if _count(wide & (t2 >= 0x80)):
+                return False
+            tag = np.where(wide, (tag & 0x7F) | (t2 << 7), tag)
+        if _count((tag == 0x0A) | (tag == 0x12) | (tag == 0x22)):
+            return False
+        pos = pos + 1 + wide
+        wt = tag & 7
+        length = wt == 2
+        b1 = arr[pos].astype(np.int64)
+        b2 = arr[pos + 1].astype(np.int64)
+        if _count(length & (b1 >= 0x80) & (b2 >= 0x80)):
+            return False
+        size = np.where(b1 < 0x80, b1 + 1, ((b1 & 0x7F) | (b2 << 7)) + 2)
+        varint = wt == 0
+        if _count(varint):
+            more = arr[pos[:, None] + _TEN] >= 0x80  # continuation bits of up to ten bytes
+            last = np.argmin(more, axis=1)  # the first byte without one
+            if _count(varint & more.all(axis=1)):
+                return False
+            size = np.where(varint, last + 1, size)
+        if _count((wt != 0) & (wt != 1) & (wt != 2) & (wt != 5)):
+            return False
+        pos = pos + np.where(length | varint, size, np.where(wt == 1, 8, 4))
+        if _count(pos > end):
+            return False
+        live = pos < end
+        pos, end = pos[live], end[live]
+    return True
+
+
+_TEN = np.arange(10, dtype=np.int64)
 
 
 def _words(arr: np.ndarray) -> np.ndarray:

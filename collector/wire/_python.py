@@ -1,8 +1,9 @@
 """The Python walk of one ``ScopeSpans``: small requests, and what the other walks do not take.
 
 Spans in canonical encoding (``0a 10 <trace id> 12 08 <span id> [1a trace state] [22 08 parent]
-[85 01 flags] [2a name] [30 kind] [39 start] [41 end] ...``) are read from their first bytes; any other span
-is decoded with protobuf (correct, only slower).
+[85 01 flags] [2a name] [30 kind] [39 start] [41 end] ...``) are read from their first bytes, once the rest of
+their fields are known to hold no other id field; any other span is decoded with protobuf (correct, only
+slower).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.wire._errors import InvalidSpanIds, WireError
 from collector.wire._records import ScopeChunk, TraceSpans, trace_spans
-from collector.wire._spans import error_keys_may_be_true, error_status_in
+from collector.wire._spans import error_keys_may_be_true, error_status_in, fields_repeat_an_id
 from collector.wire._varint import read_varint
 
 _TIMES = struct.Struct("<QxQ").unpack_from  # start (fixed64), the end field's tag, end (fixed64)
@@ -63,21 +64,16 @@ def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints
         # Canonical span: 0x0a 0x10 <16-byte trace id> 0x12 0x08 <8-byte span id> [0x1a trace_state]
         # [0x22 0x08 parent] [0x2a name] [0x30 kind] [0x39 start fixed64] [0x41 end fixed64] ...
         s_ns = x_ns = 0
-        if e - k >= 28 and data[k] == 0x0A and data[k + 1] == 0x10 and data[k + 18] == 0x12 and data[k + 19] == 0x08:
-            t = tid if i == run_end and data.startswith(tid, k + 2) else data[k + 2:k + 18]
-            if data.startswith(_Z8, k + 20):
-                raise InvalidSpanIds("spanId is all zero")
+        fast = e - k >= 28 and data[k] == 0x0A and data[k + 1] == 0x10 and data[k + 18] == 0x12 and (
+            data[k + 19] == 0x08)
+        if fast:
             j = k + 28
             if j < e and data[j] == 0x1A:
                 tl, j = read_varint(data, j + 1)
                 j += tl
-            root = True
+            pl = 0
             if j < e and data[j] == 0x22:
                 pl = data[j + 1]
-                if pl:
-                    if pl != 8:
-                        raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
-                    root = False
                 j += 2 + pl
             if j + 1 < e and data[j] == 0x85 and data[j + 1] == 0x01:  # flags as protobuf.js writes them
                 j += 6
@@ -88,6 +84,17 @@ def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints
                 j += 2 if data[j + 1] < 0x80 else 3
             if j + 18 <= e and data[j] == 0x39 and data[j + 9] == 0x41:
                 s_ns, x_ns = times(data, j + 1)
+                j += 18
+            # The ids read above are the span's only ones (protobuf keeps the last of a repeated id field,
+            # as a corrupt attribute tag can make one), and the fields tile the span: else decoded below.
+            fast = not fields_repeat_an_id(data, j, e)
+        if fast:
+            t = tid if i == run_end and data.startswith(tid, k + 2) else data[k + 2:k + 18]
+            if data.startswith(_Z8, k + 20):
+                raise InvalidSpanIds("spanId is all zero")
+            if pl and pl != 8:
+                raise InvalidSpanIds("parentSpanId must be empty or 8 bytes")
+            root = not pl
             # A span with an ERROR status usually ends with 18 02 [85 01 flags]; a run without such a span
             # is searched for a status anywhere (_add_run).
             err = not hints or (data[e - 2] == 0x18 and data[e - 1] == 0x02) or (

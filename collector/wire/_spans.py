@@ -413,3 +413,47 @@ def entry_header(data: bytes, i: int, e: int) -> tuple[int, bytes, bytes, int, i
         return None
     start, end = _TIMES(data, q + 1)
     return k, data[k + 20:k + 28], name, start, end
+
+
+def fields_repeat_an_id(data: bytes, j: int, end: int) -> bool:
+    """Whether the span fields in ``data[j:end]`` (the rest of a span after the id fields the walks read
+    from its first bytes) hold another ``trace_id``, ``span_id`` or ``parent_span_id`` field (1, 2, 4), or
+    do not tile ``data[j:end]`` exactly. protobuf keeps the last of repeated id fields (a corrupt attribute
+    tag can make an attribute's key and value read as such fields), the walks read the first: a span for
+    which this is True is decoded with protobuf instead (or, vectorized, left to the Python walk)."""
+    try:
+        return _fields_repeat_an_id(data, j, end)
+    except WireError:  # a varint that runs off the request: protobuf names the error
+        return True
+
+
+def _fields_repeat_an_id(data: bytes, j: int, end: int) -> bool:
+    while j < end:
+        tag = data[j]
+        if tag == 0x0A or tag == 0x12 or tag == 0x22:
+            return True
+        if tag < 0x80:
+            j += 1
+        else:
+            tag, j = read_varint(data, j)
+            if tag == 0x0A or tag == 0x12 or tag == 0x22 or tag >> 32:
+                return True  # an id field with a non-minimal tag, or no valid tag at all
+        wt = tag & 7
+        if wt == 2:
+            if j >= end:
+                return True
+            ln = data[j]
+            if ln < 0x80:
+                j += 1 + ln
+            else:
+                ln, j = read_varint(data, j)
+                j += ln
+        elif wt == 0:
+            _, j = read_varint(data, j)
+        elif wt == 1:
+            j += 8
+        elif wt == 5:
+            j += 4
+        else:
+            return True  # a group or an invalid wire type: protobuf decides
+    return j != end
