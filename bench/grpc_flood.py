@@ -11,7 +11,9 @@ The benchmark starts a collector under ``ulimit -n 1024`` (``memory_limiter`` at
 connects an OTel SDK exporter, then opens ``--streams`` idle streams (``max_concurrent_streams`` + 1 per
 connection) and ``--idle-connections`` idle connections, and prints one JSON line: the collector's RSS
 before and during the attack, streams held and refused, connections held and refused, the SDK client's
-export latency during the attack, and the memory_limiter's refusals.
+export latency during the attack, and the memory_limiter's refusals. With ``--read-timeout 20s
+--wait-cut 20`` it then waits for read_timeout to end the streams (counted in /metrics) and opens a second
+wave of as many, to show that their memory is reused.
 """
 
 from __future__ import annotations
@@ -218,6 +220,10 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=10_000)
     parser.add_argument("--idle-connections", type=int, default=2_000)
     parser.add_argument("--exports", type=int, default=20, help="SDK exports timed during the attack")
+    parser.add_argument("--read-timeout", default="5m",
+                        help="the receiver's read_timeout; with a short one, also wait for the streams to be cut")
+    parser.add_argument("--wait-cut", type=float, default=0.0,
+                        help="seconds to wait, after the figures, for read_timeout to end the held streams")
     args = parser.parse_args()
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
@@ -226,7 +232,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         grpc_port, metrics_port = free_port(), free_port()
-        col = Collector(config(grpc_port, metrics_port, Path(tmp) / "out.bin"), Path(tmp), metrics_port,
+        col = Collector(config(grpc_port, metrics_port, Path(tmp) / "out.bin", read_timeout=args.read_timeout),
+                        Path(tmp), metrics_port,
                         preexec_fn=limit_open_files())
         try:
             col.wait_ready()
@@ -256,6 +263,19 @@ def main() -> None:
                     failed += 1
                 latencies.append(time.perf_counter() - t0)
             held = flood.streams_held()
+            cut: dict[str, object] = {}
+            if args.wait_cut > 0:
+                loop.run_until_complete(asyncio.sleep(args.wait_cut))
+                cut = {"read_timeout": args.read_timeout, "streams_held_after_wait": flood.streams_held(),
+                       "read_timeouts_counted": col.metric("tracetriage_receiver_grpc_read_timeouts_total"),
+                       "rss_after_cut_mb": round(col.rss() / 2**20, 1)}
+                # A second wave on the freed slots: the memory of the cut streams is reused, not added.
+                flood.close()
+                loop.run_until_complete(asyncio.sleep(1.0))
+                flood = loop.run_until_complete(run())
+                loop.run_until_complete(asyncio.sleep(2.0))
+                cut |= {"second_wave_streams_held": flood.streams_held(),
+                        "rss_second_wave_mb": round(col.rss() / 2**20, 1)}
             emit({
                 "bench": "grpc_flood", "open_files": OPEN_FILES, "streams_sent": flood.streams_sent(),
                 "streams_held": held, "streams_refused": flood.streams_refused(),
@@ -267,8 +287,10 @@ def main() -> None:
                 "legit_p50_ms": round(statistics.median(latencies) * 1000, 1),
                 "legit_max_ms": round(max(latencies) * 1000, 1),
                 "memory_limiter_refused_spans": col.metric("otelcol_processor_refused_spans_total"),
+                **cut,
             })
             flood.close()
+            loop.run_until_complete(asyncio.sleep(0.2))  # the readers end, the sockets close
             exporter.shutdown()
             loop.close()
         finally:
