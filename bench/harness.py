@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +42,14 @@ def emit(record: dict[str, object]) -> None:
 
 
 class Collector:
-    def __init__(self, config_text: str, workdir: Path, metrics_port: int) -> None:
+    def __init__(self, config_text: str, workdir: Path, metrics_port: int,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.config = workdir / "bench-collector.yaml"
         self.config.write_text(config_text)
         self.metrics_port = metrics_port
         self.log = open(workdir / "bench-collector.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(self.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=preexec_fn)
         self._log_path = workdir / "bench-collector.log"
 
     def wait_ready(self, timeout: float = 90) -> None:  # (a cold numba compile on a fresh checkout)

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,8 @@ class CollectorProcess:
     """``python -m collector run --config ...`` with its output captured to files."""
 
     def __init__(self, configs: list[Path], workdir: Path, metrics_port: int | None = None,
-                 env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> None:
+                 env: dict[str, str] | None = None, extra_args: list[str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.configs = configs
         self.metrics_port = metrics_port
         self.stdout_path = workdir / "collector.stdout"
@@ -40,7 +41,8 @@ class CollectorProcess:
         full_env = {**os.environ, **(env or {})}
         self._out = open(self.stdout_path, "wb")  # noqa: SIM115 - closed in stop()
         self._err = open(self.stderr_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, cwd=ROOT, env=full_env)
+        self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, cwd=ROOT, env=full_env,
+                                     preexec_fn=preexec_fn)
 
     @property
     def stderr(self) -> str:

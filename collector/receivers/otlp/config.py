@@ -9,6 +9,7 @@ receivers:
         max_recv_msg_size_mib: 4
         max_concurrent_streams: 100
         max_connections: 0          # 0: a quarter of the process's open-file limit
+        read_timeout: 1m            # a stream's request must arrive within this (not upstream)
         keepalive:
           server_parameters: {max_connection_idle: 5m, max_connection_age: 30m, max_connection_age_grace: 10s}
           enforcement_policy: {min_time: 10s, permit_without_stream: true}
@@ -110,6 +111,7 @@ class GRPCConfig:
     max_recv_msg_size_mib: int = field(4, ge=1)
     max_concurrent_streams: int = field(DEFAULT_MAX_CONCURRENT_STREAMS, ge=0)  # 0: unlimited
     max_connections: int = field(0, ge=0)  # 0: a quarter of the open-file limit (grpc_max_connections)
+    read_timeout: Duration = field(Duration(60.0), ge=0)  # HEADERS to the request's end; 0: no limit
     keepalive: KeepaliveServerConfig = field(default_factory=KeepaliveServerConfig)
     tls: TLSServerConfig | None = None
     auth: AuthConfig | None = None

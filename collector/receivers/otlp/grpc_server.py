@@ -3,10 +3,17 @@
 The method is registered generically with no deserializer, so the handler gets the request's wire
 bytes: they become the batch payload unchanged when every span passes the id check. The metrics and
 logs services answer UNIMPLEMENTED so a misconfigured client learns why instead of timing out.
+
+Export is registered as stream-unary although it is a unary RPC on the wire: grpc.aio calls a unary
+handler only once the whole request has arrived, and gRPC has no per-stream timeout, so a stream that
+sends HEADERS and never its message would be held (with its call state) for as long as the connection
+lives. Called at HEADERS, the handler reads the one message itself within ``read_timeout`` and ends the
+stream with ``DEADLINE_EXCEEDED`` when it does not come.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +29,7 @@ from collector.config.net import format_address, listen_address
 from collector.errors import ConsumerError
 from collector.receivers.otlp.config import MIB, GRPCConfig
 from collector.receivers.otlp.handler import ExportHandler, retry_delay
-from collector.receivers.otlp.http_guard import auto_max_connections
+from collector.receivers.otlp.http_guard import Throttled, auto_max_connections
 from collector.telemetry import Telemetry
 from collector.tls import ReloadingGRPCCredentials
 from collector.wire import certainly_valid
@@ -96,11 +103,20 @@ class GRPCServer:
         self._logger = logger
         self._server: Any = None
         self.port: int | None = None
+        self._read_timeouts: Any = None
+        if telemetry is not None:
+            self._read_timeouts = telemetry.counter(
+                "tracetriage_receiver_grpc_read_timeouts",
+                "gRPC streams ended with DEADLINE_EXCEEDED because their request had not arrived within "
+                "read_timeout of their HEADERS.", ("receiver",)).labels(receiver=receiver)
+        self._read_timeout_log = Throttled(logger, f"otlp/grpc: streams cut after read_timeout "
+                                                   f"({config.read_timeout:g}s) without their request")
 
     def _handlers(self) -> Sequence[Any]:
         trace = grpc.method_handlers_generic_handler(
             TRACE_SERVICE,
-            {"Export": grpc.unary_unary_rpc_method_handler(self._export)},  # no (de)serializers: raw bytes
+            # no (de)serializers: raw bytes; stream-unary so that the handler starts at HEADERS (module doc)
+            {"Export": grpc.stream_unary_rpc_method_handler(self._export_stream)},
         )
         others = [
             grpc.method_handlers_generic_handler(
@@ -144,6 +160,32 @@ class GRPCServer:
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)
+
+    async def _export_stream(self, requests: Any, context: Any) -> bytes:
+        """The unary Export: its one request read within ``read_timeout``, then :meth:`_export`."""
+        timeout = self._config.read_timeout
+        data: bytes | None = None
+        extra = False
+        try:
+            async with asyncio.timeout(timeout if timeout > 0 else None):
+                async for message in requests:
+                    if data is not None:
+                        extra = True
+                        break
+                    data = message
+        except TimeoutError:
+            if self._read_timeouts is not None:
+                self._read_timeouts.inc()
+            self._read_timeout_log.note(str(context.peer()))
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"request not received within {timeout:g}s of the stream's start (read_timeout)")
+            raise AssertionError("unreachable") from None  # abort raises
+        if data is None or extra:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "Export is a unary RPC: send exactly one ExportTraceServiceRequest "
+                                f"(got {'none' if data is None else 'more than one'})")
+            raise AssertionError("unreachable")
+        return await self._export(data, context)
 
     async def _export(self, data: bytes, context: Any) -> bytes:
         request: ExportTraceServiceRequest | None = None
@@ -195,11 +237,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
         if denied is None:
             return await continuation(handler_call_details)
         self._handler.auth_denied("grpc", denied, "a gRPC client")  # the interceptor does not see the peer
-        return grpc.unary_unary_rpc_method_handler(_unauthenticated(denied.message))
+        # stream-unary: refused at HEADERS, without waiting for (or holding the stream until) the request
+        return grpc.stream_unary_rpc_method_handler(_unauthenticated(denied.message))
 
 
 def _unauthenticated(message: str) -> Any:
-    async def handler(data: bytes, context: Any) -> bytes:
+    async def handler(requests: Any, context: Any) -> bytes:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         raise AssertionError("unreachable")
 

@@ -23,6 +23,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from bench.grpc_flood import open_connection
 from collector.auth import AuthConfig
 from collector.component import ComponentID, Host, Kind, Settings
 from collector.config import decode
@@ -110,6 +111,21 @@ async def test_grpc_none_wrong_right_token(bearer: tuple[Any, Any, Telemetry]) -
     assert consumer.span_count == 2
     assert failures(telemetry, "grpc", "missing_credentials") == 1
     assert failures(telemetry, "grpc", "invalid_credentials") == 2
+
+
+async def test_grpc_unauthenticated_stream_refused_at_headers(bearer: tuple[Any, Any, Telemetry]) -> None:
+    """Streams with HEADERS and no credentials (and no request, ever) end with UNAUTHENTICATED at once:
+    an unauthenticated client holds no stream while it waits."""
+    rcv, consumer, telemetry = bearer
+    conn = await open_connection("127.0.0.1", rcv.grpc_port, streams=3)
+    for _ in range(200):
+        if sum(conn.ended_streams.values()) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    assert conn.ended_streams == {str(grpc.StatusCode.UNAUTHENTICATED.value[0]): 3}
+    assert failures(telemetry, "grpc", "missing_credentials") == 3
+    assert consumer.batches == []
+    conn.close()
 
 
 async def test_grpc_refuses_other_services_too(bearer: tuple[Any, Any, Telemetry]) -> None:

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from bench.grpc_flood import open_connection
 from collector.config import ConfigError, Duration, decode
 from collector.receivers.otlp import GRPCConfig, OTLPReceiver, OTLPReceiverConfig, ProtocolsConfig
 from collector.receivers.otlp.config import (
@@ -373,6 +374,60 @@ async def test_max_connection_age_grace_ends_idle_streams() -> None:
             await asyncio.wait_for(call, 10)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         await assert_still_serving(channel, consumer)  # a new connection is served
+
+
+@pytest.mark.parametrize("partial", [False, True])
+async def test_read_timeout_ends_streams_that_never_send(partial: bool) -> None:
+    """Streams opened with HEADERS and no request (or 10 of the 100 bytes their framing announces) end with
+    DEADLINE_EXCEEDED after read_timeout, counted; the connection stays open and a legitimate request on
+    another connection is served meanwhile."""
+    telemetry = Telemetry()
+    async with (
+        running(grpc_only(read_timeout=Duration(0.5)), telemetry=telemetry) as (rcv, consumer),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}") as channel,
+    ):
+        conn = await open_connection("127.0.0.1", rcv.grpc_port, streams=5, partial=partial)
+        assert conn.held and conn.settings[0x3] == DEFAULT_MAX_CONCURRENT_STREAMS
+        await assert_still_serving(channel, consumer)
+        for _ in range(200):
+            if sum(conn.ended_streams.values()) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        assert conn.ended_streams == {str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]): 5}
+        assert conn.held and not conn.goaway  # the streams are cut, not the connection
+        assert telemetry.registry.get_sample_value(
+            "tracetriage_receiver_grpc_read_timeouts_total", {"receiver": "otlp"}) == 5
+        assert refused(telemetry) == 0
+        conn.close()
+
+
+async def test_without_read_timeout_streams_are_held() -> None:
+    """read_timeout 0: a stream that never sends stays open (what the default bounds)."""
+    async with running(grpc_only(read_timeout=Duration(0))) as (rcv, _):
+        conn = await open_connection("127.0.0.1", rcv.grpc_port, streams=3)
+        await asyncio.sleep(1.0)
+        assert conn.held and conn.ended_streams == {} and conn.refused_streams == 0
+        conn.close()
+
+
+async def test_export_must_carry_exactly_one_request() -> None:
+    """Export is served as stream-unary (to see a stream at HEADERS): a client streaming two requests, or
+    ending the stream with none, is answered INVALID_ARGUMENT as gRPC answers a unary method."""
+    async with (
+        running(grpc_only()) as (rcv, consumer),
+        grpc.aio.insecure_channel(f"127.0.0.1:{rcv.grpc_port}") as channel,
+    ):
+        for count in (0, 2):
+            async def requests(n: int = count) -> AsyncIterator[bytes]:
+                for i in range(n):
+                    yield make_request(i + 1).SerializeToString()
+
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await channel.stream_unary(TRACE_EXPORT)(requests(), timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "exactly one" in (err.value.details() or "")
+        assert consumer.span_count == 0
+        await assert_still_serving(channel, consumer)
 
 
 def test_keepalive_options_mapped() -> None:
