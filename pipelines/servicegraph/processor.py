@@ -71,7 +71,7 @@ class _FastStore:
     it used, up to twice ``max_items`` slots (a power of two), and a queue of the waiting keys in order of
     expiry."""
 
-    INITIAL_ROWS = 1024
+    INITIAL_ROWS = 1 << 15  # 2 MB: doubling from there (a rehash each) is rare; smaller when max_items is
 
     def __init__(self, max_items: int) -> None:
         from pipelines.exposition import _kernels as k  # (imports numba: only once the walk is loaded)
