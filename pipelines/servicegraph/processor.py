@@ -395,7 +395,8 @@ class ServiceGraphProcessor:
         to_peer = (side == 0) & (peer >= 0)
         from_user = (side == 1) & (root == 1)
         virtual = to_peer | from_user
-        if virtual.any():
+        any_virtual = bool(virtual.any())
+        if any_virtual:
             user = self._node("user")
             oi = np.empty((int(virtual.sum()), O_INTS), dtype=np.int64)
             of = np.full((len(oi), 2), -1.0)
@@ -409,7 +410,7 @@ class ServiceGraphProcessor:
             of[:, 0] = np.where(client_side, v_lat, -1.0)
             of[:, 1] = np.where(client_side, -1.0, v_lat)
             self._apply(oi, of)
-        rest = rows[~virtual]
+        rest = rows[~virtual] if any_virtual else rows  # (no copy when every expired edge is unpaired)
         if len(rest):
             key = (rest[:, 1] * 2 + rest[:, 0]) * 4 + rest[:, 4]
             unique, counts = np.unique(key, return_counts=True)
