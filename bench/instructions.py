@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +37,29 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench.harness import emit
 from bench.reference import SPANS_PER_REQUEST, ReferenceLoad
 
-PHASES = ("decode", "split", "span_stages", "intake", "decide", "export")
+PHASES = ("decode", "split", "span_stages", "span_expiry", "intake", "decide", "export")
 SPAN_STAGES = ("servicegraph", "spanmetrics")  # measured in the span_stages phase
 
 
 def phases(scenario: str) -> list[str]:
-    """The phases a scenario has (``span_stages`` only where a span-level processor runs)."""
-    return [p for p in PHASES if p != "span_stages" or scenario in ("full_servicegraph", "full_spanmetrics")]
+    """The phases a scenario has (``span_stages`` only where a span-level processor runs, ``span_expiry`` only
+    for the service graph)."""
+    return [p for p in PHASES if (p != "span_stages" or scenario in ("full_servicegraph", "full_spanmetrics"))
+            and (p != "span_expiry" or scenario == "full_servicegraph")]
 
 
 _profile: Any = None  # --profile: a cProfile.Profile, on while the phases run
+_clock: dict[str, float] | None = None  # --cpu-time: thread CPU seconds per phase (and "" for the last mark)
 
 
 def _control(*args: str) -> None:
     if _profile is not None and args[0] == "-i":
         _profile.enable() if args[1] == "on" else _profile.disable()
+    if _clock is not None:
+        now = time.thread_time()
+        if args[0].startswith("--dump="):
+            _clock[args[0].removeprefix("--dump=")] = now - _clock[""]
+        _clock[""] = now
     if os.environ.get("TRACETRIAGE_CALLGRIND"):
         subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True, check=False)
 
@@ -162,6 +173,11 @@ async def _phases(scenario: str, requests: int, latency_threshold: str = "", sha
         batches, passed[:] = list(passed), []
     if span_stages:
         _control("--dump=span_stages")
+    expiring = [s for s in span_stages if hasattr(s, "expire")]  # the service graph: every waiting edge expires
+    for stage in expiring:
+        stage.expire(time.monotonic() + 86400.0)
+    if expiring:
+        _control("--dump=span_expiry")
     if buffer is None:
         _control("--dump=intake")
         _control("--dump=decide")
@@ -200,6 +216,22 @@ def _totals(directory: Path) -> dict[str, int]:
     return out
 
 
+def _cpu_time(scenario: str, requests: int, rounds: int) -> None:
+    """Each phase's thread CPU time per span (ns), the median of ``rounds`` fresh processes."""
+    env = dict(os.environ, TRACETRIAGE_CPU_TIME="1")
+    runs: list[dict[str, float]] = []
+    for _ in range(rounds):
+        r = subprocess.run([sys.executable, "-m", "bench.instructions", "--no-valgrind", "--scenario", scenario,
+                            "--requests", str(requests)], env=env, check=True, capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parent.parent)
+        runs.append(json.loads(r.stdout.splitlines()[-1])["cpu_seconds"])
+    spans = requests * SPANS_PER_REQUEST
+    for phase in [*phases(scenario), "total"]:
+        values = [sum(run.values()) if phase == "total" else run.get(phase, 0.0) for run in runs]
+        emit({"bench": "instructions", "scenario": scenario, "phase": phase, "cpu_ns_per_span":
+              round(statistics.median(values) / spans * 1e9), "rounds": [round(v / spans * 1e9) for v in values]})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full", "full_slo",
@@ -212,6 +244,8 @@ def main() -> None:
     p.add_argument("--shape", default="", help="requests of this bench.shapes shape instead of the reference's")
     p.add_argument("--profile", action="store_true", help="run the phases once under cProfile, print the top")
     p.add_argument("--no-valgrind", action="store_true", help="run the phases once without counting")
+    p.add_argument("--cpu-time", type=int, default=0, metavar="ROUNDS",
+                   help="no valgrind: thread CPU time per span of each phase, the median of ROUNDS processes")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.profile:
@@ -223,8 +257,18 @@ def main() -> None:
         asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold, a.shape))
         pstats.Stats(_profile).sort_stats("tottime").print_stats(25)
         return
+    if a.cpu_time:
+        _cpu_time(a.scenario, a.requests, a.cpu_time)
+        return
     if a.child or a.no_valgrind:
+        if a.no_valgrind and os.environ.get("TRACETRIAGE_CPU_TIME"):
+            global _clock
+            _clock = {"": 0.0}
         kept = asyncio.run(_phases(a.scenario, a.requests, a.latency_threshold, a.shape))
+        if _clock is not None:
+            emit({"bench": "instructions", "scenario": a.scenario, "cpu_seconds": {
+                k: v for k, v in _clock.items() if k in PHASES}})
+            return
         if a.no_valgrind:
             emit({"bench": "instructions", "scenario": a.scenario, "phases": phases(a.scenario), "kept_spans": kept})
         return

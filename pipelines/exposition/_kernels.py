@@ -25,18 +25,15 @@ from pipelines.exposition.layout import (
     SPAN_END,
     START,
     STATUS,
-    T_CONN,
-    T_FAILED,
+    T_EXP,
+    T_FLAGS,
     T_HOME,
     T_INTS,
     T_K0,
     T_K1,
     T_K2,
-    T_PEER,
-    T_ROOT,
-    T_SIDE,
-    T_SVC,
-    T_USED,
+    T_LAT,
+    T_NODES,
     TRACE_AT,
 )
 
@@ -170,10 +167,10 @@ def _attributes(buf: Any, a: int, b: int, keys: Any, bounds: Any, hashes: Any, a
 
 @jit
 def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any, bounds: Any,
-         attr_min_kind: int, attr_max_kind: int) -> int:
+         attr_min_kind: int, attr_max_kind: int, hash_names: bool) -> int:
     """Read every span of an ``ExportTraceServiceRequest`` into ``cols`` (one row per span, see the column
-    names), the FNV-1a hash of its name into ``hashes[:, 0]``, and, for spans whose kind is between
-    ``attr_min_kind`` and ``attr_max_kind``, the wanted attribute values (``keys`` split at ``bounds``) into
+    names), the FNV-1a hash of its name into ``hashes[:, 0]`` (when ``hash_names``), and, for spans whose kind
+    is between ``attr_min_kind`` and ``attr_max_kind``, the wanted attribute values (``keys`` split at ``bounds``) into
     ``attrs`` and ``hashes[:, 1:]``. ``resources`` gets each ResourceSpans' resource field range. Returns the
     number of spans (resources in ``resources[-1, 0]``, spans with a wanted attribute in ``resources[-1, 1]``),
     or -1: malformed, more spans or resources than rows,
@@ -287,7 +284,8 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                             elif f == 5:
                                 cols[row, NAME_AT] = p
                                 cols[row, NAME_LEN] = fl
-                                hashes[row, 0] = _fnv(buf, p, p + fl)
+                                if hash_names:
+                                    hashes[row, 0] = _fnv(buf, p, p + fl)
                             elif f == 15:  # status: its code is field 3
                                 q = p
                                 while q < p + fl:
@@ -342,6 +340,12 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
 
 
 # -- the service graph's store of half-seen edges: an open-addressing table over arrays (linear probing) -----
+# ``ti``: one 64-byte row per slot (see layout.T_*), ``tf`` the same memory as float64 (for T_EXP). The expiry
+# queue is a ring (``qi``/``qf``, a power of two long) of the inserted keys in order of insertion: expiry reads
+# from its head what has expired instead of scanning the table. ``state``: count, queue head, queue tail.
+
+S_COUNT, S_HEAD, S_TAIL = 0, 1, 2
+F_USED, F_SIDE, F_ROOT, F_FAILED, F_MARK = 1, 2, 16, 32, 64
 
 
 @jit
@@ -358,7 +362,7 @@ def _home(k0: int, k1: int, k2: int) -> int:
 def _find(ti: Any, k0: int, k1: int, k2: int, home: int) -> int:
     mask = ti.shape[0] - 1
     i = home & mask
-    while ti[i, T_USED]:
+    while ti[i, T_FLAGS] & F_USED:
         if ti[i, T_K0] == k0 and ti[i, T_K1] == k1 and ti[i, T_K2] == k2:
             return int(i)
         i = (i + 1) & mask
@@ -366,15 +370,15 @@ def _find(ti: Any, k0: int, k1: int, k2: int, home: int) -> int:
 
 
 @jit
-def _delete(ti: Any, tf: Any, i: int) -> None:
+def _delete(ti: Any, i: int) -> None:
     """Remove slot ``i``, shifting later entries of its probe run back (no tombstones)."""
     mask = ti.shape[0] - 1
     j = i
     while True:
-        ti[i, T_USED] = 0
+        ti[i, T_FLAGS] = 0
         while True:
             j = (j + 1) & mask
-            if not ti[j, T_USED]:
+            if not ti[j, T_FLAGS] & F_USED:
                 return
             k = ti[j, T_HOME] & mask
             if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
@@ -382,22 +386,59 @@ def _delete(ti: Any, tf: Any, i: int) -> None:
             break
         for c in range(T_INTS):
             ti[i, c] = ti[j, c]
-        tf[i, 0] = tf[j, 0]
-        tf[i, 1] = tf[j, 1]
         i = j
 
 
 @jit
+def rehash(old: Any, new: Any) -> None:
+    """Move every entry of the table ``old`` into the empty (larger) table ``new``."""
+    mask = new.shape[0] - 1
+    for s in range(old.shape[0]):
+        if old[s, T_FLAGS] & F_USED:
+            i = old[s, T_HOME] & mask
+            while new[i, T_FLAGS] & F_USED:
+                i = (i + 1) & mask
+            for c in range(T_INTS):
+                new[i, c] = old[s, c]
+
+
+@jit
+def _compact(ti: Any, tf: Any, qi: Any, qf: Any, state: Any) -> None:
+    """Drop from the queue the keys no longer waiting (paired, or queued twice): at most ``count`` stay."""
+    qmask = qi.shape[0] - 1
+    head, tail = state[S_HEAD], state[S_TAIL]
+    w = head
+    for r in range(head, tail):
+        q = r & qmask
+        slot = _find(ti, qi[q, 0], qi[q, 1], qi[q, 2], qi[q, 3])
+        if slot < 0 or ti[slot, T_FLAGS] & F_MARK or tf[slot, T_EXP] != qf[q]:
+            continue
+        ti[slot, T_FLAGS] |= F_MARK
+        d = w & qmask
+        for c in range(4):
+            qi[d, c] = qi[q, c]
+        qf[d] = qf[q]
+        w += 1
+    for r in range(head, w):
+        q = r & qmask
+        slot = _find(ti, qi[q, 0], qi[q, 1], qi[q, 2], qi[q, 3])
+        ti[slot, T_FLAGS] &= ~F_MARK
+    state[S_TAIL] = w
+
+
+@jit
 def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, ttl: float, max_items: int,
-         ti: Any, tf: Any, count: Any, out_i: Any, out_f: Any, dropped: Any) -> tuple[int, int]:
+         ti: Any, tf: Any, qi: Any, qf: Any, state: Any, out_i: Any, out_f: Any, dropped: Any) -> tuple[int, int]:
     """File every CLIENT, SERVER, PRODUCER and CONSUMER span of ``cols`` (see :func:`walk`) in the table
-    ``ti``/``tf`` (``count[0]`` entries, at most ``max_items``): a span whose other side waits there completes
-    an edge into ``out_i``/``out_f``; a CLIENT span with a database (``dbs[row]`` >= 0) completes one at once;
-    any other waits ``ttl``. ``services``: node code per span row; ``peers``: the code of its callee as named
-    by its attributes (-1: none). A span that would be the ``max_items``-th waiting goes to ``dropped``
-    (service, side). Returns (edges completed, spans dropped)."""
+    ``ti``/``tf`` (``state[0]`` entries, at most ``max_items``; it must have room for as many more as there
+    are rows): a span whose other side waits there completes an edge into ``out_i``/``out_f``; a CLIENT span
+    with a database (``dbs[row]`` >= 0) completes one at once; any other waits ``ttl`` (its key appended to
+    the expiry queue). ``services``: node code per span row; ``peers``: the code of its callee as named by its
+    attributes (-1: none). A span that would be the ``max_items``-th waiting goes to ``dropped`` (service,
+    side). Returns (edges completed, spans dropped)."""
     done = 0
     ndrop = 0
+    qmask = qi.shape[0] - 1
     for r in range(cols.shape[0]):
         kind = cols[r, KIND]
         if kind < 2 or kind > 5:
@@ -406,7 +447,8 @@ def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, t
         if t_at < 0:
             continue
         client = kind == 3 or kind == 4
-        lat = (cols[r, END] - cols[r, START]) * 1e-9
+        ns = cols[r, END] - cols[r, START]
+        lat = ns * 1e-9
         if lat < 0:
             lat = 0.0
         failed = 1 if cols[r, STATUS] == 2 else 0
@@ -431,68 +473,83 @@ def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, t
         home = _home(k0, k1, k2)
         slot = _find(ti, k0, k1, k2, home)
         side = 0 if client else 1
-        if slot >= 0 and ti[slot, T_SIDE] != side:
-            out_i[done, O_CLIENT] = svc if client else ti[slot, T_SVC]
-            out_i[done, O_SERVER] = ti[slot, T_SVC] if client else svc
-            out_i[done, O_CONN] = conn if conn else ti[slot, T_CONN]
-            out_i[done, O_FAILED] = failed | ti[slot, T_FAILED]
+        if slot >= 0 and (ti[slot, T_FLAGS] & F_SIDE) != side * F_SIDE:
+            flags = ti[slot, T_FLAGS]
+            other_svc = ti[slot, T_NODES] & 0xFFFFFFFF
+            other_lat = ti[slot, T_LAT] * 1e-9
+            if other_lat < 0:
+                other_lat = 0.0
+            out_i[done, O_CLIENT] = svc if client else other_svc
+            out_i[done, O_SERVER] = other_svc if client else svc
+            out_i[done, O_CONN] = conn if conn else (flags >> 2) & 3
+            out_i[done, O_FAILED] = failed | ((flags >> 5) & 1)
             out_i[done, O_VIRTUAL] = 0
-            out_f[done, 0] = lat if client else tf[slot, 0]
-            out_f[done, 1] = tf[slot, 0] if client else lat
+            out_f[done, 0] = lat if client else other_lat
+            out_f[done, 1] = other_lat if client else lat
             done += 1
-            _delete(ti, tf, slot)
-            count[0] -= 1
+            _delete(ti, slot)
+            state[S_COUNT] -= 1
             continue
         if slot < 0:
-            if count[0] >= max_items:
+            if state[S_COUNT] >= max_items:
                 dropped[ndrop, 0] = svc
                 dropped[ndrop, 1] = side
                 dropped[ndrop, 2] = conn
                 ndrop += 1
                 continue
             slot = -slot - 1
-            count[0] += 1
-            tf[slot, 1] = now + ttl
-        ti[slot, T_USED] = 1
+            state[S_COUNT] += 1
+            expires = now + ttl
+            tf[slot, T_EXP] = expires
+            if state[S_TAIL] - state[S_HEAD] > qmask:
+                _compact(ti, tf, qi, qf, state)
+            q = state[S_TAIL] & qmask
+            qi[q, 0] = k0
+            qi[q, 1] = k1
+            qi[q, 2] = k2
+            qi[q, 3] = home
+            qf[q] = expires
+            state[S_TAIL] += 1
         ti[slot, T_K0] = k0
         ti[slot, T_K1] = k1
         ti[slot, T_K2] = k2
         ti[slot, T_HOME] = home
-        ti[slot, T_SIDE] = side
-        ti[slot, T_CONN] = conn
-        ti[slot, T_SVC] = svc
-        ti[slot, T_PEER] = peers[r] if client else -1
-        ti[slot, T_ROOT] = 1 if (not client and id_at < 0) else 0
-        ti[slot, T_FAILED] = failed
-        tf[slot, 0] = lat
+        peer = peers[r] if client else -1
+        ti[slot, T_NODES] = svc | ((peer + 1) << 32)
+        ti[slot, T_LAT] = ns
+        ti[slot, T_FLAGS] = (F_USED | side * F_SIDE | conn << 2 | (F_ROOT if (not client and id_at < 0) else 0)
+                             | failed * F_FAILED)
     return done, ndrop
 
 
 @jit
-def expire(now: float, ti: Any, tf: Any, count: Any, out: Any, out_f: Any) -> int:
-    """Remove the entries whose ``ttl`` has passed into ``out`` (side, service, peer, root, conn, failed) and
-    ``out_f`` (latency); returns how many."""
+def expire(now: float, ti: Any, tf: Any, qi: Any, qf: Any, state: Any, out: Any, out_f: Any) -> int:
+    """Remove the entries whose ``ttl`` has passed (read from the head of the expiry queue, which is in order
+    of expiry) into ``out`` (side, service, peer, root, conn, failed; at most ``state[0]`` rows) and ``out_f``
+    (latency); returns how many."""
     n = 0
-    cap = ti.shape[0]
-    for i in range(cap):
-        if ti[i, T_USED] and tf[i, 1] <= now:
-            out[n, 0] = ti[i, T_SIDE]
-            out[n, 1] = ti[i, T_SVC]
-            out[n, 2] = ti[i, T_PEER]
-            out[n, 3] = ti[i, T_ROOT]
-            out[n, 4] = ti[i, T_CONN]
-            out[n, 5] = ti[i, T_FAILED]
-            out[n, 6] = ti[i, T_K0]
-            out[n, 7] = ti[i, T_K1]
-            out[n, 8] = ti[i, T_K2]
-            out[n, 9] = ti[i, T_HOME]
-            out_f[n] = tf[i, 0]
-            n += 1
-    for m in range(n):
-        slot = _find(ti, out[m, 6], out[m, 7], out[m, 8], out[m, 9])
-        if slot >= 0:
-            _delete(ti, tf, slot)
-            count[0] -= 1
+    qmask = qi.shape[0] - 1
+    head, tail = state[S_HEAD], state[S_TAIL]
+    while head < tail and qf[head & qmask] <= now:
+        q = head & qmask
+        head += 1
+        slot = _find(ti, qi[q, 0], qi[q, 1], qi[q, 2], qi[q, 3])
+        if slot < 0 or tf[slot, T_EXP] != qf[q]:
+            continue  # paired meanwhile (or queued twice)
+        flags = ti[slot, T_FLAGS]
+        nodes = ti[slot, T_NODES]
+        out[n, 0] = (flags >> 1) & 1
+        out[n, 1] = nodes & 0xFFFFFFFF
+        out[n, 2] = (nodes >> 32) - 1
+        out[n, 3] = (flags >> 4) & 1
+        out[n, 4] = (flags >> 2) & 3
+        out[n, 5] = (flags >> 5) & 1
+        lat = ti[slot, T_LAT] * 1e-9
+        out_f[n] = lat if lat >= 0 else 0.0
+        n += 1
+        _delete(ti, slot)
+        state[S_COUNT] -= 1
+    state[S_HEAD] = head
     return n
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collector.wire import load_compiled
-from pipelines.exposition.layout import NCOLS, O_INTS, T_INTS
+from pipelines.exposition.layout import NCOLS, O_INTS, Q_INTS, T_INTS, X_INTS
 from pipelines.exposition.spans import service_name
 
 _log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def load() -> bool:
             cols = np.zeros((1, NCOLS), dtype=np.int64)
             walk(np.frombuffer(bytes(2), dtype=np.uint8), cols, np.zeros((1, 1), dtype=np.uint64),
                  np.zeros((1, 0), dtype=np.int64), np.zeros((2, 2), dtype=np.int64),
-                 np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64), 0, 0)
+                 np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64), 0, 0, True)
         except Exception as e:  # noqa: BLE001 - a compiler failure: the protobuf path still works
             _log.warning("the compiled span walk of the span metrics is off: numba failed (%s: %s)",
                          type(e).__name__, e)
@@ -68,10 +68,13 @@ def compile_all() -> bool:
     i64 = np.int64
     none = np.zeros(0, dtype=i64)
     cols = np.zeros((0, NCOLS), dtype=i64)
-    table_i, table_f = np.zeros((1, T_INTS), dtype=i64), np.zeros((1, 2), dtype=np.float64)
+    table_i = np.zeros((1, T_INTS), dtype=i64)
+    table_f = table_i.view(np.float64)
+    queue_i, queue_f, state = np.zeros((1, Q_INTS), dtype=i64), np.zeros(1), np.zeros(3, dtype=i64)
     k.pair(np.frombuffer(bytes(1), dtype=np.uint8), cols, none, none, none, 0.0, 1.0, 1, table_i, table_f,
-           np.zeros(1, dtype=i64), np.zeros((0, O_INTS), dtype=i64), np.zeros((0, 2)), np.zeros((0, 3), dtype=i64))
-    k.expire(0.0, table_i, table_f, np.zeros(1, dtype=i64), np.zeros((1, 10), dtype=i64), np.zeros(1))
+           queue_i, queue_f, state, np.zeros((0, O_INTS), dtype=i64), np.zeros((0, 2)), np.zeros((0, 3), dtype=i64))
+    k.expire(0.0, table_i, table_f, queue_i, queue_f, state, np.zeros((1, X_INTS), dtype=i64), np.zeros(1))
+    k.rehash(table_i, np.zeros((2, T_INTS), dtype=i64))
     k.aggregate(cols, np.zeros((0, 1), dtype=np.uint64), np.zeros(1, dtype=i64), 15, np.zeros(1), 1.0,
                 np.zeros(2, dtype=i64), np.zeros(1, dtype=np.uint64), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64),
                 np.zeros((1, 2), dtype=i64), np.zeros(1), np.zeros(1, dtype=i64), np.zeros(1))
@@ -99,9 +102,11 @@ class SpanColumns:
 
 class SpanWalk:
     """Reads requests into :class:`SpanColumns`, with the string values of ``attribute_keys`` for spans whose
-    kind is between ``min_kind`` and ``max_kind``."""
+    kind is between ``min_kind`` and ``max_kind``; without ``hash_names`` the name hashes are not computed."""
 
-    def __init__(self, attribute_keys: Sequence[str] = (), min_kind: int = 0, max_kind: int = -1) -> None:
+    def __init__(self, attribute_keys: Sequence[str] = (), min_kind: int = 0, max_kind: int = -1,
+                 hash_names: bool = True) -> None:
+        self._hash_names = hash_names
         encoded = [k.encode() for k in attribute_keys]
         # (writable arrays, as load() compiles for: another array type would compile again on first use)
         self._keys = np.array(bytearray(b"".join(encoded) or b"\0"), dtype=np.uint8)
@@ -131,7 +136,8 @@ class SpanWalk:
             self._resources = np.empty((min(rows, MAX_RESOURCES) + 1, 2), dtype=np.int64)
         cols, hashes, attrs, resources = self._cols, self._hashes, self._attrs, self._resources
         buf = np.frombuffer(data, dtype=np.uint8)
-        n = walk(buf, cols, hashes, attrs, resources, self._keys, self._bounds, self._min_kind, self._max_kind)
+        n = walk(buf, cols, hashes, attrs, resources, self._keys, self._bounds, self._min_kind, self._max_kind,
+                 self._hash_names)
         if n < 0:
             return None
         nres = int(resources[-1, 0])

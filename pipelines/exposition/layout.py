@@ -4,11 +4,15 @@
 # The span table of :func:`pipelines.exposition._kernels.walk` (int64, one row per span).
 NCOLS = 12
 RS, TRACE_AT, SPAN_AT, PARENT_AT, NAME_AT, NAME_LEN, KIND, START, END, STATUS, SPAN_BEGIN, SPAN_END = range(NCOLS)
-# The service graph's store (:func:`pipelines.exposition._kernels.pair`): table columns (int64) used, key0, key1,
-# key2, home, side (0 client, 1 server), conn (0 "", 1 messaging_system, 2 database), service, peer, root,
-# failed; (float64) latency, expires.
-T_USED, T_K0, T_K1, T_K2, T_HOME, T_SIDE, T_CONN, T_SVC, T_PEER, T_ROOT, T_FAILED = range(11)
-T_INTS = 11
+# The service graph's store (:func:`pipelines.exposition._kernels.pair`): one 64-byte row (int64) per slot:
+# key0, key1, key2, home, flags (bit 0 used, 1 side (0 client, 1 server), 2-3 conn (0 "", 1 messaging_system,
+# 2 database), 4 root, 5 failed, 6 scratch), service | (peer + 1) << 32, latency (ns), expires (float64 bits).
+T_K0, T_K1, T_K2, T_HOME, T_FLAGS, T_NODES, T_LAT, T_EXP = range(8)
+T_INTS = 8
+# Its expiry queue (ring, in order of insertion): key0, key1, key2, home (int64); expires (float64).
+Q_INTS = 4
+# Expired edges out (int64): side, service, peer, root, conn, failed; (float64) latency.
+X_INTS = 6
 # Completed edges out (int64): client, server, conn (3: virtual_node), failed, virtual (0: no, 1: the server
 # is a virtual node, 2: the client is); (float64) client latency, server latency (-1: not seen).
 O_CLIENT, O_SERVER, O_CONN, O_FAILED, O_VIRTUAL = range(5)

@@ -32,7 +32,18 @@ from pipelines.exposition import (
     stop_serving,
 )
 from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
-from pipelines.exposition.layout import O_CLIENT, O_CONN, O_FAILED, O_INTS, O_SERVER, O_VIRTUAL, RS, T_INTS
+from pipelines.exposition.layout import (
+    O_CLIENT,
+    O_CONN,
+    O_FAILED,
+    O_INTS,
+    O_SERVER,
+    O_VIRTUAL,
+    Q_INTS,
+    RS,
+    T_INTS,
+    X_INTS,
+)
 from pipelines.servicegraph.config import Config
 from pipelines.servicegraph.store import Edge, EdgeStore
 
@@ -48,18 +59,51 @@ _CONNECTIONS = ("", MESSAGING, DATABASE, VIRTUAL)
 _VIRTUAL_SIDES = ("", "server", "client")
 
 
+def _table(rows: int) -> np.ndarray:
+    """A zeroed store table of ``rows`` 64-byte rows, each row on one cache line."""
+    flat = np.zeros(rows * T_INTS + 8, dtype=np.int64)
+    skip = (-flat.ctypes.data % 64) // 8
+    return flat[skip:skip + rows * T_INTS].reshape(rows, T_INTS)
+
+
 class _FastStore:
-    """The compiled store of half-seen edges: a table of twice ``max_items`` slots (a power of two)."""
+    """The compiled store of half-seen edges: a table of 64-byte rows, grown (doubled) to keep at most half of
+    it used, up to twice ``max_items`` slots (a power of two), and a queue of the waiting keys in order of
+    expiry."""
+
+    INITIAL_ROWS = 1 << 15  # 2 MB: doubling from there (a rehash each) is rare; smaller when max_items is
 
     def __init__(self, max_items: int) -> None:
         from pipelines.exposition import _kernels as k  # (imports numba: only once the walk is loaded)
 
-        cap = 1 << max(4, (2 * max_items - 1).bit_length())
-        self.ti = np.zeros((cap, T_INTS), dtype=np.int64)
-        self.tf = np.zeros((cap, 2), dtype=np.float64)
-        self.count = np.zeros(1, dtype=np.int64)
+        self.max_rows = 1 << max(4, (2 * max_items - 1).bit_length())
+        self._set(_table(min(self.INITIAL_ROWS, self.max_rows)))
+        self.qi = np.zeros((self.max_rows, Q_INTS), dtype=np.int64)
+        self.qf = np.zeros(self.max_rows, dtype=np.float64)
+        self.state = np.zeros(3, dtype=np.int64)  # waiting, queue head, queue tail
         self.pair = k.pair
         self.expire = k.expire
+        self._rehash = k.rehash
+
+    def _set(self, ti: np.ndarray) -> None:
+        self.ti = ti
+        self.tf = ti.view(np.float64)  # (the same memory: a row's expiry time, T_EXP)
+
+    @property
+    def count(self) -> int:
+        return int(self.state[0])
+
+    def room_for(self, spans: int) -> None:
+        """Grow the table so that ``spans`` more entries keep it at most half used."""
+        rows = len(self.ti)
+        want = min(self.count + spans, self.max_rows // 2)
+        if 2 * want <= rows:
+            return
+        while 2 * want > rows:
+            rows *= 2
+        new = _table(rows)
+        self._rehash(self.ti, new)
+        self._set(new)
 
 
 class EdgeSeries:
@@ -111,7 +155,8 @@ class ServiceGraphProcessor:
                                       "Batches that could not be decoded (refused).", lab).labels(label)
         self.watching_since = time.time()  # reset at start: since when edges are observed
         # The compiled path (numba; not with dimensions): spans read into columns, half-seen edges in a table.
-        self._walk = SpanWalk((config.database_name_attribute, *self._peer_attributes), _CLIENT, _PRODUCER)
+        self._walk = SpanWalk((config.database_name_attribute, *self._peer_attributes), _CLIENT, _PRODUCER,
+                              hash_names=False)  # (edges are not per span name)
         # (compiled, or loaded from numba's cache, now while the service builds: not on the first request)
         self._fast = _FastStore(config.store.max_items) if not self._dims and compile_all() else None
         self._bounds_array = np.array(self._bounds, dtype=np.float64)
@@ -133,7 +178,7 @@ class ServiceGraphProcessor:
 
     @property
     def waiting_edges(self) -> int:
-        return len(self._store) + (int(self._fast.count[0]) if self._fast is not None else 0)
+        return len(self._store) + (self._fast.count if self._fast is not None else 0)
 
     def observed_edges(self) -> dict[tuple[str, str, str], float]:
         """(client, server, connection_type) -> unix time last seen, for every edge counted so far."""
@@ -247,15 +292,16 @@ class ServiceGraphProcessor:
         out_i = np.empty((c.n, O_INTS), dtype=np.int64)
         out_f = np.empty((c.n, 2), dtype=np.float64)
         dropped = np.empty((c.n, 3), dtype=np.int64)
+        fast.room_for(c.n)
         done, ndrop = fast.pair(np.frombuffer(c.data, dtype=np.uint8), cols, services, peers, dbs, now,
                                 float(self.config.store.ttl), self.config.store.max_items, fast.ti, fast.tf,
-                                fast.count, out_i, out_f, dropped)
+                                fast.qi, fast.qf, fast.state, out_i, out_f, dropped)
         if done:
             self._apply(out_i[:done], out_f[:done])
         for svc, side, conn in dropped[:ndrop].tolist():
             name = self._names[svc]
             self._drop(name if side == 0 else "", name if side == 1 else "", _CONNECTIONS[conn])
-        self._m_waiting.set(int(fast.count[0]))
+        self._m_waiting.set(fast.count)
 
     def _value_codes(self, c: SpanColumns, k: int) -> np.ndarray:
         """Per span row, the node code of the string value of wanted attribute ``k`` (-1: absent)."""
@@ -335,12 +381,12 @@ class ServiceGraphProcessor:
     def _expire_columns(self, now: float) -> None:
         fast = self._fast
         assert fast is not None
-        waiting = int(fast.count[0])
+        waiting = fast.count
         if waiting == 0:
             return
-        out = np.empty((waiting, 10), dtype=np.int64)
+        out = np.empty((waiting, X_INTS), dtype=np.int64)
         out_f = np.empty(waiting, dtype=np.float64)
-        n = fast.expire(now, fast.ti, fast.tf, fast.count, out, out_f)
+        n = fast.expire(now, fast.ti, fast.tf, fast.qi, fast.qf, fast.state, out, out_f)
         if n == 0:
             return
         self._m_expired.inc(n)
@@ -349,7 +395,8 @@ class ServiceGraphProcessor:
         to_peer = (side == 0) & (peer >= 0)
         from_user = (side == 1) & (root == 1)
         virtual = to_peer | from_user
-        if virtual.any():
+        any_virtual = bool(virtual.any())
+        if any_virtual:
             user = self._node("user")
             oi = np.empty((int(virtual.sum()), O_INTS), dtype=np.int64)
             of = np.full((len(oi), 2), -1.0)
@@ -363,7 +410,7 @@ class ServiceGraphProcessor:
             of[:, 0] = np.where(client_side, v_lat, -1.0)
             of[:, 1] = np.where(client_side, -1.0, v_lat)
             self._apply(oi, of)
-        rest = rows[~virtual]
+        rest = rows[~virtual] if any_virtual else rows  # (no copy when every expired edge is unpaired)
         if len(rest):
             key = (rest[:, 1] * 2 + rest[:, 0]) * 4 + rest[:, 4]
             unique, counts = np.unique(key, return_counts=True)
@@ -373,7 +420,7 @@ class ServiceGraphProcessor:
                 name = self._names[code]
                 key3 = (name if s == 0 else "", name if s == 1 else "", _CONNECTIONS[conn])
                 self._unpaired[key3] = self._unpaired.get(key3, 0) + c
-        self._m_waiting.set(int(fast.count[0]))
+        self._m_waiting.set(fast.count)
 
     def _pick(self, attributes: Any) -> dict[str, str]:
         wanted = self._wanted

@@ -51,6 +51,17 @@ def test_instructions_phases_run(scenario: str) -> None:
     assert 0 < rec["kept_spans"] <= 1500 and (rec["kept_spans"] == 1500) is (scenario == "passthrough")
 
 
+@pytest.mark.timeout(200)
+def test_cpu_time_per_phase_with_the_service_graph() -> None:
+    r = subprocess.run([sys.executable, "-m", "bench.instructions", "--cpu-time", "1", "--scenario",
+                        "full_servicegraph", "--requests", "2"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ns = {rec["phase"]: rec["cpu_ns_per_span"] for rec in map(json.loads, r.stdout.splitlines())}
+    assert list(ns) == ["decode", "split", "span_stages", "span_expiry", "intake", "decide", "export", "total"]
+    assert ns["span_stages"] > 0 and ns["span_expiry"] > 0  # the processor ran, and its edges expired
+    assert ns["total"] == pytest.approx(sum(v for k, v in ns.items() if k != "total"), abs=8)
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
 @pytest.mark.timeout(300)
 def test_instructions_counted_per_phase() -> None:

@@ -13,6 +13,7 @@ from collector import ComponentID, Kind, Settings, Telemetry
 from collector.config.schema import ConfigError, decode
 from pipelines.exposition.columns import SpanWalk
 from pipelines.servicegraph import Config, ServiceGraphProcessor
+from pipelines.servicegraph.processor import _FastStore
 from tests.pipelines.servicegraph.shop import shop_traces
 from tests.pipelines.spanmetrics.test_processor import Sink
 
@@ -67,6 +68,46 @@ def test_compiled_and_protobuf_paths_agree(extra_label: bool) -> None:
             assert got[k] == pytest.approx(v)
     assert any(n == "traces_service_graph_unpaired_spans_total" for n, _ in got)
     assert any(dict(labels).get("connection_type") == "virtual_node" for _, labels in got)
+
+
+def assert_same_series(got: dict[Any, float], want: dict[Any, float]) -> None:
+    assert {k: v for k, v in got.items() if not k[0].endswith("_sum")} == \
+        {k: v for k, v in want.items() if not k[0].endswith("_sum")}
+    assert {k for k in got if k[0].endswith("_sum")} == {k for k in want if k[0].endswith("_sum")}
+    for k, v in want.items():
+        if k[0].endswith("_sum"):
+            assert got[k] == pytest.approx(v)
+
+
+@compiled
+def test_a_growing_store_and_its_expiry_queue_agree_with_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many more edges than the table's first size, expired along the way: the compiled table grows, its
+    expiry queue wraps (and drops keys paired meanwhile), and the series are those of the protobuf path."""
+    monkeypatch.setattr(_FastStore, "INITIAL_ROWS", 256)  # (a smaller first table: it grows in this test)
+    spans = shop_traces(500, failing=range(0, 500, 7))
+    traces: dict[int, list[Any]] = {}
+    for s in spans:
+        traces.setdefault(s.context.trace_id, []).append(s)
+    ordered = list(traces.values())
+    chunks = [[s for trace in ordered[i:i + 50] for s in trace] for i in range(0, len(ordered), 50)]
+    raw = {"store": {"ttl": "3s", "max_items": 600}}
+    fast, slow = make(raw), make(raw, fast=False)
+    assert fast._fast is not None and len(fast._fast.qi) == 2048  # fewer than the keys queued in all
+    for proc in (fast, slow):
+        for t, chunk in enumerate(chunks):
+            by_service: dict[str, list[Any]] = {}
+            for s in chunk:
+                by_service.setdefault(str(s.resource.attributes["service.name"]), []).append(s)
+            for part in by_service.values():  # each side of a call in another request, the callers last
+                feed(proc, encode_spans(part).SerializeToString(), len(part), now=100.0 + t)
+            proc.expire(now=100.0 + t)
+        proc.expire(now=100.0 + len(chunks) + 60)
+        assert proc.waiting_edges == 0
+    assert len(fast._fast.ti) > fast._fast.INITIAL_ROWS
+    got, want = series(fast), series(slow)
+    assert_same_series(got, want)
+    assert any(n == "traces_service_graph_unpaired_spans_total" for n, _ in got)
+    assert sum(v for (n, _), v in got.items() if n == "traces_service_graph_request_total") > 1000
 
 
 @pytest.mark.parametrize("fast", [pytest.param(True, marks=compiled), False])
