@@ -60,6 +60,8 @@ def _parser(installed: Mapping[str, EntryPoint], *, describe: bool = False) -> a
     status.add_argument("--json", action="store_true", help="print /api/v1/status as it is")
     status.add_argument("--token-file", metavar="FILE",
                         help="a bearer token for a page behind bearertokenauth (first line of FILE; never printed)")
+    status.add_argument("--ca-file", metavar="FILE",
+                        help="the CA that signed an https page's certificate (default: the system's CAs)")
     for name, ep in installed.items():
         sub.add_parser(name, help=_summary(ep) if describe else "", add_help=False)
     slo = sub.add_parser("slo", help="SLO tools").add_subparsers(dest="slo_command", metavar="SUBCOMMAND",
@@ -221,7 +223,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             token = lines[0].strip() if lines else ""
             if not token:
                 raise StatusError(f"--token-file {args.token_file}: the file is empty")
-        data = fetch(args.endpoint, args.limit, token=token)
+        data = fetch(args.endpoint, args.limit, token=token, ca_file=args.ca_file)
     except StatusError as e:
         print(f"tracetriage status: {e}", file=sys.stderr)
         return EXIT_FAILURE

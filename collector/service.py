@@ -115,7 +115,7 @@ class Service:
         tel = config.service.telemetry
         self.telemetry.set_resource(_resource(tel.resource_attributes))
         self.host.debug = tel.debug
-        self._metrics_servers = [MetricsServer(self.telemetry, addr, self.host.routes)
+        self._metrics_servers = [MetricsServer(self.telemetry, addr, self.host.routes, tel.metrics.tls)
                                  for addr in tel.metrics.endpoints]
         self.status_server: StatusServer | None = None  # service.telemetry.ui, made once the graph is built
 
@@ -273,7 +273,7 @@ class Service:
                     authenticator = server_authenticator(self.host, AuthConfig(ui.auth.authenticator),
                                                          "service.telemetry.ui")
                 model = StatusModel(self.telemetry, self.host, self.pipeline_views())
-                self.status_server = StatusServer(model, ui.endpoint, float(ui.refresh), authenticator)
+                self.status_server = StatusServer(model, ui.endpoint, float(ui.refresh), authenticator, ui.tls)
                 await self.status_server.start()
         except BaseException:
             await self.shutdown(limit=5.0)

@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 
 from collector.config.tls import TLSServerConfig, read_pem
+from collector.errors import ComponentStartError
 from collector.telemetry import Telemetry
 
 Stamp = tuple[tuple[int, int, int] | None, ...]
@@ -132,6 +133,18 @@ class ReloadingSSLContext:
             await asyncio.gather(task, return_exceptions=True)
 
 
+def http_listener_tls(config: TLSServerConfig | None, component: str, listener: str, logger: logging.Logger,
+                      telemetry: Telemetry | None = None) -> ReloadingSSLContext | None:
+    """The context of an HTTP listener with ``tls`` (None without it; ``listener`` labels its reloads).
+    Raises ComponentStartError naming ``component`` when the files do not make a certificate."""
+    if config is None:
+        return None
+    try:
+        return ReloadingSSLContext(config, listener, logger, telemetry)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise ComponentStartError(component, e) from e
+
+
 class ReloadingGRPCCredentials:
     """grpcio server credentials whose certificate is read again when the files change."""
 
@@ -181,4 +194,4 @@ class ReloadingGRPCCredentials:
             return fresh
 
 
-__all__ = ["ReloadingGRPCCredentials", "ReloadingSSLContext"]
+__all__ = ["ReloadingGRPCCredentials", "ReloadingSSLContext", "http_listener_tls"]

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from collector.config.net import endpoint_issues
 from collector.config.schema import Duration, field
+from collector.config.tls import TLSServerConfig
 
 DEFAULT_METRICS_ENDPOINT = "localhost:8888"
 DEFAULT_UI_ENDPOINT = "localhost:55679"  # the zPages port
@@ -91,6 +92,9 @@ class MetricsConfig:
     level: Literal["none", "basic", "normal", "detailed"] = "normal"
     readers: tuple[MetricReaderConfig, ...] = ()
     address: str | None = None  # the older layout: host:port of /metrics, "" for none
+    # HTTPS on every /metrics endpoint (mutual TLS with client_ca_file, reload_interval): not upstream, whose
+    # Prometheus pull reader is plain HTTP; for scrapes that cross an untrusted network.
+    tls: TLSServerConfig | None = None
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -130,6 +134,7 @@ class UIConfig:
     endpoint: str = DEFAULT_UI_ENDPOINT
     refresh: Duration = field(Duration(5.0), ge=0)  # how often the page reloads itself (0: never)
     auth: UIAuthConfig | None = None  # e.g. {authenticator: bearertokenauth}: 401 without its credentials
+    tls: TLSServerConfig | None = None  # HTTPS (mutual TLS with client_ca_file, reload_interval)
 
     def validate(self) -> Iterator[tuple[str, str]]:
         yield from endpoint_issues(self.endpoint, "endpoint", DEFAULT_UI_ENDPOINT)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from collector.config import Duration, field
 from collector.config.net import format_address, listen_address, parse_endpoint
 from collector.config.tls import TLSServerConfig
 from collector.errors import ComponentStartError
-from collector.tls import ReloadingSSLContext
+from collector.tls import ReloadingSSLContext, http_listener_tls
 
 DEFAULT_ENDPOINT = "localhost:13133"
 
@@ -99,12 +98,8 @@ class HealthCheckExtension:
             return
         self._host = host
         bind_host, port = listen_address(self._config.endpoint, "localhost:13133")
-        tls: ReloadingSSLContext | None = None
-        if self._config.tls is not None:
-            try:
-                tls = ReloadingSSLContext(self._config.tls, f"extension {self.id}", self._logger, self._telemetry)
-            except (OSError, ssl.SSLError, ValueError) as e:
-                raise ComponentStartError(str(self.id), e) from e
+        tls = http_listener_tls(self._config.tls, str(self.id), f"extension {self.id}", self._logger,
+                                self._telemetry)
         app = web.Application()
         app.router.add_get(self._config.path, self._handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -23,7 +23,9 @@ from aiohttp import web
 from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
 from collector.config.telemetry import DEFAULT_UI_ENDPOINT
+from collector.config.tls import TLSServerConfig
 from collector.errors import ComponentStartError
+from collector.tls import ReloadingSSLContext, http_listener_tls
 from collector.ui import page
 from collector.ui.model import LimitError, StatusModel, parse_limit, parse_trace_id
 from collector.ui.samples import SAMPLE_INTERVAL
@@ -54,8 +56,10 @@ class StatusServer:
     """See the module docstring. ``model`` builds the panels; ``refresh``: seconds between page reloads."""
 
     def __init__(self, model: StatusModel, endpoint: str = DEFAULT_UI_ENDPOINT, refresh: float = 5.0,
-                 authenticator: ServerAuthenticator | None = None) -> None:
+                 authenticator: ServerAuthenticator | None = None, tls: TLSServerConfig | None = None) -> None:
         self.model = model
+        self._tls_config = tls
+        self._tls: ReloadingSSLContext | None = None
         self._authenticator = authenticator
         self._auth_failures = model.telemetry.counter(
             "tracetriage_ui_auth_failures", "Requests to the status page refused by its authenticator.", ("reason",))
@@ -67,7 +71,8 @@ class StatusServer:
 
     @property
     def url(self) -> str:
-        return f"http://{format_address(self._host, self.port or self._port)}/"
+        scheme = "https" if self._tls_config is not None else "http"
+        return f"{scheme}://{format_address(self._host, self.port or self._port)}/"
 
     # -- pages ---------------------------------------------------------------------------------------------
 
@@ -175,6 +180,7 @@ class StatusServer:
         return await handler(request)
 
     async def start(self) -> None:
+        tls = http_listener_tls(self._tls_config, "service.telemetry.ui", "status page", log, self.model.telemetry)
         app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/", self._index)
         app.router.add_get("/view/{panel}", self._view)
@@ -183,7 +189,8 @@ class StatusServer:
         app.router.add_get("/api/v1/{panel}", self._api)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port, reuse_port=False)
+        site = web.TCPSite(runner, self._host, self._port, reuse_port=False,
+                           ssl_context=tls.context if tls is not None else None)
         try:
             await site.start()
         except OSError as e:
@@ -191,6 +198,9 @@ class StatusServer:
             raise ComponentStartError("service.telemetry.ui", f"cannot listen on {self._host}:{self._port}: "
                                                               f"{e.strerror or e}") from e
         self._runner = runner
+        if tls is not None:
+            tls.start()
+            self._tls = tls
         sockets = getattr(site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port
         self._sampler = asyncio.create_task(self._sample(), name="status-page-sampler")
@@ -209,6 +219,9 @@ class StatusServer:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            await tls.stop()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

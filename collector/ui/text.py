@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,9 +18,11 @@ class StatusError(Exception):
     """The status could not be read (the message says why and from where)."""
 
 
-def fetch(endpoint: str, limit: int = 10, timeout: float = TIMEOUT, token: str | None = None) -> dict[str, Any]:
+def fetch(endpoint: str, limit: int = 10, timeout: float = TIMEOUT, token: str | None = None,
+          ca_file: str | None = None) -> dict[str, Any]:
     """``/api/v1/status`` of the collector whose status page is at ``endpoint`` (``host:port`` or a URL);
-    ``token``: a bearer token for a page behind an authenticator."""
+    ``token``: a bearer token for a page behind an authenticator; ``ca_file``: the CA of an https page
+    (else the system's)."""
     base = endpoint if "://" in endpoint else f"http://{endpoint}"
     parts = urllib.parse.urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -27,9 +30,15 @@ def fetch(endpoint: str, limit: int = 10, timeout: float = TIMEOUT, token: str |
     url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/api/v1/status",
                                    f"limit={limit}", ""))
     try:
+        context = ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+    except OSError as e:
+        raise StatusError(f"--ca-file {ca_file}: {e.strerror or e}") from None
+    except ssl.SSLError as e:
+        raise StatusError(f"--ca-file {ca_file}: not a PEM CA certificate ({e.reason})") from None
+    try:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only, checked above
-        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 - http(s) only, checked above
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as r:  # noqa: S310 - http(s) only
             data: dict[str, Any] = json.loads(r.read())
     except urllib.error.HTTPError as e:
         hint = " (the page needs credentials: --token-file)" if e.code == 401 else ""
