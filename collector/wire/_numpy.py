@@ -32,12 +32,13 @@ _count = np.count_nonzero
 
 
 def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bool,
-             keys: bool) -> list[ScopeChunk] | None:
+             keys: bool, ids_once: bool = False) -> list[ScopeChunk] | None:
     """``scopes``: (resource fields, scope fields, first span field, end of spans) of every ScopeSpans,
     in order, as the container walk found them (the span region may still end in scope fields).
     ``hints``: work out ``maybe_error`` (else it is True for every trace); ``keys``: an ``error`` attribute
-    counts too. Returns the chunks, or None when the fast path does not apply (the caller then walks in
-    Python). Raises :class:`~collector.wire.InvalidSpanIds` for an invalid id."""
+    counts too; ``ids_once``: the caller knows that no span repeats an id field (the steps through the
+    rest of each span are skipped). Returns the chunks, or None when the fast path does not apply (the
+    caller then walks in Python). Raises :class:`~collector.wire.InvalidSpanIds` for an invalid id."""
     n = len(data)
     arr = np.frombuffer(data, dtype=np.uint8)
     # Span bodies start with 0x0a 0x10 (trace_id, 16 bytes): find the 0x10 bytes (one pass over the
@@ -133,7 +134,7 @@ def split_np(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bo
     x8 = words[j + 10] * has_times
     # The ids read above are each span's only ones (protobuf keeps the last of a repeated id field, as a
     # corrupt attribute tag can make one) and the rest of its fields tile it: else the Python walk decides.
-    if not _rest_tiles(arr, data, j + has_times * 18, e):
+    if not ids_once and not _rest_tiles(arr, data, j + has_times * 18, e):
         return None
     if _count(sid) != sid.size or _count(tid0 | tid1) != sid.size:
         raise InvalidSpanIds("traceId or spanId is all zero")

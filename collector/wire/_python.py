@@ -22,9 +22,11 @@ _Z16 = bytes(16)
 _Z8 = bytes(8)
 
 
-def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints: bool, keys: bool) -> ScopeChunk:
+def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints: bool, keys: bool,
+                ids_once: bool = False) -> ScopeChunk:
     """The spans of the ``ScopeSpans`` payload ``data[start:end]`` grouped by trace id. ``hints``: work out
-    ``maybe_error`` (else it is True for every trace); ``keys``: an ``error`` attribute counts too."""
+    ``maybe_error`` (else it is True for every trace); ``keys``: an ``error`` attribute counts too;
+    ``ids_once``: the caller knows that no span repeats an id field (the rest of a span is not walked)."""
     scope_parts: list[bytes] = []
     by_trace: dict[bytes, TraceSpans] = {}
     times = _TIMES
@@ -87,7 +89,7 @@ def split_scope(data: bytes, start: int, end: int, resource_fields: bytes, hints
                 j += 18
             # The ids read above are the span's only ones (protobuf keeps the last of a repeated id field,
             # as a corrupt attribute tag can make one), and the fields tile the span: else decoded below.
-            fast = not fields_repeat_an_id(data, j, e)
+            fast = ids_once or not fields_repeat_an_id(data, j, e)
         if fast:
             t = tid if i == run_end and data.startswith(tid, k + 2) else data[k + 2:k + 18]
             if data.startswith(_Z8, k + 20):

@@ -53,7 +53,7 @@ class SplitOptions:
 _DEFAULT = SplitOptions()
 
 
-def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeChunk]:
+def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT, *, ids_once: bool = False) -> list[ScopeChunk]:
     """Walk a serialized ``ExportTraceServiceRequest`` and group its framed span entries by trace id,
     per resource and scope, checking every span's ids on the way. Touches each span's first few bytes
     only (or, compiled, each span's top-level fields once).
@@ -61,14 +61,19 @@ def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT) -> list[ScopeC
     Raises :class:`~collector.wire.WireError` for malformed bytes, :class:`~collector.wire.InvalidSpanIds`
     for a span with invalid ids, and nothing else whatever the bytes (the walks read in place and trust
     lengths only after checking them against their container; a read that still runs off the end, or a span
-    protobuf cannot decode, is a WireError too)."""
+    protobuf cannot decode, is a WireError too).
+
+    ``ids_once``: the caller knows that no span repeats a ``trace_id``, ``span_id`` or ``parent_span_id``
+    field (bytes protobuf serialized, or that :func:`~collector.wire.certainly_valid` accepted). Without it
+    the walks check that every span's ids are its only ones, as protobuf keeps the last of a repeated field:
+    that walks the rest of every span when the compiled walk is not installed."""
     try:
-        return _split(data, options)
+        return _split(data, options, ids_once)
     except (IndexError, struct.error, DecodeError) as e:
         raise WireError(f"malformed request ({type(e).__name__}: {e})") from None
 
 
-def _split(data: bytes, options: SplitOptions) -> list[ScopeChunk]:
+def _split(data: bytes, options: SplitOptions, ids_once: bool) -> list[ScopeChunk]:
     hints = options.error_hints
     keys = hints and options.error_attribute
     scopes: list[tuple[bytes, bytes, int, int, int]] = []
@@ -92,12 +97,12 @@ def _split(data: bytes, options: SplitOptions) -> list[ScopeChunk]:
         if compiled is not None:
             return compiled
     if n >= MIN_BYTES:
-        fast = split_np(data, [(r, h, f, e) for r, h, f, e, _ in scopes], hints, keys)
+        fast = split_np(data, [(r, h, f, e) for r, h, f, e, _ in scopes], hints, keys, ids_once)
         if fast is not None:
             return fast
     chunks: list[ScopeChunk] = []
     for resource_fields, _, _, ss_end, ss_start in scopes:
-        chunk = split_scope(data, ss_start, ss_end, resource_fields, hints, keys)
+        chunk = split_scope(data, ss_start, ss_end, resource_fields, hints, keys, ids_once)
         if chunk.by_trace:
             chunks.append(chunk)
     return chunks

@@ -90,7 +90,8 @@ class ExportHandler:
                 raise ValueError("export needs a request message or its wire bytes")
             payload = request.SerializeToString()
         try:
-            split = split_by_trace(payload, self._split_options)
+            # Every payload here is one that certainly_valid accepted or that protobuf serialized.
+            split = split_by_trace(payload, self._split_options, ids_once=True)
             count = sum(c.spans for c in split)
         except WireError:
             split = None

@@ -135,3 +135,10 @@ def test_the_request_the_property_test_found(walk: str) -> None:
     assert remove_invalid_spans(req).rejected == 1
     with pytest.raises(InvalidSpanIds):
         split_by_trace(data)
+
+
+def test_ids_once_gives_the_same_split_of_bytes_protobuf_serialized(walk: str) -> None:
+    """What the receivers pass (``certainly_valid`` accepted it, or protobuf serialized it) has each id
+    once: skipping the check changes nothing there."""
+    data = request([span(n).SerializeToString() for n in range(40)])
+    assert filed(split_by_trace(data, ids_once=True)) == filed(split_by_trace(data)) == as_protobuf_reads_it(data)

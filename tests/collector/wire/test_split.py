@@ -40,9 +40,9 @@ def test_vectorized_and_python_walks_agree(seed: int, monkeypatch: pytest.Monkey
     real = _split.split_np
 
     def counting(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], hints: bool,
-                 keys: bool) -> list[ScopeChunk] | None:
+                 keys: bool, ids_once: bool = False) -> list[ScopeChunk] | None:
         nonlocal used
-        result = real(data, scopes, hints, keys)
+        result = real(data, scopes, hints, keys, ids_once)
         used += result is not None
         return result
 
