@@ -461,7 +461,10 @@ async def test_connections_past_max_connections_are_refused() -> None:
     async with running(grpc_only(max_connections=2)) as (rcv, consumer):
         address = f"127.0.0.1:{rcv.grpc_port}"
         # A channel of its own per client (a local subchannel pool: no connection shared between channels).
-        options = [("grpc.use_local_subchannel_pool", 1)]
+        # Reconnecting every 100-500 ms, not after gRPC's default backoff (1 s growing 1.6x): the server frees a
+        # slot when it notices a closed connection, which on a loaded machine can take seconds.
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.initial_reconnect_backoff_ms", 100),
+                   ("grpc.min_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 500)]
         first = grpc.aio.insecure_channel(address, options=options)
         second = grpc.aio.insecure_channel(address, options=options)
         for channel in (first, second):
@@ -473,7 +476,7 @@ async def test_connections_past_max_connections_are_refused() -> None:
         await first.close()
         async with grpc.aio.insecure_channel(address, options=options) as fourth:
             # (the server counts the closed connection out when it notices; the client retries until then)
-            await export_call(fourth)(make_request(3).SerializeToString(), timeout=10, wait_for_ready=True)
+            await export_call(fourth)(make_request(3).SerializeToString(), timeout=30, wait_for_ready=True)
         await export_call(second)(make_request(1).SerializeToString(), timeout=5)  # still served
         await second.close()
         assert consumer.span_count == 6
