@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 
 from collector.wire._errors import WireError
-from collector.wire._varint import encode_varint, read_field, read_varint
+from collector.wire._varint import encode_varint, frame, read_field, read_varint
 
 _HEADER = struct.Struct("<H16xH").unpack_from  # a span's first tag and length, and its second (after 16 bytes)
 _CANONICAL_HEADER = (0x100A, 0x0812)  # 0a 10 <trace id> 12 08 <span id>
@@ -347,6 +347,13 @@ def entry_end(data: bytes, i: int) -> int:
     if b2 >= 0x80:
         return -1
     return i + 3 + ((b & 0x7F) | (b2 << 7))
+
+
+def span_name_field(name: str) -> bytes:
+    """A span name as it stands in a span's wire bytes: field 5's tag, the varint length, the UTF-8 bytes (the
+    canonical encoding, which every OTLP SDK and protobuf library writes): what to search a trace's bytes
+    for, and what :func:`span_around_name` takes the length of."""
+    return frame(0x2A, name.encode())
 
 
 def span_around_name(data: bytes, h: int, n: int) -> tuple[int, int, bytes, int, int] | None:

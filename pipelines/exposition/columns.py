@@ -1,5 +1,6 @@
 """Every span of a request read into columns in one compiled pass (numba, the ``jit`` extra): what the
-span-derived metrics need without a Python object per span.
+span-derived metrics need without a Python object per span. The walk itself is the wire package's
+(:func:`collector.wire.load_column_walk`); this module keeps its arrays and names the services.
 
 :class:`SpanWalk` reads a request's bytes into a :class:`SpanColumns`: per span its resource, where its ids
 and name are, its kind, times and status code, the FNV-1a hash of its name and, for spans of the kinds
@@ -11,51 +12,22 @@ unusual encodings), :meth:`SpanWalk.columns` returns None and the caller decodes
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector.wire import load_compiled
-from pipelines.exposition.layout import NCOLS, O_INTS, Q_INTS, T_INTS, X_INTS
+from collector.wire import NCOLS, load_column_walk
+from pipelines.exposition.layout import O_INTS, Q_INTS, T_INTS, X_INTS
 from pipelines.exposition.spans import service_name
 
-_log = logging.getLogger(__name__)
 MAX_RESOURCES = 4096  # resource bytes -> service name, remembered (cleared when full)
-
-_walk: Callable[..., int] | None = None
-_state = "unloaded"
-_lock = threading.Lock()
 
 
 def load() -> bool:
-    """Compile (or load from numba's cache) the walk, when the compiled wire walk is on. Safe to call often."""
-    global _walk, _state
-    if _state != "unloaded":
-        return _state == "ready"
-    with _lock:
-        if _state != "unloaded":
-            return _state == "ready"
-        if not load_compiled():
-            _state = "unavailable"
-            return False
-        try:
-            from pipelines.exposition._kernels import walk
-
-            cols = np.zeros((1, NCOLS), dtype=np.int64)
-            walk(np.frombuffer(bytes(2), dtype=np.uint8), cols, np.zeros((1, 1), dtype=np.uint64),
-                 np.zeros((1, 0), dtype=np.int64), np.zeros((2, 2), dtype=np.int64),
-                 np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64), 0, 0, True)
-        except Exception as e:  # noqa: BLE001 - a compiler failure: the protobuf path still works
-            _log.warning("the compiled span walk of the span metrics is off: numba failed (%s: %s)",
-                         type(e).__name__, e)
-            _state = "unavailable"
-            return False
-        _walk = walk
-        _state = "ready"
-        return True
+    """Whether the compiled column walk (:func:`collector.wire.load_column_walk`) is available (compiling
+    or loading it from numba's cache on first use). Safe to call often."""
+    return load_column_walk() is not None
 
 
 def compile_all() -> bool:
@@ -124,7 +96,7 @@ class SpanWalk:
     def columns(self, data: bytes, span_count: int) -> SpanColumns | None:
         """The spans of the request ``data`` (``span_count`` of them, at most) as columns, valid until the next
         call (the arrays are reused); None when the compiled walk is off or does not take the request."""
-        walk = _walk
+        walk = load_column_walk()
         if walk is None:
             return None
         rows = max(span_count, 1)

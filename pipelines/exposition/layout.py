@@ -1,9 +1,7 @@
 """Column numbers shared by the compiled kernels (:mod:`pipelines.exposition._kernels`) and the Python side
-(:mod:`pipelines.exposition.columns`, the processors). No imports: both sides read these."""
+(:mod:`pipelines.exposition.columns`, the processors). No imports: both sides read these. (The span table's
+columns are the wire package's: ``collector.wire.RS`` ... ``SPAN_END``.)"""
 
-# The span table of :func:`pipelines.exposition._kernels.walk` (int64, one row per span).
-NCOLS = 12
-RS, TRACE_AT, SPAN_AT, PARENT_AT, NAME_AT, NAME_LEN, KIND, START, END, STATUS, SPAN_BEGIN, SPAN_END = range(NCOLS)
 # The service graph's store (:func:`pipelines.exposition._kernels.pair`): one 64-byte row (int64) per slot:
 # key0, key1, key2, home, flags (bit 0 used, 1 side (0 client, 1 server), 2-3 conn (0 "", 1 messaging_system,
 # 2 database), 4 root, 5 failed, 6 scratch), service | (peer + 1) << 32, latency (ns), expires (float64 bits).

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from prometheus_client.metrics_core import Metric
 
 from collector import Capabilities, ConsumerError, Host, Settings, SpanBatch, TracesConsumer
+from collector.wire import RS
 from pipelines.exposition import (
     Histogram,
     MetricsListener,
@@ -32,18 +33,7 @@ from pipelines.exposition import (
     stop_serving,
 )
 from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
-from pipelines.exposition.layout import (
-    O_CLIENT,
-    O_CONN,
-    O_FAILED,
-    O_INTS,
-    O_SERVER,
-    O_VIRTUAL,
-    Q_INTS,
-    RS,
-    T_INTS,
-    X_INTS,
-)
+from pipelines.exposition.layout import O_CLIENT, O_CONN, O_FAILED, O_INTS, O_SERVER, O_VIRTUAL, Q_INTS, T_INTS, X_INTS
 from pipelines.servicegraph.config import Config
 from pipelines.servicegraph.store import Edge, EdgeStore
 

@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar
 
 from collector import Capabilities, ConsumerError, Host, Settings, SpanBatch, TracesConsumer
+from collector.wire import KIND, NAME_AT, NAME_LEN, RS, SPAN_AT, STATUS, TRACE_AT
 from pipelines.exposition import (
     KIND_NAMES,
     STATUS_NAMES,
@@ -33,7 +34,6 @@ from pipelines.exposition import (
     stop_serving,
 )
 from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
-from pipelines.exposition.layout import KIND, NAME_AT, NAME_LEN, RS, SPAN_AT, STATUS, TRACE_AT
 from pipelines.spanmetrics.config import Config
 
 OVERFLOW_LABELS = {"otel_metric_overflow": "true"}
