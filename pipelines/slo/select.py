@@ -31,7 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from collector.model import Origin, Trace
-from collector.wire import encode_varint, entry_body, entry_end, entry_header, span_around_name, span_entries
+from collector.wire import entry_body, entry_end, entry_header, span_around_name, span_entries, span_name_field
 from pipelines.slo.model import Selector
 
 MAX_ORIGINS = 4096  # origins whose selectors are remembered; beyond: forgotten and found again
@@ -87,7 +87,7 @@ class SpanMatcher:
         self.name = selector.span_name
         self.regex = re.compile(selector.span_name_regex) if selector.span_name_regex else None
         self.name_bytes = self.name.encode()
-        self.needle = b"\x2a" + encode_varint(len(self.name_bytes)) + self.name_bytes if self.name else None
+        self.needle = span_name_field(self.name) if self.name else None
         self.attributes = dict(selector.attributes)
 
     def wants(self, service: str) -> bool:

@@ -34,7 +34,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.model import Origin, Trace
-from collector.wire import encode_varint
+from collector.wire import span_name_field
 from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests.config import Config
 from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
@@ -52,13 +52,6 @@ UNKNOWN_TEAM = "unknown"
 MAX_NAME_SEARCHES = 1  # span names looked for with ``in``, one by one; more: one regular expression
 MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not_applicable"
-
-
-def name_needle(name: str) -> bytes:
-    """A span name as it stands in a span's wire bytes: field 5's tag ``2a``, the varint length, the UTF-8 bytes
-    (the canonical encoding, which every OTLP SDK and protobuf library writes)."""
-    data = name.encode()
-    return b"\x2a" + encode_varint(len(data)) + data
 
 
 def needles_pattern(needles: list[bytes]) -> re.Pattern[bytes]:
@@ -197,7 +190,7 @@ class TraceTestsProcessor:
         self._by_name = by_name
         self._always = [t for t in tests if t.names is None and t.selector is not None]
         self._every_trace.set(len(self._always))
-        self._needles = [(name_needle(n), n) for n in by_name]
+        self._needles = [(span_name_field(n), n) for n in by_name]
         self._by_needle = dict(self._needles)
         # The needles are prefix-free (a varint length, then that many bytes): at most one matches at a place.
         self._pattern = (needles_pattern([k for k, _ in self._needles])
