@@ -24,8 +24,7 @@ from collector.component import Factory, Host, Kind, Settings
 from collector.config import Duration, field
 from collector.config.net import format_address, listen_address, parse_endpoint
 from collector.config.tls import TLSServerConfig
-from collector.errors import ComponentStartError
-from collector.tls import ReloadingSSLContext, http_listener_tls
+from collector.listener import Listener
 
 DEFAULT_ENDPOINT = "localhost:13133"
 
@@ -82,9 +81,8 @@ class HealthCheckExtension:
         self._config = config
         self._logger = settings.logger
         self._host: Host | None = None
-        self._runner: web.AppRunner | None = None
+        self._listener: Listener | None = None
         self._telemetry = settings.telemetry
-        self._tls: ReloadingSSLContext | None = None
         self._started_at = time.monotonic()
         self._up_since = dt.datetime.now(dt.UTC)
         self.port: int | None = None
@@ -94,41 +92,26 @@ class HealthCheckExtension:
         return host is not None and host.ready and host.fatal_error is None and not host.problems
 
     async def start(self, host: Host) -> None:
-        if self._runner is not None:
+        if self._listener is not None:
             return
         self._host = host
         bind_host, port = listen_address(self._config.endpoint, "localhost:13133")
-        tls = http_listener_tls(self._config.tls, str(self.id), f"extension {self.id}", self._logger,
-                                self._telemetry)
+        listener = Listener(str(self.id), bind_host, port, self._config.tls, f"extension {self.id}", self._logger,
+                            self._telemetry)
         app = web.Application()
         app.router.add_get(self._config.path, self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, bind_host, port, ssl_context=tls.context if tls is not None else None)
-        try:
-            await site.start()
-        except OSError as e:
-            await runner.cleanup()
-            raise ComponentStartError(str(self.id), e) from e
-        self._runner = runner
-        if tls is not None:
-            tls.start()
-            self._tls = tls
+        self.port = await listener.start(app)
+        self._listener = listener
         self._started_at = time.monotonic()
         self._up_since = dt.datetime.now(dt.UTC)
-        addresses = runner.addresses
-        self.port = int(addresses[0][1]) if addresses else port
         self._logger.info("Starting health_check extension %s on %s (endpoint %s, path %s%s)", self.id,
                           format_address(bind_host, self.port), self._config.endpoint, self._config.path,
-                          ", TLS" if tls is not None else "")
+                          ", TLS" if listener.https else "")
 
     async def shutdown(self) -> None:
-        tls, self._tls = self._tls, None
-        if tls is not None:
-            await tls.stop()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
 
     async def _handle(self, request: web.Request) -> web.Response:
         custom = self._config.response_body

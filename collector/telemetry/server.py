@@ -10,9 +10,8 @@ from aiohttp import web
 from collector.component import Route
 from collector.config.net import format_address, listen_address
 from collector.config.tls import TLSServerConfig
-from collector.errors import ComponentStartError
+from collector.listener import Listener
 from collector.telemetry.metrics import Telemetry
-from collector.tls import ReloadingSSLContext, http_listener_tls
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("tracetriage.service")
@@ -26,10 +25,9 @@ class MetricsServer:
                  tls: TLSServerConfig | None = None) -> None:
         self._telemetry = telemetry
         self._routes = routes if routes is not None else {}
-        self._host, self._port = listen_address(address, "localhost:8888")
-        self._tls_config = tls
-        self._tls: ReloadingSSLContext | None = None
-        self._runner: web.AppRunner | None = None
+        host, port = listen_address(address, "localhost:8888")
+        self._listener = Listener("service.telemetry.metrics", host, port, tls,
+                                  f"telemetry {format_address(host, port)}", log, telemetry)
         self.port: int | None = None
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -49,35 +47,13 @@ class MetricsServer:
                                     + "".join(f", {p}" for p in sorted(self._routes)))
 
     async def start(self) -> None:
-        tls = http_listener_tls(self._tls_config, "service.telemetry.metrics",
-                                f"telemetry {format_address(self._host, self._port)}", log, self._telemetry)
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/{tail:.*}", self._route)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port, reuse_port=False,
-                           ssl_context=tls.context if tls is not None else None)
-        try:
-            await site.start()
-        except OSError as e:
-            await runner.cleanup()
-            raise ComponentStartError("service.telemetry.metrics", f"cannot listen on "
-                                      f"{self._host}:{self._port}: {e.strerror or e}") from e
-        self._runner = runner
-        if tls is not None:
-            tls.start()
-            self._tls = tls
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
-        log.info("Serving metrics on %s%s/metrics", "https://" if tls is not None else "",
-                 format_address(self._host, self.port))
+        listener = self._listener
+        self.port = await listener.start(app)
+        log.info("Serving metrics on %s%s/metrics", "https://" if listener.https else "",
+                 format_address(listener.host, self.port))
 
     async def shutdown(self) -> None:
-        tls, self._tls = self._tls, None
-        if tls is not None:
-            await tls.stop()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        await self._listener.stop()

@@ -24,8 +24,7 @@ from collector.auth import ServerAuthenticator
 from collector.config.net import format_address, listen_address
 from collector.config.telemetry import DEFAULT_UI_ENDPOINT
 from collector.config.tls import TLSServerConfig
-from collector.errors import ComponentStartError
-from collector.tls import ReloadingSSLContext, http_listener_tls
+from collector.listener import Listener
 from collector.ui import page
 from collector.ui.model import LimitError, StatusModel, parse_limit, parse_trace_id
 from collector.ui.samples import SAMPLE_INTERVAL
@@ -58,21 +57,19 @@ class StatusServer:
     def __init__(self, model: StatusModel, endpoint: str = DEFAULT_UI_ENDPOINT, refresh: float = 5.0,
                  authenticator: ServerAuthenticator | None = None, tls: TLSServerConfig | None = None) -> None:
         self.model = model
-        self._tls_config = tls
-        self._tls: ReloadingSSLContext | None = None
         self._authenticator = authenticator
         self._auth_failures = model.telemetry.counter(
             "tracetriage_ui_auth_failures", "Requests to the status page refused by its authenticator.", ("reason",))
-        self._host, self._port = listen_address(endpoint, DEFAULT_UI_ENDPOINT)
+        host, port = listen_address(endpoint, DEFAULT_UI_ENDPOINT)
+        self._listener = Listener("service.telemetry.ui", host, port, tls, "status page", log, model.telemetry)
         self._refresh = refresh
-        self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     @property
     def url(self) -> str:
-        scheme = "https" if self._tls_config is not None else "http"
-        return f"{scheme}://{format_address(self._host, self.port or self._port)}/"
+        listener = self._listener
+        return f"{'https' if listener.https else 'http'}://{format_address(listener.host, listener.port)}/"
 
     # -- pages ---------------------------------------------------------------------------------------------
 
@@ -180,29 +177,13 @@ class StatusServer:
         return await handler(request)
 
     async def start(self) -> None:
-        tls = http_listener_tls(self._tls_config, "service.telemetry.ui", "status page", log, self.model.telemetry)
         app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/", self._index)
         app.router.add_get("/view/{panel}", self._view)
         app.router.add_get("/lookup", self._lookup_page)
         app.router.add_get("/api/v1/traces/{trace_id}", self._api_trace)
         app.router.add_get("/api/v1/{panel}", self._api)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port, reuse_port=False,
-                           ssl_context=tls.context if tls is not None else None)
-        try:
-            await site.start()
-        except OSError as e:
-            await runner.cleanup()
-            raise ComponentStartError("service.telemetry.ui", f"cannot listen on {self._host}:{self._port}: "
-                                                              f"{e.strerror or e}") from e
-        self._runner = runner
-        if tls is not None:
-            tls.start()
-            self._tls = tls
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        self.port = await self._listener.start(app)
         self._sampler = asyncio.create_task(self._sample(), name="status-page-sampler")
         self._sampler.add_done_callback(_log_failure)
         log.info("Serving the status page on %s", self.url)
@@ -219,9 +200,4 @@ class StatusServer:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
-        tls, self._tls = self._tls, None
-        if tls is not None:
-            await tls.stop()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        await self._listener.stop()
