@@ -171,9 +171,40 @@ async def _fire_http(trigger: HttpTrigger, traceparent: str, limit: float) -> di
                 "tracetest.response.headers": json.dumps([{"key": k, "value": v} for k, v in resp.headers.items()])}
 
 
+class TriggerFailed(Exception):
+    """The trigger got no response (connection, protocol, a gRPC trigger's proto or request); the message says
+    which trigger and why."""
+
+
+class Triggers:
+    """Fires a test's trigger with a ``traceparent``, bounded by ``--timeout``; gRPC protos compile once a run."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._protos: Any = None  # grpc_trigger.Protos, made at the first gRPC trigger
+
+    async def fire(self, trigger: HttpTrigger | GrpcTrigger, traceparent: str) -> dict[str, str | int | float | bool]:
+        if isinstance(trigger, GrpcTrigger):
+            from pipelines.trace_tests.grpc_trigger import GrpcTriggerError, Protos, fire_grpc
+
+            if self._protos is None:
+                self._protos = Protos()
+            try:
+                return await fire_grpc(trigger, traceparent, self.timeout, self._protos)
+            except GrpcTriggerError as e:
+                raise TriggerFailed(f"trigger grpc {trigger.address} {trigger.method} failed: {e}") from None
+        import aiohttp
+
+        try:
+            return await _fire_http(trigger, traceparent, self.timeout)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise TriggerFailed(f"trigger {trigger.method} {trigger.url} failed: {e!r}") from None
+
+
 class LiveRun:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.fire = Triggers(args.timeout).fire
         self.sink = SpanSink(args.max_spans)
         self.saved: list[ExportTraceServiceRequest] = []
 
@@ -196,22 +227,19 @@ class LiveRun:
             await receiver.shutdown()
 
     async def one(self, test: TestDefinition) -> TestResult:
-        import aiohttp
-
         a = self.args
         trace_id, span_id = os.urandom(16), os.urandom(8)
         trigger = test.trigger
-        if not isinstance(trigger, HttpTrigger):
-            what = "a gRPC trigger" if isinstance(trigger, GrpcTrigger) else "no trigger"
-            return TestResult(test, b"", (), f"cannot be run live: it has {what} (http triggers are supported; "
-                                             "use --traces for recorded traces)")
+        if trigger is None:
+            return TestResult(test, b"", (), "cannot be run live: it has no trigger (use --traces for recorded "
+                                             "traces)")
         self.sink.want(trace_id)
         try:
             start = time.time_ns()
             try:
-                response = await _fire_http(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01", a.timeout)
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                return TestResult(test, trace_id, (), f"trigger {trigger.method} {trigger.url} failed: {e!r}")
+                response = await self.fire(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01")
+            except TriggerFailed as e:
+                return TestResult(test, trace_id, (), str(e))
             end = time.time_ns()
             got = await self._wait(trace_id)
             if not got.spans:
@@ -247,6 +275,7 @@ class CollectorRun:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.base = str(args.collector).rstrip("/")
+        self.fire = Triggers(args.timeout).fire
 
     async def run(self, tests: Sequence[TestDefinition]) -> list[TestResult]:
         return [await self.one(t) for t in tests]
@@ -256,14 +285,14 @@ class CollectorRun:
 
         a = self.args
         trigger = test.trigger
-        if not isinstance(trigger, HttpTrigger):
-            return TestResult(test, b"", (), "cannot be run: only http triggers are fired")
+        if trigger is None:
+            return TestResult(test, b"", (), "cannot be run: it has no trigger")
         trace_id, span_id = os.urandom(16), os.urandom(8)
         start = time.time_ns()
         try:
-            response = await _fire_http(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01", a.timeout)
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            return TestResult(test, trace_id, (), f"trigger {trigger.method} {trigger.url} failed: {e!r}")
+            response = await self.fire(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01")
+        except TriggerFailed as e:
+            return TestResult(test, trace_id, (), str(e))
         trig = TestSpan(trigger_span_proto(trace_id, span_id, start, time.time_ns(), response),
                         {"service.name": TRIGGER_SERVICE})
         local_trace = TestTrace(trace_id, [trig])
