@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import sys
 import tempfile
@@ -99,8 +98,10 @@ class Protos:
 
 
 async def _compile(trigger: GrpcTrigger, limit: float) -> tuple[DescriptorPool, list[str]]:
-    if importlib.util.find_spec("grpc_tools") is None:
-        raise GrpcTriggerError(INSTALL_HINT)
+    try:
+        import grpc_tools  # noqa: F401  (protoc runs in a child process: is it installed?)
+    except ImportError:
+        raise GrpcTriggerError(INSTALL_HINT) from None
     from google.protobuf import descriptor_pool
     from google.protobuf.descriptor_pb2 import FileDescriptorSet
 

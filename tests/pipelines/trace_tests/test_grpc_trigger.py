@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
+from pipelines.trace_tests.definition import GrpcTrigger, load_definition_text
+from pipelines.trace_tests.grpc_trigger import INSTALL_HINT, GrpcTriggerError, Protos
 from tests.conftest import ROOT, free_port
 
 PROTO = """syntax = "proto3";
@@ -243,3 +245,40 @@ def test_bad_grpc_triggers_are_refused_at_load(definitions: Path, change: tuple[
     r = tracetriage("--definition", str(d), *receiver_args(free_port()), port=1)
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"refused: {d}: {needle}" in r.stderr
+
+
+async def test_a_proto_is_compiled_once_a_run(definitions: Path) -> None:
+    """Triggers naming one file share its compiled descriptors: the second finds them even once the file is gone."""
+    protos = Protos()
+    place = GrpcTrigger("127.0.0.1:1", "shop.v1.Orders.Place", "protos/orders.proto", base_dir=str(definitions))
+    pool, method = await protos.method(place, 20)
+    assert (method.input_type.full_name, method.output_type.full_name) == ("shop.v1.PlaceOrderRequest",
+                                                                           "shop.v1.PlaceOrderReply")
+    (definitions / "protos" / "orders.proto").unlink()
+    same_file = GrpcTrigger("127.0.0.1:1", "shop.v1.Orders/Place", "protos/../protos/orders.proto",
+                        base_dir=str(definitions))
+    again, same = await protos.method(same_file, 20)
+    assert again is pool and same.full_name == method.full_name
+    with pytest.raises(GrpcTriggerError, match="cannot read"):  # a new run compiles anew
+        await Protos().method(place, 20)
+
+
+def test_without_grpcio_tools_the_command_says_what_to_install(definitions: Path) -> None:
+    """grpc_tools made unimportable in the command's process (as when the tracetests extra is not installed)."""
+    code = ("import sys; sys.modules['grpc_tools'] = None; from collector.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "test", "run", "--definition", str(definitions / "order.yaml"),
+                        *receiver_args(free_port())], cwd=ROOT, env={**os.environ, "ORDERS_PORT": "1"},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"trigger grpc 127.0.0.1:1 shop.v1.Orders.Place failed: protobufFile protos/orders.proto: " \
+           f"{INSTALL_HINT}" in r.stdout
+    assert "pip install tracetriage[tracetests]" in INSTALL_HINT
+
+
+def test_the_documented_example_loads() -> None:
+    doc = (ROOT / "docs" / "components" / "processors" / "trace_tests.md").read_text()
+    example = doc.split("### gRPC triggers", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    t = load_definition_text(example, "docs/orders.yaml", {})
+    assert t.trigger == GrpcTrigger("orders.shop.svc:50051", "shop.v1.Orders.Place", "protos/orders.proto",
+                                    '{"item": "book", "quantity": 2}', (("tenant", "acme"),), "docs")
