@@ -282,3 +282,57 @@ def test_the_documented_example_loads() -> None:
     t = load_definition_text(example, "docs/orders.yaml", {})
     assert t.trigger == GrpcTrigger("orders.shop.svc:50051", "shop.v1.Orders.Place", "protos/orders.proto",
                                     '{"item": "book", "quantity": 2}', (("tenant", "acme"),), "docs")
+
+
+@pytest.mark.timeout(180)
+def test_collector_mode_fires_the_grpc_trigger(definitions: Path, collector_factory) -> None:
+    """``--collector URL``: the service exports to a running tracetriage whose trace_tests processor loads the same
+    definitions; the command makes the gRPC call, checks the trigger's specs itself and reads the rest."""
+    d = definitions
+    defs = d / "defs"
+    defs.mkdir()
+    (defs / "order.yaml").write_text(CORRECT)
+    (defs / "order-wrong.yaml").write_text(WRONG)
+    grpc_port, metrics_port, port = free_port(), free_port(), free_port()
+    cfg = d / "collector.yaml"
+    cfg.write_text(f"""
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
+processors:
+  trace_tests: {{definitions: "{defs}", decision_wait: 1s}}
+exporters:
+  file: {{path: "{d / 'out.jsonl'}"}}
+service:
+  telemetry:
+    metrics: {{address: "127.0.0.1:{metrics_port}"}}
+    debug: true
+  pipelines:
+    traces: {{receivers: [otlp], processors: [trace_tests], exporters: [file]}}
+""")
+    col = collector_factory([cfg], metrics_port)
+    col.wait_ready()
+    (defs / "protos").mkdir()
+    (defs / "protos" / "orders.proto").write_text(PROTO)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.pipelines.trace_tests.orders_service", str(port),
+                             f"http://127.0.0.1:{grpc_port}", str(defs / "protos" / "orders.proto")],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        url = f"http://127.0.0.1:{metrics_port}"
+        ok = tracetriage("--definition", str(defs / "order.yaml"), "--collector", url, "--timeout", "30", port=port)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "3 specs: 3 passed, 0 failed" in ok.stdout
+        bad = tracetriage("--definition", str(defs / "order-wrong.yaml"), "--collector", url, "--timeout", "30",
+                          port=port)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert "FAIL  attr:tracetest.response.status = 5" in bad.stdout  # checked here, on the trigger span
+        assert 'FAIL  attr:app.tenant = "globex"' in bad.stdout and 'actual "acme"' in bad.stdout  # read there
+        assert "3 specs: 0 passed, 3 failed" in bad.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert col.terminate() == 0
