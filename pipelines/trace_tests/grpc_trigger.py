@@ -185,10 +185,17 @@ async def fire_grpc(trigger: GrpcTrigger, traceparent: str, limit: float, protos
             response = await pending
             code = await pending.code()
             headers: Any = await pending.initial_metadata()
-            body = json_format.MessageToJson(response, indent=2, descriptor_pool=pool,
-                                             always_print_fields_with_no_presence=True)
         except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and loop.time() >= deadline:  # ours, not the server's
+                raise GrpcTriggerError(f"no response within {limit:g}s (--timeout)") from None
             code, details, headers = e.code(), e.details() or "", e.initial_metadata()
+        else:
+            try:
+                body = json_format.MessageToJson(response, indent=2, descriptor_pool=pool,
+                                                 always_print_fields_with_no_presence=True)
+            except (json_format.SerializeToJsonError, TypeError, ValueError) as e:
+                raise GrpcTriggerError(f"the {method.output_type.full_name} response cannot be written as JSON: "
+                                       f"{e}") from None
     pairs = [{"key": str(k), "value": v if isinstance(v, str) else repr(v)} for k, v in (headers or ())]
     return {"tracetest.response.status": int(code.value[0]), "tracetest.response.body": body,
             "tracetest.response.headers": json.dumps(pairs), STATUS_DETAILS_ATTR: details}

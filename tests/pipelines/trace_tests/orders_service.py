@@ -4,7 +4,8 @@
 ``shop.v1.Orders`` service of the tests) with protoc, serves its unary ``Place`` on 127.0.0.1:PORT through a
 generic handler (no generated code) and exports over OTLP/gRPC with the SDK's own exporter: a SERVER span
 continuing the caller's ``traceparent`` metadata (W3C propagator), and a database CLIENT span below it. An
-unknown item (``"item": ""``) ends the call with NOT_FOUND. It prints "ready" once serving and stops on SIGTERM.
+unknown item (``"item": ""``) ends the call with NOT_FOUND; ``"item": "slow"`` answers after 10 s (or when the
+caller gives up). It prints "ready" once serving and stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def serve(port: int, endpoint: str, proto: Path) -> None:
             with tracer.start_as_current_span("SELECT shop.stock", kind=SpanKind.CLIENT, attributes={
                     "db.system": "postgresql", "db.statement": "SELECT qty FROM stock WHERE item = $1"}):
                 time.sleep(0.002)
+            if request.item == "slow":  # longer than the caller's --timeout: until the caller gives up
+                end = time.monotonic() + 10
+                while context.is_active() and time.monotonic() < end:
+                    time.sleep(0.05)
             if not request.item:
                 span.set_status(Status(StatusCode.ERROR, "no such item"))
                 span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.NOT_FOUND.value[0])

@@ -193,6 +193,16 @@ def test_grpc_trigger_passes_fails_and_saves_the_response(orders: tuple[int, int
     assert offline.stdout == out
 
 
+def test_no_answer_within_the_timeout_is_an_error(orders: tuple[int, int], definitions: Path) -> None:
+    port, grpc_port = orders
+    slow = definitions / "slow.yaml"
+    slow.write_text(CORRECT.replace('"item": "book"', '"item": "slow"'))
+    r = tracetriage("--definition", str(slow), *receiver_args(grpc_port), "--timeout", "1.5", port=port)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (f"error: trigger grpc 127.0.0.1:{port} shop.v1.Orders.Place failed: no response within 1.5s "
+            "(--timeout)") in r.stdout
+
+
 def test_grpc_trigger_failures_are_reported_per_test(definitions: Path) -> None:
     d = definitions
     down = free_port()  # nothing listens there
