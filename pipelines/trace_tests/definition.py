@@ -97,11 +97,14 @@ def _check_grpc(t: GrpcTrigger, where: str) -> None:
     if not t.protobuf_file.strip():
         raise DefinitionError(f"{where}.protobufFile: required (a .proto path relative to the definition, or the "
                               "proto's text): server reflection is not used")
-    for key, _ in t.metadata:
+    for key, value in t.metadata:
         k = key.lower()
         if not _METADATA_KEY.match(k) or k.startswith("grpc-") or k.endswith("-bin"):
             raise DefinitionError(f"{where}.metadata: key {key!r} cannot be sent (gRPC metadata keys are "
                                   "0-9 a-z _ . -, not grpc-*, and binary -bin keys are not supported)")
+        if not all(" " <= c <= "~" for c in value):
+            raise DefinitionError(f"{where}.metadata: the value of {key!r} cannot be sent (gRPC metadata values "
+                                  "are printable ASCII)")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 * **Live** (default): an embedded OTLP receiver (gRPC and HTTP, the ``otlp`` receiver itself) takes the spans
   the system under test exports. For each definition the runner picks a fresh trace id and trigger span id,
-  sends the trigger's HTTP request with a W3C ``traceparent`` naming them, and collects that trace's spans
-  until none has arrived for ``--settle`` (bounded by ``--timeout``). The trace gets Tracetest's trigger span
+  fires the trigger (an HTTP request, or a gRPC call: :mod:`pipelines.trace_tests.grpc_trigger`) with a W3C
+  ``traceparent`` naming them, and collects that trace's spans until none has arrived for ``--settle`` (bounded
+  by ``--timeout``). The trace gets Tracetest's trigger span
   (``name="Tracetest trigger"``, with ``tracetest.response.*``) as the parent of the system's root.
   ``--save-traces FILE`` writes each collected trace, trigger span included, as OTLP/JSON lines (the ``file``
   exporter's format).
@@ -32,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
@@ -64,6 +65,9 @@ MAX_BODY = 1024 * 1024  # bytes of the trigger's response body kept for tracetes
 MAX_LINE = 64 * 1024 * 1024
 # On the trigger span of a saved trace: the test that fired it (--traces runs that test only on the trace).
 TEST_NAME_ATTR = "tracetriage.test.name"
+
+if TYPE_CHECKING:
+    from pipelines.trace_tests.grpc_trigger import Protos
 
 log = logging.getLogger("tracetriage.test")
 
@@ -181,7 +185,7 @@ class Triggers:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._protos: Any = None  # grpc_trigger.Protos, made at the first gRPC trigger
+        self._protos: Protos | None = None  # made at the first gRPC trigger
 
     async def fire(self, trigger: HttpTrigger | GrpcTrigger, traceparent: str) -> dict[str, str | int | float | bool]:
         if isinstance(trigger, GrpcTrigger):

@@ -247,6 +247,8 @@ def test_grpc_trigger_failures_are_reported_per_test(definitions: Path) -> None:
      "spec.trigger.grpc.auth: not supported for gRPC triggers"),
     (("{key: Tenant, value: acme}", "{key: grpc-timeout, value: 1S}"),
      "spec.trigger.grpc.metadata: key 'grpc-timeout'"),
+    (("{key: Tenant, value: acme}", "{key: Tenant, value: café}"),
+     "spec.trigger.grpc.metadata: the value of 'Tenant' cannot be sent"),
 ])
 def test_bad_grpc_triggers_are_refused_at_load(definitions: Path, change: tuple[str, str], needle: str) -> None:
     assert change[0] in CORRECT
