@@ -63,11 +63,48 @@ class HttpTrigger:
 
 @dataclass(frozen=True)
 class GrpcTrigger:
-    address: str
-    method: str  # package.Service.Method
-    protobuf_file: str = ""
-    request: str = ""
+    address: str  # host:port (a host alone: port 443, as in gRPC)
+    method: str  # package.Service.Method (or package.Service/Method)
+    protobuf_file: str = ""  # a path relative to base_dir, or the proto's text
+    request: str = ""  # the request message as protobuf JSON
     metadata: tuple[tuple[str, str], ...] = ()
+    base_dir: str = ""  # the definition file's folder
+
+
+_GRPC_METHOD = re.compile(r"^/?(?P<service>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[./]"
+                          r"(?P<method>[A-Za-z_][A-Za-z0-9_]*)$")
+_GRPC_ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>[0-9]{1,5}))?$")
+_METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
+
+
+def split_grpc_method(method: str) -> tuple[str, str]:
+    """``package.Service.Method`` (or ``package.Service/Method``) as (``package.Service``, ``Method``)."""
+    m = _GRPC_METHOD.match(method)
+    if m is None:
+        raise DefinitionError(f"method: must be package.Service.Method (or package.Service/Method), not {method!r}")
+    return m.group("service"), m.group("method")
+
+
+def _check_grpc(t: GrpcTrigger, where: str) -> None:
+    m = _GRPC_ADDRESS.match(t.address)
+    if m is None or (m.group("port") is not None and not 0 < int(m.group("port")) < 65536):
+        raise DefinitionError(f"{where}.address: must be host:port (plaintext gRPC, as Tracetest dials), "
+                              f"not {t.address!r}")
+    try:
+        split_grpc_method(t.method)
+    except DefinitionError as e:
+        raise DefinitionError(f"{where}.{e}") from None
+    if not t.protobuf_file.strip():
+        raise DefinitionError(f"{where}.protobufFile: required (a .proto path relative to the definition, or the "
+                              "proto's text): server reflection is not used")
+    for key, value in t.metadata:
+        k = key.lower()
+        if not _METADATA_KEY.match(k) or k.startswith("grpc-") or k.endswith("-bin"):
+            raise DefinitionError(f"{where}.metadata: key {key!r} cannot be sent (gRPC metadata keys are "
+                                  "0-9 a-z _ . -, not grpc-*, and binary -bin keys are not supported)")
+        if not all(" " <= c <= "~" for c in value):
+            raise DefinitionError(f"{where}.metadata: the value of {key!r} cannot be sent (gRPC metadata values "
+                                  "are printable ASCII)")
 
 
 @dataclass(frozen=True)
@@ -125,7 +162,7 @@ def _pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple((str(h.get("key", "")), str(h.get("value", ""))) for h in value)
 
 
-def _trigger(raw: Any, where: str) -> HttpTrigger | GrpcTrigger | None:
+def _trigger(raw: Any, where: str, base_dir: str) -> HttpTrigger | GrpcTrigger | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -148,12 +185,22 @@ def _trigger(raw: Any, where: str) -> HttpTrigger | GrpcTrigger | None:
         req = raw.get("grpc")
         if not isinstance(req, dict):
             raise DefinitionError(f"{where}.grpc: must be a mapping with address and method")
+        if "auth" in req:  # Tracetest accepts it for gRPC and sends nothing: refused rather than ignored
+            raise DefinitionError(f"{where}.grpc.auth: not supported for gRPC triggers (Tracetest does not apply "
+                                  "it either): send credentials in metadata, e.g. {key: authorization, value: "
+                                  "Bearer ...}")
         _unknown(req, _GRPC_KEYS, f"{where}.grpc")
         address, method = req.get("address"), req.get("method")
         if not isinstance(address, str) or not isinstance(method, str) or not method:
             raise DefinitionError(f"{where}.grpc: needs address and method (package.Service.Method)")
-        return GrpcTrigger(address, method, str(req.get("protobufFile") or ""), str(req.get("request") or ""),
-                           _pairs(req.get("metadata"), f"{where}.grpc.metadata"))
+        request = req.get("request")
+        if request is not None and not isinstance(request, str):
+            raise DefinitionError(f"{where}.grpc.request: must be the request message's JSON as text "
+                                  "(request: |- followed by the JSON)")
+        trigger = GrpcTrigger(address, method, str(req.get("protobufFile") or ""), request or "",
+                              _pairs(req.get("metadata"), f"{where}.grpc.metadata"), base_dir)
+        _check_grpc(trigger, f"{where}.grpc")
+        return trigger
     raise DefinitionError(f"{where}.type: trigger type {kind!r} is not supported (supported: "
                           f"{', '.join(TRIGGER_TYPES)})")
 
@@ -244,5 +291,6 @@ def _definition(doc: Any, path: str, env: Mapping[str, str], live: bool = False)
         if seen[s.name] > 1:
             specs[i] = Spec(f"{s.name} #{seen[s.name]}", s.selector, s.assertions)
     return TestDefinition(path=path, name=name.strip(), specs=tuple(specs),
-                          trigger=_trigger(spec.get("trigger"), "spec.trigger"), id=str(spec.get("id") or ""),
+                          trigger=_trigger(spec.get("trigger"), "spec.trigger", str(Path(path).parent)),
+                          id=str(spec.get("id") or ""),
                           owner=owner, description=str(spec.get("description") or ""))

@@ -2,8 +2,9 @@
 
 * **Live** (default): an embedded OTLP receiver (gRPC and HTTP, the ``otlp`` receiver itself) takes the spans
   the system under test exports. For each definition the runner picks a fresh trace id and trigger span id,
-  sends the trigger's HTTP request with a W3C ``traceparent`` naming them, and collects that trace's spans
-  until none has arrived for ``--settle`` (bounded by ``--timeout``). The trace gets Tracetest's trigger span
+  fires the trigger (an HTTP request, or a gRPC call: :mod:`pipelines.trace_tests.grpc_trigger`) with a W3C
+  ``traceparent`` naming them, and collects that trace's spans until none has arrived for ``--settle`` (bounded
+  by ``--timeout``). The trace gets Tracetest's trigger span
   (``name="Tracetest trigger"``, with ``tracetest.response.*``) as the parent of the system's root.
   ``--save-traces FILE`` writes each collected trace, trigger span included, as OTLP/JSON lines (the ``file``
   exporter's format).
@@ -32,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
@@ -64,6 +65,9 @@ MAX_BODY = 1024 * 1024  # bytes of the trigger's response body kept for tracetes
 MAX_LINE = 64 * 1024 * 1024
 # On the trigger span of a saved trace: the test that fired it (--traces runs that test only on the trace).
 TEST_NAME_ATTR = "tracetriage.test.name"
+
+if TYPE_CHECKING:
+    from pipelines.trace_tests.grpc_trigger import Protos
 
 log = logging.getLogger("tracetriage.test")
 
@@ -171,9 +175,40 @@ async def _fire_http(trigger: HttpTrigger, traceparent: str, limit: float) -> di
                 "tracetest.response.headers": json.dumps([{"key": k, "value": v} for k, v in resp.headers.items()])}
 
 
+class TriggerFailed(Exception):
+    """The trigger got no response (connection, protocol, a gRPC trigger's proto or request); the message says
+    which trigger and why."""
+
+
+class Triggers:
+    """Fires a test's trigger with a ``traceparent``, bounded by ``--timeout``; gRPC protos compile once a run."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._protos: Protos | None = None  # made at the first gRPC trigger
+
+    async def fire(self, trigger: HttpTrigger | GrpcTrigger, traceparent: str) -> dict[str, str | int | float | bool]:
+        if isinstance(trigger, GrpcTrigger):
+            from pipelines.trace_tests.grpc_trigger import GrpcTriggerError, Protos, fire_grpc
+
+            if self._protos is None:
+                self._protos = Protos()
+            try:
+                return await fire_grpc(trigger, traceparent, self.timeout, self._protos)
+            except GrpcTriggerError as e:
+                raise TriggerFailed(f"trigger grpc {trigger.address} {trigger.method} failed: {e}") from None
+        import aiohttp
+
+        try:
+            return await _fire_http(trigger, traceparent, self.timeout)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise TriggerFailed(f"trigger {trigger.method} {trigger.url} failed: {e!r}") from None
+
+
 class LiveRun:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.fire = Triggers(args.timeout).fire
         self.sink = SpanSink(args.max_spans)
         self.saved: list[ExportTraceServiceRequest] = []
 
@@ -196,22 +231,19 @@ class LiveRun:
             await receiver.shutdown()
 
     async def one(self, test: TestDefinition) -> TestResult:
-        import aiohttp
-
         a = self.args
         trace_id, span_id = os.urandom(16), os.urandom(8)
         trigger = test.trigger
-        if not isinstance(trigger, HttpTrigger):
-            what = "a gRPC trigger" if isinstance(trigger, GrpcTrigger) else "no trigger"
-            return TestResult(test, b"", (), f"cannot be run live: it has {what} (http triggers are supported; "
-                                             "use --traces for recorded traces)")
+        if trigger is None:
+            return TestResult(test, b"", (), "cannot be run live: it has no trigger (use --traces for recorded "
+                                             "traces)")
         self.sink.want(trace_id)
         try:
             start = time.time_ns()
             try:
-                response = await _fire_http(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01", a.timeout)
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                return TestResult(test, trace_id, (), f"trigger {trigger.method} {trigger.url} failed: {e!r}")
+                response = await self.fire(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01")
+            except TriggerFailed as e:
+                return TestResult(test, trace_id, (), str(e))
             end = time.time_ns()
             got = await self._wait(trace_id)
             if not got.spans:
@@ -247,6 +279,7 @@ class CollectorRun:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.base = str(args.collector).rstrip("/")
+        self.fire = Triggers(args.timeout).fire
 
     async def run(self, tests: Sequence[TestDefinition]) -> list[TestResult]:
         return [await self.one(t) for t in tests]
@@ -256,14 +289,14 @@ class CollectorRun:
 
         a = self.args
         trigger = test.trigger
-        if not isinstance(trigger, HttpTrigger):
-            return TestResult(test, b"", (), "cannot be run: only http triggers are fired")
+        if trigger is None:
+            return TestResult(test, b"", (), "cannot be run: it has no trigger")
         trace_id, span_id = os.urandom(16), os.urandom(8)
         start = time.time_ns()
         try:
-            response = await _fire_http(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01", a.timeout)
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            return TestResult(test, trace_id, (), f"trigger {trigger.method} {trigger.url} failed: {e!r}")
+            response = await self.fire(trigger, f"00-{trace_id.hex()}-{span_id.hex()}-01")
+        except TriggerFailed as e:
+            return TestResult(test, trace_id, (), str(e))
         trig = TestSpan(trigger_span_proto(trace_id, span_id, start, time.time_ns(), response),
                         {"service.name": TRIGGER_SERVICE})
         local_trace = TestTrace(trace_id, [trig])

@@ -63,10 +63,12 @@ def test_grpc_trigger() -> None:
     grpc:
       address: localhost:50051
       method: shop.Checkout.Place
+      protobufFile: protos/shop.proto
       request: '{"cart": 1}'
       metadata: [{key: tenant, value: a}]""")
-    t = load_definition_text(text, "g.yaml", {"CODE": "0"})
-    assert t.trigger == GrpcTrigger("localhost:50051", "shop.Checkout.Place", "", '{"cart": 1}', (("tenant", "a"),))
+    t = load_definition_text(text, "tests/g.yaml", {"CODE": "0"})
+    assert t.trigger == GrpcTrigger("localhost:50051", "shop.Checkout.Place", "protos/shop.proto", '{"cart": 1}',
+                                    (("tenant", "a"),), "tests")
 
 
 def test_repeated_spec_names_are_numbered() -> None:
