@@ -189,6 +189,12 @@ async def test_malformed_protobuf_400(http_setup: HTTPSetup) -> None:
     (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}',
      "resourceSpans[0].scopeSpans[0].spans[0].traceId: invalid hex 'xyz'"),
     (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}', "startTimeUnixNano"),
+    # What msgspec refuses and json.loads reads: json_format's answer, a 400 naming the field.
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"intValue":'
+     b'18446744073709551616}}]}]}]}]}', "intValue: Value out of range: 18446744073709551616"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\\ud800"}]}]}]}', "name: Unpaired surrogate"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"doubleValue":NaN}}]}]}]}]}',
+     "Couldn't parse NaN"),
 ])
 async def test_malformed_json_400(http_setup: HTTPSetup, body: bytes, needle: str) -> None:
     _, consumer, session, base, _ = http_setup
