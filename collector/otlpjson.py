@@ -7,14 +7,25 @@ OTLP JSON is the protobuf JSON mapping with a few differences, handled here:
 * keys are lowerCamelCase (the proto field names in snake_case are accepted when parsing);
 * 64-bit integers may be strings or numbers; unknown fields are ignored.
 
-Requests are decoded straight to protobuf wire bytes (:func:`request_bytes`): ``json.loads``, then a walk
-of the document by a table built from the protobuf descriptors that writes each field as protobuf
-serializes it (fields in number order, default scalars left out, oneof members and messages always
-written), with the ``KeyValue`` of an attribute seen before taken from a bounded memo. That is about ten
-times faster than ``json_format.Parse``, and gives the same bytes. Anything the walk does not take as
-certainly valid (a number written as a float or with an exponent, a string id in both spellings, two
-members of a oneof, an unpaired surrogate, a bool where a number belongs...) is parsed by
-``json_format`` instead, which accepts it or raises the error, so errors read the same either way.
+Requests are decoded straight to protobuf wire bytes (:func:`request_bytes`), the same bytes as
+``json_format.Parse`` then ``SerializeToString``, by the first of three ways that takes the document:
+
+1. **Canonical OTLP/JSON** (lowerCamelCase keys, no unknown key, what SDKs send): msgspec decodes it into
+   structs made from the descriptors (the request, ResourceSpans, ScopeSpans, Span), checking the scalar
+   types in C, and keeps attributes, statuses, resources and scopes as their raw JSON text; an attribute (or
+   status, resource, scope) whose text was seen before is one lookup in a bounded memo.
+2. **Any other document**: a dict (msgspec's, else ``json.loads``') walked by a table built from the protobuf
+   descriptors that writes each field as protobuf serializes it (fields in number order, default scalars left
+   out, oneof members and messages always written), one plan per order of an object's keys, with the
+   ``KeyValue`` of an attribute seen before taken from a bounded memo.
+3. What neither takes as certainly valid (a number written as a float or with an exponent, a string id in
+   both spellings, two members of a oneof, an unpaired surrogate, a bool where a number belongs...) is
+   parsed by ``json_format``, which accepts it or raises the error, so errors read the same either way.
+
+msgspec gives the same document as ``json.loads`` whenever it gives one; what it refuses and ``json.loads``
+reads (NaN and Infinity, numbers that overflow to infinity, lone surrogates, a BOM before bytes, nesting
+past its limit) is decoded by ``json.loads``, so the answer, and the error, are ``json``'s and
+``json_format``'s. Without msgspec (it is a dependency) ways 2 and 3 run alone on ``json.loads``.
 Encoding (:func:`encode_request`) is not a hot path and uses ``json_format``.
 """
 
@@ -38,7 +49,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 __all__ = ["decode_request", "decode_response", "encode_message", "encode_request", "encode_response",
-           "request_bytes"]
+           "memo_entries", "request_bytes"]
 
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 
@@ -287,6 +298,16 @@ _Plan = tuple[tuple[str, _Encoder], ...]  # (JSON key, encoder) of an object's f
 # spellings or two members of a oneof, and the sort into field number order are done once per key order.
 # Bounded: each message type keeps at most PLAN_SIZE key orders (cleared when full).
 PLAN_SIZE = 256
+# Every memo and plan map of the decoder (process-wide, shared by every receiver), by what it holds: the
+# bounds above apply to each map; memo_entries() counts what they hold for /metrics.
+_CACHES: dict[str, list[dict[Any, Any]]] = {"attributes": [], "messages": [], "plans": []}
+
+
+def memo_entries() -> dict[str, tuple[int, int]]:
+    """(entries held, most entries) of the decoder's memos and plan maps, by kind: ``attributes`` (attributes
+    seen before), ``messages`` (statuses, resources and scopes), ``plans`` (key orders)."""
+    size = {"attributes": MEMO_SIZE, "messages": MEMO_SIZE, "plans": PLAN_SIZE}
+    return {kind: (sum(len(c) for c in caches), size[kind] * len(caches)) for kind, caches in _CACHES.items()}
 
 
 class _Table:
@@ -297,6 +318,7 @@ class _Table:
     def __init__(self) -> None:
         self.fields: dict[str, _Field] = {}
         self.plans: dict[tuple[str, ...], _Plan | None] = {}
+        _CACHES["plans"].append(self.plans)
 
 
 def _table(desc: Descriptor, done: dict[str, _Table]) -> _Table:
@@ -408,6 +430,7 @@ def _key_values_encoder(tag: bytes, table: _Table) -> _Encoder:
     """A repeated ``KeyValue`` field's encoder (attributes): the usual ``{"key": k, "value": {"<kind>Value":
     v}}`` seen before comes from a memo (per field, see MEMO_SIZE), in one loop without a call per item."""
     memo: dict[tuple[object, ...], bytes] = {}
+    _CACHES["attributes"].append(memo)
     plain = _message_encoder(tag, table)
 
     def key_values(v: Any) -> bytes:
@@ -746,6 +769,7 @@ def _typed_messages(tag: bytes, encode: _Encoder) -> _Encoder:
 def _raw_key_values(tag: bytes, table: _Table) -> _Encoder:
     """A repeated ``KeyValue`` field of raw items: each item's text seen before is one memo lookup."""
     memo: dict[bytes, bytes] = {}
+    _CACHES["attributes"].append(memo)
     plain = _message_encoder(tag, table)
 
     def key_values(v: Any) -> bytes:
@@ -774,6 +798,8 @@ def _raw_field(encode: _Encoder, memo: bool) -> _Encoder:
     """A field kept as raw text: absent or null is left out, as in the walk; a message's text seen before is
     one memo lookup."""
     seen: dict[bytes, bytes] = {}
+    if memo:
+        _CACHES["messages"].append(seen)
 
     def raw_field(raw: Any) -> bytes:
         text = bytes(raw)
