@@ -103,6 +103,8 @@ def request_bytes(data: bytes | str) -> bytes:
             walked = True
             try:
                 return _message(doc, _REQUEST)
+            except RecursionError:  # (as below)
+                raise ValueError("JSON nested too deeply") from None
             except Exception:  # noqa: BLE001, S110 - _NotCertain, or a value the walk chokes on: json_format
                 pass
     try:
