@@ -465,9 +465,12 @@ def memory(shapes: list[str]) -> None:
 
 
 def json_decode(rounds: int) -> None:
-    """OTLP/JSON decoding alone, in this process (spans a CPU-second, interleaved rounds): ``json.loads`` of
-    the bodies (the floor of any decoder built on it), the collector's ``request_bytes``, and
-    ``json_format`` (what the collector used before; fewer bodies, it is slow)."""
+    """OTLP/JSON decoding alone, in this process (spans a CPU-second, interleaved rounds): ``json.loads`` and
+    msgspec's ``decode`` of the bodies to Python objects (what a decoder that builds a document costs before
+    any walk), the collector's ``request_bytes`` (msgspec's typed decoding for these canonical bodies), and
+    ``json_format`` (what the collector used before the walk; fewer bodies, it is slow)."""
+    import msgspec
+
     from collector.otlpjson import reference_request_bytes, request_bytes
 
     load = ShapeLoad("json")
@@ -483,6 +486,7 @@ def json_decode(rounds: int) -> None:
 
     for k in range(rounds):
         emit({"bench": "json_decode", "round": k + 1, "json_loads": round(rate(json.loads, bodies)),
+              "msgspec": round(rate(msgspec.json.Decoder().decode, bodies)),
               "request_bytes": round(rate(request_bytes, bodies)),
               "json_format": round(rate(reference_request_bytes, bodies[:4]))})
 
@@ -514,7 +518,7 @@ def main() -> None:
     s.add_argument("--concurrency", type=int, default=4)
     t = sub.add_parser("table", help="the Markdown table of the median lines read from stdin")
     t.set_defaults()
-    sub.add_parser("json-decode", help="OTLP/JSON decoding alone: json.loads, request_bytes, json_format")
+    sub.add_parser("json-decode", help="OTLP/JSON decoding alone: json.loads, msgspec, request_bytes, json_format")
     p.add_argument("--shape", action="append", choices=list(SHAPES))
     p.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     p.add_argument("--jit", action="append", choices=["on", "off"])

@@ -87,3 +87,12 @@ def test_short_matrix_emits_every_cell() -> None:
     assert all(x["spans_per_cpu_s"] > 0 and 0 < x["of_parse"] < 1 for x in medians)
     text = table(medians)
     assert "| baseline |" in text and "| json |" in text and "full no jit" in text
+
+
+def test_json_decode_emits_every_decoder() -> None:
+    r = subprocess.run([sys.executable, "-m", "bench.shapes", "--rounds", "1", "json-decode"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (line,) = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert line["bench"] == "json_decode" and line["round"] == 1
+    assert all(line[k] > 0 for k in ("json_loads", "msgspec", "request_bytes", "json_format")), line

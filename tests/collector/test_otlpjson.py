@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -14,6 +15,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from bench.shapes import SHAPES, build_request
+from collector import otlpjson
 from collector.otlpjson import (
     decode_request,
     decode_response,
@@ -250,3 +252,114 @@ def test_request_bytes_attribute_memo_keeps_types_apart() -> None:
     _same_as_json_format(boolean)
     with pytest.raises(ValueError, match="boolValue"):
         request_bytes(boolean.replace(b"true}", b"1}"))
+
+
+# -- where msgspec (the typed way) and json.loads differ: json.loads' answer stands ------------------------
+
+_SPAN = b'{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}'
+_ATTR = _SPAN % b'{"attributes":[{"key":"a","value":{%s}}]}'
+
+
+def _outcome(fn: Callable[[bytes | str], bytes], doc: bytes | str) -> bytes | str:
+    try:
+        return fn(doc)
+    except ValueError as e:
+        return f"ValueError: {e}"
+
+
+def _reference(doc: bytes | str) -> bytes:
+    """json.loads' answer (as request_bytes words a JSON error), then json_format's."""
+    try:
+        json.loads(doc.decode("utf-8-sig") if isinstance(doc, bytes) else doc)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"request body is not UTF-8: {e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e}") from None
+    return reference_request_bytes(doc)
+
+
+@pytest.mark.parametrize("doc", [
+    _ATTR % b'"doubleValue":NaN', _ATTR % b'"doubleValue":Infinity', _ATTR % b'"doubleValue":-Infinity',
+    _ATTR % b'"doubleValue":1e400', _ATTR % b'"doubleValue":-1e400', _ATTR % b'"doubleValue":1e-400',
+    _ATTR % b'"doubleValue":111111111111111111111111111111',  # an integer beyond 64 bits as a double
+    _ATTR % b'"intValue":18446744073709551616', _ATTR % b'"intValue":-9223372036854775809',
+    _ATTR % b'"intValue":9223372036854775807', _ATTR % b'"intValue":"9223372036854775808"',
+    _SPAN % b'{"startTimeUnixNano":18446744073709551615}', _SPAN % b'{"startTimeUnixNano":18446744073709551616}',
+    _SPAN % b'{"name":"a","name":"b"}', _SPAN % b'{"name":"a","name":null}',  # duplicate keys: the last wins
+    _SPAN % b'{"status":{"code":2},"status":{"message":"m"}}',
+    _ATTR % b'"stringValue":"x","stringValue":"y"',
+    _SPAN % b'{"name":"\\ud800"}', _SPAN % b'{"name":"\\udc00\\ud800"}', _ATTR % b'"stringValue":"\\ud800"',
+    _SPAN % b'{"name":"\\ud83d\\ude00 \xc3\xa9"}',  # a surrogate pair, UTF-8
+    b"\xef\xbb\xbf" + _SPAN % b'{"name":"bom"}',  # a BOM before bytes
+    _SPAN % b'{"name":"a"}' + b"  \n", _SPAN % b'{"name":"a"}' + b"\x0c", b"",
+    _SPAN % b'{"kind":1.0}', _SPAN % b'{"kind":true}', _SPAN % b'{"flags":-1}',
+    _SPAN % b'{"trace_id":"00","name":"snake"}', _SPAN % b'{"traceId":null,"trace_id":"0102"}',
+    _SPAN % b'{"futureField":{"a":[1]},"name":"unknown key"}', _SPAN % b'{"[ext]":1}',
+    _SPAN % b'{"attributes":[null]}', _SPAN % b'{"attributes":[{"key":"a","value":null}]}',
+    _SPAN % b'{"events":null,"links":[],"status":null}', _SPAN % b'{"status":{}}',
+    b'{"resourceSpans":[{"resource":{"attributes":[],"droppedAttributesCount":3},"scopeSpans":null}]}',
+    b'{"resourceSpans":[{"scopeSpans":[{"scope":{"name":"s","version":"1"},"spans":[null]}]}]}',
+])
+@pytest.mark.parametrize("as_text", [False, True])
+def test_request_bytes_keep_jsons_answers_where_msgspec_differs(doc: bytes, as_text: bool) -> None:
+    """Bytes or bytes-as-str: the same bytes as json_format, or the same error."""
+    body: bytes | str = doc
+    if as_text:
+        try:
+            body = doc.decode()
+        except UnicodeDecodeError:
+            pytest.skip("not UTF-8")
+    assert _outcome(request_bytes, body) == _outcome(_reference, body)
+
+
+def test_request_bytes_text_with_a_lone_surrogate_or_a_bom() -> None:
+    """A str body may hold what no UTF-8 bytes can (a lone surrogate); a str BOM is an error, as for json."""
+    for body in ['{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\ud800"}]}]}]}',
+                 '\ufeff{"resourceSpans":[]}']:
+        assert _outcome(request_bytes, body) == _outcome(_reference, body)
+        assert str(_outcome(request_bytes, body)).startswith("ValueError")
+
+
+def test_canonical_requests_take_the_typed_way() -> None:
+    """What SDKs send (lowerCamelCase, known keys) is decoded by msgspec into structs, not walked as dicts."""
+    assert otlpjson._typed_decode is not None
+    for name in sorted(SHAPES):
+        req = build_request(SHAPES[name], 0, seed=2)
+        assert otlpjson._typed_request(otlpjson._typed_decode(encode_request(req))) == req.SerializeToString()
+
+
+def test_request_bytes_same_whatever_the_spacing_and_key_order() -> None:
+    """The raw-text memo of attributes, status, resource and scope: another spacing or key order of the same
+    values is another text and gives the same bytes."""
+    req = build_request(SHAPES["events_links"], 0, seed=3)
+    want = req.SerializeToString()
+    doc = json.loads(encode_request(req))
+    for text in (json.dumps(doc), json.dumps(doc, indent=1), json.dumps(doc, sort_keys=True),
+                 json.dumps(doc, separators=(",", ":"), sort_keys=True), encode_request(req).decode()):
+        assert request_bytes(text) == want
+        assert request_bytes(text.encode()) == want
+
+
+def test_request_bytes_more_distinct_attributes_than_the_memos_hold() -> None:
+    """Past MEMO_SIZE entries a memo starts again: every attribute still encodes as json_format's."""
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(otlpjson.MEMO_SIZE // 4 + 10):
+        span = spans.add(trace_id=TRACE_ID, span_id=i.to_bytes(8, "big"), name=f"s{i % 7}")
+        for k in range(5):
+            span.attributes.append(KeyValue(key=f"k{k}", value=AnyValue(string_value=f"v{i}.{k}")))
+        span.status.message = f"m{i}"
+    body = encode_request(req)
+    assert request_bytes(body) == req.SerializeToString()
+    assert request_bytes(body) == req.SerializeToString()  # (again, with the memos as the first left them)
+    assert _same_as_json_format(body) == req.SerializeToString()
+
+
+@pytest.mark.parametrize("shape", ["baseline", "events_links", "json"])
+def test_request_bytes_without_msgspec(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without msgspec (not importable), json.loads and the dict walk give the same bytes and errors."""
+    monkeypatch.setattr(otlpjson, "_typed_decode", None)
+    req = build_request(SHAPES[shape], 0, seed=4)
+    assert _same_as_json_format(encode_request(req)) == req.SerializeToString()
+    bad = _SPAN % b'{"startTimeUnixNano":"soon"}'
+    assert _outcome(request_bytes, bad) == _outcome(_reference, bad)

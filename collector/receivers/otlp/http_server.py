@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import zlib
+from functools import partial
 from typing import Literal
 
 from aiohttp import web
@@ -306,6 +307,10 @@ def _decode(body: bytes, fmt: Format) -> bytes:
         raise _HTTPError(400, f"cannot decode JSON ExportTraceServiceRequest: {e}") from None
 
 
+def _memo_entries(kind: str, which: int) -> float:
+    return otlpjson.memo_entries()[kind][which]
+
+
 def _counters(telemetry: Telemetry, receiver: str) -> GuardCounters:
     labels = ("receiver",)
     refused = telemetry.counter("tracetriage_receiver_http_connections_refused",
@@ -317,6 +322,14 @@ def _counters(telemetry: Telemetry, receiver: str) -> GuardCounters:
                                   "Requests that were not valid HTTP/1.1 (answered 400, connection closed).", labels)
     open_connections = telemetry.gauge("tracetriage_receiver_http_open_connections",
                                        "Connections open on the OTLP/HTTP listener.", labels)
+    entries = telemetry.gauge("tracetriage_otlpjson_memo_entries",
+                              "Entries held by the OTLP/JSON decoder's memos (process-wide), by memo.", ("memo",))
+    capacity = telemetry.gauge("tracetriage_otlpjson_memo_capacity",
+                               "Most entries the OTLP/JSON decoder's memos hold (each starts again when full).",
+                               ("memo",))
+    for kind in otlpjson.memo_entries():
+        entries.labels(memo=kind).set_function(partial(_memo_entries, kind, 0))
+        capacity.labels(memo=kind).set_function(partial(_memo_entries, kind, 1))
     return GuardCounters(
         refused=refused.labels(receiver=receiver),
         timed_out=lambda kind: timed_out.labels(receiver=receiver, timeout=kind),

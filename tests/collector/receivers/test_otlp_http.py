@@ -146,6 +146,33 @@ async def test_json_request(http_setup: HTTPSetup) -> None:
     assert spans[1].links[0].span_id == (3).to_bytes(8, "big")
 
 
+async def test_json_decoder_memos_in_metrics(http_setup: HTTPSetup) -> None:
+    """The OTLP/JSON decoder's memos are bounded and their entries are in /metrics: an attribute never seen
+    before adds one."""
+    _, consumer, session, base, telemetry = http_setup
+
+    def gauge(name: str, memo: str) -> float:
+        value = telemetry.registry.get_sample_value(name, {"memo": memo})
+        assert value is not None, name
+        return value
+
+    before = gauge("tracetriage_otlpjson_memo_entries", "attributes")
+    text = f"unseen-{time.monotonic_ns()}"
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "memo",
+        "attributes": [{"key": "k", "value": {"stringValue": text}}]}]}]}]}
+    status, _, body = await post(session, base + "/v1/traces", json.dumps(doc).encode(), JSON)
+    assert status == 200, body
+    assert consumer.batches[-1].request.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.string_value \
+        == text
+    after = gauge("tracetriage_otlpjson_memo_entries", "attributes")
+    assert after == before + 1 or after == 1  # (1: that memo was full and started again)
+    for memo in ("attributes", "messages", "plans"):
+        held, most = gauge("tracetriage_otlpjson_memo_entries", memo), gauge("tracetriage_otlpjson_memo_capacity", memo)
+        assert 0 <= held <= most and most > 0, (memo, held, most)
+    assert gauge("tracetriage_otlpjson_memo_capacity", "attributes") % otlpjson.MEMO_SIZE == 0
+
+
 async def test_json_partial_success(http_setup: HTTPSetup) -> None:
     _, consumer, session, base, telemetry = http_setup
     req = make_request(3)
@@ -189,6 +216,12 @@ async def test_malformed_protobuf_400(http_setup: HTTPSetup) -> None:
     (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}',
      "resourceSpans[0].scopeSpans[0].spans[0].traceId: invalid hex 'xyz'"),
     (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}', "startTimeUnixNano"),
+    # What msgspec refuses and json.loads reads: json_format's answer, a 400 naming the field.
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"intValue":'
+     b'18446744073709551616}}]}]}]}]}', "intValue: Value out of range: 18446744073709551616"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\\ud800"}]}]}]}', "name: Unpaired surrogate"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"doubleValue":NaN}}]}]}]}]}',
+     "Couldn't parse NaN"),
 ])
 async def test_malformed_json_400(http_setup: HTTPSetup, body: bytes, needle: str) -> None:
     _, consumer, session, base, _ = http_setup
