@@ -216,19 +216,21 @@ def _totals(directory: Path) -> dict[str, int]:
     return out
 
 
-def _cpu_time(scenario: str, requests: int, rounds: int) -> None:
+def _cpu_time(scenario: str, requests: int, rounds: int, latency_threshold: str = "", shape: str = "") -> None:
     """Each phase's thread CPU time per span (ns), the median of ``rounds`` fresh processes."""
     env = dict(os.environ, TRACETRIAGE_CPU_TIME="1")
     runs: list[dict[str, float]] = []
     for _ in range(rounds):
         r = subprocess.run([sys.executable, "-m", "bench.instructions", "--no-valgrind", "--scenario", scenario,
-                            "--requests", str(requests)], env=env, check=True, capture_output=True, text=True,
+                            "--requests", str(requests), "--latency-threshold", latency_threshold,
+                            "--shape", shape], env=env, check=True, capture_output=True, text=True,
                            cwd=Path(__file__).resolve().parent.parent)
         runs.append(json.loads(r.stdout.splitlines()[-1])["cpu_seconds"])
-    spans = requests * SPANS_PER_REQUEST
+    spans = requests * (_load(shape, 1, 1)[1] if shape else SPANS_PER_REQUEST)
+    extra = {"shape": shape} if shape else {}
     for phase in [*phases(scenario), "total"]:
         values = [sum(run.values()) if phase == "total" else run.get(phase, 0.0) for run in runs]
-        emit({"bench": "instructions", "scenario": scenario, "phase": phase, "cpu_ns_per_span":
+        emit({"bench": "instructions", "scenario": scenario, **extra, "phase": phase, "cpu_ns_per_span":
               round(statistics.median(values) / spans * 1e9), "rounds": [round(v / spans * 1e9) for v in values]})
 
 
@@ -258,7 +260,7 @@ def main() -> None:
         pstats.Stats(_profile).sort_stats("tottime").print_stats(25)
         return
     if a.cpu_time:
-        _cpu_time(a.scenario, a.requests, a.cpu_time)
+        _cpu_time(a.scenario, a.requests, a.cpu_time, a.latency_threshold, a.shape)
         return
     if a.child or a.no_valgrind:
         if a.no_valgrind and os.environ.get("TRACETRIAGE_CPU_TIME"):
