@@ -27,9 +27,10 @@ import json
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
@@ -39,9 +40,10 @@ from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests.config import Config
 from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
 from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
+from pipelines.trace_tests.live import LiveTrace, TestPlan, may_select, plan_tests
 from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 from pipelines.trace_tests.report import result_json
-from pipelines.trace_tests.spans import TestTrace, Value, attributes
+from pipelines.trace_tests.spans import Value, attributes
 from pipelines.trace_tests.window import SpecWindow
 
 if TYPE_CHECKING:
@@ -96,8 +98,10 @@ class TraceTestsProcessor:
         self._always: list[LiveTest] = []
         self._needles: list[tuple[bytes, str]] = []  # (a name as a span encodes it, the name)
         self._pattern: re.Pattern[bytes] | None = None  # all the needles, past MAX_NAME_SEARCHES of them
+        self._overlap_free = True
         self._by_needle: dict[bytes, str] = {}
         self._indexed: list[LiveTest] | None = None
+        self._plans: dict[str, TestPlan] = {}
         self._position: dict[str, int] = {}
         self._resources: dict[Origin, dict[str, Value]] = {}
         self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
@@ -202,6 +206,10 @@ class TraceTestsProcessor:
         # The needles are prefix-free (a varint length, then that many bytes): at most one matches at a place.
         self._pattern = (needles_pattern([k for k, _ in self._needles])
                          if len(self._needles) > MAX_NAME_SEARCHES else None)
+        # A hit can start inside another one's bytes only at a 2a byte past a needle's first: with none, the
+        # hits do not overlap and one findall (a call in C) finds them all.
+        self._overlap_free = all(0x2A not in k[1:] for k, _ in self._needles)
+        self._plans = plan_tests(tests)
         self._indexed = tests
 
     def _names_in(self, trace: Trace) -> set[str]:
@@ -217,6 +225,9 @@ class TraceTestsProcessor:
                 for needle, name in self._needles:
                     if needle in chunk:
                         found.add(name)
+            elif self._overlap_free:
+                by_needle = self._by_needle
+                found.update(by_needle[hit] for hit in set(pattern.findall(chunk)))
             else:
                 search, by_needle = pattern.search, self._by_needle
                 m = search(chunk)
@@ -235,6 +246,7 @@ class TraceTestsProcessor:
         now = time.monotonic()
         from_string = ScopeSpans.FromString
         names_in = self._names_in
+        resource = self._resource
         pattern = self._pattern
         search = pattern.search if pattern is not None and not always else None
         for trace in traces:
@@ -254,10 +266,24 @@ class TraceTestsProcessor:
             if not candidates:
                 untested += 1
                 continue
+            # Tests none of whose first selectors can select a span of these origins (their resource attributes
+            # decide a filter against it: a test about another service) need nothing decoded.
             if trace.decoded:  # (what a stage before changed is in its decoded spans, not yet in the chunks)
-                decoded = [(g.origin, g.scope_spans) for g in trace.groups()]
+                groups = trace.groups()
+                resources = [resource(g.origin) for g in groups]
+                candidates = [t for t in candidates if t.selector is not None and may_select(t.selector, resources)]
+                if not candidates:
+                    untested += 1
+                    continue
+                decoded = [(r, g.scope_spans.spans) for r, g in zip(resources, groups, strict=True)]
             else:
-                decoded = [(origin, from_string(chunk)) for origin, chunk in trace.chunks.items()]
+                chunks = trace.chunks
+                resources = [resource(o) for o in chunks]
+                candidates = [t for t in candidates if t.selector is not None and may_select(t.selector, resources)]
+                if not candidates:
+                    untested += 1
+                    continue
+                decoded = [(r, from_string(chunk).spans) for r, chunk in zip(resources, chunks.values(), strict=True)]
             if self._test(trace, decoded, candidates, counts, now):
                 tested += 1
             else:
@@ -287,45 +313,57 @@ class TraceTestsProcessor:
             got = cache[origin] = attributes(origin.resource().attributes)
         return got
 
-    def _test(self, trace: Trace, decoded: list[tuple[Origin, ScopeSpans]], candidates: list[LiveTest],
-              counts: dict[tuple[str, str, str], int], now: float) -> bool:
-        view = TestTrace.from_groups(trace.trace_id, [(self._resource(o), ss.spans) for o, ss in decoded])
+    def _test(self, trace: Trace, decoded: Sequence[tuple[Mapping[str, Value], Sequence[Span]]],
+              candidates: list[LiveTest], counts: dict[tuple[str, str, str], int], now: float) -> bool:
+        live = LiveTrace(trace.trace_id, decoded)
+        plans = self._plans
+        keep = self._results is not None  # (the debug route shows every spec's report)
         results: list[TestResult] = []
         failed_names: list[str] = []
         notes: list[TestFailure] = []
+        applied = False
         for lt in candidates:
             test = lt.definition
-            sel = lt.selector
-            if sel is None or (sel.paths and not sel.select(view)):
+            plan = plans[test.name]
+            if plan.first is None or not live.applies(plan.first):
                 continue
+            applied = True
             specs: list[SpecResult] = []
-            for spec, live in zip(test.specs, lt.live, strict=True):
-                if not live:
+            for spec, sp in zip(test.specs, plan.specs, strict=True):
+                if sp is None:
                     key = (test.name, spec.name, NOT_APPLICABLE)
                     counts[key] = counts.get(key, 0) + 1
                     continue
-                r = run_spec(spec, view)
-                specs.append(r)
-                key = (test.name, spec.name, PASS if r.passed else FAIL)
+                passed = None if keep else live.passes(sp)
+                r: SpecResult | None = None
+                if not passed:  # failed, or not answered without the report: the full evaluation
+                    r = run_spec(spec, live.full())
+                    specs.append(r)
+                    passed = r.passed
+                key = (test.name, spec.name, PASS if passed else FAIL)
                 counts[key] = counts.get(key, 0) + 1
                 window = self._windows.get((test.name, spec.name))
                 if window is None:
                     window = self._windows[(test.name, spec.name)] = SpecWindow(float(self._config.alerting.window))
-                window.add(now, not r.passed, trace.trace_id)
-                if not r.passed:
+                window.add(now, not passed, trace.trace_id)
+                if not passed:
+                    assert r is not None
                     failed_names.append(f"{test.name}: {spec.name}")
                     note = self._due(test.name, test.path, test.owner, r, window, trace.trace_id, now)
                     if note is not None:
                         notes.append(note)
-            results.append(TestResult(test, trace.trace_id, tuple(specs)))
-        if not results:
+            if keep:
+                results.append(TestResult(test, trace.trace_id, tuple(specs)))
+        if not applied:
             return False
         if notes:
             existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
             trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
-        if failed_names and self._config.annotate and view.root is not None:
-            self._annotate(trace, view.root.span_id, "; ".join(failed_names))
-        if self._results is not None:
+        if failed_names and self._config.annotate:
+            root = live.full().root
+            if root is not None:
+                self._annotate(trace, root.span_id, "; ".join(failed_names))
+        if keep:
             self._keep(trace.trace_id, [result_json(r) for r in results])
         return True
 
