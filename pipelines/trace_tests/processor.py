@@ -53,6 +53,7 @@ FAILED_ATTRIBUTE = "tracetest.failed"
 UNKNOWN_TEAM = "unknown"
 MAX_NAME_SEARCHES = 1  # span names looked for with ``in``, one by one; more: one regular expression
 MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
+MAX_CHOSEN = 10_000  # (origin, names found) pairs whose candidate tests are kept (then the cache starts again)
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not_applicable"
 
 
@@ -102,6 +103,7 @@ class TraceTestsProcessor:
         self._by_needle: dict[bytes, str] = {}
         self._indexed: list[LiveTest] | None = None
         self._plans: dict[str, TestPlan] = {}
+        self._chosen: dict[tuple[Origin, frozenset[bytes]], list[LiveTest]] = {}  # see _choose
         self._position: dict[str, int] = {}
         self._resources: dict[Origin, dict[str, Value]] = {}
         self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
@@ -133,6 +135,9 @@ class TraceTestsProcessor:
         self._every_trace = t.gauge("tracetriage_trace_tests_every_trace",
                                     "Definitions whose first live selector requires no span name: tried on every "
                                     "trace (each one decoded).", ("processor",)).labels(label)
+        self._chosen_size = t.gauge("tracetriage_trace_tests_chosen_entries",
+                                    "(origin, span names found) pairs whose candidate tests are kept, at most "
+                                    f"{MAX_CHOSEN} (then the cache starts again).", ("processor",)).labels(label)
         self._label = label
 
     def capabilities(self) -> Capabilities:
@@ -210,6 +215,7 @@ class TraceTestsProcessor:
         # hits do not overlap and one findall (a call in C) finds them all.
         self._overlap_free = all(0x2A not in k[1:] for k, _ in self._needles)
         self._plans = plan_tests(tests)
+        self._chosen.clear()
         self._indexed = tests
 
     def _names_in(self, trace: Trace) -> set[str]:
@@ -249,9 +255,31 @@ class TraceTestsProcessor:
         resource = self._resource
         pattern = self._pattern
         search = pattern.search if pattern is not None and not always else None
+        findall = pattern.findall if pattern is not None and self._overlap_free else None
+        chosen = self._chosen
         for trace in traces:
             if trace.span_count > max_spans:
                 too_large += 1
+                continue
+            if findall is not None and len(trace.chunks) == 1 and not trace.decoded:
+                # The common case, inlined: one origin. Which tests may be about the trace depends only on the
+                # origin and the names found: chosen once per (origin, names).
+                origin, chunk = next(iter(trace.chunks.items()))
+                needles = findall(chunk)
+                if not needles and not always:
+                    untested += 1
+                    continue
+                key = (origin, frozenset(needles))
+                picked = chosen.get(key)
+                if picked is None:
+                    picked = self._choose(key)
+                if not picked:
+                    untested += 1
+                    continue
+                if self._test(trace, [(resource(origin), from_string(chunk).spans)], picked, counts, now):
+                    tested += 1
+                else:
+                    untested += 1
                 continue
             if search is not None:
                 chunks = trace.chunks
@@ -300,6 +328,22 @@ class TraceTestsProcessor:
                 counter = self._counters[labels] = self._total.labels(*labels)
             counter.inc(n)
         return traces
+
+    def _choose(self, key: tuple[Origin, frozenset[bytes]]) -> list[LiveTest]:
+        """The tests that may be about a trace of one origin whose bytes hold these needles: those whose first
+        selector requires one of their names, and those that require none, unless the origin's resource
+        attributes rule them out (:func:`~pipelines.trace_tests.live.may_select`); in definition order."""
+        origin, needles = key
+        by_name, by_needle = self._by_name, self._by_needle
+        hits = {t.definition.name: t for n in needles for t in by_name[by_needle[n]]}
+        resources = [self._resource(origin)]
+        chosen = [t for t in sorted([*self._always, *hits.values()], key=self._order)
+                  if t.selector is not None and may_select(t.selector, resources)]
+        if len(self._chosen) >= MAX_CHOSEN:
+            self._chosen.clear()
+        self._chosen[key] = chosen
+        self._chosen_size.set(len(self._chosen))
+        return chosen
 
     def _order(self, t: LiveTest) -> int:
         return self._position.get(t.definition.name, 0)
