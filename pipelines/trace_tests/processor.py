@@ -265,10 +265,14 @@ class TraceTestsProcessor:
                 # The common case, inlined: one origin. Which tests may be about the trace depends only on the
                 # origin and the names found: chosen once per (origin, names).
                 origin, chunk = next(iter(trace.chunks.items()))
-                needles = findall(chunk)
-                if not needles and not always:
-                    untested += 1
-                    continue
+                if search is not None:  # (no test without a name: most traces have none of the names)
+                    m = search(chunk)
+                    if m is None:
+                        untested += 1
+                        continue
+                    needles = findall(chunk, m.start())
+                else:
+                    needles = findall(chunk)
                 key = (origin, frozenset(needles))
                 picked = chosen.get(key)
                 if picked is None:

@@ -74,6 +74,9 @@ ASSERTED = ["attr:tracetest.selected_spans.count <= 2", "attr:http.status_code <
             'attr:tracetest.span.status_code != "error"', "attr:tracetest.span.duration < 5ms",
             'attr:service.name = "cart"', 'attr:region contains "e"', 'attr:db.system = "redis"']
 
+COUNTS = ["attr:tracetest.selected_spans.count <= 2", "attr:tracetest.selected_spans.count >= 1",
+          "attr:tracetest.selected_spans.count = 0", "attr:tracetest.selected_spans.count != 3"]
+
 
 def random_trace(rnd: random.Random) -> list[tuple[dict[str, Value], list[Span]]]:
     groups: list[tuple[dict[str, Value], list[Span]]] = []
@@ -107,6 +110,9 @@ def test_fast_selection_and_specs_answer_as_the_full_evaluation(seed: int) -> No
     selectors = [parse_selector(s) for s in SELECTORS]
     specs = [Spec(sel.text or "all", sel, tuple(parse_assertion(a) for a in rnd.sample(ASSERTED, 2)))
              for sel in selectors for _ in range(3)]
+    counts = [parse_assertion(a) for a in COUNTS]
+    specs += [Spec(f"count {sel.text}", sel, (counts[k], counts[(k + 1) % len(counts)]))  # (spans counted, not viewed)
+              for sel in selectors for k in range(len(counts))]
     plans = {id(sp.spec): sp for p in plan_tests([_live(specs)]).values() for sp in p.specs if sp is not None}
     fast_answers = applies = 0
     for _ in range(1500):
@@ -121,7 +127,10 @@ def test_fast_selection_and_specs_answer_as_the_full_evaluation(seed: int) -> No
             assert live.applies(fast_selector(sel)) is (not sel.paths or bool(selected)), sel.text
             applies += bool(selected)
         for spec in specs:
+            # on the trace whose selections are kept from the specs before, and on a fresh one
             got = live.passes(plans[id(spec)])
+            alone = LiveTrace(b"t" * 16, groups).passes(plans[id(spec)])
+            assert got == alone
             if got is not None:
                 fast_answers += 1
                 assert got == run_spec(spec, full).passed, (spec.selector.text, spec.assertions, groups)
