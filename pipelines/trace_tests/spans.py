@@ -113,11 +113,12 @@ class TestSpan:
         own = self._own
         if own is not None:
             return own.get(key)
-        found = None  # one key: a scan of the keys costs a third of decoding every attribute
-        for kv in self._span.attributes:
+        # One key: a scan of the keys, from the last (the one that counts when a key is given twice, as in the
+        # decoded attributes), costs a fifth to a half of decoding every attribute.
+        for kv in reversed(self._span.attributes):
             if kv.key == key:
-                found = kv  # (the last of a key given twice, as in the decoded attributes)
-        return any_value(found.value) if found is not None else None
+                return any_value(kv.value)
+        return None
 
     @property
     def own(self) -> dict[str, Value]:
