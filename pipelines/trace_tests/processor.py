@@ -261,10 +261,11 @@ class TraceTestsProcessor:
             if trace.span_count > max_spans:
                 too_large += 1
                 continue
-            if findall is not None and len(trace.chunks) == 1 and not trace.decoded:
+            chunks = trace.chunks
+            if findall is not None and len(chunks) == 1 and not trace.decoded:
                 # The common case, inlined: one origin. Which tests may be about the trace depends only on the
                 # origin and the names found: chosen once per (origin, names).
-                origin, chunk = next(iter(trace.chunks.items()))
+                chunk = next(iter(chunks.values()))
                 if search is not None:  # (no test without a name: most traces have none of the names)
                     m = search(chunk)
                     if m is None:
@@ -273,6 +274,7 @@ class TraceTestsProcessor:
                     needles = findall(chunk, m.start())
                 else:
                     needles = findall(chunk)
+                origin = next(iter(chunks))
                 key = (origin, frozenset(needles))
                 picked = chosen.get(key)
                 if picked is None:
@@ -285,11 +287,10 @@ class TraceTestsProcessor:
                 else:
                     untested += 1
                 continue
-            if search is not None:
-                chunks = trace.chunks
-                if len(chunks) == 1 and not trace.decoded and search(next(iter(chunks.values()))) is None:
-                    untested += 1  # the common case, inlined: one origin, no name of a test in its bytes
-                    continue
+            if (search is not None and len(chunks) == 1 and not trace.decoded
+                    and search(next(iter(chunks.values()))) is None):
+                untested += 1  # (names that may overlap) one origin, no name of a test in its bytes
+                continue
             candidates = always
             found = names_in(trace) if by_name else ()
             if found:
@@ -309,7 +310,6 @@ class TraceTestsProcessor:
                     continue
                 decoded = [(r, g.scope_spans.spans) for r, g in zip(resources, groups, strict=True)]
             else:
-                chunks = trace.chunks
                 resources = [resource(o) for o in chunks]
                 candidates = [t for t in candidates if t.selector is not None and may_select(t.selector, resources)]
                 if not candidates:
