@@ -104,6 +104,7 @@ class TraceTestsProcessor:
         self._indexed: list[LiveTest] | None = None
         self._plans: dict[str, TestPlan] = {}
         self._chosen: dict[tuple[Origin, frozenset[bytes]], list[LiveTest]] = {}  # see _choose
+        self._possible: dict[Origin, bool] = {}  # see _testable
         self._position: dict[str, int] = {}
         self._resources: dict[Origin, dict[str, Value]] = {}
         self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
@@ -136,8 +137,9 @@ class TraceTestsProcessor:
                                     "Definitions whose first live selector requires no span name: tried on every "
                                     "trace (each one decoded).", ("processor",)).labels(label)
         self._chosen_size = t.gauge("tracetriage_trace_tests_chosen_entries",
-                                    "(origin, span names found) pairs whose candidate tests are kept, at most "
-                                    f"{MAX_CHOSEN} (then the cache starts again).", ("processor",)).labels(label)
+                                    "Origins, and (origin, span names found) pairs, whose candidate tests are kept: "
+                                    f"at most {MAX_CHOSEN} of each (then that cache starts again).",
+                                    ("processor",)).labels(label)
         self._label = label
 
     def capabilities(self) -> Capabilities:
@@ -216,6 +218,7 @@ class TraceTestsProcessor:
         self._overlap_free = all(0x2A not in k[1:] for k, _ in self._needles)
         self._plans = plan_tests(tests)
         self._chosen.clear()
+        self._possible.clear()
         self._indexed = tests
 
     def _names_in(self, trace: Trace) -> set[str]:
@@ -256,7 +259,7 @@ class TraceTestsProcessor:
         pattern = self._pattern
         search = pattern.search if pattern is not None and not always else None
         findall = pattern.findall if pattern is not None and self._overlap_free else None
-        chosen = self._chosen
+        chosen, possible = self._chosen, self._possible
         for trace in traces:
             if trace.span_count > max_spans:
                 too_large += 1
@@ -265,7 +268,14 @@ class TraceTestsProcessor:
             if findall is not None and len(chunks) == 1 and not trace.decoded:
                 # The common case, inlined: one origin. Which tests may be about the trace depends only on the
                 # origin and the names found: chosen once per (origin, names).
-                chunk = next(iter(chunks.values()))
+                origin = next(iter(chunks))
+                testable = possible.get(origin)
+                if testable is None:
+                    testable = self._testable(origin)
+                if not testable:  # no test's first selector can select a span of this resource's
+                    untested += 1
+                    continue
+                chunk = chunks[origin]
                 if search is not None:  # (no test without a name: most traces have none of the names)
                     m = search(chunk)
                     if m is None:
@@ -274,7 +284,6 @@ class TraceTestsProcessor:
                     needles = findall(chunk, m.start())
                 else:
                     needles = findall(chunk)
-                origin = next(iter(chunks))
                 key = (origin, frozenset(needles))
                 picked = chosen.get(key)
                 if picked is None:
@@ -333,6 +342,16 @@ class TraceTestsProcessor:
             counter.inc(n)
         return traces
 
+    def _testable(self, origin: Origin) -> bool:
+        """Whether some test's first selector may select a span of this resource's, whatever the span names."""
+        resources = [self._resource(origin)]
+        testable = any(t.selector is not None and may_select(t.selector, resources) for t in self._tests)
+        if len(self._possible) >= MAX_CHOSEN:
+            self._possible.clear()
+        self._possible[origin] = testable
+        self._chosen_size.set(len(self._chosen) + len(self._possible))
+        return testable
+
     def _choose(self, key: tuple[Origin, frozenset[bytes]]) -> list[LiveTest]:
         """The tests that may be about a trace of one origin whose bytes hold these needles: those whose first
         selector requires one of their names, and those that require none, unless the origin's resource
@@ -346,7 +365,7 @@ class TraceTestsProcessor:
         if len(self._chosen) >= MAX_CHOSEN:
             self._chosen.clear()
         self._chosen[key] = chosen
-        self._chosen_size.set(len(self._chosen))
+        self._chosen_size.set(len(self._chosen) + len(self._possible))
         return chosen
 
     def _order(self, t: LiveTest) -> int:
