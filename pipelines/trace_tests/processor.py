@@ -7,8 +7,12 @@ UTF-8 name) in each origin's span bytes: one regular expression over all of them
 expression scans a trace's bytes once whatever the number of names, where an ``in`` each costs about as much
 as the whole expression). A hit may be in other bytes than a name (an attribute value, an id): it only
 makes the trace a candidate; a span with the name always holds those bytes, so no applicable test is missed.
-Only then is the trace decoded, once, and each test whose first selector selects a span runs its specs (which
-decides exactly). A test whose first selector requires no name is tried on every trace (counted in
+Before that, the trace's resources rule out the tests whose first selector filters on a resource attribute
+they contradict (``service.name="checkout"`` on another service's trace); a one-origin trace whose resource
+rules out every test is not searched at all (both kept per origin and names found, bounded). Only then is the
+trace decoded, once, and each test whose first selector selects a span runs its specs (which decides exactly):
+a passing spec is answered without its report (:mod:`pipelines.trace_tests.live`), a failing one is evaluated
+in full. A test whose first selector requires no name is tried on every trace (counted in
 ``tracetriage_trace_tests_every_trace``).
 ``tracetriage_trace_tests_total{test, spec, result}`` counts pass, fail and not_applicable (a spec about the
 trigger, which a live trace has not). A failing trace gets ``tracetest.failed`` on its root span (``annotate``):
