@@ -8,8 +8,10 @@ the load's traces is tested (the reference load's traces are one service's each,
 trace holds the name ``GET /shop``: the tests must be told apart by service, not only by span name. One spec
 (``shop under 500ms``) fails on the load's slow traces (one checkout trace in ten), as a live test does now
 and then: the failure path (report, ``tracetest.failed``, alerting) runs too.
-``idle``: none applies. (The reference load's parent ids point nowhere: its traces are flat, so no descendant
-selector.)
+``idle``: none applies. The tests about other endpoints name checkout as their service, as a service's suite
+does: the stage rules the other four services' traces out by their resource, without searching their bytes;
+checkout's traces are searched for the names. (The reference load's parent ids point nowhere: its traces are
+flat, so no descendant selector.)
 """
 
 from __future__ import annotations
