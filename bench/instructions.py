@@ -1,6 +1,7 @@
 """Instructions per span of each in-process phase of the collector's path, counted by valgrind's callgrind:
 ``python -m bench.instructions [--scenario tail_sampling|full|full_slo|full_servicegraph|full_spanmetrics|
-full_trace_tests|full_trace_tests_idle|passthrough|root_cause] [--requests 40] [--latency-threshold 500ms]``.
+full_trace_tests|full_trace_tests_idle|full_trace_tests_mix|passthrough|root_cause] [--requests 40]
+[--latency-threshold 500ms]``.
 
 The throughput figures of :mod:`bench.run` move by a third from one minute to the next on a shared
 machine; instruction counts do not (they repeat to within a few per span), so an A/B of a change on the
@@ -238,7 +239,8 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="full", choices=["passthrough", "tail_sampling", "full", "full_slo",
                                                                   "root_cause", "full_trace_tests",
-                                                                  "full_trace_tests_idle", "full_servicegraph",
+                                                                  "full_trace_tests_idle", "full_trace_tests_mix",
+                                                                  "full_servicegraph",
                                                                   "full_spanmetrics"])
     p.add_argument("--latency-threshold", default="", metavar="DURATION",
                    help="root_cause's latency_threshold (default: none, as bench.run configures it)")

@@ -15,7 +15,8 @@ Prints one JSON object per line. Figures:
   over the collector's, in the same run, so a stage's cost does not depend on comparing two noisy runs.
   ``full_trace_tests`` is ``full`` with ``trace_tests`` first, 20 definitions (bench/trace_tests_defs.py), one
   of which tests every trace of the load (the worst case); ``full_trace_tests_idle`` has 20 definitions for
-  endpoints the load does not have (the cost of finding out, on every trace).
+  endpoints the load does not have (the cost of finding out, on every trace); ``full_trace_tests_mix`` has two
+  that test one endpoint of one service (checkout's ``GET /shop``): a fifth of the load's traces is tested.
 * ``memory``: bytes of collector process memory per buffered span (1,000,000 spans held in the trace buffer).
 * ``latency``: p50/p99 from the client's export call to the record's arrival in Kafka (agent pipeline
   otlp -> kafka), at a steady moderate rate.
@@ -61,6 +62,7 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
         "full_slo": ["root_cause", "slo", "alert_routing", "tail_sampling"],
         "full_trace_tests": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
         "full_trace_tests_idle": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
+        "full_trace_tests_mix": ["trace_tests", "root_cause", "alert_routing", "tail_sampling"],
         "memory": ["tail_sampling"],
         # ``full`` behind a span-derived metrics processor (served on an ephemeral port, never scraped here).
         "full_servicegraph": ["servicegraph", "root_cause", "alert_routing", "tail_sampling"],
@@ -98,7 +100,8 @@ def config(scenario: str, grpc_port: int, metrics_port: int, brokers: str, hook_
     }
     if scenario.startswith("full_trace_tests"):
         defs = write_definitions(Path(tempfile.gettempdir()) / f"bench-trace-tests-{grpc_port}",
-                                 hits=scenario == "full_trace_tests")
+                                 tested={"full_trace_tests": "all", "full_trace_tests_idle": "idle",
+                                         "full_trace_tests_mix": "mix"}[scenario])
         blocks["trace_tests"] = f"""  trace_tests:
     decision_wait: {decision_wait}
     definitions: "{defs}"
@@ -418,7 +421,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", action="store_true", help="small counts (used by the test suite)")
     names = ["parse_ceiling", "passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests",
-             "full_trace_tests_idle", "full_servicegraph", "full_spanmetrics", "memory", "latency", "accuracy"]
+             "full_trace_tests_idle", "full_trace_tests_mix", "full_servicegraph", "full_spanmetrics", "memory",
+             "latency", "accuracy"]
     p.add_argument("--only", action="append", choices=names)
     p.add_argument("--repeat", type=int, default=None,
                    help="rounds of the throughput scenarios, interleaved, each with its own parse_ceiling; a "
@@ -428,7 +432,7 @@ def main() -> None:
     requests = 40 if a.short else 1000
     rounds = max(1, a.repeat if a.repeat is not None else (1 if a.short else 5))
     throughput_scenarios = ("passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests",
-                            "full_trace_tests_idle", "full_servicegraph", "full_spanmetrics")
+                            "full_trace_tests_idle", "full_trace_tests_mix", "full_servicegraph", "full_spanmetrics")
     scenarios = [s for s in throughput_scenarios if s in only]
     ceiling = parse_ceiling(a.short)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ assertion using it is refused with :class:`AssertionSyntaxError`, never skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pipelines.trace_tests.selector import text_of
@@ -156,6 +156,57 @@ class Assertion:
 
     def __str__(self) -> str:
         return self.text
+
+
+Predicate = Callable[[TestSpan | None, int, Mapping[str, Value]], bool]
+
+
+def predicate(a: Assertion) -> Predicate:
+    """``a.check(span, selected, response).passed`` as one function, made once per assertion: the key's kind,
+    the comparison and the expected value are chosen here, not on every span; no report is built."""
+    key, cmp, exp = a.key, a.comparator, a.expected
+    want_text, want = exp.text, exp.number
+    duration = exp.kind == "duration"
+    if exp.kind in ("number", "duration") and cmp not in ("contains", "not-contains"):
+        compare = _ORDERED[cmp]
+
+        def holds(actual: Value) -> bool:
+            if type(actual) is int or type(actual) is float:
+                return compare(float(actual), want)
+            number = _number(actual, duration=duration)
+            return number is not None and compare(number, want)
+    elif cmp == "=":
+        def holds(actual: Value) -> bool:
+            return (actual if type(actual) is str else text_of(actual)) == want_text
+    elif cmp == "!=":
+        def holds(actual: Value) -> bool:
+            return (actual if type(actual) is str else text_of(actual)) != want_text
+    elif cmp == "contains":
+        def holds(actual: Value) -> bool:
+            return want_text in (actual if type(actual) is str else text_of(actual))
+    else:
+        def holds(actual: Value) -> bool:
+            return want_text not in (actual if type(actual) is str else text_of(actual))
+
+    if key == COUNT:
+        def check(span: TestSpan | None, selected: int, response: Mapping[str, Value]) -> bool:
+            return holds(selected)
+    elif key in RESPONSE:
+        def check(span: TestSpan | None, selected: int, response: Mapping[str, Value]) -> bool:
+            actual = response.get(key)
+            return actual is not None and holds(actual)
+    else:
+        def check(span: TestSpan | None, selected: int, response: Mapping[str, Value]) -> bool:
+            if span is None:
+                return False
+            actual = span.get(key)
+            return actual is not None and holds(actual)
+    return check
+
+
+_ORDERED: dict[str, Callable[[float, float], bool]] = {
+    "=": float.__eq__, "!=": float.__ne__, "<": float.__lt__, "<=": float.__le__, ">": float.__gt__,
+    ">=": float.__ge__}
 
 
 def _show(key: str, actual: Value) -> str:

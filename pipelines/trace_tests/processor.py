@@ -7,8 +7,12 @@ UTF-8 name) in each origin's span bytes: one regular expression over all of them
 expression scans a trace's bytes once whatever the number of names, where an ``in`` each costs about as much
 as the whole expression). A hit may be in other bytes than a name (an attribute value, an id): it only
 makes the trace a candidate; a span with the name always holds those bytes, so no applicable test is missed.
-Only then is the trace decoded, once, and each test whose first selector selects a span runs its specs (which
-decides exactly). A test whose first selector requires no name is tried on every trace (counted in
+Before that, the trace's resources rule out the tests whose first selector filters on a resource attribute
+they contradict (``service.name="checkout"`` on another service's trace); a one-origin trace whose resource
+rules out every test is not searched at all (both kept per origin and names found, bounded). Only then is the
+trace decoded, once, and each test whose first selector selects a span runs its specs (which decides exactly):
+a passing spec is answered without its report (:mod:`pipelines.trace_tests.live`), a failing one is evaluated
+in full. A test whose first selector requires no name is tried on every trace (counted in
 ``tracetriage_trace_tests_every_trace``).
 ``tracetriage_trace_tests_total{test, spec, result}`` counts pass, fail and not_applicable (a spec about the
 trigger, which a live trace has not). A failing trace gets ``tracetest.failed`` on its root span (``annotate``):
@@ -27,9 +31,10 @@ import json
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
@@ -39,9 +44,10 @@ from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests.config import Config
 from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
 from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
+from pipelines.trace_tests.live import LiveTrace, TestPlan, may_select, plan_tests
 from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 from pipelines.trace_tests.report import result_json
-from pipelines.trace_tests.spans import TestTrace, Value, attributes
+from pipelines.trace_tests.spans import Value, attributes
 from pipelines.trace_tests.window import SpecWindow
 
 if TYPE_CHECKING:
@@ -51,6 +57,7 @@ FAILED_ATTRIBUTE = "tracetest.failed"
 UNKNOWN_TEAM = "unknown"
 MAX_NAME_SEARCHES = 1  # span names looked for with ``in``, one by one; more: one regular expression
 MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
+MAX_CHOSEN = 10_000  # (origin, names found) pairs whose candidate tests are kept (then the cache starts again)
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not_applicable"
 
 
@@ -89,8 +96,12 @@ class TraceTestsProcessor:
         self._always: list[LiveTest] = []
         self._needles: list[tuple[bytes, str]] = []  # (a name as a span encodes it, the name)
         self._pattern: re.Pattern[bytes] | None = None  # all the needles, past MAX_NAME_SEARCHES of them
+        self._overlap_free = True
         self._by_needle: dict[bytes, str] = {}
         self._indexed: list[LiveTest] | None = None
+        self._plans: dict[str, TestPlan] = {}
+        self._chosen: dict[tuple[Origin, frozenset[bytes]], list[LiveTest]] = {}  # see _choose
+        self._possible: dict[Origin, bool] = {}  # see _testable
         self._position: dict[str, int] = {}
         self._resources: dict[Origin, dict[str, Value]] = {}
         self._ownership = OwnershipSource(config.ownership, settings) if config.ownership is not None else None
@@ -122,6 +133,10 @@ class TraceTestsProcessor:
         self._every_trace = t.gauge("tracetriage_trace_tests_every_trace",
                                     "Definitions whose first live selector requires no span name: tried on every "
                                     "trace (each one decoded).", ("processor",)).labels(label)
+        self._chosen_size = t.gauge("tracetriage_trace_tests_chosen_entries",
+                                    "Origins, and (origin, span names found) pairs, whose candidate tests are kept: "
+                                    f"at most {MAX_CHOSEN} of each (then that cache starts again).",
+                                    ("processor",)).labels(label)
         self._label = label
 
     def capabilities(self) -> Capabilities:
@@ -195,6 +210,12 @@ class TraceTestsProcessor:
         # The needles are prefix-free (a varint length, then that many bytes): at most one matches at a place.
         self._pattern = (needles_pattern([k for k, _ in self._needles])
                          if len(self._needles) > MAX_NAME_SEARCHES else None)
+        # A hit can start inside another one's bytes only at a 2a byte past a needle's first: with none, the
+        # hits do not overlap and one findall (a call in C) finds them all.
+        self._overlap_free = all(0x2A not in k[1:] for k, _ in self._needles)
+        self._plans = plan_tests(tests)
+        self._chosen.clear()
+        self._possible.clear()
         self._indexed = tests
 
     def _names_in(self, trace: Trace) -> set[str]:
@@ -210,6 +231,9 @@ class TraceTestsProcessor:
                 for needle, name in self._needles:
                     if needle in chunk:
                         found.add(name)
+            elif self._overlap_free:
+                by_needle = self._by_needle
+                found.update(by_needle[hit] for hit in set(pattern.findall(chunk)))
             else:
                 search, by_needle = pattern.search, self._by_needle
                 m = search(chunk)
@@ -228,17 +252,51 @@ class TraceTestsProcessor:
         now = time.monotonic()
         from_string = ScopeSpans.FromString
         names_in = self._names_in
+        resource = self._resource
         pattern = self._pattern
         search = pattern.search if pattern is not None and not always else None
+        findall = pattern.findall if pattern is not None and self._overlap_free else None
+        chosen, possible = self._chosen, self._possible
         for trace in traces:
             if trace.span_count > max_spans:
                 too_large += 1
                 continue
-            if search is not None:
-                chunks = trace.chunks
-                if len(chunks) == 1 and not trace.decoded and search(next(iter(chunks.values()))) is None:
-                    untested += 1  # the common case, inlined: one origin, no name of a test in its bytes
+            chunks = trace.chunks
+            if findall is not None and len(chunks) == 1 and not trace.decoded:
+                # The common case, inlined: one origin. Which tests may be about the trace depends only on the
+                # origin and the names found: chosen once per (origin, names).
+                origin = next(iter(chunks))
+                testable = possible.get(origin)
+                if testable is None:
+                    testable = self._testable(origin)
+                if not testable:  # no test's first selector can select a span of this resource's
+                    untested += 1
                     continue
+                chunk = chunks[origin]
+                if search is not None:  # (no test without a name: most traces have none of the names)
+                    m = search(chunk)
+                    if m is None:
+                        untested += 1
+                        continue
+                    needles = findall(chunk, m.start())
+                else:
+                    needles = findall(chunk)
+                key = (origin, frozenset(needles))
+                picked = chosen.get(key)
+                if picked is None:
+                    picked = self._choose(key)
+                if not picked:
+                    untested += 1
+                    continue
+                if self._test(trace, [(resource(origin), from_string(chunk).spans)], picked, counts, now):
+                    tested += 1
+                else:
+                    untested += 1
+                continue
+            if (search is not None and len(chunks) == 1 and not trace.decoded
+                    and search(next(iter(chunks.values()))) is None):
+                untested += 1  # (names that may overlap) one origin, no name of a test in its bytes
+                continue
             candidates = always
             found = names_in(trace) if by_name else ()
             if found:
@@ -247,10 +305,23 @@ class TraceTestsProcessor:
             if not candidates:
                 untested += 1
                 continue
+            # Tests none of whose first selectors can select a span of these origins (their resource attributes
+            # decide a filter against it: a test about another service) need nothing decoded.
             if trace.decoded:  # (what a stage before changed is in its decoded spans, not yet in the chunks)
-                decoded = [(g.origin, g.scope_spans) for g in trace.groups()]
+                groups = trace.groups()
+                resources = [resource(g.origin) for g in groups]
+                candidates = [t for t in candidates if t.selector is not None and may_select(t.selector, resources)]
+                if not candidates:
+                    untested += 1
+                    continue
+                decoded = [(r, g.scope_spans.spans) for r, g in zip(resources, groups, strict=True)]
             else:
-                decoded = [(origin, from_string(chunk)) for origin, chunk in trace.chunks.items()]
+                resources = [resource(o) for o in chunks]
+                candidates = [t for t in candidates if t.selector is not None and may_select(t.selector, resources)]
+                if not candidates:
+                    untested += 1
+                    continue
+                decoded = [(r, from_string(chunk).spans) for r, chunk in zip(resources, chunks.values(), strict=True)]
             if self._test(trace, decoded, candidates, counts, now):
                 tested += 1
             else:
@@ -268,6 +339,32 @@ class TraceTestsProcessor:
             counter.inc(n)
         return traces
 
+    def _testable(self, origin: Origin) -> bool:
+        """Whether some test's first selector may select a span of this resource's, whatever the span names."""
+        resources = [self._resource(origin)]
+        testable = any(t.selector is not None and may_select(t.selector, resources) for t in self._tests)
+        if len(self._possible) >= MAX_CHOSEN:
+            self._possible.clear()
+        self._possible[origin] = testable
+        self._chosen_size.set(len(self._chosen) + len(self._possible))
+        return testable
+
+    def _choose(self, key: tuple[Origin, frozenset[bytes]]) -> list[LiveTest]:
+        """The tests that may be about a trace of one origin whose bytes hold these needles: those whose first
+        selector requires one of their names, and those that require none, unless the origin's resource
+        attributes rule them out (:func:`~pipelines.trace_tests.live.may_select`); in definition order."""
+        origin, needles = key
+        by_name, by_needle = self._by_name, self._by_needle
+        hits = {t.definition.name: t for n in needles for t in by_name[by_needle[n]]}
+        resources = [self._resource(origin)]
+        chosen = [t for t in sorted([*self._always, *hits.values()], key=self._order)
+                  if t.selector is not None and may_select(t.selector, resources)]
+        if len(self._chosen) >= MAX_CHOSEN:
+            self._chosen.clear()
+        self._chosen[key] = chosen
+        self._chosen_size.set(len(self._chosen) + len(self._possible))
+        return chosen
+
     def _order(self, t: LiveTest) -> int:
         return self._position.get(t.definition.name, 0)
 
@@ -280,45 +377,57 @@ class TraceTestsProcessor:
             got = cache[origin] = attributes(origin.resource().attributes)
         return got
 
-    def _test(self, trace: Trace, decoded: list[tuple[Origin, ScopeSpans]], candidates: list[LiveTest],
-              counts: dict[tuple[str, str, str], int], now: float) -> bool:
-        view = TestTrace.from_groups(trace.trace_id, [(self._resource(o), ss.spans) for o, ss in decoded])
+    def _test(self, trace: Trace, decoded: Sequence[tuple[Mapping[str, Value], Sequence[Span]]],
+              candidates: list[LiveTest], counts: dict[tuple[str, str, str], int], now: float) -> bool:
+        live = LiveTrace(trace.trace_id, decoded)
+        plans = self._plans
+        keep = self._results is not None  # (the debug route shows every spec's report)
         results: list[TestResult] = []
         failed_names: list[str] = []
         notes: list[TestFailure] = []
+        applied = False
         for lt in candidates:
             test = lt.definition
-            sel = lt.selector
-            if sel is None or (sel.paths and not sel.select(view)):
+            plan = plans[test.name]
+            if plan.first is None or not live.applies(plan.first):
                 continue
+            applied = True
             specs: list[SpecResult] = []
-            for spec, live in zip(test.specs, lt.live, strict=True):
-                if not live:
+            for spec, sp in zip(test.specs, plan.specs, strict=True):
+                if sp is None:
                     key = (test.name, spec.name, NOT_APPLICABLE)
                     counts[key] = counts.get(key, 0) + 1
                     continue
-                r = run_spec(spec, view)
-                specs.append(r)
-                key = (test.name, spec.name, PASS if r.passed else FAIL)
+                passed = None if keep else live.passes(sp)
+                r: SpecResult | None = None
+                if not passed:  # failed, or not answered without the report: the full evaluation
+                    r = run_spec(spec, live.full())
+                    specs.append(r)
+                    passed = r.passed
+                key = (test.name, spec.name, PASS if passed else FAIL)
                 counts[key] = counts.get(key, 0) + 1
                 window = self._windows.get((test.name, spec.name))
                 if window is None:
                     window = self._windows[(test.name, spec.name)] = SpecWindow(float(self._config.alerting.window))
-                window.add(now, not r.passed, trace.trace_id)
-                if not r.passed:
+                window.add(now, not passed, trace.trace_id)
+                if not passed:
+                    assert r is not None
                     failed_names.append(f"{test.name}: {spec.name}")
                     note = self._due(test.name, test.path, test.owner, r, window, trace.trace_id, now)
                     if note is not None:
                         notes.append(note)
-            results.append(TestResult(test, trace.trace_id, tuple(specs)))
-        if not results:
+            if keep:
+                results.append(TestResult(test, trace.trace_id, tuple(specs)))
+        if not applied:
             return False
         if notes:
             existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
             trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
-        if failed_names and self._config.annotate and view.root is not None:
-            self._annotate(trace, view.root.span_id, "; ".join(failed_names))
-        if self._results is not None:
+        if failed_names and self._config.annotate:
+            root = live.full().root
+            if root is not None:
+                self._annotate(trace, root.span_id, "; ".join(failed_names))
+        if keep:
             self._keep(trace.trace_id, [result_json(r) for r in results])
         return True
 

@@ -53,6 +53,11 @@ class Filter:
         text = actual if type(actual) is str else text_of(actual)
         return text == self.value if self.op == "=" else self.value in text
 
+    def holds_for(self, actual: Value) -> bool:
+        """Whether a span whose attribute is ``actual`` matches (``matches`` with the value at hand)."""
+        text = actual if type(actual) is str else text_of(actual)
+        return text == self.value if self.op == "=" else self.value in text
+
     def __str__(self) -> str:
         return f'{self.key}{"=" if self.op == "=" else " contains "}"{self.value}"'
 

@@ -22,13 +22,16 @@ def test_bench_short_mode_emits_every_figure() -> None:
     for rec in records:
         by.setdefault(rec["bench"], []).append(rec)
     assert by["parse_ceiling"][0]["spans_per_s"] > 0
-    for scenario in ("passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests", "full_trace_tests_idle"):
+    for scenario in ("passthrough", "tail_sampling", "full", "full_slo", "full_trace_tests", "full_trace_tests_idle",
+                     "full_trace_tests_mix"):
         rec = by[scenario][0]
         assert rec["spans_per_cpu_s"] > 0 and 0 < rec["of_parse_ceiling"] < 1
         assert rec["spans"] == 40 * 500
     assert by["tail_sampling"][0]["exported_spans"] < by["passthrough"][0]["exported_spans"]  # sampling drops
     assert by["full_trace_tests"][0]["tested_traces"] >= 40 * 50  # every trace of the load is tested
     assert by["full_trace_tests_idle"][0]["tested_traces"] == 0
+    # checkout's traces, a fifth of the load (40 requests and the 4 of the warm-up, 10 checkout traces each)
+    assert by["full_trace_tests_mix"][0]["tested_traces"] == 44 * 10
     assert by["memory"][0]["bytes_per_buffered_span"] > 0 and by["memory"][0]["buffered_spans"] == 40 * 500
     assert by["latency"][0]["p50_ms"] > 0 and by["latency"][0]["p99_ms"] >= by["latency"][0]["p50_ms"]
     errors = {rec["scenario"]: rec for rec in by["accuracy"] if rec["kind"] == "error"}

@@ -7,11 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import ComponentID, Host, Kind, Settings
 from collector.config import ConfigError, decode
-from collector.model import Trace
+from collector.model import Trace, make_trace
 from collector.telemetry import Telemetry
 from pipelines.trace_tests import FAILED_ATTRIBUTE, TEST_FAILURES, Config, TestFailure, TraceTestsProcessor
 from pipelines.trace_tests.processor import MAX_NAME_SEARCHES
@@ -368,3 +369,86 @@ def test_byte_search_with_one_name(tmp_path: Path) -> None:
     assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "tested"}) == 2
     assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "untested"}) == 2
     assert get("tracetriage_trace_tests_every_trace", {"processor": "trace_tests"}) == 0
+
+
+SERVICE_TEST = """
+type: Test
+spec:
+  name: checkout-shop
+  specs:
+    - selector: span[name="GET /shop" service.name="checkout"]
+      name: answers 2xx
+      assertions: [attr:http.response.status_code < 300]
+    - selector: span[name="GET /cart" service.name="checkout"]
+      name: cart over https
+      assertions: ['attr:url.scheme = "https"', attr:tracetest.selected_spans.count <= 3]
+"""
+
+
+def shop(i: int, service: str, *, status: int = 200, scheme: str = "https", carts: int = 2) -> list[tuple[Span, str]]:
+    t = tid(i)
+    return [(span(1, 0, "GET /shop", 0, 10, trace_id=t, **{"http.response.status_code": status}), service)] + [
+        (span(2 + c, 1, "GET /cart", 1, 2, trace_id=t, **{"url.scheme": scheme}), service) for c in range(carts)]
+
+
+def test_tests_about_one_service_of_a_common_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trace holds the test's span name; the service (a resource attribute, or a span's own when the
+    resource has none) decides which traces it is about: each counted exactly, through the one-origin path
+    (whether any test may apply kept per origin, its candidates per origin and names, within a bound) and the
+    general one (two origins, a trace a stage before changed)."""
+    import pipelines.trace_tests.processor as processor_module
+
+    monkeypatch.setattr(processor_module, "MAX_CHOSEN", 8)
+    fillers = [BY_NAME.format(test=f"orders-{i}", name=f"POST /orders/{i}", spec="one",
+                              assertion="attr:tracetest.selected_spans.count = 1") for i in range(3)]
+    telemetry = Telemetry()
+    proc = make(write_defs(tmp_path / "defs", SERVICE_TEST, *fillers), telemetry)
+    get = telemetry.registry.get_sample_value
+    expected: dict[tuple[str, str], int] = {}
+
+    def expect(spec: str, result: str) -> None:
+        expected[(spec, result)] = expected.get((spec, result), 0) + 1
+
+    traces: list[Trace] = []
+    tested = 0
+    for i in range(0, 400, 4):
+        for k, service in enumerate(("frontend", "checkout", "cart", "payment")):
+            fail = i % 3 == 0 and service == "checkout"
+            traces.append(buffered(shop(i + k, service, status=500 if fail else 200, carts=1 + i % 5)))
+            if service == "checkout":
+                expect("answers 2xx", "fail" if fail else "pass")
+                expect("cart over https", "pass" if 1 + i % 5 <= 3 else "fail")
+                tested += 1
+        # checkout in the second origin of a trace
+        two = [(span(20, 0, "GET /cart", 0, 1, trace_id=tid(1000 + i)), "frontend"),
+               *shop(1000 + i, "checkout", scheme="http")]
+        traces.append(buffered(two))
+        expect("answers 2xx", "pass")
+        expect("cart over https", "fail")  # (frontend's GET /cart, with no url.scheme, is not selected)
+        tested += 1
+    # the resource names no service: the span's own service.name attribute decides
+    s = span(1, 0, "GET /shop", 0, 1, trace_id=tid(5000), **{"service.name": "checkout",
+                                                               "http.response.status_code": 200})
+    no_service = make_trace([(Resource(), [s])])
+    traces.append(no_service)
+    expect("answers 2xx", "pass")
+    expect("cart over https", "fail")  # no span selected: url.scheme is checked once, on none
+    tested += 1
+    # a stage before decoded the trace and renamed its root (its bytes hold no GET /shop)
+    changed = buffered([(span(1, 0, "GET /home", 0, 1, trace_id=tid(6000), **{"http.response.status_code": 200}),
+                         "checkout")])
+    for _, root in changed.iter_spans():
+        root.name = "GET /shop"
+    changed.mark_modified()
+    traces.append(changed)
+    expect("answers 2xx", "pass")
+    expect("cart over https", "fail")
+    tested += 1
+    proc.process_traces(traces)
+    for (spec, result), n in expected.items():
+        assert get("tracetriage_trace_tests_total", {"test": "checkout-shop", "spec": spec, "result": result}) == n, (
+            spec, result)
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "tested"}) == tested
+    assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "untested"}) == (
+        len(traces) - tested)
+    assert 0 < get("tracetriage_trace_tests_chosen_entries", {"processor": "trace_tests"}) <= 2 * 8  # (two caches)
