@@ -308,8 +308,8 @@ class Trace:
     """One trace: framed span bytes per origin, plus what stages learn about it in ``notes``."""
 
     __slots__ = (
-        "_counts", "_decoded", "_modified", "_notes", "acks", "arrival", "byte_size", "chunks", "decision_at",
-        "end", "error_status", "maybe_error", "root_seen", "span_count", "start", "trace_id",
+        "_chunk", "_chunks", "_counts", "_decoded", "_modified", "_notes", "_origin", "acks", "arrival", "byte_size",
+        "decision_at", "end", "error_status", "maybe_error", "root_seen", "span_count", "start", "trace_id",
     )
 
     def __init__(self, trace_id: bytes, arrival: float, decision_at: float = 0.0, origin: Origin | None = None,
@@ -320,8 +320,13 @@ class Trace:
         self.trace_id = trace_id
         self.arrival = arrival  # monotonic time the first span arrived
         self.decision_at = decision_at  # monotonic time the buffer hands it on
-        # Framed span entries per origin: the bytes as they arrived, made a bytearray once more arrive.
-        self.chunks: dict[Origin, bytes | bytearray] = {} if origin is None else {origin: framed}
+        # Framed span entries per origin (:attr:`chunks`): the bytes as they arrived, made a bytearray once more
+        # arrive. While the trace waits for its decision, the spans of its first origin are kept in two slots
+        # (most traces come from one service: a dict each would add about 200 bytes a trace); the dict is made
+        # when a second origin arrives or a stage asks for ``chunks``.
+        self._origin = origin
+        self._chunk: bytes | bytearray = framed
+        self._chunks: dict[Origin, bytes | bytearray] | None = None if origin is not None else {}
         self._counts: dict[Origin, int] | None = None  # spans per origin, kept once there are two origins
         self.span_count = spans
         self.byte_size = len(framed)
@@ -361,6 +366,15 @@ class Trace:
             self.start = start
         if end > self.end:
             self.end = end
+        if self._chunks is None and origin == self._origin:  # more spans of the first origin
+            first = self._chunk
+            if type(first) is bytes:
+                first = self._chunk = bytearray(first)
+            first += framed
+            self.span_count += spans
+            self.byte_size += len(framed)
+            self._decoded = None
+            return
         chunks = self.chunks
         chunk = chunks.get(origin)
         if chunk is None:
@@ -380,10 +394,29 @@ class Trace:
         self.byte_size += len(framed)
         self._decoded = None
 
+    @property
+    def chunks(self) -> dict[Origin, bytes | bytearray]:
+        """Framed span entries per origin (the dict, made on first use)."""
+        chunks = self._chunks
+        if chunks is None:
+            assert self._origin is not None
+            chunks = self._chunks = {self._origin: self._chunk}
+            self._origin = None
+            self._chunk = b""
+        return chunks
+
+    @chunks.setter
+    def chunks(self, chunks: dict[Origin, bytes | bytearray]) -> None:
+        self._chunks = chunks
+        self._origin = None
+        self._chunk = b""
+
     def spans_of(self, origin: Origin) -> int:
         """How many of the trace's spans came from ``origin``."""
         if self._counts is None:
-            return self.span_count if origin in self.chunks else 0
+            if self._chunks is None:
+                return self.span_count if origin == self._origin else 0
+            return self.span_count if origin in self._chunks else 0
         return self._counts.get(origin, 0)
 
     def groups(self) -> list[SpanGroup]:
@@ -471,7 +504,11 @@ class Trace:
     def wire_chunks(self) -> Iterator[tuple[Origin, bytes | bytearray]]:
         """Framed span entries per origin, as they leave the buffer (re-encoded once after a change)."""
         self._flush()
-        yield from self.chunks.items()
+        if self._chunks is None:
+            assert self._origin is not None
+            yield self._origin, self._chunk
+        else:
+            yield from self._chunks.items()
 
     def _flush(self) -> None:
         if self._modified and self._decoded is not None:
