@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from collector.wire._varint import encode_varint
 
 
-def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearray]]]) -> bytes:
+def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearray | memoryview]]]) -> bytes:
     """Serialize an ``ExportTraceServiceRequest`` from (resource fields, scope fields, framed span entries)
     groups. Groups with the same resource fields share one ``ResourceSpans``.
 
     Lengths are summed first and every piece is joined once: each span's bytes are copied once."""
-    by_resource: dict[bytes, list[tuple[bytes, list[bytes | bytearray], int]]] = {}
+    by_resource: dict[bytes, list[tuple[bytes, list[bytes | bytearray | memoryview], int]]] = {}
     for resource_fields, scope_fields, span_entries in groups:
         entries = list(span_entries)
         size = len(scope_fields) + sum(map(len, entries))
@@ -20,7 +20,7 @@ def build_request(groups: Iterable[tuple[bytes, bytes, Iterable[bytes | bytearra
         if scopes is None:
             scopes = by_resource[resource_fields] = []
         scopes.append((scope_fields, entries, size))
-    out: list[bytes | bytearray] = []
+    out: list[bytes | bytearray | memoryview] = []
     for resource_fields, scopes in by_resource.items():
         headers = [b"\x12" + encode_varint(size) for _, _, size in scopes]
         rs_size = len(resource_fields) + sum(len(h) + size for h, (_, _, size) in zip(headers, scopes, strict=True))

@@ -210,3 +210,56 @@ def test_flat_produce_encoding_matches_aiokafka(version: int) -> None:
     assert produce_encoding.flat_encode(request) == Struct.encode(request)
     assert request.encode() == Struct.encode(request)
     assert cls(**{**fields, "topics": None}).encode() == Struct.encode(cls(**{**fields, "topics": None}))
+
+
+@pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])
+def test_records_by_trace_cut_large_partitions_between_traces(encoding: str) -> None:
+    """A partition larger than a record is cut into records of whole traces, straight from the split; only
+    a trace larger than a record is cut between its spans. Every span arrives once, byte for byte, under its
+    own resource and scope."""
+    from collector.exporters.kafka.exporter import json_encode
+    from collector.exporters.kafka.marshal import identity, records_by_trace
+    from collector.wire import split_by_trace
+
+    rnd = random.Random(11)
+    req = ExportTraceServiceRequest()
+    sizes: dict[bytes, int] = {}
+    for service in ("svc-a", "svc-b"):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = service
+        ss = rs.scope_spans.add()
+        ss.scope.name = f"scope-{service}"
+        for t in range(30):
+            tid = rnd.randbytes(16)
+            spans = 40 if t == 5 else rnd.randint(2, 8)  # one trace larger than a record
+            sizes[tid] = sizes.get(tid, 0) + spans
+            for i in range(spans):
+                span = ss.spans.add(trace_id=tid, span_id=rnd.randbytes(8), name=f"op-{i}",
+                                    start_time_unix_nano=1_700_000_000_000_000_000 + i,
+                                    end_time_unix_nano=1_700_000_000_100_000_000)
+                span.attributes.add(key="blob").value.string_value = "x" * rnd.randint(200, 900)
+    payload = req.SerializeToString()
+    limit = 12_000
+    encode = json_encode if encoding == "otlp_json" else identity
+    records = records_by_trace(split_by_trace(payload), 3, limit, encode)
+    assert all(len(r.value) <= limit for r in records)
+    expected = {(s.trace_id, s.span_id): (rs.resource, ss.scope, s.SerializeToString())
+                for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    seen: dict[tuple[bytes, bytes], int] = {}
+    records_of: dict[bytes, set[int]] = {}
+    for n, rec in enumerate(records):
+        parsed = ExportTraceServiceRequest.FromString(rec.raw)
+        assert rec.spans == len(spans_of(parsed)) and rec.partition is not None
+        for rs in parsed.resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    key = (s.trace_id, s.span_id)
+                    assert partition_for_key(s.trace_id.hex().encode(), 3) == rec.partition
+                    assert expected[key] == (rs.resource, ss.scope, s.SerializeToString())
+                    seen[key] = seen.get(key, 0) + 1
+                    records_of.setdefault(s.trace_id, set()).add(n)
+    assert seen == dict.fromkeys(expected, 1)
+    big = [tid for tid, n in sizes.items() if n == 40]
+    assert len(big) == 2 and all(len(records_of[tid]) > 1 for tid in big)
+    if encoding == "otlp_proto":  # (JSON records may be halved further, between any spans)
+        assert all(len(records_of[tid]) == 1 for tid in sizes if tid not in big)
