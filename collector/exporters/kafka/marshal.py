@@ -23,6 +23,7 @@ from collector.wire import (
     TraceSpans,
     WireError,
     build_request,
+    build_request_within,
     encode_varint,
     read_field,
     span_trace_id,
@@ -254,29 +255,43 @@ def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
     ids = list(dict.fromkeys(tid for chunk in split for tid in chunk.by_trace))
     targets = dict(zip(ids, trace_partitions(ids, partitions), strict=True))
     keys: dict[int, bytes] = {}
-    # partition -> (resource fields, scope fields) -> the traces' span entries there
-    parts: dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]] = {}
+    counts: dict[int, int] = {}
+    # partition -> (resource fields, scope fields) -> framed span entries
+    parts: dict[int, dict[tuple[bytes, bytes], list[bytes]]] = {}
     for tid, target in targets.items():
         if target not in keys:
             keys[target] = tid.hex().encode()
+            counts[target] = 0
             parts[target] = {}
     for chunk in split:
         origin = (chunk.resource_fields, chunk.scope_fields)
         for tid, ts in chunk.by_trace.items():
-            by_origin = parts[targets[tid]]
-            traces = by_origin.get(origin)
-            if traces is None:
-                by_origin[origin] = [ts]
+            target = targets[tid]
+            counts[target] += ts.count
+            by_origin = parts[target]
+            entries = by_origin.get(origin)
+            if entries is None:
+                by_origin[origin] = list(ts.entries)
             else:
-                traces.append(ts)
+                entries.extend(ts.entries)
     records: list[Record] = []
+    traces: dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]] | None = None
     for target, by_origin in parts.items():
         key = keys[target]
-        for groups, count in _cut(by_origin, limit):
-            raw = build_request((rf, sf, entries) for (rf, sf), entries in groups.items())
+        count = counts[target]
+        raw = build_request_within(((rf, sf, entries) for (rf, sf), entries in by_origin.items()),
+                                   limit if count > 1 else -1)
+        if raw is not None:
+            cuts = [(raw, count)]
+        else:  # larger than a record: cut between traces
+            if traces is None:
+                traces = _traces_by_origin(split, targets)
+            cuts = [(build_request((rf, sf, entries) for (rf, sf), entries in groups.items()), n)
+                    for groups, n in _cut(traces[target], limit)]
+        for raw, n in cuts:
             value = encode(raw)
-            if len(value) <= limit or count <= 1:
-                records.append(Record(target, key, value, count, raw))
+            if len(value) <= limit or n <= 1:
+                records.append(Record(target, key, value, n, raw))
                 continue
             # The encoding grew the record past the limit (JSON): cut it in halves until it fits.
             for rec in build_records(walk(raw, None), partitioned=False, limit=limit, encode=encode):
@@ -285,19 +300,31 @@ def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
     return records
 
 
+def _traces_by_origin(split: list[ScopeChunk],
+                      targets: dict[bytes, int]) -> dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]]:
+    """partition -> (resource fields, scope fields) -> the traces there, in the split's order."""
+    out: dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]] = {}
+    for chunk in split:
+        origin = (chunk.resource_fields, chunk.scope_fields)
+        for tid, ts in chunk.by_trace.items():
+            by_origin = out.get(targets[tid])
+            if by_origin is None:
+                by_origin = out[targets[tid]] = {}
+            traces = by_origin.get(origin)
+            if traces is None:
+                by_origin[origin] = [ts]
+            else:
+                traces.append(ts)
+    return out
+
+
 Groups = dict[tuple[bytes, bytes], list[Span]]
 
 
 def _cut(by_origin: dict[tuple[bytes, bytes], list[TraceSpans]], limit: int) -> Iterator[tuple[Groups, int]]:
     """The traces of ``by_origin`` as (origin -> span entries, span count) groups whose request stays within
     ``limit`` bytes: whole traces in order, a trace larger than ``limit`` cut between its spans (a span
-    larger than ``limit`` alone). One group when everything fits."""
-    total = sum(len(rf) + len(sf) + 2 * _FRAME for rf, sf in by_origin)
-    total += sum(len(e) for traces in by_origin.values() for ts in traces for e in ts.entries)
-    if total <= limit:
-        yield ({origin: [e for ts in traces for e in ts.entries] for origin, traces in by_origin.items()},
-               sum(ts.count for traces in by_origin.values() for ts in traces))
-        return
+    larger than ``limit`` alone)."""
     groups: Groups = {}
     size = 0
     count = 0
