@@ -263,3 +263,56 @@ def test_records_by_trace_cut_large_partitions_between_traces(encoding: str) -> 
     assert len(big) == 2 and all(len(records_of[tid]) > 1 for tid in big)
     if encoding == "otlp_proto":  # (JSON records may be halved further, between any spans)
         assert all(len(records_of[tid]) == 1 for tid in sizes if tid not in big)
+
+
+@pytest.mark.parametrize("compression", [0, 1])  # none, gzip
+def test_record_batches_with_the_hardware_crc_match_aiokafka(compression: int) -> None:
+    """The exporter's batch builder (each value copied once, google-crc32c) gives aiokafka's bytes exactly:
+    keys or none, values of every size, headers (aiokafka's own path), and a record that does not fit."""
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    from collector.exporters.kafka import record_batch
+
+    assert record_batch.available(), "google-crc32c (with its C extension) is a dependency"
+    rnd = random.Random(compression)
+    ours = record_batch.RecordBatchBuilder(2, compression, 0, -1, -1, 0, 100_000)
+    theirs = record_batch._DEFAULT(2, compression, 0, -1, -1, 0, 100_000)
+    base = 1_700_000_000_000
+    for offset in range(200):
+        key = None if offset % 3 == 0 else rnd.randbytes(rnd.randint(0, 40))
+        value = rnd.randbytes(rnd.choice([0, 1, 63, 64, 200, 5000, 40_000]))
+        if offset % 2:
+            value = value[:8] * 50  # compressible
+        headers = [("h", b"v")] if offset % 7 == 6 else []
+        stamp = base + rnd.randint(-5, 500)
+        a = ours.append(offset, stamp, key, value, headers)
+        b = theirs.append(offset, stamp, key, value, headers)
+        assert (a is None) == (b is None), offset
+        if a is None:
+            break
+        assert (a.offset, a.size, a.timestamp) == (b.offset, b.size, b.timestamp)
+    else:
+        pytest.fail("the batch never filled")
+    built, expected = bytes(ours.build()), bytes(theirs.build())
+    batch = DefaultRecordBatch(built)
+    assert batch.validate_crc()
+    if compression:  # (gzip stamps the time, and the Cython builder keeps a compressed batch that grew)
+        assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in batch] == [
+            (r.offset, r.timestamp, r.key, r.value, r.headers) for r in DefaultRecordBatch(expected)]
+    else:
+        assert built == expected
+
+
+def test_the_exporter_installs_the_hardware_crc_builder() -> None:
+    from aiokafka.producer import message_accumulator
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    import collector.exporters.kafka.exporter  # noqa: F401  (installs it)
+    from collector.exporters.kafka import record_batch
+
+    assert message_accumulator.DefaultRecordBatchBuilder is record_batch.RecordBatchBuilder
+    builder = message_accumulator.BatchBuilder(1_000_000, 0)
+    assert builder.append(timestamp=None, key=b"k", value=b"first") is not None
+    assert builder.append(timestamp=None, key=None, value=b"x" * 100_000) is not None
+    records = list(DefaultRecordBatch(bytes(builder._build())))
+    assert [(r.key, r.value) for r in records] == [(b"k", b"first"), (None, b"x" * 100_000)]
