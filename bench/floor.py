@@ -6,9 +6,10 @@
   request's bytes and answers: no check, no split, nothing passed on. The load is ``bench.shapes``' sender
   (a separate process, 4 concurrent calls). Spans per CPU-second of the server process.
 * ``kafka``: an aiokafka producer with the Kafka exporter's settings (max_message_bytes 1,000,000, linger
-  10 ms, acks 1, the one-join produce encoding) sending every request's bytes, cut into records of at most
-  1,000,000 bytes, to a tansu broker. Spans per CPU-second of the producing process (its CPU time from the
-  first send to the last acknowledgement).
+  10 ms, acks 1, the one-join produce encoding, the hardware-CRC record batches) sending every request's
+  bytes, cut into records of at most 1,000,000 bytes, to a tansu broker. Spans per CPU-second of the
+  producing process (its CPU time from the first send to the last acknowledgement).
+  ``kafka_aiokafka_crc``: the same with aiokafka's own record batch builder (its table-driven CRC).
 
 A pipeline that receives over gRPC and exports to Kafka pays both: 1 / (1/grpc + 1/kafka) spans per
 CPU-second is the most any pass-through collector built on these libraries can do with the shape, before
@@ -69,12 +70,14 @@ def grpc_floor(name: str, requests: int) -> tuple[int, float]:
         proc.wait(10)
 
 
-async def _produce(name: str, brokers: str, requests: int) -> dict[str, float]:
+async def _produce(name: str, brokers: str, requests: int, crc: str) -> dict[str, float]:
     from aiokafka import AIOKafkaProducer
 
-    from collector.exporters.kafka import produce_encoding
+    from collector.exporters.kafka import produce_encoding, record_batch
 
     produce_encoding.install()
+    if crc == "hardware":
+        record_batch.install()
     load = ShapeLoad(name)
     payloads = list(load.requests(requests + 2))
     producer = AIOKafkaProducer(bootstrap_servers=brokers, acks=1, linger_ms=10, max_batch_size=1_000_000,
@@ -95,10 +98,12 @@ async def _produce(name: str, brokers: str, requests: int) -> dict[str, float]:
     return {"spans": requests * load.spans_per_request, "cpu_s": cpu}
 
 
-def kafka_floor(name: str, brokers: str, requests: int) -> tuple[int, float]:
-    """(spans, producer CPU seconds) for the bytes of ``requests`` requests of shape ``name``."""
+def kafka_floor(name: str, brokers: str, requests: int, crc: str = "hardware") -> tuple[int, float]:
+    """(spans, producer CPU seconds) for the bytes of ``requests`` requests of shape ``name``; ``crc``:
+    "hardware" (the exporter's record batches) or "aiokafka" (aiokafka's own builder)."""
     out = subprocess.run([sys.executable, "-m", "bench.floor", "produce", "--shape", name, "--brokers", brokers,
-                          "--requests", str(requests)], capture_output=True, text=True, cwd=ROOT, check=False)
+                          "--requests", str(requests), "--crc", crc],
+                         capture_output=True, text=True, cwd=ROOT, check=False)
     if out.returncode:
         raise RuntimeError(f"producer failed: {out.stderr[-2000:]}")
     stats = json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,6 +119,7 @@ def main() -> None:
     k.add_argument("--shape", required=True, choices=list(SHAPES))
     k.add_argument("--brokers", required=True)
     k.add_argument("--requests", type=int, required=True)
+    k.add_argument("--crc", choices=["hardware", "aiokafka"], default="hardware")
     p.add_argument("--shape", action="append", choices=[n for n, s in SHAPES.items() if not s.json])
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--requests", type=int, default=50, help="requests of the shape a measurement (default 50)")
@@ -128,16 +134,17 @@ def main() -> None:
         from collector.eventloop import install_uvloop
 
         install_uvloop()
-        print(json.dumps(asyncio.run(_produce(a.shape, a.brokers, a.requests))))
+        print(json.dumps(asyncio.run(_produce(a.shape, a.brokers, a.requests, a.crc))))
         return
     shapes = a.shape or ["baseline", "long_values"]
     rates: dict[tuple[str, str], list[float]] = {}
     with tansu() as brokers:
         for k_round in range(a.rounds):
             for name in shapes:
-                for transport in ("grpc", "kafka"):
+                for transport in ("grpc", "kafka", "kafka_aiokafka_crc"):
                     spans, cpu = (grpc_floor(name, a.requests) if transport == "grpc"
-                                  else kafka_floor(name, brokers, a.requests))
+                                  else kafka_floor(name, brokers, a.requests,
+                                                   "hardware" if transport == "kafka" else "aiokafka"))
                     rate = spans / max(cpu, 1e-9)
                     rates.setdefault((name, transport), []).append(rate)
                     emit({"bench": "floor", "shape": name, "transport": transport, "round": k_round + 1,
