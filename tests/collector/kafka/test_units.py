@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,29 @@ def test_flat_produce_encoding_matches_aiokafka(version: int) -> None:
     assert produce_encoding.flat_encode(request) == Struct.encode(request)
     assert request.encode() == Struct.encode(request)
     assert cls(**{**fields, "topics": None}).encode() == Struct.encode(cls(**{**fields, "topics": None}))
+    # The connection's framing, in pieces: size, header, body, as aiokafka joins them.
+    header = request.build_request_header(correlation_id=77, client_id="tracetriage").encode()
+    message = header + Struct.encode(request)
+    parts = produce_encoding.framed_parts(request, 77, "tracetriage")
+    assert b"".join(parts) == struct.pack(">i", len(message)) + message
+    assert any(part is batch for _, partitions in topics for _, batch in partitions for part in parts if batch)
+
+
+def test_produce_requests_are_prepared_as_the_flat_classes() -> None:
+    """aiokafka's ProduceRequest prepares into the classes the flat send writes in pieces (else it would
+    fall back to aiokafka's own send, silently)."""
+    from aiokafka import conn
+    from aiokafka.protocol.produce import ProduceRequest
+
+    from collector.exporters.kafka import produce_encoding
+
+    produce_encoding.install()
+    assert conn.AIOKafkaConnection.send is produce_encoding.send
+    request = ProduceRequest(transactional_id=None, required_acks=1, timeout=1000,
+                             topics=[("t", [(0, b"batch")])])
+    for version in range(3, 8):
+        prepared = request.prepare({0: (version, version)})
+        assert type(prepared) in produce_encoding._PRODUCE_STRUCTS
 
 
 @pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])
