@@ -78,6 +78,8 @@ async def _produce(name: str, brokers: str, requests: int, crc: str) -> dict[str
     produce_encoding.install()
     if crc == "hardware":
         record_batch.install()
+    else:
+        record_batch.uninstall()  # (importing the exporter's package installed it)
     load = ShapeLoad(name)
     payloads = list(load.requests(requests + 2))
     producer = AIOKafkaProducer(bootstrap_servers=brokers, acks=1, linger_ms=10, max_batch_size=1_000_000,
