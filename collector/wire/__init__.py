@@ -37,7 +37,7 @@ from collector.wire._errors import InvalidSpanIds, WireError
 from collector.wire._jit import certain_span_count, certainly_valid
 from collector.wire._jit import load as load_compiled
 from collector.wire._records import ScopeChunk, TraceSpans, trace_spans
-from collector.wire._request import build_request
+from collector.wire._request import build_request, build_request_within
 from collector.wire._spans import (
     ERROR_CODE,
     ERROR_KEY,
@@ -83,6 +83,7 @@ __all__ = [
     "TraceSpans",
     "WireError",
     "build_request",
+    "build_request_within",
     "certain_span_count",
     "certainly_valid",
     "encode_varint",

@@ -49,6 +49,7 @@ VALIDATE_ENV = "TRACETRIAGE_JIT_VALIDATE"
 # whether a span has no parent, earliest start, latest end, whether a span may be in error, scope index.
 _COLUMNS = 9
 _MIN_SPAN = 30  # bytes of the smallest framed span the kernel accepts (tag, length, trace id, span id)
+_RUNS = 2048  # runs the first call of the kernel has room for (147 KB)
 
 _kernel: Callable[..., int] | None = None
 _validator: Callable[[Any, Any, int, int], int] | None = None
@@ -175,9 +176,16 @@ def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hi
         return None
     arr = np.frombuffer(data, dtype=np.uint8)
     bounds = np.array([(s[2], s[3]) for s in scopes], dtype=np.int64)
-    runs = np.empty((len(data) // _MIN_SPAN + 1, _COLUMNS), dtype=np.int64)
+    # Room for every run a request of this size could hold is 72 bytes per 30 of the request (5 MB for a
+    # 2 MB request, which numpy backs with huge pages that the kernel zeroes on first touch): start with
+    # room for the usual, and only a request with more runs than that pays a second call.
+    most = len(data) // _MIN_SPAN + 1
     tails = np.empty((len(scopes), 1), dtype=np.int64)
+    runs = np.empty((min(most, _RUNS), _COLUMNS), dtype=np.int64)
     n = kernel(arr, bounds, error_hints, error_keys, runs, tails)
+    if n == -2:
+        runs = np.empty((most, _COLUMNS), dtype=np.int64)
+        n = kernel(arr, bounds, error_hints, error_keys, runs, tails)
     if n < 0:
         return None
     chunks: list[ScopeChunk] = []

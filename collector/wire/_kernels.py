@@ -129,7 +129,8 @@ def status_code(buf: Any, p: int, end: int, code: int) -> tuple[int, bool]:
 @jit
 def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any) -> int:
     """Fill ``runs`` (see _COLUMNS) and, per scope, where the fields after its last span begin; returns
-    the number of runs, or -1: not taken (the other walks decide, and raise for invalid ids)."""
+    the number of runs, -1: not taken (the other walks decide, and raise for invalid ids), or -2: more runs
+    than ``runs`` has rows (call again with more)."""
     n = 0
     for si in range(scopes.shape[0]):
         i = scopes[si, 0]
@@ -271,7 +272,7 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
                     runs[r, 7] = 1
             else:
                 if n >= runs.shape[0]:
-                    return -1
+                    return -2
                 runs[n, 0] = f
                 runs[n, 1] = e
                 runs[n, 2] = tid

@@ -21,7 +21,7 @@ from collector.component import Host, Settings
 from collector.consumer import Capabilities
 from collector.errors import ComponentStartError, ConsumerError, PermanentError
 from collector.exporters.helper import QueuedRetrySender
-from collector.exporters.kafka import produce_encoding
+from collector.exporters.kafka import produce_encoding, record_batch
 from collector.exporters.kafka.config import KafkaExporterConfig
 from collector.exporters.kafka.marshal import (
     RECORD_OVERHEAD,
@@ -220,5 +220,6 @@ class KafkaExporter:
 
 
 produce_encoding.install()
+record_batch.install()  # (when google-crc32c is installed: it is a dependency)
 
 __all__ = ["KafkaExporter", "error_from_kafka"]

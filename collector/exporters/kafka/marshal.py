@@ -15,15 +15,26 @@ which hashes to the same partition as all the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from collector.exporters.kafka.partition import partition_for_key, trace_partitions
-from collector.wire import ScopeChunk, WireError, build_request, frame, read_field, span_trace_id
+from collector.wire import (
+    ScopeChunk,
+    TraceSpans,
+    WireError,
+    build_request,
+    build_request_within,
+    encode_varint,
+    read_field,
+    span_trace_id,
+)
 
 # Room left for the record's own framing (key, headers, varints) under max_message_bytes.
 RECORD_OVERHEAD = 512
 # A header copied into a chunk costs its bytes plus a tag and a length varint.
 _FRAME = 11
+
+Span = bytes | memoryview  # a framed span: a view of the bytes it was read from, or a copy
 
 
 class Layout:
@@ -36,35 +47,41 @@ class Layout:
         self.ss_heads: list[bytes] = []  # non-span fields of each ScopeSpans (scope, schema_url)
         self.ss_rs: list[int] = []  # the ResourceSpans index of each ScopeSpans
         # group (partition, or 0 when not partitioning) -> [(scope index, framed span slices)]
-        self.groups: dict[int, list[tuple[int, list[bytes]]]] = {}
+        self.groups: dict[int, list[tuple[int, list[Span]]]] = {}
         self.keys: dict[int, bytes] = {}  # group -> record key (hex trace id of its first trace)
 
-    def encode(self, chunk: list[tuple[int, list[bytes]]]) -> bytes:
-        """An ExportTraceServiceRequest holding the spans of ``chunk`` under their own headers."""
-        out: list[bytes] = []
-        cur_rs = -1
-        rs_parts: list[bytes] = []
+    def encode(self, chunk: list[tuple[int, list[Span]]]) -> bytes:
+        """An ExportTraceServiceRequest holding the spans of ``chunk`` under their own headers (lengths
+        summed first, every piece joined once)."""
+        by_rs: list[tuple[int, list[tuple[int, list[Span]]]]] = []
         for sidx, spans in chunk:
             rs = self.ss_rs[sidx]
-            if rs != cur_rs:
-                if rs_parts:
-                    out.append(frame(0x0A, self.rs_heads[cur_rs] + b"".join(rs_parts)))
-                cur_rs, rs_parts = rs, []
-            rs_parts.append(frame(0x12, self.ss_heads[sidx] + b"".join(spans)))
-        if rs_parts:
-            out.append(frame(0x0A, self.rs_heads[cur_rs] + b"".join(rs_parts)))
+            if not by_rs or by_rs[-1][0] != rs:
+                by_rs.append((rs, []))
+            by_rs[-1][1].append((sidx, spans))
+        out: list[bytes | memoryview] = []
+        for rs, scopes in by_rs:
+            sizes = [len(self.ss_heads[sidx]) + sum(map(len, spans)) for sidx, spans in scopes]
+            heads = [b"\x12" + encode_varint(size) for size in sizes]
+            rs_head = self.rs_heads[rs]
+            out.append(b"\x0a" + encode_varint(len(rs_head) + sum(map(len, heads)) + sum(sizes)))
+            out.append(rs_head)
+            for head, (sidx, spans) in zip(heads, scopes, strict=True):
+                out.append(head)
+                out.append(self.ss_heads[sidx])
+                out.extend(spans)
         return b"".join(out)
 
-    def chunks(self, group: int, limit: int) -> list[tuple[list[tuple[int, list[bytes]]], int]]:
+    def chunks(self, group: int, limit: int) -> list[tuple[list[tuple[int, list[Span]]], int]]:
         """The group's spans cut into chunks whose encoding stays within ``limit`` bytes (a span larger
         than that gets a chunk of its own). Returns (chunk, span count) pairs."""
-        out: list[tuple[list[tuple[int, list[bytes]]], int]] = []
-        chunk: list[tuple[int, list[bytes]]] = []
+        out: list[tuple[list[tuple[int, list[Span]]], int]] = []
+        chunk: list[tuple[int, list[Span]]] = []
         size = 0
         count = 0
         for sidx, spans in self.layout_of(group):
             head = len(self.ss_heads[sidx]) + len(self.rs_heads[self.ss_rs[sidx]]) + 2 * _FRAME
-            taken: list[bytes] = []
+            taken: list[Span] = []
             for span in spans:
                 need = len(span) + (head if not taken else 0)
                 if size + need > limit and (taken or chunk):
@@ -82,7 +99,7 @@ class Layout:
             out.append((chunk, count))
         return out
 
-    def layout_of(self, group: int) -> list[tuple[int, list[bytes]]]:
+    def layout_of(self, group: int) -> list[tuple[int, list[Span]]]:
         return self.groups.get(group, [])
 
 
@@ -93,6 +110,7 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
     groups = layout.groups
     keys = layout.keys
     cache: dict[bytes, int] = {}
+    view = memoryview(buf)  # span pieces are views: each is copied once, into its record
     end = len(buf)
     pos = 0
     try:
@@ -113,7 +131,7 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
                     continue
                 sidx = len(layout.ss_heads)
                 ss_head: list[bytes] = []
-                local: dict[int, list[bytes]] = {}
+                local: dict[int, list[Span]] = {}
                 q = ss_start
                 while q < ss_end:
                     span_at = q
@@ -121,7 +139,7 @@ def walk(buf: bytes, partitions: int | None) -> Layout:
                     if number != 2 or wire_type != 2:  # not a span: a field of the ScopeSpans
                         ss_head.append(buf[span_at:q])
                         continue
-                    piece = buf[span_at:q]
+                    piece = view[span_at:q]
                     if partitions is None:
                         target = 0
                     else:
@@ -184,7 +202,7 @@ def build_records(layout: Layout, *, partitioned: bool, limit: int, encode: Enco
 
 
 def _records_for(layout: Layout, group: int, partition: int | None, key: bytes | None, limit: int,
-                 encode: Encoder, chunks: list[tuple[list[tuple[int, list[bytes]]], int]]) -> list[Record]:
+                 encode: Encoder, chunks: list[tuple[list[tuple[int, list[Span]]], int]]) -> list[Record]:
     out: list[Record] = []
     for chunk, count in chunks:
         raw = layout.encode(chunk)
@@ -197,11 +215,11 @@ def _records_for(layout: Layout, group: int, partition: int | None, key: bytes |
     return out
 
 
-def split_chunk(chunk: list[tuple[int, list[bytes]]], count: int) -> list[tuple[list[tuple[int, list[bytes]]], int]]:
+def split_chunk(chunk: list[tuple[int, list[Span]]], count: int) -> list[tuple[list[tuple[int, list[Span]]], int]]:
     """Cut a chunk of ``count`` spans (> 1) into two of about half as many spans."""
     half = count // 2
-    first: list[tuple[int, list[bytes]]] = []
-    second: list[tuple[int, list[bytes]]] = []
+    first: list[tuple[int, list[Span]]] = []
+    second: list[tuple[int, list[Span]]] = []
     seen = 0
     for sidx, spans in chunk:
         if seen >= half:
@@ -230,7 +248,10 @@ def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
                      encode: Encoder = identity) -> list[Record]:
     """Records for spans already grouped by trace (a batch's :meth:`~collector.model.SpanBatch.split`):
     each trace goes to the partition its key hashes to, and all traces of a partition share records.
-    Only a partition whose spans exceed ``limit`` is walked span by span to be cut."""
+
+    A partition whose spans exceed ``limit`` is cut into records of whole traces, from the split's own
+    entries (a trace larger than a record is cut between its spans), so that every span's bytes are copied
+    once, into the record that carries it."""
     ids = list(dict.fromkeys(tid for chunk in split for tid in chunk.by_trace))
     targets = dict(zip(ids, trace_partitions(ids, partitions), strict=True))
     keys: dict[int, bytes] = {}
@@ -254,18 +275,104 @@ def records_by_trace(split: list[ScopeChunk], partitions: int, limit: int,
             else:
                 entries.extend(ts.entries)
     records: list[Record] = []
+    traces: dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]] | None = None
     for target, by_origin in parts.items():
-        raw = build_request((rf, sf, entries) for (rf, sf), entries in by_origin.items())
-        value = encode(raw)
         key = keys[target]
-        if len(value) <= limit or counts[target] <= 1:
-            records.append(Record(target, key, value, counts[target], raw))
-            continue
-        layout = walk(raw, None)
-        for rec in build_records(layout, partitioned=False, limit=limit, encode=encode):
-            rec.partition, rec.key = target, key
-            records.append(rec)
+        count = counts[target]
+        raw = build_request_within(((rf, sf, entries) for (rf, sf), entries in by_origin.items()),
+                                   limit if count > 1 else -1)
+        if raw is not None:
+            cuts = [(raw, count)]
+        else:  # larger than a record: cut between traces
+            if traces is None:
+                traces = _traces_by_origin(split, targets)
+            cuts = [(build_request((rf, sf, entries) for (rf, sf), entries in groups.items()), n)
+                    for groups, n in _cut(traces[target], limit)]
+        for raw, n in cuts:
+            value = encode(raw)
+            if len(value) <= limit or n <= 1:
+                records.append(Record(target, key, value, n, raw))
+                continue
+            # The encoding grew the record past the limit (JSON): cut it in halves until it fits.
+            for rec in build_records(walk(raw, None), partitioned=False, limit=limit, encode=encode):
+                rec.partition, rec.key = target, key
+                records.append(rec)
     return records
+
+
+def _traces_by_origin(split: list[ScopeChunk],
+                      targets: dict[bytes, int]) -> dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]]:
+    """partition -> (resource fields, scope fields) -> the traces there, in the split's order."""
+    out: dict[int, dict[tuple[bytes, bytes], list[TraceSpans]]] = {}
+    for chunk in split:
+        origin = (chunk.resource_fields, chunk.scope_fields)
+        for tid, ts in chunk.by_trace.items():
+            by_origin = out.get(targets[tid])
+            if by_origin is None:
+                by_origin = out[targets[tid]] = {}
+            traces = by_origin.get(origin)
+            if traces is None:
+                by_origin[origin] = [ts]
+            else:
+                traces.append(ts)
+    return out
+
+
+Groups = dict[tuple[bytes, bytes], list[Span]]
+
+
+def _cut(by_origin: dict[tuple[bytes, bytes], list[TraceSpans]], limit: int) -> Iterator[tuple[Groups, int]]:
+    """The traces of ``by_origin`` as (origin -> span entries, span count) groups whose request stays within
+    ``limit`` bytes: whole traces in order, a trace larger than ``limit`` cut between its spans (a span
+    larger than ``limit`` alone)."""
+    groups: Groups = {}
+    size = 0
+    count = 0
+    for origin, traces in by_origin.items():
+        head = len(origin[0]) + len(origin[1]) + 2 * _FRAME
+        for ts in traces:
+            body = sum(map(len, ts.entries))
+            need = body + (0 if origin in groups else head)
+            if size + need > limit and count:
+                yield groups, count
+                groups, size, count = {}, 0, 0
+                need = body + head
+            if need <= limit:
+                entries = groups.get(origin)
+                if entries is None:
+                    groups[origin] = list(ts.entries)
+                else:
+                    entries.extend(ts.entries)
+                size += need
+                count += ts.count
+                continue
+            for span in _framed_spans(ts.entries):  # a trace larger than a record
+                need = len(span) + (0 if origin in groups else head)
+                if size + need > limit and count:
+                    yield groups, count
+                    groups, size, count = {}, 0, 0
+                    need = len(span) + head
+                entries = groups.get(origin)
+                if entries is None:
+                    groups[origin] = [span]
+                else:
+                    entries.append(span)
+                size += need
+                count += 1
+    if count:
+        yield groups, count
+
+
+def _framed_spans(entries: list[bytes]) -> Iterator[memoryview]:
+    """Each framed span (``spans`` field: tag, length, span) of ``entries``, as a view of its entry."""
+    for entry in entries:
+        view = memoryview(entry)
+        end = len(entry)
+        pos = 0
+        while pos < end:
+            _, _, _, stop = read_field(entry, pos, end)
+            yield view[pos:stop]
+            pos = stop
 
 
 __all__ = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,132 @@ def test_flat_produce_encoding_matches_aiokafka(version: int) -> None:
     assert produce_encoding.flat_encode(request) == Struct.encode(request)
     assert request.encode() == Struct.encode(request)
     assert cls(**{**fields, "topics": None}).encode() == Struct.encode(cls(**{**fields, "topics": None}))
+    # The connection's framing, in pieces: size, header, body, as aiokafka joins them.
+    header = request.build_request_header(correlation_id=77, client_id="tracetriage").encode()
+    message = header + Struct.encode(request)
+    parts = produce_encoding.framed_parts(request, 77, "tracetriage")
+    assert b"".join(parts) == struct.pack(">i", len(message)) + message
+    assert any(part is batch for _, partitions in topics for _, batch in partitions for part in parts if batch)
+
+
+def test_produce_requests_are_prepared_as_the_flat_classes() -> None:
+    """aiokafka's ProduceRequest prepares into the classes the flat send writes in pieces (else it would
+    fall back to aiokafka's own send, silently)."""
+    from aiokafka import conn
+    from aiokafka.protocol.produce import ProduceRequest
+
+    from collector.exporters.kafka import produce_encoding
+
+    produce_encoding.install()
+    assert conn.AIOKafkaConnection.send is produce_encoding.send
+    request = ProduceRequest(transactional_id=None, required_acks=1, timeout=1000,
+                             topics=[("t", [(0, b"batch")])])
+    for version in range(3, 8):
+        prepared = request.prepare({0: (version, version)})
+        assert type(prepared) in produce_encoding._PRODUCE_STRUCTS
+
+
+@pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])
+def test_records_by_trace_cut_large_partitions_between_traces(encoding: str) -> None:
+    """A partition larger than a record is cut into records of whole traces, straight from the split; only
+    a trace larger than a record is cut between its spans. Every span arrives once, byte for byte, under its
+    own resource and scope."""
+    from collector.exporters.kafka.exporter import json_encode
+    from collector.exporters.kafka.marshal import identity, records_by_trace
+    from collector.wire import split_by_trace
+
+    rnd = random.Random(11)
+    req = ExportTraceServiceRequest()
+    sizes: dict[bytes, int] = {}
+    for service in ("svc-a", "svc-b"):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = service
+        ss = rs.scope_spans.add()
+        ss.scope.name = f"scope-{service}"
+        for t in range(30):
+            tid = rnd.randbytes(16)
+            spans = 40 if t == 5 else rnd.randint(2, 8)  # one trace larger than a record
+            sizes[tid] = sizes.get(tid, 0) + spans
+            for i in range(spans):
+                span = ss.spans.add(trace_id=tid, span_id=rnd.randbytes(8), name=f"op-{i}",
+                                    start_time_unix_nano=1_700_000_000_000_000_000 + i,
+                                    end_time_unix_nano=1_700_000_000_100_000_000)
+                span.attributes.add(key="blob").value.string_value = "x" * rnd.randint(200, 900)
+    payload = req.SerializeToString()
+    limit = 12_000
+    encode = json_encode if encoding == "otlp_json" else identity
+    records = records_by_trace(split_by_trace(payload), 3, limit, encode)
+    assert all(len(r.value) <= limit for r in records)
+    expected = {(s.trace_id, s.span_id): (rs.resource, ss.scope, s.SerializeToString())
+                for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    seen: dict[tuple[bytes, bytes], int] = {}
+    records_of: dict[bytes, set[int]] = {}
+    for n, rec in enumerate(records):
+        parsed = ExportTraceServiceRequest.FromString(rec.raw)
+        assert rec.spans == len(spans_of(parsed)) and rec.partition is not None
+        for rs in parsed.resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    key = (s.trace_id, s.span_id)
+                    assert partition_for_key(s.trace_id.hex().encode(), 3) == rec.partition
+                    assert expected[key] == (rs.resource, ss.scope, s.SerializeToString())
+                    seen[key] = seen.get(key, 0) + 1
+                    records_of.setdefault(s.trace_id, set()).add(n)
+    assert seen == dict.fromkeys(expected, 1)
+    big = [tid for tid, n in sizes.items() if n == 40]
+    assert len(big) == 2 and all(len(records_of[tid]) > 1 for tid in big)
+    if encoding == "otlp_proto":  # (JSON records may be halved further, between any spans)
+        assert all(len(records_of[tid]) == 1 for tid in sizes if tid not in big)
+
+
+@pytest.mark.parametrize("compression", [0, 1])  # none, gzip
+def test_record_batches_with_the_hardware_crc_match_aiokafka(compression: int) -> None:
+    """The exporter's batch builder (each value copied once, google-crc32c) gives aiokafka's bytes exactly:
+    keys or none, values of every size, headers (aiokafka's own path), and a record that does not fit."""
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    from collector.exporters.kafka import record_batch
+
+    assert record_batch.available(), "google-crc32c (with its C extension) is a dependency"
+    rnd = random.Random(compression)
+    ours = record_batch.RecordBatchBuilder(2, compression, 0, -1, -1, 0, 100_000)
+    theirs = record_batch._DEFAULT(2, compression, 0, -1, -1, 0, 100_000)
+    base = 1_700_000_000_000
+    for offset in range(200):
+        key = None if offset % 3 == 0 else rnd.randbytes(rnd.randint(0, 40))
+        value = rnd.randbytes(rnd.choice([0, 1, 63, 64, 200, 5000, 40_000]))
+        if offset % 2:
+            value = value[:8] * 50  # compressible
+        headers = [("h", b"v")] if offset % 7 == 6 else []
+        stamp = base + rnd.randint(-5, 500)
+        a = ours.append(offset, stamp, key, value, headers)
+        b = theirs.append(offset, stamp, key, value, headers)
+        assert (a is None) == (b is None), offset
+        if a is None:
+            break
+        assert (a.offset, a.size, a.timestamp) == (b.offset, b.size, b.timestamp)
+    else:
+        pytest.fail("the batch never filled")
+    built, expected = bytes(ours.build()), bytes(theirs.build())
+    batch = DefaultRecordBatch(built)
+    assert batch.validate_crc()
+    if compression:  # (gzip stamps the time, and the Cython builder keeps a compressed batch that grew)
+        assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in batch] == [
+            (r.offset, r.timestamp, r.key, r.value, r.headers) for r in DefaultRecordBatch(expected)]
+    else:
+        assert built == expected
+
+
+def test_the_exporter_installs_the_hardware_crc_builder() -> None:
+    from aiokafka.producer import message_accumulator
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    import collector.exporters.kafka.exporter  # noqa: F401  (installs it)
+    from collector.exporters.kafka import record_batch
+
+    assert message_accumulator.DefaultRecordBatchBuilder is record_batch.RecordBatchBuilder
+    builder = message_accumulator.BatchBuilder(1_000_000, 0)
+    assert builder.append(timestamp=None, key=b"k", value=b"first") is not None
+    assert builder.append(timestamp=None, key=None, value=b"x" * 100_000) is not None
+    records = list(DefaultRecordBatch(bytes(builder._build())))
+    assert [(r.key, r.value) for r in records] == [(b"k", b"first"), (None, b"x" * 100_000)]

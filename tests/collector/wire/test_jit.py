@@ -78,6 +78,27 @@ def test_reference_payload(monkeypatch: pytest.MonkeyPatch) -> None:
         assert sum(ts.maybe_error for c in fast for ts in c.by_trace.values()) == 5
 
 
+def test_more_runs_than_the_first_call_has_room_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's first call has room for 2,048 runs; a request with more (single-span traces, or traces
+    whose spans alternate) is walked again with room for all, and comes out as the Python walk's."""
+    from collector.wire import _jit
+
+    rnd = random.Random(5)
+    ids = [rnd.randbytes(16) for _ in range(2500)]
+    spans = [Span(trace_id=ids[i % len(ids)], span_id=rnd.randbytes(8), name="op",
+                  start_time_unix_nano=1_700_000_000_000_000_000 + i, end_time_unix_nano=1_700_000_000_100_000_000,
+                  status=Status(code=2 if i % 97 == 0 else 0)).SerializeToString() for i in range(3000)]
+    data = _request(spans)
+    calls: list[int] = []
+    real = _jit._kernel
+    assert real is not None
+    monkeypatch.setattr(_jit, "_kernel", lambda *a: calls.append(a[4].shape[0]) or real(*a))
+    fast = compiled_split(data, monkeypatch)
+    assert calls == [_jit._RUNS, len(data) // _jit._MIN_SPAN + 1]
+    assert sum(c.spans for c in fast) == 3000 and sum(len(c.by_trace) for c in fast) == 2500
+    assert summary(fast, True) == summary(python_split(data, monkeypatch), False)
+
+
 def _fields_of(span: Span) -> list[bytes]:
     """The span's top-level fields, each framed as protobuf writes it (to reorder them)."""
     out = []
