@@ -109,3 +109,23 @@ def test_replace_origins_moves_spans_and_joins_origins_that_map_to_one() -> None
     u = make_trace([(a, spans[:1]), (b, spans[1:])])
     u.replace_origins(lambda o: {a: b, b: a}[o])
     assert u.spans_of(a) == 2 and u.spans_of(b) == 1
+
+
+def test_a_trace_files_its_first_origin_in_slots_and_answers_as_with_a_dict() -> None:
+    """Spans of the first origin are kept without a dict while the trace waits; every reader sees the same
+    chunks, counts and bytes as before, and a second origin (or a stage asking for ``chunks``) makes the dict."""
+    a = make_origin(Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="a"))]))
+    b = make_origin(Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="b"))]))
+    t = Trace(b"\x01" * 16, 0.0, 1.0, a, b"\x12\x01x", 1, 5, 9, False)
+    t.add(a, memoryview(b"\x12\x01y"), 1, 3, 7, False)
+    assert (t.span_count, t.byte_size, t.start, t.end, t.spans_of(a), t.spans_of(b)) == (2, 6, 3, 9, 2, 0)
+    assert list(t.wire_chunks()) == [(a, bytearray(b"\x12\x01x\x12\x01y"))]
+    t.add(b, b"\x12\x01z", 1, 4, 8, True)
+    assert t.chunks == {a: bytearray(b"\x12\x01x\x12\x01y"), b: b"\x12\x01z"}
+    assert (t.span_count, t.spans_of(a), t.spans_of(b), t.maybe_error) == (3, 2, 1, True)
+    u = Trace(b"\x02" * 16, 0.0, 1.0, a, b"\x12\x01x", 1)
+    assert u.chunks == {a: b"\x12\x01x"}  # asked for: made, and kept in step afterwards
+    u.add(a, b"\x12\x01y", 1, 0, 0)
+    assert u.chunks == {a: bytearray(b"\x12\x01x\x12\x01y")} and list(u.wire_chunks()) == list(u.chunks.items())
+    empty = Trace(b"\x03" * 16, 0.0)
+    assert empty.chunks == {} and list(empty.wire_chunks()) == [] and empty.spans_of(a) == 0
