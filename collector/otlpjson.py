@@ -412,14 +412,26 @@ def _message_encoder(tag: bytes, table: _Table) -> _Encoder:
 
 
 def _messages_encoder(tag: bytes, table: _Table) -> _Encoder:
-    """A repeated message field's encoder: every item framed in one loop."""
+    """A repeated message field's encoder (a document's list of dicts)."""
+    def item(x: Any) -> bytes:
+        return _message(x, table)
+
+    framed = _framed_items(tag, item)
+
     def messages(v: Any) -> bytes:
         if type(v) is not list:
             raise _NOT_CERTAIN
+        return framed(v)
+    return messages
+
+
+def _framed_items(tag: bytes, encode: _Encoder) -> _Encoder:
+    """A repeated message field's items, each encoded by ``encode`` and framed, in one loop."""
+    def messages(v: Any) -> bytes:
         out: list[bytes] = []
         append = out.append
         for x in v:
-            body = _message(x, table)
+            body = encode(x)
             n = len(body)
             append(tag)
             append(_SMALL[n] if n < 0x80 else _length(n))
@@ -691,7 +703,7 @@ def _typed(desc: Descriptor) -> tuple[Any, _Encoder]:
             if f.is_repeated and sub.full_name in _SPINE:
                 struct, item = _typed(sub)
                 spec.append((f.json_name, list[struct] | None, None))  # type: ignore[valid-type]
-                encoders.append(_typed_messages(tag, item))
+                encoders.append(_framed_items(tag, item))
             elif f.is_repeated and sub.full_name == _KEY_VALUE:
                 spec.append((f.json_name, list[_Raw] | None, None))
                 encoders.append(_raw_key_values(tag, _TABLES[sub.full_name]))
@@ -752,20 +764,6 @@ def _typed_scalar(f: FieldDescriptor, hex_id: bool, encode: _Encoder) -> _Encode
 
 def _number(f: FieldDescriptor) -> int:
     return int(f.number)
-
-
-def _typed_messages(tag: bytes, encode: _Encoder) -> _Encoder:
-    def messages(v: Any) -> bytes:
-        out: list[bytes] = []
-        append = out.append
-        for x in v:
-            body = encode(x)
-            n = len(body)
-            append(tag)
-            append(_SMALL[n] if n < 0x80 else _length(n))
-            append(body)
-        return b"".join(out)
-    return messages
 
 
 def _raw_key_values(tag: bytes, table: _Table) -> _Encoder:

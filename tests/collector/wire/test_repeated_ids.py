@@ -6,7 +6,6 @@ after the span's canonical ids; the walks read the span's first bytes only and p
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collector.validate import remove_invalid_spans
-from collector.wire import InvalidSpanIds, ScopeChunk, _jit, _split, load_compiled, split_by_trace
+from collector.wire import InvalidSpanIds, _jit, _split, frame, load_compiled, split_by_trace
+from tests.collector.wire.test_properties import SpanSet, spans_of_request, spans_of_split
 
 WALKS = ("compiled", "vectorized", "python")
 _BLOB = Path(__file__).with_name("data") / "repeated_id_fields.hex"
@@ -42,42 +42,14 @@ def span(n: int, attributes: list[KeyValue] | None = None) -> Span:
 
 def request(spans: list[bytes]) -> bytes:
     """A request of one resource and one scope holding the serialized ``spans``."""
-    body = b"".join(b"\x12" + _varint(len(s)) + s for s in spans)
-    scope = ScopeSpans().SerializeToString() + body  # spans framed by hand: they need not be valid
+    scope = ScopeSpans().SerializeToString() + b"".join(frame(0x12, s) for s in spans)  # framed by hand: spans
     rs = ResourceSpans(resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="s"))]))
-    rs_bytes = rs.SerializeToString() + b"\x12" + _varint(len(scope)) + scope
-    return b"\x0a" + _varint(len(rs_bytes)) + rs_bytes
+    return frame(0x0A, rs.SerializeToString() + frame(0x12, scope))  # need not be valid
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def filed(chunks: list[ScopeChunk]) -> Counter[bytes]:
-    """Every span the split passed on (deterministic bytes), checked to be filed under protobuf's id."""
-    out: Counter[bytes] = Counter()
-    for chunk in chunks:
-        count = 0
-        for trace_id, ts in chunk.by_trace.items():
-            spans = ScopeSpans.FromString(b"".join(ts.entries)).spans
-            assert len(spans) == ts.count
-            count += ts.count
-            for s in spans:
-                assert s.trace_id == trace_id
-                out[s.SerializeToString(deterministic=True)] += 1
-        assert count == chunk.spans
-    return out
-
-
-def as_protobuf_reads_it(data: bytes) -> Counter[bytes]:
-    req = ExportTraceServiceRequest.FromString(data)
-    return Counter(s.SerializeToString(deterministic=True)
-                   for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans)
+def as_protobuf_reads_it(data: bytes) -> SpanSet:
+    """The spans protobuf reads, as :func:`spans_of_split` counts what a split filed (under its trace id)."""
+    return spans_of_request(ExportTraceServiceRequest.FromString(data))
 
 
 def flipped_attribute_span() -> bytes:
@@ -107,7 +79,7 @@ def test_a_repeated_trace_id_files_the_span_under_the_last(walk: str) -> None:
     assert Span.FromString(moved).trace_id == bytes([0x55]) * 16
     data = request([span(n).SerializeToString() for n in range(6)] + [moved])
     chunks = split_by_trace(data)
-    assert filed(chunks) == as_protobuf_reads_it(data)
+    assert spans_of_split(chunks) == as_protobuf_reads_it(data)
     assert bytes([0x55]) * 16 in chunks[0].by_trace
 
 
@@ -122,7 +94,7 @@ def test_later_span_and_parent_ids_win(walk: str, field: bytes) -> None:
     data = request([span(n).SerializeToString() for n in range(6)] + [repeated])
     assert remove_invalid_spans(ExportTraceServiceRequest.FromString(data)).rejected == 0
     chunks = split_by_trace(data)
-    assert filed(chunks) == as_protobuf_reads_it(data)
+    assert spans_of_split(chunks) == as_protobuf_reads_it(data)
     roots = {tid: ts.has_root for c in chunks for tid, ts in c.by_trace.items()}
     assert roots[bytes([3]) * 16] is (field == b"\x22\x00")
 
@@ -141,4 +113,5 @@ def test_ids_once_gives_the_same_split_of_bytes_protobuf_serialized(walk: str) -
     """What the receivers pass (``certainly_valid`` accepted it, or protobuf serialized it) has each id
     once: skipping the check changes nothing there."""
     data = request([span(n).SerializeToString() for n in range(40)])
-    assert filed(split_by_trace(data, ids_once=True)) == filed(split_by_trace(data)) == as_protobuf_reads_it(data)
+    once, checked = spans_of_split(split_by_trace(data, ids_once=True)), spans_of_split(split_by_trace(data))
+    assert once == checked == as_protobuf_reads_it(data)

@@ -19,6 +19,7 @@ from junitparser import JUnitXml
 from pipelines.trace_tests.definition import GrpcTrigger, load_definition_text
 from pipelines.trace_tests.grpc_trigger import INSTALL_HINT, GrpcTriggerError, Protos
 from tests.conftest import ROOT, free_port
+from tests.pipelines.trace_tests.support import trace_tests_collector
 
 PROTO = """syntax = "proto3";
 package shop.v1;
@@ -305,26 +306,8 @@ def test_collector_mode_fires_the_grpc_trigger(definitions: Path, collector_fact
     defs.mkdir()
     (defs / "order.yaml").write_text(CORRECT)
     (defs / "order-wrong.yaml").write_text(WRONG)
-    grpc_port, metrics_port, port = free_port(), free_port(), free_port()
-    cfg = d / "collector.yaml"
-    cfg.write_text(f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
-processors:
-  trace_tests: {{definitions: "{defs}", decision_wait: 1s}}
-exporters:
-  file: {{path: "{d / 'out.jsonl'}"}}
-service:
-  telemetry:
-    metrics: {{address: "127.0.0.1:{metrics_port}"}}
-    debug: true
-  pipelines:
-    traces: {{receivers: [otlp], processors: [trace_tests], exporters: [file]}}
-""")
-    col = collector_factory([cfg], metrics_port)
-    col.wait_ready()
+    col, grpc_port, metrics_port = trace_tests_collector(d, defs, collector_factory)
+    port = free_port()
     (defs / "protos").mkdir()
     (defs / "protos" / "orders.proto").write_text(PROTO)
     proc = subprocess.Popen([sys.executable, "-m", "tests.pipelines.trace_tests.orders_service", str(port),

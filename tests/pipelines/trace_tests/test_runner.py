@@ -14,6 +14,7 @@ import pytest
 from junitparser import Failure, JUnitXml
 
 from tests.conftest import ROOT, free_port
+from tests.pipelines.trace_tests.support import trace_tests_collector
 
 CORRECT = """
 type: Test
@@ -157,26 +158,8 @@ def test_collector_mode_reads_results_from_a_running_tracetriage(tmp_path: Path,
     defs.mkdir()
     (defs / "checkout.yaml").write_text(CORRECT)
     (defs / "checkout-wrong.yaml").write_text(WRONG)
-    grpc_port, metrics_port, port = free_port(), free_port(), free_port()
-    cfg = tmp_path / "collector.yaml"
-    cfg.write_text(f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: "127.0.0.1:{grpc_port}"}}
-processors:
-  trace_tests: {{definitions: "{defs}", decision_wait: 1s}}
-exporters:
-  file: {{path: "{tmp_path / 'out.jsonl'}"}}
-service:
-  telemetry:
-    metrics: {{address: "127.0.0.1:{metrics_port}"}}
-    debug: true
-  pipelines:
-    traces: {{receivers: [otlp], processors: [trace_tests], exporters: [file]}}
-""")
-    col = collector_factory([cfg], metrics_port)
-    col.wait_ready()
+    col, grpc_port, metrics_port = trace_tests_collector(tmp_path, defs, collector_factory)
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tests.pipelines.trace_tests.shop_service", str(port),
                              f"http://127.0.0.1:{grpc_port}"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
