@@ -145,13 +145,33 @@ def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, t
     done = 0
     ndrop = 0
     qmask = qi.shape[0] - 1
-    for r in range(cols.shape[0]):
+    # First every key's home slot, each row read once (a load per span, independent of one another, so the
+    # cache misses of the random slots overlap instead of coming one after the other in the loop below).
+    n = cols.shape[0]
+    homes = np.full(n, -1, dtype=np.int64)
+    keys = np.empty((n, 3), dtype=np.int64)
+    mask = ti.shape[0] - 1
+    touched = 0
+    for r in range(n):
         kind = cols[r, KIND]
-        if kind < 2 or kind > 5:
-            continue
         t_at = cols[r, TRACE_AT]
-        if t_at < 0:
+        if kind < 2 or kind > 5 or t_at < 0:
             continue
+        id_at = cols[r, SPAN_AT] if kind == 3 or kind == 4 else cols[r, PARENT_AT]
+        k0 = _u64(buf, t_at)
+        k1 = _u64(buf, t_at + 8)
+        k2 = _u64(buf, id_at) if id_at >= 0 else 0
+        keys[r, 0] = k0
+        keys[r, 1] = k1
+        keys[r, 2] = k2
+        home = _home(k0, k1, k2)
+        homes[r] = home
+        touched += ti[home & mask, T_FLAGS]
+    for r in range(n):
+        home = homes[r]
+        if home < 0:
+            continue
+        kind = cols[r, KIND]
         client = kind == 3 or kind == 4
         ns = cols[r, END] - cols[r, START]
         lat = ns * 1e-9
@@ -173,10 +193,7 @@ def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, t
         id_at = cols[r, SPAN_AT] if client else cols[r, PARENT_AT]
         if client and id_at < 0:
             continue
-        k0 = _u64(buf, t_at)
-        k1 = _u64(buf, t_at + 8)
-        k2 = _u64(buf, id_at) if id_at >= 0 else 0
-        home = _home(k0, k1, k2)
+        k0, k1, k2 = keys[r, 0], keys[r, 1], keys[r, 2]
         slot = _find(ti, k0, k1, k2, home)
         side = 0 if client else 1
         if slot >= 0 and (ti[slot, T_FLAGS] & F_SIDE) != side * F_SIDE:
@@ -225,18 +242,31 @@ def pair(buf: Any, cols: Any, services: Any, peers: Any, dbs: Any, now: float, t
         ti[slot, T_LAT] = ns
         ti[slot, T_FLAGS] = (F_USED | side * F_SIDE | conn << 2 | (F_ROOT if (not client and id_at < 0) else 0)
                              | failed * F_FAILED)
+    if touched == -1:  # (never: keeps the loads above)
+        ndrop = -1
     return done, ndrop
 
 
 @jit
-def expire(now: float, ti: Any, tf: Any, qi: Any, qf: Any, state: Any, out: Any, out_f: Any) -> int:
+def expire(now: float, user: int, ti: Any, tf: Any, qi: Any, qf: Any, state: Any, out_i: Any, out_f: Any,
+           unpaired: Any) -> tuple[int, int]:
     """Remove the entries whose ``ttl`` has passed (read from the head of the expiry queue, which is in order
-    of expiry) into ``out`` (side, service, peer, root, conn, failed; at most ``state[0]`` rows) and ``out_f``
-    (latency); returns how many."""
+    of expiry). A client side that names its callee (a peer) or a root server span (called by ``user``)
+    becomes a completed edge to or from a virtual node in ``out_i``/``out_f`` (as :func:`pair`'s; at most
+    ``state[0]`` rows); any other is counted in ``unpaired[(service * 2 + side) * 4 + conn]`` (side 0 client,
+    1 server). Returns (virtual edges, entries expired)."""
     n = 0
+    expired = 0
     qmask = qi.shape[0] - 1
+    mask = ti.shape[0] - 1
     head, tail = state[S_HEAD], state[S_TAIL]
+    ahead = head  # rows up to here were read ahead: by 64 at a time, so that their cache misses overlap
+    touched = 0
     while head < tail and qf[head & qmask] <= now:
+        if head == ahead:
+            while ahead < tail and ahead - head < 64:
+                touched += ti[qi[ahead & qmask, 3] & mask, T_FLAGS]
+                ahead += 1
         q = head & qmask
         head += 1
         slot = _find(ti, qi[q, 0], qi[q, 1], qi[q, 2], qi[q, 3])
@@ -244,19 +274,30 @@ def expire(now: float, ti: Any, tf: Any, qi: Any, qf: Any, state: Any, out: Any,
             continue  # paired meanwhile (or queued twice)
         flags = ti[slot, T_FLAGS]
         nodes = ti[slot, T_NODES]
-        out[n, 0] = (flags >> 1) & 1
-        out[n, 1] = nodes & 0xFFFFFFFF
-        out[n, 2] = (nodes >> 32) - 1
-        out[n, 3] = (flags >> 4) & 1
-        out[n, 4] = (flags >> 2) & 3
-        out[n, 5] = (flags >> 5) & 1
+        side = (flags >> 1) & 1
+        service = nodes & 0xFFFFFFFF
+        peer = (nodes >> 32) - 1
         lat = ti[slot, T_LAT] * 1e-9
-        out_f[n] = lat if lat >= 0 else 0.0
-        n += 1
+        if lat < 0:
+            lat = 0.0
+        if (side == 0 and peer >= 0) or (side == 1 and flags & F_ROOT):
+            out_i[n, O_CLIENT] = service if side == 0 else user
+            out_i[n, O_SERVER] = peer if side == 0 else service
+            out_i[n, O_CONN] = 3
+            out_i[n, O_FAILED] = (flags >> 5) & 1
+            out_i[n, O_VIRTUAL] = 1 if side == 0 else 2
+            out_f[n, 0] = lat if side == 0 else -1.0
+            out_f[n, 1] = -1.0 if side == 0 else lat
+            n += 1
+        else:
+            unpaired[(service * 2 + side) * 4 + ((flags >> 2) & 3)] += 1
+        expired += 1
         _delete(ti, slot)
         state[S_COUNT] -= 1
     state[S_HEAD] = head
-    return n
+    if touched == -1:  # (never: keeps the loads ahead)
+        n = -1
+    return n, expired
 
 
 # -- span metrics: spans grouped by label set within a request ---------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collector.wire import NCOLS, load_column_walk
-from pipelines.exposition.layout import O_INTS, Q_INTS, T_INTS, X_INTS
+from pipelines.exposition.layout import O_INTS, Q_INTS, T_INTS
 from pipelines.exposition.spans import service_name
 
 MAX_RESOURCES = 4096  # resource bytes -> service name, remembered (cleared when full)
@@ -45,7 +45,8 @@ def compile_all() -> bool:
     queue_i, queue_f, state = np.zeros((1, Q_INTS), dtype=i64), np.zeros(1), np.zeros(3, dtype=i64)
     k.pair(np.frombuffer(bytes(1), dtype=np.uint8), cols, none, none, none, 0.0, 1.0, 1, table_i, table_f,
            queue_i, queue_f, state, np.zeros((0, O_INTS), dtype=i64), np.zeros((0, 2)), np.zeros((0, 3), dtype=i64))
-    k.expire(0.0, table_i, table_f, queue_i, queue_f, state, np.zeros((1, X_INTS), dtype=i64), np.zeros(1))
+    k.expire(0.0, 0, table_i, table_f, queue_i, queue_f, state, np.zeros((1, O_INTS), dtype=i64), np.zeros((1, 2)),
+             np.zeros(8, dtype=i64))
     k.rehash(table_i, np.zeros((2, T_INTS), dtype=i64))
     k.aggregate(cols, np.zeros((0, 1), dtype=np.uint64), np.zeros(1, dtype=i64), 15, np.zeros(1), 1.0,
                 np.zeros(2, dtype=i64), np.zeros(1, dtype=np.uint64), np.zeros(1, dtype=i64), np.zeros(1, dtype=i64),

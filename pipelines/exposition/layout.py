@@ -9,8 +9,6 @@ T_K0, T_K1, T_K2, T_HOME, T_FLAGS, T_NODES, T_LAT, T_EXP = range(8)
 T_INTS = 8
 # Its expiry queue (ring, in order of insertion): key0, key1, key2, home (int64); expires (float64).
 Q_INTS = 4
-# Expired edges out (int64): side, service, peer, root, conn, failed; (float64) latency.
-X_INTS = 6
 # Completed edges out (int64): client, server, conn (3: virtual_node), failed, virtual (0: no, 1: the server
 # is a virtual node, 2: the client is); (float64) client latency, server latency (-1: not seen).
 O_CLIENT, O_SERVER, O_CONN, O_FAILED, O_VIRTUAL = range(5)

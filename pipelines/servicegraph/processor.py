@@ -33,7 +33,7 @@ from pipelines.exposition import (
     stop_serving,
 )
 from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
-from pipelines.exposition.layout import O_CLIENT, O_CONN, O_FAILED, O_INTS, O_SERVER, O_VIRTUAL, Q_INTS, T_INTS, X_INTS
+from pipelines.exposition.layout import O_CLIENT, O_CONN, O_FAILED, O_INTS, O_SERVER, O_VIRTUAL, Q_INTS, T_INTS
 from pipelines.servicegraph.config import Config
 from pipelines.servicegraph.store import Edge, EdgeStore
 
@@ -44,6 +44,7 @@ MESSAGING, DATABASE, VIRTUAL = "messaging_system", "database", "virtual_node"
 _CAPABILITIES = Capabilities()
 
 
+HOLD_EDGES = 16384  # completed edges held on the compiled path before they are counted (see _hold)
 MAX_NODES = 1 << 20  # node names (services, databases, peers) given a code on the compiled path
 _CONNECTIONS = ("", MESSAGING, DATABASE, VIRTUAL)
 _VIRTUAL_SIDES = ("", "server", "client")
@@ -57,11 +58,12 @@ def _table(rows: int) -> np.ndarray:
 
 
 class _FastStore:
-    """The compiled store of half-seen edges: a table of 64-byte rows, grown (doubled) to keep at most half of
-    it used, up to twice ``max_items`` slots (a power of two), and a queue of the waiting keys in order of
-    expiry."""
+    """The compiled store of half-seen edges: a table of 64-byte rows, grown (four times as many rows a
+    time) to keep at most half of it used, up to twice ``max_items`` slots (a power of two), and a queue of
+    the waiting keys in order of expiry."""
 
-    INITIAL_ROWS = 1 << 15  # 2 MB: doubling from there (a rehash each) is rare; smaller when max_items is
+    INITIAL_ROWS = 1 << 15  # 2 MB; smaller when max_items is
+    GROWTH = 4  # (each growth moves every entry into fresh memory: 4x moves a third of what doubling does)
 
     def __init__(self, max_items: int) -> None:
         from pipelines.exposition import _kernels as k  # (imports numba: only once the walk is loaded)
@@ -71,6 +73,8 @@ class _FastStore:
         self.qi = np.zeros((self.max_rows, Q_INTS), dtype=np.int64)
         self.qf = np.zeros(self.max_rows, dtype=np.float64)
         self.state = np.zeros(3, dtype=np.int64)  # waiting, queue head, queue tail
+        self._out_i, self._out_f = np.empty((0, O_INTS), dtype=np.int64), np.empty((0, 2))
+        self._unpaired = np.zeros(0, dtype=np.int64)  # per (node code, side, connection): counts of one expiry
         self.pair = k.pair
         self.expire = k.expire
         self._rehash = k.rehash
@@ -83,6 +87,16 @@ class _FastStore:
     def count(self) -> int:
         return int(self.state[0])
 
+    def expired_rows(self, rows: int, nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Room for ``rows`` virtual edges and the unpaired counts of ``nodes`` node codes, kept from one
+        expiry to the next (new arrays each time would cost their page faults again)."""
+        if len(self._out_f) < rows:
+            size = max(rows, 2 * len(self._out_f))
+            self._out_i, self._out_f = np.empty((size, O_INTS), dtype=np.int64), np.empty((size, 2))
+        if len(self._unpaired) < 8 * nodes:
+            self._unpaired = np.zeros(8 * max(nodes, len(self._unpaired) // 4), dtype=np.int64)
+        return self._out_i, self._out_f, self._unpaired
+
     def room_for(self, spans: int) -> None:
         """Grow the table so that ``spans`` more entries keep it at most half used."""
         rows = len(self.ti)
@@ -90,7 +104,8 @@ class _FastStore:
         if 2 * want <= rows:
             return
         while 2 * want > rows:
-            rows *= 2
+            rows *= self.GROWTH
+        rows = min(rows, self.max_rows)
         new = _table(rows)
         self._rehash(self.ti, new)
         self._set(new)
@@ -153,6 +168,9 @@ class ServiceGraphProcessor:
         self._names: list[str] = ["unknown_node"]
         self._node_codes: dict[str, int] = {"unknown_node": 0}
         self._by_value: dict[int, int] = {}
+        self._held_i = np.empty((HOLD_EDGES, O_INTS), dtype=np.int64)  # completed edges not yet counted
+        self._held_f = np.empty((HOLD_EDGES, 2), dtype=np.float64)
+        self._held = 0
         self._m_nodes_over = t.counter("tracetriage_servicegraph_nodes_over_limit",
                                        "Node names past the limit, counted as unknown_node.", lab).labels(label)
         self._host: Host | None = None
@@ -172,6 +190,7 @@ class ServiceGraphProcessor:
 
     def observed_edges(self) -> dict[tuple[str, str, str], float]:
         """(client, server, connection_type) -> unix time last seen, for every edge counted so far."""
+        self._flush()
         out: dict[tuple[str, str, str], float] = {}
         for key, s in self._series.items():
             k3 = (key[0], key[1], key[2])
@@ -287,11 +306,43 @@ class ServiceGraphProcessor:
                                 float(self.config.store.ttl), self.config.store.max_items, fast.ti, fast.tf,
                                 fast.qi, fast.qf, fast.state, out_i, out_f, dropped)
         if done:
-            self._apply(out_i[:done], out_f[:done])
-        for svc, side, conn in dropped[:ndrop].tolist():
-            name = self._names[svc]
-            self._drop(name if side == 0 else "", name if side == 1 else "", _CONNECTIONS[conn])
+            self._hold(out_i[:done], out_f[:done])
+        if ndrop:  # (a full store drops many at a time: counted per label set)
+            rows = dropped[:ndrop]
+            keys, counts = np.unique((rows[:, 0] * 2 + rows[:, 1]) * 4 + rows[:, 2], return_counts=True)
+            for key3, count in self._by_side(keys, counts):
+                self._drop(*key3, count)
         self._m_waiting.set(fast.count)
+
+    def _hold(self, oi: np.ndarray, of: np.ndarray) -> None:
+        """Keep completed edges to count with later ones (counting costs per call, not per edge: a request's
+        few hundred edges at a time would pay it every request); counted before anyone reads the series."""
+        n = self._held
+        if n + len(oi) > len(self._held_f):
+            self._flush()
+            n = 0
+            if len(oi) > len(self._held_f):
+                self._apply(oi, of)
+                return
+        self._held_i[n:n + len(oi)] = oi
+        self._held_f[n:n + len(oi)] = of
+        self._held = n + len(oi)
+
+    def _flush(self) -> None:
+        """Count the completed edges held by :meth:`_hold`."""
+        if self._held:
+            n, self._held = self._held, 0
+            self._apply(self._held_i[:n], self._held_f[:n])
+
+    def _by_side(self, keys: np.ndarray, counts: np.ndarray) -> list[tuple[tuple[str, str, str], int]]:
+        """Counts of half-seen edges by ``(node code * 2 + side) * 4 + connection code`` (side 0 client, 1
+        server) as (client, server, connection_type), the side not seen empty."""
+        out = []
+        for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+            name = self._names[key >> 3]
+            server = (key >> 2) & 1
+            out.append(((name if not server else "", name if server else "", _CONNECTIONS[key & 3]), count))
+        return out
 
     def _value_codes(self, c: SpanColumns, k: int) -> np.ndarray:
         """Per span row, the node code of the string value of wanted attribute ``k`` (-1: absent)."""
@@ -374,42 +425,19 @@ class ServiceGraphProcessor:
         waiting = fast.count
         if waiting == 0:
             return
-        out = np.empty((waiting, X_INTS), dtype=np.int64)
-        out_f = np.empty(waiting, dtype=np.float64)
-        n = fast.expire(now, fast.ti, fast.tf, fast.qi, fast.qf, fast.state, out, out_f)
-        if n == 0:
+        user = self._node("user")
+        out_i, out_f, unpaired = fast.expired_rows(waiting, len(self._names))
+        n, expired = fast.expire(now, user, fast.ti, fast.tf, fast.qi, fast.qf, fast.state, out_i, out_f, unpaired)
+        if expired == 0:
             return
-        self._m_expired.inc(n)
-        rows, lat = out[:n], out_f[:n]
-        side, svc, peer, root = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-        to_peer = (side == 0) & (peer >= 0)
-        from_user = (side == 1) & (root == 1)
-        virtual = to_peer | from_user
-        any_virtual = bool(virtual.any())
-        if any_virtual:
-            user = self._node("user")
-            oi = np.empty((int(virtual.sum()), O_INTS), dtype=np.int64)
-            of = np.full((len(oi), 2), -1.0)
-            v_side, v_svc, v_peer, v_lat = side[virtual], svc[virtual], peer[virtual], lat[virtual]
-            client_side = v_side == 0
-            oi[:, O_CLIENT] = np.where(client_side, v_svc, user)
-            oi[:, O_SERVER] = np.where(client_side, v_peer, v_svc)
-            oi[:, O_CONN] = 3
-            oi[:, O_FAILED] = rows[virtual, 5]
-            oi[:, O_VIRTUAL] = np.where(client_side, 1, 2)
-            of[:, 0] = np.where(client_side, v_lat, -1.0)
-            of[:, 1] = np.where(client_side, -1.0, v_lat)
-            self._apply(oi, of)
-        rest = rows[~virtual] if any_virtual else rows  # (no copy when every expired edge is unpaired)
-        if len(rest):
-            key = (rest[:, 1] * 2 + rest[:, 0]) * 4 + rest[:, 4]
-            unique, counts = np.unique(key, return_counts=True)
-            for k, c in zip(unique.tolist(), counts.tolist(), strict=True):
-                conn, k = k % 4, k // 4
-                s, code = k % 2, k // 2
-                name = self._names[code]
-                key3 = (name if s == 0 else "", name if s == 1 else "", _CONNECTIONS[conn])
-                self._unpaired[key3] = self._unpaired.get(key3, 0) + c
+        self._m_expired.inc(expired)
+        if n:
+            self._apply(out_i[:n], out_f[:n])
+        keys = np.flatnonzero(unpaired)
+        if keys.size:
+            for key3, count in self._by_side(keys, unpaired[keys]):
+                self._unpaired[key3] = self._unpaired.get(key3, 0) + count
+            unpaired[keys] = 0
         self._m_waiting.set(fast.count)
 
     def _pick(self, attributes: Any) -> dict[str, str]:
@@ -438,10 +466,10 @@ class ServiceGraphProcessor:
             series.client_seconds.observe(edge.client_latency)
         series.last_seen = time.time()
 
-    def _drop(self, client: str, server: str, connection: str) -> None:
-        self._m_dropped.inc()
+    def _drop(self, client: str, server: str, connection: str, count: int = 1) -> None:
+        self._m_dropped.inc(count)
         key = (client, server, connection)
-        self._dropped[key] = self._dropped.get(key, 0) + 1
+        self._dropped[key] = self._dropped.get(key, 0) + count
 
     def expire(self, now: float | None = None) -> None:
         """Settle the edges whose ``store.ttl`` has passed: virtual nodes where the client names its callee
@@ -475,6 +503,7 @@ class ServiceGraphProcessor:
     # -- exposition -----------------------------------------------------------------------------------
 
     def families(self) -> Iterable[Metric]:
+        self._flush()
         names = self._label_names + (("virtual_node",) if self.config.virtual_node_extra_label else ())
         total = Metric(PREFIX + "request", "Total count of requests between two nodes.", "counter")
         failed = Metric(PREFIX + "request_failed", "Total count of failed requests between two nodes.", "counter")

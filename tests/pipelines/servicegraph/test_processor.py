@@ -12,7 +12,7 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import enc
 from collector import ComponentID, Kind, Settings, Telemetry
 from collector.config.schema import ConfigError, decode
 from pipelines.exposition.columns import SpanWalk
-from pipelines.servicegraph import Config, ServiceGraphProcessor
+from pipelines.servicegraph import Config, ServiceGraphProcessor, processor
 from pipelines.servicegraph.processor import _FastStore
 from tests.pipelines.servicegraph.shop import shop_traces
 from tests.pipelines.spanmetrics.test_processor import Sink
@@ -82,8 +82,11 @@ def assert_same_series(got: dict[Any, float], want: dict[Any, float]) -> None:
 @compiled
 def test_a_growing_store_and_its_expiry_queue_agree_with_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many more edges than the table's first size, expired along the way: the compiled table grows, its
-    expiry queue wraps (and drops keys paired meanwhile), and the series are those of the protobuf path."""
+    expiry queue wraps (and drops keys paired meanwhile), completed edges held for counting overflow their
+    room (counted along the way, or at once when more come in one request), and the series are those of the
+    protobuf path."""
     monkeypatch.setattr(_FastStore, "INITIAL_ROWS", 256)  # (a smaller first table: it grows in this test)
+    monkeypatch.setattr(processor, "HOLD_EDGES", 40)
     spans = shop_traces(500, failing=range(0, 500, 7))
     traces: dict[int, list[Any]] = {}
     for s in spans:
