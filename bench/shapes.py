@@ -1,20 +1,23 @@
 """The shape matrix: the same pipelines on payloads of many shapes,
-``python -m bench.shapes [--rounds N] [--requests N] [--shape NAME ...] [--scenario pass|tail|full ...]
-[--jit on|off ...]``.
+``python -m bench.shapes [--rounds N] [--requests N] [--shape NAME ...]
+[--scenario pass|tail|full|servicegraph|spanmetrics ...] [--jit on|off ...]``.
 
 Every shape is the reference load (``bench.reference``: requests of 500 spans, traces of 10 spans, 5 services,
 8 attributes a span) changed in one way that instrumentations and encoders really produce: ``error = false``
 on every span (bool, string, int), attributes and events named like error keys, traces of 1, 100 and 1,000
 spans, 50 resources a request, one ``ScopeSpans`` a span, events and links, 4 KB attribute values, a fan-out
 failure (every span of the failing trace in error), the status written before the attributes, the flags
-written after the parent id (protobuf.js's declaration order), and OTLP/JSON over HTTP. Trace trees are real
-(each span's parent is in the trace); 2 % of traces fail: a leaf and its ancestors in error.
+written after the parent id (protobuf.js's declaration order), OTLP/JSON over HTTP, and calls between
+services as instrumented clients report them (``client_server``: a CLIENT span and its SERVER child). Trace
+trees are real (each span's parent is in the trace); 2 % of traces fail: a leaf and its ancestors in error.
 
 Each shape goes through ``pass`` (batch), ``tail`` (tail_sampling) and ``full`` (root_cause, alert_routing,
-tail_sampling) into a Kafka broker, with the compiled walk (``jit on``) and without (``TRACETRIAGE_JIT=0``:
-what a plain install runs). A sender process (``python -m bench.shapes send``) sends the requests over gRPC,
-or OTLP/JSON over HTTP for ``json``. One collector per scenario and setting serves every shape in turn;
-rounds interleave everything, so a slow spell of a shared machine hits every cell alike.
+tail_sampling) into a Kafka broker (and, when asked, ``servicegraph`` and ``spanmetrics``: ``full`` behind
+that processor, as ``bench.run``'s ``full_servicegraph`` and ``full_spanmetrics``), with the compiled walk
+(``jit on``) and without (``TRACETRIAGE_JIT=0``: what a plain install runs). A sender process
+(``python -m bench.shapes send``) sends the requests over gRPC, or OTLP/JSON over HTTP for ``json``. One
+collector per scenario and setting serves every shape in turn; rounds interleave everything, so a slow spell
+of a shared machine hits every cell alike.
 
 Figures, one JSON line per cell and round, then one ``median`` line per cell: spans per collector
 CPU-second, and that divided by protobuf's parse rate of the same shape's requests measured in this process
@@ -44,7 +47,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from bench.harness import ROOT, Collector, emit, free_port, tansu
 
 SERVICES = ("frontend", "checkout", "cart", "payment", "inventory")
-SCENARIOS = {"pass": "passthrough", "tail": "tail_sampling", "full": "full"}
+SCENARIOS = {"pass": "passthrough", "tail": "tail_sampling", "full": "full", "servicegraph": "full_servicegraph",
+             "spanmetrics": "full_spanmetrics"}
+DEFAULT_SCENARIOS = ("pass", "tail", "full")
 DECISION_WAIT_S = 2.0
 FAIL_EVERY = 50  # one trace in 50 fails (2 %)
 
@@ -64,6 +69,7 @@ class Shape:
     fan_out: bool = False  # every span of a failing trace in error
     order: str = ""  # "status_first" | "flags_middle": fields as such encoders write them
     json: bool = False
+    client_server: bool = False  # after the root, pairs of a CLIENT span and its SERVER child (a call)
     notes: str = field(default="", compare=False)
 
 
@@ -84,6 +90,7 @@ SHAPES: dict[str, Shape] = {
     "status_first": Shape(order="status_first", error_value=AnyValue(bool_value=False)),
     "flags_middle": Shape(order="flags_middle"),
     "json": Shape(json=True),
+    "client_server": Shape(client_server=True),
 }
 
 _MARK = b"\xab\xcd"  # trace id markers: _MARK, the trace's index (2 bytes), then 12 bytes of 0x5a
@@ -93,9 +100,16 @@ def _marker(t: int) -> bytes:
     return _MARK + t.to_bytes(2, "big") + b"\x5a" * 12
 
 
-def _parent(i: int) -> int:
-    """Span ``i``'s parent in a trace: a tree of fan-out 3 (span 0 is the root)."""
+def _parent(i: int, client_server: bool = False) -> int:
+    """Span ``i``'s parent in a trace: a tree of fan-out 3 (span 0 is the root); for ``client_server``, an
+    odd span (a CLIENT) is the root's child and an even one (its SERVER) the child of the span before it."""
+    if client_server:
+        return 0 if i % 2 else i - 1
     return (i - 1) // 3
+
+
+def _kind(i: int, client_server: bool) -> Span.SpanKind.ValueType:
+    return Span.SPAN_KIND_CLIENT if client_server and i % 2 else Span.SPAN_KIND_SERVER
 
 
 def build_request(shape: Shape, first_trace: int, seed: int) -> ExportTraceServiceRequest:
@@ -115,10 +129,10 @@ def build_request(shape: Shape, first_trace: int, seed: int) -> ExportTraceServi
             if not shape.fan_out:
                 k = leaf
                 while k > 0:
-                    k = _parent(k)
+                    k = _parent(k, shape.client_server)
                     in_error.add(k)
-        s = Span(trace_id=_marker(t), span_id=ids[d], parent_span_id=ids[_parent(d)] if d else b"",
-                 name="GET /shop" if d == 0 else "GET /cart", kind=Span.SPAN_KIND_SERVER,
+        s = Span(trace_id=_marker(t), span_id=ids[d], parent_span_id=ids[_parent(d, shape.client_server)] if d else b"",
+                 name="GET /shop" if d == 0 else "GET /cart", kind=_kind(d, shape.client_server),
                  start_time_unix_nano=base + d * 1000, end_time_unix_nano=base + 20_000_000 - d * 1000)
         for key, text in (("http.request.method", "GET"), ("http.route", "/cart"), ("url.scheme", "https"),
                           ("server.address", "shop"), ("user_agent.original", "curl/8"),
@@ -539,8 +553,8 @@ def main() -> None:
     if a.memory:
         memory(a.shape or list(SHAPES))
         return
-    matrix(a.shape or list(SHAPES), a.scenario or list(SCENARIOS), [j == "on" for j in (a.jit or ["on", "off"])],
-           a.rounds, a.requests)
+    matrix(a.shape or list(SHAPES), a.scenario or list(DEFAULT_SCENARIOS),
+           [j == "on" for j in (a.jit or ["on", "off"])], a.rounds, a.requests)
 
 
 if __name__ == "__main__":
