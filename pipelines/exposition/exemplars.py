@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from prometheus_client.samples import Exemplar
 
 from collector.model import Origin
 from collector.telemetry import Telemetry
 
-# (write, bucket, value, span id, unix time): ``write(bucket, exemplar)`` puts it into its series.
-Pending = tuple[Callable[[int, Exemplar], None], int, float, bytes, float]
+
+class ExemplarOwner(Protocol):
+    """A series that filed an exemplar: told when it is written (its trace kept) or forgotten (dropped,
+    expired), so that it can bound how many it has waiting."""
+
+    def write_exemplar(self, bucket: int, exemplar: Exemplar) -> None: ...
+
+    def exemplar_forgotten(self) -> None: ...
+
+
+# (owner, bucket, value, span id, unix time): ``owner.write_exemplar(bucket, exemplar)`` puts it into its series.
+Pending = tuple[ExemplarOwner, int, float, bytes, float]
 
 
 class PendingExemplars:
@@ -49,20 +60,27 @@ class PendingExemplars:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, trace_id: bytes, item: Pending) -> None:
+    def add(self, trace_id: bytes, item: Pending) -> bool:
+        """File ``item`` under its trace id; False when a bound refused it (counted; its owner is not told)."""
         waiting = self._waiting
         items = waiting.get(trace_id)
         if items is None:
             if len(waiting) >= self.max_traces:
                 self._overflow.inc()
-                return
+                return False
             waiting[trace_id] = [item]
             self._since.append((time.monotonic(), trace_id))
-            return
+            return True
         if len(items) >= self.per_trace:
             self._overflow.inc()
-            return
+            return False
         items.append(item)
+        return True
+
+    @staticmethod
+    def _forget(items: list[Pending]) -> None:
+        for item in items:
+            item[0].exemplar_forgotten()
 
     def expire(self, now: float | None = None) -> None:
         """Forget trace ids that waited longer than ``timeout``."""
@@ -74,6 +92,7 @@ class PendingExemplars:
             items = waiting.pop(tid, None)
             if items:
                 self._expired.inc(len(items))
+                self._forget(items)
         self._gauge.set(len(waiting))
 
     # -- TraceOutcomeListener -------------------------------------------------------------------------------
@@ -93,6 +112,7 @@ class PendingExemplars:
             items = waiting.pop(tid, None)
             if items:
                 forgotten += len(items)
+                self._forget(items)
         if forgotten:
             self._not_sampled.inc(forgotten)
         written = 0
@@ -100,8 +120,8 @@ class PendingExemplars:
             items = waiting.pop(tid, None)
             if items:
                 trace_hex = tid.hex()
-                for write, bucket, value, span_id, at in items:
-                    write(bucket, Exemplar({"trace_id": trace_hex, "span_id": span_id.hex()}, value, at))
+                for owner, bucket, value, span_id, at in items:
+                    owner.write_exemplar(bucket, Exemplar({"trace_id": trace_hex, "span_id": span_id.hex()}, value, at))
                 written += len(items)
         if written:
             self._written.inc(written)

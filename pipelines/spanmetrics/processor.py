@@ -41,6 +41,10 @@ _DEFAULT_LABELS = {"service.name": "service_name", "span.name": "span_name", "sp
                    "status.code": "status_code"}
 _CAPABILITIES = Capabilities()
 SWEEP_EVERY = 1.0  # seconds between sweeps of expired series and pending exemplars
+# Exemplars a series has waiting for their traces' decisions at most; it files more as those are decided.
+# (Each bucket shows only its newest, and filing one for each series of each request cost more than
+# counting the spans.)
+EXEMPLARS_WAITING = 16
 MAX_SERVICES = 100_000  # service names given a code for the compiled path (cleared when full)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: (service, kind, status) -> 64 bits, one to one
 
@@ -74,19 +78,84 @@ class _Aggregation:
                                    self.calls, self.hist, self.sums, self.first_bucket, self.first_value))
 
 
+class _Held:
+    """Calls counted on the compiled path and not yet added to their series: per series met since the last
+    flush, a slot of summed calls, duration sums and bucket counts. Adding a request's counts is a few array
+    operations, where adding them to each series (a Python call each) cost per label set and request."""
+
+    SLOTS = 4096  # series held between flushes (more when one request has more label sets)
+
+    def __init__(self, buckets: int) -> None:
+        self.index: dict[int, int] = {}  # label-set hash -> slot
+        self.series: list[Series] = []
+        self._by_series: dict[int, int] = {}  # id(series) -> slot
+        self._size(self.SLOTS, buckets)
+
+    def _size(self, slots: int, buckets: int) -> None:
+        self.calls = np.zeros(slots, dtype=np.int64)
+        self.sums = np.zeros(slots, dtype=np.float64)
+        self.hist = np.zeros((slots, buckets), dtype=np.int64)
+
+    def room(self, label_sets: int) -> bool:
+        """Whether ``label_sets`` more fit (else flush, then :meth:`grow`)."""
+        return len(self.series) + label_sets <= len(self.calls)
+
+    def grow(self, label_sets: int) -> None:
+        """Room for ``label_sets`` in the empty slots."""
+        assert not self.series
+        if label_sets > len(self.calls):
+            self._size(label_sets, self.hist.shape[1])
+
+    def add(self, key: int | None, series: Series) -> int:
+        """The slot of ``series``, remembered for the label-set hash ``key`` (None: not remembered, as the
+        overflow series' hashes are not: they are many and each is met again only by chance)."""
+        slot = self._by_series.get(id(series))
+        if slot is None:
+            slot = self._by_series[id(series)] = len(self.series)
+            self.series.append(series)
+        if key is not None:
+            self.index[key] = slot
+        return slot
+
+    def count(self, slots: list[int], calls: np.ndarray, sums: np.ndarray, hist: np.ndarray) -> None:
+        at = np.array(slots, dtype=np.int64)  # (a slot twice when label sets overflowed into one series)
+        np.add.at(self.calls, at, calls)
+        np.add.at(self.sums, at, sums)
+        np.add.at(self.hist, at, hist)
+
+    def take(self) -> list[tuple[Series, int, np.ndarray, float]]:
+        """(series, calls, bucket counts, duration sum) of every slot; the slots emptied."""
+        n = len(self.series)
+        out = list(zip(self.series, self.calls[:n].tolist(), self.hist[:n].copy(), self.sums[:n].tolist(),
+                       strict=True))
+        self.calls[:n] = 0
+        self.sums[:n] = 0.0
+        self.hist[:n] = 0
+        self.series = []
+        self.index = {}
+        self._by_series = {}
+        return out
+
+
 class Series:
     """One label set's calls and duration histogram."""
 
-    __slots__ = ("calls", "histogram", "labels", "touched")
+    __slots__ = ("calls", "exemplars_waiting", "histogram", "labels", "touched")
 
     def __init__(self, labels: dict[str, str], bounds: tuple[float, ...]) -> None:
         self.labels = labels
         self.calls = 0
         self.histogram = Histogram(bounds)
         self.touched = 0.0
+        self.exemplars_waiting = 0  # filed, their trace not yet decided: at most EXEMPLARS_WAITING
 
     def write_exemplar(self, bucket: int, exemplar: Exemplar) -> None:
         self.histogram.set_exemplar(bucket, exemplar)
+        self.exemplar_forgotten()
+
+    def exemplar_forgotten(self) -> None:
+        if self.exemplars_waiting > 0:
+            self.exemplars_waiting -= 1
 
 
 class SpanMetricsProcessor:
@@ -120,6 +189,7 @@ class SpanMetricsProcessor:
         self._parts = (("service.name" in self._defaults) | ("span.name" in self._defaults) << 1
                        | ("span.kind" in self._defaults) << 2 | ("status.code" in self._defaults) << 3)
         self._agg: _Aggregation | None = None
+        self._held = _Held(len(self._bounds) + 1)
         # (compiled, or loaded from numba's cache, now while the service builds: not on the first request)
         self._fast = not self._dims and compile_all()
         self._overflow: Series | None = None
@@ -196,7 +266,8 @@ class SpanMetricsProcessor:
                     series.touched = now
                     duration = (span.end_time_unix_nano - span.start_time_unix_nano) * to_unit
                     bucket = series.histogram.observe(duration if duration > 0 else 0.0)
-                    if exemplars is not None and id(series) not in noted:
+                    if (exemplars is not None and id(series) not in noted
+                            and series.exemplars_waiting < EXEMPLARS_WAITING):
                         noted.add(id(series))
                         self._exemplar(series, bucket, duration, span.trace_id, span.span_id, wall)
 
@@ -206,37 +277,57 @@ class SpanMetricsProcessor:
         n = c.n
         if n == 0:
             return
-        now = time.monotonic()
         agg = self._aggregation(n)
         codes = np.array([self._service_code(s) for s in c.services], dtype=np.int64)
         k = agg.run(c.cols, c.hashes, codes, self._parts, self._bounds_array, self._to_unit)
         by_hash = self._by_hash
         exemplars = self._exemplars
-        calls = agg.calls[:k].tolist()
-        sums = agg.sums[:k].tolist()
-        first = agg.first[:k]
-        firsts = first.tolist()
-        hist = agg.hist
+        held = self._held
+        if not held.room(k):
+            self._flush()
+            held.grow(k)
+        index = held.index
+        keys = agg.keys[:k].tolist()
+        slots = []
+        for i, key in enumerate(keys):
+            slot = index.get(key)
+            if slot is None:
+                series = by_hash.get(key)
+                if series is None:
+                    series = self._series_of(c, int(agg.first[i]), key)
+                slot = held.add(None if series is self._overflow else key, series)
+            slots.append(slot)
+        held.count(slots, agg.calls[:k], agg.sums[:k], agg.hist[:k])
         if exemplars is not None:
             wall = time.time()
             data = c.data
+            first = agg.first[:k]
             trace_at = c.cols[first, TRACE_AT].tolist()
             span_at = c.cols[first, SPAN_AT].tolist()
             buckets = agg.first_bucket[:k].tolist()
             values = agg.first_value[:k].tolist()
-        for i, key in enumerate(agg.keys[:k].tolist()):
-            series = by_hash.get(key)
-            if series is None:
-                series = self._series_of(c, firsts[i], key)
-                if series is self._overflow:
-                    self._m_overflow.inc(calls[i])
-            series.calls += calls[i]
-            series.touched = now
-            series.histogram.add(hist[i], sums[i], calls[i])
-            if exemplars is not None:
+            held_series = held.series
+            for i, slot in enumerate(slots):
+                series = held_series[slot]
+                if series.exemplars_waiting >= EXEMPLARS_WAITING:
+                    continue
                 t, s = trace_at[i], span_at[i]
                 if t >= 0 and s >= 0:
                     self._exemplar(series, buckets[i], values[i], data[t:t + 16], data[s:s + 8], wall)
+
+    def _flush(self) -> None:
+        """Count the calls held since the last flush into their series."""
+        held = self._held
+        if not held.series:
+            return
+        now = time.monotonic()
+        overflow = self._overflow
+        for series, calls, hist, total in held.take():
+            series.calls += calls
+            series.touched = now
+            series.histogram.add(hist, total, calls)
+            if series is overflow:
+                self._m_overflow.inc(calls)
 
     def _aggregation(self, rows: int) -> _Aggregation:
         agg = self._agg
@@ -271,6 +362,7 @@ class SpanMetricsProcessor:
         code = self._service_codes.get(service)
         if code is None:
             if len(self._service_codes) >= MAX_SERVICES:
+                self._flush()  # (a hash held may mean another service after this)
                 self._service_codes.clear()
                 self._by_hash.clear()
             code = self._service_codes[service] = len(self._service_codes) + 1
@@ -281,7 +373,8 @@ class SpanMetricsProcessor:
         exemplars = self._exemplars
         assert exemplars is not None
         if self._wait_for_decision:
-            exemplars.add(trace_id, (series.write_exemplar, bucket, value, span_id, wall))
+            if exemplars.add(trace_id, (series, bucket, value, span_id, wall)):
+                series.exemplars_waiting += 1
         else:
             series.write_exemplar(bucket, Exemplar({"trace_id": trace_id.hex(), "span_id": span_id.hex()}, value,
                                                    wall))
@@ -327,7 +420,7 @@ class SpanMetricsProcessor:
     # -- exposition -----------------------------------------------------------------------------------
 
     def families(self) -> Iterable[Metric]:
-        self.sweep()
+        self.sweep()  # (counts what is held first)
         calls = Metric(self.calls_name, "Number of spans, per service, span name, kind and status.", "counter")
         duration = Metric(self.duration_name, "Span durations.", "histogram")
         everything = list(self._series.values())
@@ -351,6 +444,7 @@ class SpanMetricsProcessor:
 
     def sweep(self, now: float | None = None) -> None:
         """Remove series not updated for ``metrics_expiration``; forget exemplars that waited too long."""
+        self._flush()
         now = time.monotonic() if now is None else now
         expiration = self.config.metrics_expiration
         if expiration > 0:
