@@ -65,6 +65,21 @@ def _attributes(buf: Any, a: int, b: int, keys: Any, bounds: Any, hashes: Any, a
         if j < 0 or j + ln > b:
             return -1
         kv_end = j + ln
+        # As encoders write it, a short key then the value and nothing else: a key of a length no wanted key
+        # has ends the look here, the value unread.
+        if j + 1 < kv_end and buf[j] == 0x0A and buf[j + 1] < 0x80:
+            short = buf[j + 1]
+            wanted = False
+            for k in range(nkeys):
+                if bounds[k + 1] - bounds[k] == short:
+                    wanted = True
+                    break
+            v = j + 2 + short
+            if not wanted and v < kv_end and buf[v] == 0x12:
+                vn, v = _varint(buf, v + 1, kv_end)
+                if v >= 0 and v + vn == kv_end:
+                    j = kv_end
+                    continue
         key_at, key_len, val_at, val_len = -1, 0, -1, 0
         q = j
         while q < kv_end:
