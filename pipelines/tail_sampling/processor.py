@@ -7,8 +7,9 @@ it when no policy voted NOT_SAMPLED; otherwise it is dropped. With ``sample_on_f
 stops at the first SAMPLED vote. A policy that fails counts in ``sampling_policy_evaluation_error`` and
 does not vote.
 
-The buffer owns timing, the decision cache and memory; this stage only decides. It records the deciding
-policy's name (for kept traces; the dropping one otherwise) in ``trace.notes["tail_sampling.policy"]``.
+The buffer owns timing, the decision cache and memory; this stage only decides. On each trace it passes on
+it records the deciding policy's name in ``trace.notes["tail_sampling.policy"]`` (with ``dry_run``, the
+dropping one's on a trace it would have dropped); the recent-decisions ring has it for every trace.
 
 What kept spans carry:
 
@@ -247,8 +248,9 @@ class TailSamplingProcessor:
         wall = time.time()
         dry = [0, 0, 0, 0]  # kept traces, kept spans, dropped traces, dropped spans (would-be)
         for i, (trace, (decision, policy)) in enumerate(zip(traces, decisions, strict=True)):
-            trace.notes[NOTE_POLICY] = policy
             keep = decision is _SAMPLED
+            if keep or dry_run:  # (only a trace passed on can be read after this; a dict a trace costs)
+                trace.notes[NOTE_POLICY] = policy
             rate = best[i] if keep and best else None
             p, consistent = rate if rate is not None else (1.0, None)
             if keep:

@@ -64,8 +64,14 @@ def test_dry_run_drops_nothing_and_marks_exactly_what_the_same_config_drops() ->
     assert 0 < len(kept) < len(real_traces)
     out = trial.process_traces(trial_traces)
     assert out == trial_traces  # nothing dropped, in order
+    def decider(t: Trace) -> str:  # (the real run's deciding policy, from its recent-decisions ring)
+        entry = real.ring.get(t.trace_id)
+        assert entry is not None
+        return entry.policy
+
     for before, t in zip(real_traces, out, strict=True):
-        assert marks(t) == {(before.trace_id in kept, before.notes[NOTE_POLICY])}
+        assert marks(t) == {(before.trace_id in kept, decider(before))}
+        assert t.note(NOTE_POLICY) == decider(before)  # (noted on every trace a dry run passes on)
         assert t.span_count == before.span_count
         assert not any(s.trace_state for _, s in t.iter_spans())  # nothing else written
     dropped = [t for t in real_traces if t.trace_id not in kept]
@@ -76,7 +82,7 @@ def test_dry_run_drops_nothing_and_marks_exactly_what_the_same_config_drops() ->
     value = telemetry.registry.get_sample_value(
         "otelcol_processor_tail_sampling_count_traces_sampled_total",
         {"policy": "no-health", "sampled": "false", "decision": "dropped"})
-    assert value == sum(1 for t in real_traces if t.notes[NOTE_POLICY] == "no-health")
+    assert value == sum(1 for t in real_traces if decider(t) == "no-health")
 
 
 def test_a_dry_run_is_noted_when_the_config_is_loaded() -> None:

@@ -76,7 +76,9 @@ def test_combination(policies: list[dict[str, Any]], extra: dict[str, Any], t: T
                      decider: str) -> None:
     proc, _ = make({"policies": policies, **extra})
     assert proc.process_traces([t]) == ([t] if kept else [])
-    assert t.notes[NOTE_POLICY] == decider
+    entry = proc.ring.get(t.trace_id)
+    assert entry is not None and entry.policy == decider
+    assert t.note(NOTE_POLICY) == (decider if kept else None)  # (noted only on a trace passed on)
 
 
 def test_drop_policies_run_first_and_stop_evaluation() -> None:
