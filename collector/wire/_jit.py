@@ -40,18 +40,22 @@ from typing import Any
 
 import numpy as np
 
-from collector.wire._records import ScopeChunk, TraceSpans
+from collector.wire._records import ScopeChunk, TraceSpans, append_chunk
+from collector.wire._split_layout import SCOPE_COLUMNS
 
 _log = logging.getLogger(__name__)
 ENV = "TRACETRIAGE_JIT"
 VALIDATE_ENV = "TRACETRIAGE_JIT_VALIDATE"
 # Run columns: start of the run's first framed span, end of its last, where its trace id is, span count,
-# whether a span has no parent, earliest start, latest end, whether a span may be in error, scope index.
+# whether a span has no parent, earliest start, latest end, whether a span may be in error, the scope's group
+# (see _kernels.containers).
 _COLUMNS = 9
 _MIN_SPAN = 30  # bytes of the smallest framed span the kernel accepts (tag, length, trace id, span id)
 _RUNS = 2048  # runs the first call of the kernel has room for (147 KB)
+_SCOPE_ROWS = 1024  # ScopeSpans (and other ResourceSpans fields) the first container walk has room for
 
 _kernel: Callable[..., int] | None = None
+_containers: Callable[..., int] | None = None
 _validator: Callable[[Any, Any, int, int], int] | None = None
 _schema: tuple[Any, int, int] | None = None  # request_schema()
 _state = "unloaded"  # unloaded | ready | unavailable
@@ -74,7 +78,7 @@ def ready() -> bool:
 def load() -> bool:
     """Import numba and compile (or load from numba's cache) the kernel; False when numba is not installed,
     ``TRACETRIAGE_JIT`` is off, or compiling fails (logged once). Safe to call more than once."""
-    global _kernel, _state, _validator, _schema
+    global _kernel, _containers, _state, _validator, _schema
     if _state != "unloaded":
         return _state == "ready"
     with _lock:
@@ -85,13 +89,14 @@ def load() -> bool:
             return False
         try:
             from collector.wire._kernels import check_request as validator
-            from collector.wire._kernels import kernel
+            from collector.wire._kernels import containers, kernel
 
             # Compile now (or load the cached machine code), not on the first large request.
-            probe = np.zeros(1, dtype=np.int64).reshape(1, 1)
             # A read-only buffer, as np.frombuffer gives for a request (another type to numba).
-            kernel(np.frombuffer(bytes(8), dtype=np.uint8), np.zeros((0, 2), dtype=np.int64), True, True,
-                   np.zeros((1, _COLUMNS), dtype=np.int64), probe)
+            empty = np.frombuffer(bytes(8), dtype=np.uint8)
+            scopes = np.zeros((1, SCOPE_COLUMNS), dtype=np.int64)
+            containers(empty, scopes, np.zeros((1, 3), dtype=np.int64))
+            kernel(empty, scopes[:0], True, True, np.zeros((1, _COLUMNS), dtype=np.int64))
             schema = request_schema()
             validator(np.frombuffer(bytes(2), dtype=np.uint8), *schema)  # compiled (or loaded) now
         except ImportError:
@@ -101,7 +106,7 @@ def load() -> bool:
             _log.warning("the compiled wire walk is off: numba failed (%s: %s)", type(e).__name__, e)
             _state = "unavailable"
             return False
-        _kernel = kernel
+        _kernel, _containers = kernel, containers
         if _env_on(VALIDATE_ENV):
             _validator, _schema = validator, schema
         _state = "ready"
@@ -166,40 +171,55 @@ def certain_span_count(data: bytes) -> int | None:
     return None if n < 0 else n
 
 
-def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hints: bool,
-              error_keys: bool) -> list[ScopeChunk] | None:
-    """``scopes``: (resource fields, scope fields, first span field, end of the ScopeSpans payload) of every
-    ScopeSpans in order, as the container walk found them. The chunks, or None when the compiled walk is
-    not loaded or does not take this request (the caller then uses the other walks)."""
-    kernel = _kernel
-    if kernel is None or not scopes:
+def split_jit(data: bytes, error_hints: bool, error_keys: bool) -> list[ScopeChunk] | None:
+    """The chunks of the request ``data``, its containers and spans walked in compiled code, or None when
+    the compiled walk is not loaded or does not take this request (the caller then uses the other walks).
+    Consecutive ``ScopeSpans`` with the same resource and scope make one chunk (the container walk groups
+    those of one ``ResourceSpans``, so that one ScopeSpans a span costs no chunk a span here)."""
+    kernel, containers = _kernel, _containers
+    if kernel is None or containers is None:
         return None
     arr = np.frombuffer(data, dtype=np.uint8)
-    bounds = np.array([(s[2], s[3]) for s in scopes], dtype=np.int64)
+    # Room for every ScopeSpans and other ResourceSpans field (two bytes each at least); first for the usual.
+    most = len(data) // 2 + 2
+    rows = min(most, _SCOPE_ROWS)
+    scopes = np.empty((rows, SCOPE_COLUMNS), dtype=np.int64)
+    others = np.empty((rows, 3), dtype=np.int64)
+    ns = containers(arr, scopes, others)
+    if ns == -2:
+        scopes = np.empty((most, SCOPE_COLUMNS), dtype=np.int64)
+        others = np.empty((most, 3), dtype=np.int64)
+        ns = containers(arr, scopes, others)
+    if ns < 0:
+        return None
+    if ns == 0:
+        return []
+    scopes = scopes[:ns]
     # Room for every run a request of this size could hold is 72 bytes per 30 of the request (5 MB for a
     # 2 MB request, which numpy backs with huge pages that the kernel zeroes on first touch): start with
     # room for the usual, and only a request with more runs than that pays a second call.
     most = len(data) // _MIN_SPAN + 1
-    tails = np.empty((len(scopes), 1), dtype=np.int64)
     runs = np.empty((min(most, _RUNS), _COLUMNS), dtype=np.int64)
-    n = kernel(arr, bounds, error_hints, error_keys, runs, tails)
+    n = kernel(arr, scopes, error_hints, error_keys, runs)
     if n == -2:
         runs = np.empty((most, _COLUMNS), dtype=np.int64)
-        n = kernel(arr, bounds, error_hints, error_keys, runs, tails)
+        n = kernel(arr, scopes, error_hints, error_keys, runs)
     if n < 0:
         return None
+    resources: dict[int, list[bytes]] = {}
+    for rs, a, b in others[:int(others[-1, 0])].tolist():
+        resources.setdefault(rs, []).append(data[a:b])
     chunks: list[ScopeChunk] = []
-    tail_at = tails[:, 0].tolist()
-    scope = -1
+    group = -1
     by_trace: dict[bytes, TraceSpans] = {}
     spans = 0
-    for f, e, t, count, root, lo, hi, err, si in runs[:n].tolist():
-        if si != scope:
-            if scope >= 0:
-                chunks.append(_chunk(data, scopes[scope], tail_at[scope], by_trace, spans))
+    for f, e, t, count, root, lo, hi, err, g in runs[:n].tolist():
+        if g != group:
+            if group >= 0:
+                append_chunk(chunks, _chunk(data, scopes[group], resources, by_trace, spans))
                 by_trace = {}
                 spans = 0
-            scope = si
+            group = g
         spans += count
         tid = data[t:t + 16]
         entry = by_trace.get(tid)
@@ -222,14 +242,17 @@ def split_jit(data: bytes, scopes: list[tuple[bytes, bytes, int, int]], error_hi
             entry.has_root = True
         if err:
             entry.maybe_error = True
-    if scope >= 0:
-        chunks.append(_chunk(data, scopes[scope], tail_at[scope], by_trace, spans))
+    if group >= 0:
+        append_chunk(chunks, _chunk(data, scopes[group], resources, by_trace, spans))
     return chunks
 
 
-def _chunk(data: bytes, scope: tuple[bytes, bytes, int, int], tail: int, by_trace: dict[bytes, TraceSpans],
+def _chunk(data: bytes, scope: Any, resources: dict[int, list[bytes]], by_trace: dict[bytes, TraceSpans],
            spans: int) -> ScopeChunk:
-    resource_fields, scope_fields, _, end = scope
-    if tail < end:  # fields after the last span (schema_url): framed and checked by the kernel
+    rs, start, first, tail, end, _ = scope.tolist()
+    scope_fields = data[start:first]
+    if tail < end:  # fields after the last span (schema_url)
         scope_fields += data[tail:end]
+    parts = resources.get(rs)
+    resource_fields = (parts[0] if len(parts) == 1 else b"".join(parts)) if parts else b""
     return ScopeChunk(resource_fields, scope_fields, by_trace, spans)

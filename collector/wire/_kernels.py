@@ -9,6 +9,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from collector.wire._split_layout import SCOPE_END, SCOPE_FIRST, SCOPE_GROUP, SCOPE_RS, SCOPE_START, SCOPE_TAIL
+
 jit = numba.njit(cache=True, boundscheck=False, nogil=True)
 
 
@@ -127,31 +129,124 @@ def status_code(buf: Any, p: int, end: int, code: int) -> tuple[int, bool]:
 
 
 @jit
-def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any) -> int:
-    """Fill ``runs`` (see _COLUMNS) and, per scope, where the fields after its last span begin; returns
-    the number of runs, -1: not taken (the other walks decide, and raise for invalid ids), or -2: more runs
-    than ``runs`` has rows (call again with more)."""
+def _same_bytes(buf: Any, a: int, b: int, n: int) -> bool:
+    for q in range(n):  # noqa: SIM110 - a loop numba compiles (no generator)
+        if buf[a + q] != buf[b + q]:
+            return False
+    return True
+
+
+@jit
+def containers(buf: Any, scopes: Any, others: Any) -> int:
+    """Walk the containers of an ``ExportTraceServiceRequest`` (not the spans): a row of ``scopes`` per
+    ``ScopeSpans`` (see SCOPE_*) and a row of ``others`` per other field of a ``ResourceSpans`` (its index,
+    field start, field end: the framed fields that make its resource's bytes). Consecutive scopes of one
+    ResourceSpans whose fields other than the spans are the same bytes (one ``ScopeSpans`` a span, as some
+    encoders write) get one group: their spans make one chunk. Returns the number of scopes, -1: not taken
+    (malformed, a tag of more than a byte, a span after a ScopeSpans' other fields: the Python walk decides
+    and raises), or -2: more rows needed than the arrays have (the number of ``others`` rows is in
+    ``others[-1, 0]``)."""
+    size = len(buf)
+    ns = 0
+    no = 0
+    nrs = 0
+    max_others = others.shape[0] - 1
+    i = 0
+    while i < size:
+        tag = int(buf[i])
+        if tag >= 0x80:
+            return -1
+        if tag != 0x0A:
+            i = skip(buf, tag & 7, i + 1, size)
+            if i < 0:
+                return -1
+            continue
+        ln, i = varint(buf, i + 1, size)
+        if i < 0 or ln < 0 or i + ln > size:
+            return -1
+        rs_end = i + ln
+        rs = nrs
+        nrs += 1
+        prev = -1  # the previous scope of this ResourceSpans
+        j = i
+        while j < rs_end:
+            f = j
+            t = int(buf[j])
+            if t >= 0x80:
+                return -1
+            if t != 0x12:
+                j = skip(buf, t & 7, j + 1, rs_end)
+                if j < 0:
+                    return -1
+                if no >= max_others:
+                    return -2
+                others[no, 0] = rs
+                others[no, 1] = f
+                others[no, 2] = j
+                no += 1
+                continue
+            m, j = varint(buf, j + 1, rs_end)
+            if j < 0 or m < 0 or j + m > rs_end:
+                return -1
+            ss_end = j + m
+            first = ss_end
+            tail = ss_end
+            q = j
+            while q < ss_end:
+                t2 = int(buf[q])
+                if t2 >= 0x80:
+                    return -1
+                if t2 == 0x12:
+                    if tail != ss_end:
+                        return -1  # a span after other fields
+                    if first == ss_end:
+                        first = q
+                elif first != ss_end and tail == ss_end:
+                    tail = q
+                q = skip(buf, t2 & 7, q + 1, ss_end)
+                if q < 0:
+                    return -1
+            if ns >= scopes.shape[0]:
+                return -2
+            scopes[ns, SCOPE_RS] = rs
+            scopes[ns, SCOPE_START] = j
+            scopes[ns, SCOPE_FIRST] = first
+            scopes[ns, SCOPE_TAIL] = tail
+            scopes[ns, SCOPE_END] = ss_end
+            group = ns
+            if prev >= 0:
+                p_head = scopes[prev, SCOPE_FIRST] - scopes[prev, SCOPE_START]
+                p_tail = scopes[prev, SCOPE_END] - scopes[prev, SCOPE_TAIL]
+                if (p_head == first - j and p_tail == ss_end - tail
+                        and _same_bytes(buf, scopes[prev, SCOPE_START], j, p_head)
+                        and _same_bytes(buf, scopes[prev, SCOPE_TAIL], tail, p_tail)):
+                    group = scopes[prev, SCOPE_GROUP]
+            scopes[ns, SCOPE_GROUP] = group
+            prev = ns
+            ns += 1
+            j = ss_end
+        i = rs_end
+    others[max_others, 0] = no
+    return ns
+
+
+@jit
+def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any) -> int:
+    """Fill ``runs`` (see _COLUMNS) from the spans of each scope (``scopes``: rows of SCOPE_COLUMNS, spans
+    between SCOPE_FIRST and SCOPE_TAIL, as :func:`containers` found them; the run's last column is the
+    scope's SCOPE_GROUP); returns the number of runs, -1: not taken (the other walks decide, and raise for
+    invalid ids), or -2: more runs than ``runs`` has rows (call again with more)."""
     n = 0
     for si in range(scopes.shape[0]):
-        i = scopes[si, 0]
-        end = scopes[si, 1]
-        tails[si, 0] = end
+        i = scopes[si, SCOPE_FIRST]
+        end = scopes[si, SCOPE_TAIL]
+        group = scopes[si, SCOPE_GROUP]
         prev_tid = -1
         while i < end:
             f = i
             tag, k = varint(buf, i, end)
-            if k < 0:
+            if k < 0 or tag != 0x12:
                 return -1
-            if tag != 0x12:
-                e = skip(buf, tag & 7, k, end)
-                if e < 0:
-                    return -1
-                if tails[si, 0] == end:
-                    tails[si, 0] = f
-                i = e
-                continue
-            if tails[si, 0] != end:
-                return -1  # a span after other fields: the Python walk keeps that order
             ln, k = varint(buf, k, end)
             if k < 0 or ln < 0 or k + ln > end:
                 return -1
@@ -281,7 +376,7 @@ def kernel(buf: Any, scopes: Any, hints: bool, keys: bool, runs: Any, tails: Any
                 runs[n, 5] = start
                 runs[n, 6] = stop
                 runs[n, 7] = err
-                runs[n, 8] = si
+                runs[n, 8] = group
                 n += 1
             prev_tid = tid
             i = e

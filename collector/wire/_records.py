@@ -41,3 +41,27 @@ class ScopeChunk:
         self.scope_fields = scope_fields
         self.by_trace = by_trace
         self.spans = spans
+
+
+def append_chunk(chunks: list[ScopeChunk], chunk: ScopeChunk) -> None:
+    """Append ``chunk``, or merge it into the last chunk when that has the same resource and scope bytes
+    (consecutive ``ScopeSpans`` of one scope, as an encoder writing one ScopeSpans a span gives; the spans
+    of a trace stay in order)."""
+    if chunks:
+        last = chunks[-1]
+        if last.scope_fields == chunk.scope_fields and last.resource_fields == chunk.resource_fields:
+            into = last.by_trace
+            for tid, ts in chunk.by_trace.items():
+                have = into.get(tid)
+                if have is None:
+                    into[tid] = ts
+                    continue
+                have.entries.extend(ts.entries)
+                have.count += ts.count
+                have.has_root = have.has_root or ts.has_root
+                have.start = min(have.start, ts.start)
+                have.end = max(have.end, ts.end)
+                have.maybe_error = have.maybe_error or ts.maybe_error
+            last.spans += chunk.spans
+            return
+    chunks.append(chunk)

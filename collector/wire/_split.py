@@ -5,13 +5,16 @@ An ``ExportTraceServiceRequest`` is ``resource_spans`` entries (field 1); a ``Re
 ``spans`` (2), ``schema_url`` (3). The containers are walked here; the spans of every ``ScopeSpans`` are
 then walked by the first of these that takes the request:
 
-* the compiled walk (:mod:`._jit`, numba), when it is loaded (:func:`~._jit.load`);
+* the compiled walk (:mod:`._jit`, numba), when it is loaded (:func:`~._jit.load`), which walks the
+  containers too;
 * the vectorized walk (:mod:`._numpy`), for requests of ``MIN_BYTES`` or more;
 * the Python walk (:mod:`._python`), which takes any request.
 
 All three give the same chunks (the compiled walk's ``maybe_error`` is exact where the others may say
-"maybe" wrongly), and none of them imports this module. What they work out about errors is set per call
-(:class:`SplitOptions`), never for the whole process.
+"maybe" wrongly), and none of them imports this module. Consecutive ``ScopeSpans`` with the same resource and
+scope make one chunk (an encoder that writes one ScopeSpans a span would otherwise cost a chunk a span; the
+trace buffer and the exporters group spans by resource and scope anyway). What they work out about errors is
+set per call (:class:`SplitOptions`), never for the whole process.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collector.wire._jit import ready as compiled_ready
 from collector.wire._jit import split_jit
 from collector.wire._numpy import split_np
 from collector.wire._python import split_scope
-from collector.wire._records import ScopeChunk
+from collector.wire._records import ScopeChunk, append_chunk
 from collector.wire._varint import iter_fields
 
 # Below this size a request is walked in Python: the array set-up costs more than it saves.
@@ -76,6 +79,10 @@ def split_by_trace(data: bytes, options: SplitOptions = _DEFAULT, *, ids_once: b
 def _split(data: bytes, options: SplitOptions, ids_once: bool) -> list[ScopeChunk]:
     hints = options.error_hints
     keys = hints and options.error_attribute
+    if compiled_ready():
+        compiled = split_jit(data, hints, keys)
+        if compiled is not None:
+            return compiled
     scopes: list[tuple[bytes, bytes, int, int, int]] = []
     n = len(data)
     for tag, _, rs_start, rs_end in iter_fields(data, 0, n):
@@ -92,19 +99,17 @@ def _split(data: bytes, options: SplitOptions, ids_once: bool) -> list[ScopeChun
         for ss_start, ss_end in scope_ranges:
             head, first = _scope_head(data, ss_start, ss_end)
             scopes.append((resource_fields, head, first, ss_end, ss_start))
-    if compiled_ready():
-        compiled = split_jit(data, [(r, h, f, e) for r, h, f, e, _ in scopes], hints, keys)
-        if compiled is not None:
-            return compiled
+    chunks: list[ScopeChunk] = []
     if n >= MIN_BYTES:
         fast = split_np(data, [(r, h, f, e) for r, h, f, e, _ in scopes], hints, keys, ids_once)
         if fast is not None:
-            return fast
-    chunks: list[ScopeChunk] = []
+            for chunk in fast:
+                append_chunk(chunks, chunk)
+            return chunks
     for resource_fields, _, _, ss_end, ss_start in scopes:
         chunk = split_scope(data, ss_start, ss_end, resource_fields, hints, keys, ids_once)
         if chunk.by_trace:
-            chunks.append(chunk)
+            append_chunk(chunks, chunk)
     return chunks
 
 

@@ -11,7 +11,8 @@ import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans as ScopeSpansMessage
 
 from bench.reference import ReferenceLoad
 from collector.wire import (
@@ -255,3 +256,40 @@ def test_off_switch() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_consecutive_scopes_of_one_scope_make_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ScopeSpans a span (some encoders write that): consecutive ScopeSpans with the same resource and scope
+    bytes make one chunk, in every walk, each trace's spans in their order; another scope or resource between
+    them keeps them apart."""
+    req = ExportTraceServiceRequest()
+    tids = [bytes([t + 1]) * 16 for t in range(3)]
+    sid = iter(range(1, 1000))
+
+    def add(rs: ResourceSpans, scope: str, tid: bytes, schema_url: str = "") -> None:
+        ss = rs.scope_spans.add(schema_url=schema_url)
+        ss.scope.name = scope
+        ss.spans.add(trace_id=tid, span_id=next(sid).to_bytes(8, "big"), name=f"op{len(ss.spans)}")
+
+    first = req.resource_spans.add()
+    first.resource.attributes.add(key="service.name", value=AnyValue(string_value="a"))
+    for t in (0, 1, 0, 2, 0):
+        add(first, "lib", tids[t])  # one chunk: three traces
+    add(first, "lib", tids[1], schema_url="https://x")  # another scope (its schema_url): a chunk of its own
+    add(first, "lib", tids[1], schema_url="https://x")
+    add(first, "other", tids[0])
+    add(first, "lib", tids[0])
+    again = req.resource_spans.add()  # the same resource again: merged with the chunk before it
+    again.resource.CopyFrom(first.resource)
+    add(again, "lib", tids[0])
+    data = req.SerializeToString()
+
+    fast = compiled_split(data, monkeypatch)
+    assert summary(fast, True) == summary(python_split(data, monkeypatch), False)
+    assert [(c.spans, len(c.by_trace)) for c in fast] == [(5, 3), (2, 1), (1, 1), (2, 1)]
+    assert fast[0].by_trace[tids[0]].count == 3 and len(fast[0].by_trace[tids[0]].entries) == 3
+    ids = [int.from_bytes(s.span_id, "big") for s in
+           ScopeSpansMessage.FromString(b"".join(fast[0].by_trace[tids[0]].entries)).spans]
+    assert ids == [1, 3, 5]
+    assert ScopeSpansMessage.FromString(fast[1].scope_fields).schema_url == "https://x"
+    assert sum(c.spans for c in fast) == 10
