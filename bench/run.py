@@ -12,7 +12,9 @@ Prints one JSON object per line. Figures:
   objective on frontend's root span (``GET /shop``), as objectives name a service's entry span: a
   frontend trace has one signal span, measured twice; the other services' traces are skipped by origin.
   Each run also gives ``stage_cpu_share``: each trace stage's CPU time (``tracetriage_trace_stage_cpu_seconds``)
-  over the collector's, in the same run, so a stage's cost does not depend on comparing two noisy runs.
+  and that of each span-level stage that reports it (``servicegraph``, ``spanmetrics``:
+  ``tracetriage_span_stage_cpu_seconds``) over the collector's, in the same run, so a stage's cost does not
+  depend on comparing two noisy runs.
   ``full_trace_tests`` is ``full`` with ``trace_tests`` first, 20 definitions (bench/trace_tests_defs.py), one
   of which tests every trace of the load (the worst case); ``full_trace_tests_idle`` has 20 definitions for
   endpoints the load does not have (the cost of finding out, on every trace); ``full_trace_tests_mix`` has two
@@ -166,10 +168,11 @@ def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.25) ->
 
 
 def stage_cpu(text: str) -> dict[str, float]:
-    """CPU seconds of each trace stage so far (``tracetriage_trace_stage_cpu_seconds_total`` by processor)."""
+    """CPU seconds of each stage that reports it so far (``tracetriage_trace_stage_cpu_seconds_total`` and
+    ``tracetriage_span_stage_cpu_seconds_total`` by processor)."""
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("tracetriage_trace_stage_cpu_seconds_total{"):
+        if line.startswith(("tracetriage_trace_stage_cpu_seconds_total{", "tracetriage_span_stage_cpu_seconds_total{")):
             head, _, value = line.rpartition(" ")
             name = head.split('processor="', 1)[1].split('"', 1)[0]
             out[name] = out.get(name, 0.0) + float(value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from time import thread_time
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from pipelines.exposition import (
     bucket_labels,
     serve,
     service_name,
+    span_stage_cpu_counter,
     stop_serving,
 )
 from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
@@ -158,6 +160,7 @@ class ServiceGraphProcessor:
                                         "Edges not counted because max_series label sets exist.", lab).labels(label)
         self._m_malformed = t.counter("tracetriage_servicegraph_malformed_batches",
                                       "Batches that could not be decoded (refused).", lab).labels(label)
+        self._m_cpu = span_stage_cpu_counter(t).labels(label)
         self.watching_since = time.time()  # reset at start: since when edges are observed
         # The compiled path (numba; not with dimensions): spans read into columns, half-seen edges in a table.
         self._walk = SpanWalk((config.database_name_attribute, *self._peer_attributes), _CLIENT, _PRODUCER,
@@ -200,6 +203,7 @@ class ServiceGraphProcessor:
     # -- the span path ---------------------------------------------------------------------------------
 
     async def consume_traces(self, batch: SpanBatch) -> None:
+        t0 = thread_time()
         try:
             data = batch.to_bytes()
             columns = self._walk.columns(data, batch.span_count) if self._fast is not None else None
@@ -211,6 +215,8 @@ class ServiceGraphProcessor:
             self._m_malformed.inc()
             batch.release()
             raise ConsumerError(f"{self._label}: malformed trace data: {e}") from e
+        finally:
+            self._m_cpu.inc(thread_time() - t0)
         await self._next.consume_traces(batch)
 
     def record(self, request: ExportTraceServiceRequest, now: float | None = None) -> None:
@@ -498,7 +504,9 @@ class ServiceGraphProcessor:
     async def _expire_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.store_expiration_loop)
+            t0 = thread_time()
             self.expire()
+            self._m_cpu.inc(thread_time() - t0)
 
     # -- exposition -----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from time import thread_time
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from pipelines.exposition import (
     find_attribute,
     serve,
     service_name,
+    span_stage_cpu_counter,
     stop_serving,
 )
 from pipelines.exposition.columns import SpanColumns, SpanWalk, compile_all
@@ -203,7 +205,8 @@ class SpanMetricsProcessor:
         self._m_expired = t.counter("tracetriage_spanmetrics_series_expired",
                                     "Series removed after metrics_expiration without an update.", lab).labels(label)
         self._m_malformed = t.counter("tracetriage_spanmetrics_malformed_batches",
-                                      "Batches that could not be decoded (passed on uncounted).", lab).labels(label)
+                                      "Batches that could not be decoded (refused).", lab).labels(label)
+        self._m_cpu = span_stage_cpu_counter(t).labels(label)
         ex = config.exemplars
         self._exemplars = (PendingExemplars(t, label, ex.max_pending_traces, ex.max_per_trace, ex.pending_timeout)
                            if ex.enabled else None)
@@ -226,6 +229,7 @@ class SpanMetricsProcessor:
     # -- the span path ---------------------------------------------------------------------------------
 
     async def consume_traces(self, batch: SpanBatch) -> None:
+        t0 = thread_time()
         try:
             data = batch.to_bytes()
             columns = self._walk.columns(data, batch.span_count) if self._fast else None
@@ -237,6 +241,8 @@ class SpanMetricsProcessor:
             self._m_malformed.inc()
             batch.release()
             raise ConsumerError(f"{self._label}: malformed trace data: {e}") from e
+        finally:
+            self._m_cpu.inc(thread_time() - t0)
         await self._next.consume_traces(batch)
 
     def record(self, request: ExportTraceServiceRequest) -> None:
@@ -461,7 +467,9 @@ class SpanMetricsProcessor:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_EVERY)
+            t0 = thread_time()
             self.sweep()
+            self._m_cpu.inc(thread_time() - t0)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import encode_spans
 
-from collector import ComponentID, Kind, Settings, Telemetry
+from collector import ComponentID, Kind, Settings, SpanBatch, Telemetry
 from collector.config.schema import ConfigError, decode
 from pipelines.exposition.columns import SpanWalk
 from pipelines.servicegraph import Config, ServiceGraphProcessor, processor
@@ -39,6 +39,20 @@ def feed(proc: ServiceGraphProcessor, data: bytes, spans: int, now: float) -> No
 
 def series(proc: ServiceGraphProcessor) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in proc.families() for s in f.samples}
+
+
+async def test_its_cpu_time_is_counted() -> None:
+    """``tracetriage_span_stage_cpu_seconds_total``: the processor's own CPU time, batches and expiry."""
+    proc = make()
+
+    def cpu() -> float:
+        text = proc._settings.telemetry.exposition().decode()
+        return float(text.split('tracetriage_span_stage_cpu_seconds_total{processor="servicegraph"} ')[1].split()[0])
+
+    assert cpu() == 0.0
+    data = encode_spans(shop_traces(20, failing=(2,))).SerializeToString()
+    await proc.consume_traces(SpanBatch.from_bytes(data))
+    assert cpu() > 0.0
 
 
 @compiled

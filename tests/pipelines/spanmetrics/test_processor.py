@@ -83,6 +83,19 @@ async def test_label_sets_and_the_duration_histogram() -> None:
     assert samples(proc, "traces_span_metrics_duration_milliseconds_sum")[labels("svc", "a")] == pytest.approx(6.0)
 
 
+async def test_its_cpu_time_is_counted() -> None:
+    """``tracetriage_span_stage_cpu_seconds_total``: the processor's own CPU time, batches and sweeps."""
+    proc, _, telemetry = make()
+
+    def cpu() -> float:
+        text = telemetry.exposition().decode()
+        return float(text.split('tracetriage_span_stage_cpu_seconds_total{processor="spanmetrics"} ')[1].split()[0])
+
+    assert cpu() == 0.0
+    await proc.consume_traces(SpanBatch.from_bytes(request([f"op-{i}" for i in range(200)]).SerializeToString()))
+    assert cpu() > 0.0
+
+
 async def test_dimensions_exclusions_unit_and_namespace() -> None:
     proc, _, _ = make({"dimensions": [{"name": "http.method"}, {"name": "region", "default": "none"}],
                        "exclude_dimensions": ["status.code"], "histogram": {"unit": "s"}, "namespace": "app"})
