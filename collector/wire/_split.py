@@ -2,8 +2,8 @@
 
 An ``ExportTraceServiceRequest`` is ``resource_spans`` entries (field 1); a ``ResourceSpans`` holds
 ``resource`` (1), ``scope_spans`` (2), ``schema_url`` (3); a ``ScopeSpans`` holds ``scope`` (1),
-``spans`` (2), ``schema_url`` (3). The containers are walked here; the spans of every ``ScopeSpans`` are
-then walked by the first of these that takes the request:
+``spans`` (2), ``schema_url`` (3). The first of these walks that takes the request walks the spans of every
+``ScopeSpans`` (the containers are walked here for the last two):
 
 * the compiled walk (:mod:`._jit`, numba), when it is loaded (:func:`~._jit.load`), which walks the
   containers too;
