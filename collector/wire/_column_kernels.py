@@ -48,8 +48,9 @@ def _u64(buf: Any, p: int) -> int:
 @jit
 def _attributes(buf: Any, a: int, b: int, keys: Any, bounds: Any, hashes: Any, attrs: Any, row: int) -> int:
     """Find the wanted attribute keys among the span fields in ``buf[a:b]``: the first string value of each
-    (its FNV-1a hash, offset and length). Returns 0, or -1 when malformed."""
-    nkeys = len(bounds) - 1
+    (its FNV-1a hash, offset and length). Returns 0, or -1 when malformed. (The walk reads a span's
+    attributes as it goes when the span's kind comes first, as encoders write it; this second look is for
+    the other spans.)"""
     j = a
     while j < b:
         tag, j = _varint(buf, j, b)
@@ -64,74 +65,68 @@ def _attributes(buf: Any, a: int, b: int, keys: Any, bounds: Any, hashes: Any, a
         ln, j = _varint(buf, j, b)
         if j < 0 or j + ln > b:
             return -1
-        kv_end = j + ln
-        # As encoders write it, a short key then the value and nothing else: a key of a length no wanted key
-        # has ends the look here, the value unread.
-        if j + 1 < kv_end and buf[j] == 0x0A and buf[j + 1] < 0x80:
-            short = buf[j + 1]
-            wanted = False
-            for k in range(nkeys):
-                if bounds[k + 1] - bounds[k] == short:
-                    wanted = True
-                    break
-            v = j + 2 + short
-            if not wanted and v < kv_end and buf[v] == 0x12:
-                vn, v = _varint(buf, v + 1, kv_end)
-                if v >= 0 and v + vn == kv_end:
-                    j = kv_end
-                    continue
-        key_at, key_len, val_at, val_len = -1, 0, -1, 0
-        q = j
-        while q < kv_end:
-            t, q = _varint(buf, q, kv_end)
-            if q < 0:
+        if _attribute(buf, j, j + ln, keys, bounds, hashes, attrs, row) < 0:
+            return -1
+        j += ln
+    return 0
+
+
+@jit
+def _attribute(buf: Any, j: int, kv_end: int, keys: Any, bounds: Any, hashes: Any, attrs: Any, row: int) -> int:
+    """The KeyValue in ``buf[j:kv_end]``: when its key is a wanted one not yet found for the row, its string
+    value (see :func:`_attributes`). Returns 0, or -1 when malformed."""
+    nkeys = len(bounds) - 1
+    key_at, key_len, val_at, val_len = -1, 0, -1, 0
+    q = j
+    while q < kv_end:
+        t, q = _varint(buf, q, kv_end)
+        if q < 0:
+            return -1
+        if t == 0x0A:  # key
+            n, q = _varint(buf, q, kv_end)
+            if q < 0 or q + n > kv_end:
                 return -1
-            if t == 0x0A:  # key
-                n, q = _varint(buf, q, kv_end)
-                if q < 0 or q + n > kv_end:
+            key_at, key_len = q, n
+            q += n
+        elif t == 0x12:  # value: AnyValue; its string_value is field 1
+            n, q = _varint(buf, q, kv_end)
+            if q < 0 or q + n > kv_end:
+                return -1
+            r, r_end = q, q + n
+            while r < r_end:
+                t2, r = _varint(buf, r, r_end)
+                if r < 0:
                     return -1
-                key_at, key_len = q, n
-                q += n
-            elif t == 0x12:  # value: AnyValue; its string_value is field 1
-                n, q = _varint(buf, q, kv_end)
-                if q < 0 or q + n > kv_end:
-                    return -1
-                r, r_end = q, q + n
-                while r < r_end:
-                    t2, r = _varint(buf, r, r_end)
+                if t2 == 0x0A:
+                    m, r = _varint(buf, r, r_end)
+                    if r < 0 or r + m > r_end:
+                        return -1
+                    val_at, val_len = r, m
+                    r += m
+                else:
+                    r = _skip(buf, t2 & 7, r, r_end)
                     if r < 0:
                         return -1
-                    if t2 == 0x0A:
-                        m, r = _varint(buf, r, r_end)
-                        if r < 0 or r + m > r_end:
-                            return -1
-                        val_at, val_len = r, m
-                        r += m
-                    else:
-                        r = _skip(buf, t2 & 7, r, r_end)
-                        if r < 0:
-                            return -1
-                q = r_end
-            else:
-                q = _skip(buf, t & 7, q, kv_end)
-                if q < 0:
-                    return -1
-        j = kv_end
-        if key_at < 0 or val_at < 0:
+            q = r_end
+        else:
+            q = _skip(buf, t & 7, q, kv_end)
+            if q < 0:
+                return -1
+    if key_at < 0 or val_at < 0:
+        return 0
+    for k in range(nkeys):
+        ka, kb = bounds[k], bounds[k + 1]
+        if kb - ka != key_len or attrs[row, 2 * k] >= 0:
             continue
-        for k in range(nkeys):
-            ka, kb = bounds[k], bounds[k + 1]
-            if kb - ka != key_len or attrs[row, 2 * k] >= 0:
-                continue
-            same = True
-            for x in range(key_len):
-                if buf[key_at + x] != keys[ka + x]:
-                    same = False
-                    break
-            if same:
-                attrs[row, 2 * k] = val_at
-                attrs[row, 2 * k + 1] = val_len
-                hashes[row, 1 + k] = _fnv(buf, val_at, val_at + val_len)
+        same = True
+        for x in range(key_len):
+            if buf[key_at + x] != keys[ka + x]:
+                same = False
+                break
+        if same:
+            attrs[row, 2 * k] = val_at
+            attrs[row, 2 * k + 1] = val_len
+            hashes[row, 1 + k] = _fnv(buf, val_at, val_at + val_len)
     return 0
 
 
@@ -148,6 +143,7 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
     n = 0
     nres = 0
     found = 0  # spans with a wanted attribute
+    want = len(bounds) > 1
     size = len(buf)
     max_rows = cols.shape[0]
     max_res = resources.shape[0] - 1
@@ -222,6 +218,11 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                         attrs[row, k] = -1
                     for k in range(1, hashes.shape[1]):
                         hashes[row, k] = np.uint64(0)
+                    # The wanted attributes are read as the span's fields are when its kind came first (every
+                    # encoder writes the kind, field 6, before the attributes, field 9); else, or if the kind
+                    # comes twice, by a second look once the span's last kind is known.
+                    kind_seen = False
+                    again = False
                     p = j
                     while p < s_end:
                         st = int(buf[p])  # tags and most lengths take one byte: read those inline
@@ -242,7 +243,31 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                                 fl, p = _varint(buf, p, s_end)
                             if p < 0 or p + fl > s_end:
                                 return -1
-                            if f == 9:  # an attribute: the most frequent field, not read here
+                            if f == 9:  # an attribute: the most frequent field
+                                if want:
+                                    if not kind_seen:
+                                        again = True
+                                    elif not again and attr_min_kind <= cols[row, KIND] <= attr_max_kind:
+                                        # As encoders write it, a short key then the value and nothing else: a
+                                        # key of a length no wanted key has ends the look, the value unread.
+                                        # (Written out here: a call per attribute costs more than the check.)
+                                        skip_kv = False
+                                        if fl > 1 and buf[p] == 0x0A and buf[p + 1] < 0x80:
+                                            short = buf[p + 1]
+                                            skip_kv = True
+                                            for k in range(len(bounds) - 1):
+                                                if bounds[k + 1] - bounds[k] == short:
+                                                    skip_kv = False
+                                                    break
+                                            v = p + 2 + short
+                                            if skip_kv:
+                                                skip_kv = False
+                                                if v < p + fl and buf[v] == 0x12:
+                                                    vn, v = _varint(buf, v + 1, p + fl)
+                                                    skip_kv = v >= 0 and v + vn == p + fl
+                                        if (not skip_kv
+                                                and _attribute(buf, p, p + fl, keys, bounds, hashes, attrs, row) < 0):
+                                            return -1
                                 p += fl
                                 continue
                             if f == 1 and fl == 16:
@@ -277,6 +302,9 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                             if p < 0:
                                 return -1
                             if f == 6:
+                                if kind_seen:
+                                    again = True
+                                kind_seen = True
                                 cols[row, KIND] = v
                         elif wt == 1:
                             if p + 8 > s_end:
@@ -291,9 +319,15 @@ def walk(buf: Any, cols: Any, hashes: Any, attrs: Any, resources: Any, keys: Any
                             if p < 0:
                                 return -1
                     kind = cols[row, KIND]
-                    if len(bounds) > 1 and attr_min_kind <= kind <= attr_max_kind:
-                        if _attributes(buf, j, s_end, keys, bounds, hashes, attrs, row) < 0:
+                    if want and again:
+                        for k in range(attrs.shape[1]):
+                            attrs[row, k] = -1
+                        for k in range(1, hashes.shape[1]):
+                            hashes[row, k] = np.uint64(0)
+                        if (attr_min_kind <= kind <= attr_max_kind
+                                and _attributes(buf, j, s_end, keys, bounds, hashes, attrs, row) < 0):
                             return -1
+                    if want and attr_min_kind <= kind <= attr_max_kind:
                         for k in range(1, hashes.shape[1]):
                             if hashes[row, k] != 0:
                                 found += 1

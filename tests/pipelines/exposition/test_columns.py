@@ -58,3 +58,31 @@ def test_a_wanted_value_is_found_as_protobuf_reads_it(attributes: list[bytes], w
     assert by_protobuf.get("db.name") == want
     walk = SpanWalk(("db.name", "peer.service"), Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_PRODUCER, hash_names=False)
     assert value(walk, data, 0) == want
+
+
+def varint_field(field: int, value: int) -> bytes:
+    return bytes([field << 3, value])
+
+
+@pytest.mark.parametrize(("kinds_before", "kinds_after", "want"), [
+    ((Span.SPAN_KIND_CLIENT,), (), "orders"),  # as encoders write it: the kind, then the attributes
+    ((), (Span.SPAN_KIND_CLIENT,), "orders"),  # the kind after the attributes
+    ((), (Span.SPAN_KIND_SERVER,), None),
+    ((Span.SPAN_KIND_SERVER,), (Span.SPAN_KIND_CLIENT,), "orders"),  # the last kind counts
+    ((Span.SPAN_KIND_CLIENT,), (Span.SPAN_KIND_SERVER,), None),
+])
+def test_the_kind_decides_whatever_its_place(kinds_before: tuple[int, ...], kinds_after: tuple[int, ...],
+                                             want: str | None) -> None:
+    """A span's wanted attributes are read only for the kinds asked for: the span's kind as protobuf reads it
+    (the last kind field), before or after its attributes."""
+    head = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="call").SerializeToString()
+    attribute = frame(9, frame(1, b"db.name") + frame(2, string("orders")))
+    body = (head + b"".join(varint_field(6, k) for k in kinds_before) + attribute
+            + b"".join(varint_field(6, k) for k in kinds_after))
+    data = frame(1, frame(2, frame(2, body)))
+    parsed = ExportTraceServiceRequest.FromString(data).resource_spans[0].scope_spans[0].spans[0]
+    assert (parsed.attributes[0].value.string_value if parsed.kind == Span.SPAN_KIND_CLIENT else None) == want
+    walk = SpanWalk(("db.name",), Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_PRODUCER, hash_names=False)
+    assert value(walk, data, 0) == want
+    c = walk.columns(data, 1)
+    assert c is not None and c.with_attributes == (want is not None)
