@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +45,6 @@ EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 REFUSED_STREAM = 0x7
 MAX_CONCURRENT_STREAMS = 0x3
 OPEN_FILES = 1024
-
-
-def limit_open_files(limit: int = OPEN_FILES) -> Callable[[], None]:
-    """A ``preexec_fn`` giving the child ``ulimit -n limit``."""
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-    return apply
 
 
 @dataclass
@@ -234,7 +225,7 @@ def main() -> None:
         grpc_port, metrics_port = free_port(), free_port()
         col = Collector(config(grpc_port, metrics_port, Path(tmp) / "out.bin", read_timeout=args.read_timeout),
                         Path(tmp), metrics_port,
-                        preexec_fn=limit_open_files())
+                        open_files=OPEN_FILES)
         try:
             col.wait_ready()
             exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,15 +40,25 @@ def emit(record: dict[str, object]) -> None:
     print(json.dumps(record), flush=True)
 
 
+def open_files_limited(args: list[str], limit: int | None) -> list[str]:
+    """``args`` run with ``ulimit -n limit`` (by a shell that then becomes the command: the process is the
+    command's). Not a ``preexec_fn``: in a process where gRPC is active, a fork that runs Python before
+    ``exec`` lets grpcio restart its poller in the child, whose epoll descriptor the child then closes, and the
+    child aborts before it starts (grpc/grpc#43055, grpcio 1.80 and later)."""
+    if limit is None:
+        return args
+    return ["/bin/sh", "-c", f'ulimit -n {int(limit)} && exec "$@"', "sh", *args]
+
+
 class Collector:
-    def __init__(self, config_text: str, workdir: Path, metrics_port: int,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+    def __init__(self, config_text: str, workdir: Path, metrics_port: int, open_files: int | None = None) -> None:
         self.config = workdir / "bench-collector.yaml"
         self.config.write_text(config_text)
         self.metrics_port = metrics_port
         self.log = open(workdir / "bench-collector.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(self.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=preexec_fn)
+        args = [sys.executable, "-m", "collector", "run", "--config", str(self.config)]
+        self.proc = subprocess.Popen(open_files_limited(args, open_files), stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
         self._log_path = workdir / "bench-collector.log"
 
     def wait_ready(self, timeout: float = 90) -> None:  # (a cold numba compile on a fresh checkout)

@@ -10,10 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bench.harness import open_files_limited
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +31,7 @@ class CollectorProcess:
 
     def __init__(self, configs: list[Path], workdir: Path, metrics_port: int | None = None,
                  env: dict[str, str] | None = None, extra_args: list[str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 open_files: int | None = None) -> None:
         self.configs = configs
         self.metrics_port = metrics_port
         self.stdout_path = workdir / "collector.stdout"
@@ -41,8 +43,8 @@ class CollectorProcess:
         full_env = {**os.environ, **(env or {})}
         self._out = open(self.stdout_path, "wb")  # noqa: SIM115 - closed in stop()
         self._err = open(self.stderr_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, cwd=ROOT, env=full_env,
-                                     preexec_fn=preexec_fn)
+        self.proc = subprocess.Popen(open_files_limited(args, open_files), stdout=self._out, stderr=self._err,
+                                     cwd=ROOT, env=full_env)
 
     @property
     def stderr(self) -> str:

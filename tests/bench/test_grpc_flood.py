@@ -12,7 +12,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from bench.grpc_flood import OPEN_FILES, attack, config, limit_open_files
+from bench.grpc_flood import OPEN_FILES, attack, config
 from bench.harness import rss_bytes
 from collector.receivers.otlp.config import DEFAULT_MAX_CONCURRENT_STREAMS
 from tests.collector.receivers.test_otlp_grpc import sdk_spans
@@ -43,7 +43,7 @@ def test_idle_streams_and_connections_are_bounded(tmp_path: Path, collector_fact
     path = tmp_path / "collector.yaml"
     # read_timeout 5m: the streams must still be held while they are counted on a loaded machine
     path.write_text(config(grpc_port, metrics_port, tmp_path / "out.bin", limit_mib=LIMIT_MIB, read_timeout="5m"))
-    col = CollectorProcess([path], tmp_path, metrics_port, preexec_fn=limit_open_files())
+    col = CollectorProcess([path], tmp_path, metrics_port, open_files=OPEN_FILES)
     try:
         col.wait_ready()
         exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import socket
 import subprocess
 import sys
@@ -18,15 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import open_files_limited
 from tests.collector.receivers.test_otlp_support import make_request
 from tests.conftest import ROOT, free_port, wait_for
 
 NOFILE = 1024
 FLOOD = 2000
-
-
-def _limit_open_files() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -75,8 +71,8 @@ service:
 """)
     stderr_path = tmp_path / "collector.stderr"
     with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "collector", "run", "--config", str(config)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=_limit_open_files)
+        args = [sys.executable, "-m", "collector", "run", "--config", str(config)]
+        proc = subprocess.Popen(open_files_limited(args, NOFILE), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
     flood: list[socket.socket] = []
     try:
         wait_for(lambda: "Everything is ready" in stderr_path.read_text(errors="replace") or proc.poll() is not None,
