@@ -411,6 +411,19 @@ class Trace:
         self._origin = None
         self._chunk = b""
 
+    def single_chunk(self) -> tuple[Origin, bytes | bytearray] | None:
+        """(origin, framed span entries) of a trace whose spans all came from one origin and are not decoded
+        (the wire bytes are what the trace holds); None otherwise. Makes no dict (see :attr:`chunks`)."""
+        if self._decoded is not None:
+            return None
+        chunks = self._chunks
+        if chunks is None:
+            assert self._origin is not None
+            return self._origin, self._chunk
+        if len(chunks) == 1:
+            return next(iter(chunks.items()))
+        return None
+
     def spans_of(self, origin: Origin) -> int:
         """How many of the trace's spans came from ``origin``."""
         if self._counts is None:

@@ -131,7 +131,7 @@ def span_entry(span: bytes | bytearray) -> bytes:
     return b"\x12" + encode_varint(len(span)) + span
 
 
-def span_entries(data: bytes, canonical: bool = False) -> list[int] | None:
+def span_entries(data: bytes | bytearray, canonical: bool = False) -> list[int] | None:
     """Where each framed span entry (tag ``0x12``, length, span) of a trace chunk starts, then the chunk's
     length. None for a span of 16 KiB or more (a three-byte length) and, with ``canonical``, for a span
     whose header is not ``0a 10 <trace id> 12 08 <span id>``. The chunk must be framed entries only, as

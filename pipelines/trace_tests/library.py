@@ -56,8 +56,8 @@ def first_names(selector: Selector) -> frozenset[str] | None:
     names: set[str] = set()
     for path in selector.paths:
         named = [f.value for f in path[0].filters if f.op == "=" and f.key in ("name", "tracetest.span.name")]
-        if not named:
-            return None
+        if not named or not named[0]:
+            return None  # (an empty name is not written on the wire: no bytes to search for)
         names.add(named[0])
     return frozenset(names) if names else None
 

@@ -31,23 +31,29 @@ import json
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.model import Origin, Trace
-from collector.wire import span_name_field
+from collector.wire import span_entries, span_entry, span_name_field
 from pipelines.ownership import OwnershipSource
+from pipelines.trace_tests._layout import R_ASSERTION, R_BAD, R_SELECTED, R_SPAN, R_SPAN_END, R_SPEC, R_TRACE
+from pipelines.trace_tests.assertion import Assertion, SpanCheck
+from pipelines.trace_tests.compiled import FAILED, FALLBACK, PASSED, UNTESTED, Checked, CompiledTests
 from pipelines.trace_tests.config import Config
+from pipelines.trace_tests.definition import Spec
 from pipelines.trace_tests.evaluate import SpecResult, TestResult, run_spec
 from pipelines.trace_tests.library import LibraryError, LiveTest, load_library, snapshot
 from pipelines.trace_tests.live import LiveTrace, TestPlan, may_select, plan_tests
 from pipelines.trace_tests.model import TEST_FAILURES, TestFailure
 from pipelines.trace_tests.report import result_json
-from pipelines.trace_tests.spans import Value, attributes
+from pipelines.trace_tests.spans import TestSpan, Value, attributes
 from pipelines.trace_tests.window import SpecWindow
 
 if TYPE_CHECKING:
@@ -81,6 +87,30 @@ def needles_pattern(needles: list[bytes]) -> re.Pattern[bytes]:
     return re.compile(emit(trie))
 
 
+def _failure(r: SpecResult) -> tuple[list[Assertion], SpanCheck]:
+    """The failed assertions of a failed spec's result, and its first failed check (in selection order)."""
+    bad = [a for a in r.assertions if not a.passed]
+    return [a.assertion for a in bad], next(c for a in bad for c in a.checks if not c.passed)
+
+
+def _kernel_failure(spec: Spec, row: list[int], data: bytes, resource: Mapping[str, Value]
+                    ) -> tuple[list[Assertion], SpanCheck]:
+    """:func:`_failure` of a spec the compiled check found failed (``row``: its R_* columns): the first failed
+    check is the Python check of that assertion on the one span it failed on (decoded from ``data``)."""
+    bad = [a for i, a in enumerate(spec.assertions) if row[R_BAD] >> i & 1]
+    at, end = row[R_SPAN], row[R_SPAN_END]
+    view = TestSpan(Span.FromString(data[at:end]), resource) if at >= 0 else None
+    return bad, spec.assertions[row[R_ASSERTION]].check(view, row[R_SELECTED], {})
+
+
+def _set_failed(span: Span, value: str) -> None:
+    for kv in span.attributes:
+        if kv.key == FAILED_ATTRIBUTE:
+            kv.value.string_value = value
+            return
+    span.attributes.add(key=FAILED_ATTRIBUTE).value.string_value = value
+
+
 class TraceTestsProcessor:
     """See the module docstring."""
 
@@ -100,6 +130,7 @@ class TraceTestsProcessor:
         self._by_needle: dict[bytes, str] = {}
         self._indexed: list[LiveTest] | None = None
         self._plans: dict[str, TestPlan] = {}
+        self._compiled: CompiledTests | None = None  # the compiled check (numba), when the tests compile
         self._chosen: dict[tuple[Origin, frozenset[bytes]], list[LiveTest]] = {}  # see _choose
         self._possible: dict[Origin, bool] = {}  # see _testable
         self._position: dict[str, int] = {}
@@ -138,6 +169,7 @@ class TraceTestsProcessor:
                                     f"at most {MAX_CHOSEN} of each (then that cache starts again).",
                                     ("processor",)).labels(label)
         self._label = label
+        self._index(self._tests)  # (the compiled check compiled, or loaded from numba's cache, now)
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
@@ -214,6 +246,9 @@ class TraceTestsProcessor:
         # hits do not overlap and one findall (a call in C) finds them all.
         self._overlap_free = all(0x2A not in k[1:] for k, _ in self._needles)
         self._plans = plan_tests(tests)
+        self._compiled = CompiledTests.build(tests, self._plans)
+        if self._compiled is not None:
+            self._compiled.warm()
         self._chosen.clear()
         self._possible.clear()
         self._indexed = tests
@@ -257,7 +292,11 @@ class TraceTestsProcessor:
         search = pattern.search if pattern is not None and not always else None
         findall = pattern.findall if pattern is not None and self._overlap_free else None
         chosen, possible = self._chosen, self._possible
-        for trace in traces:
+        rest = traces
+        compiled = self._compiled if self._results is None else None  # (the debug route keeps every report)
+        if compiled is not None:
+            rest, tested, untested, too_large = self._run_compiled(compiled, traces, counts, now)
+        for trace in rest:
             if trace.span_count > max_spans:
                 too_large += 1
                 continue
@@ -339,6 +378,112 @@ class TraceTestsProcessor:
             counter.inc(n)
         return traces
 
+    def _run_compiled(self, compiled: CompiledTests, traces: list[Trace], counts: dict[tuple[str, str, str], int],
+                      now: float) -> tuple[list[Trace], int, int, int]:
+        """Check the traces of one origin each with the compiled check; counts what it answered (every
+        applying test's live specs passed) into ``counts`` and the windows. Returns the traces left for the
+        Python evaluation, and the traces tested, untested and too large."""
+        rest: list[Trace] = []
+        chunks: list[bytes | bytearray] = []
+        rows: list[int] = []
+        picked: list[Trace] = []
+        origins: list[Origin] = []
+        untested = too_large = 0
+        most = 1
+        max_spans = self._config.max_spans
+        known = compiled.rows
+        resource = self._resource
+        for trace in traces:
+            n = trace.span_count
+            if n > max_spans:
+                too_large += 1
+                continue
+            single = trace.single_chunk()
+            if single is None:
+                rest.append(trace)
+                continue
+            origin, chunk = single
+            row = known.get(origin)
+            if row is None:
+                row = compiled.row(origin, resource(origin))
+            if row < 0:  # no test's first selector can select a span of this resource's
+                untested += 1
+                continue
+            chunks.append(chunk)
+            rows.append(row)
+            picked.append(trace)
+            origins.append(origin)
+            if n > most:
+                most = n
+        if not picked:
+            return rest, 0, untested, too_large
+        checked = compiled.run(chunks, rows, most)
+        status = checked.status
+        rest.extend(picked[i] for i in np.flatnonzero(status == FALLBACK).tolist())
+        tested = int(np.count_nonzero((status == PASSED) | (status == FAILED)))
+        untested += int(np.count_nonzero(status == UNTESTED))
+        failed = checked.failed
+        fails: dict[tuple[int, int], int] = {}  # (test index, spec index) -> failed runs
+        for p in failed[:, R_SPEC].tolist():
+            key2 = compiled.spec_of(p)
+            fails[key2] = fails.get(key2, 0) + 1
+        applied = checked.applied
+        if len(applied):  # every live spec of a test that applied ran once: passed, unless it failed
+            per_test = np.bincount(applied[:, 1], minlength=len(compiled.plans))
+            for ti in np.flatnonzero(per_test).tolist():
+                runs = int(per_test[ti])
+                plan = compiled.plans[ti]
+                test = plan.test.definition
+                for si, (spec, sp) in enumerate(zip(test.specs, plan.specs, strict=True)):
+                    if sp is None:
+                        key = (test.name, spec.name, NOT_APPLICABLE)
+                        counts[key] = counts.get(key, 0) + runs
+                        continue
+                    passes = runs - fails.get((ti, si), 0)
+                    if passes:
+                        key = (test.name, spec.name, PASS)
+                        counts[key] = counts.get(key, 0) + passes
+                        self._window(test.name, spec.name).add_passes(now, passes)
+        if len(failed):  # (a round's passing runs are in the windows before its failures)
+            self._compiled_failures(compiled, checked, picked, origins, counts, now)
+        return rest, tested, untested, too_large
+
+    def _compiled_failures(self, compiled: CompiledTests, checked: Checked, picked: list[Trace],
+                           origins: list[Origin], counts: dict[tuple[str, str, str], int], now: float) -> None:
+        """Count, window, note and mark the failed specs the compiled check answered, trace by trace."""
+        data = checked.data
+        rows = checked.failed.tolist()
+        i = 0
+        while i < len(rows):
+            t = rows[i][R_TRACE]
+            trace = picked[t]
+            failed_names: list[str] = []
+            notes: list[TestFailure] = []
+            while i < len(rows) and rows[i][R_TRACE] == t:
+                row = rows[i]
+                i += 1
+                ti, si = compiled.spec_of(row[R_SPEC])
+                test = compiled.plans[ti].test.definition
+                spec = test.specs[si]
+                key = (test.name, spec.name, FAIL)
+                counts[key] = counts.get(key, 0) + 1
+                window = self._window(test.name, spec.name)
+                window.add(now, True, trace.trace_id)
+                failed_names.append(f"{test.name}: {spec.name}")
+                resource = self._resource(origins[t])
+                note = self._due(test.name, spec.name, test.path, test.owner,
+                                 partial(_kernel_failure, spec, row, data, resource), window, trace.trace_id, now)
+                if note is not None:
+                    notes.append(note)
+            at = int(checked.roots[t])
+            self._finish(trace, notes, failed_names, data[at:at + 8] if at >= 0 else None)
+
+    def _window(self, test: str, spec: str) -> SpecWindow:
+        window = self._windows.get((test, spec))
+        if window is None:
+            window = self._windows[(test, spec)] = SpecWindow(float(self._config.alerting.window))
+        return window
+
     def _testable(self, origin: Origin) -> bool:
         """Whether some test's first selector may select a span of this resource's, whatever the span names."""
         resources = [self._resource(origin)]
@@ -406,45 +551,49 @@ class TraceTestsProcessor:
                     passed = r.passed
                 key = (test.name, spec.name, PASS if passed else FAIL)
                 counts[key] = counts.get(key, 0) + 1
-                window = self._windows.get((test.name, spec.name))
-                if window is None:
-                    window = self._windows[(test.name, spec.name)] = SpecWindow(float(self._config.alerting.window))
+                window = self._window(test.name, spec.name)
                 window.add(now, not passed, trace.trace_id)
                 if not passed:
                     assert r is not None
                     failed_names.append(f"{test.name}: {spec.name}")
-                    note = self._due(test.name, test.path, test.owner, r, window, trace.trace_id, now)
+                    note = self._due(test.name, spec.name, test.path, test.owner, partial(_failure, r),
+                                     window, trace.trace_id, now)
                     if note is not None:
                         notes.append(note)
             if keep:
                 results.append(TestResult(test, trace.trace_id, tuple(specs)))
         if not applied:
             return False
-        if notes:
-            existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
-            trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
-        if failed_names and self._config.annotate:
-            root = live.full().root
-            if root is not None:
-                self._annotate(trace, root.span_id, "; ".join(failed_names))
+        root = live.full().root if failed_names and self._config.annotate else None
+        self._finish(trace, notes, failed_names, root.span_id if root is not None else None)
         if keep:
             self._keep(trace.trace_id, [result_json(r) for r in results])
         return True
 
-    def _due(self, test: str, path: str, owner: str, r: SpecResult, window: SpecWindow, trace_id: bytes,
+    def _finish(self, trace: Trace, notes: list[TestFailure], failed_names: list[str], root_id: bytes | None
+                ) -> None:
+        """Attach a tested trace's failures to be paged, and name its failed specs on its root span."""
+        if notes:
+            existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
+            trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
+        if failed_names and self._config.annotate and root_id is not None:
+            self._annotate(trace, root_id, "; ".join(failed_names))
+
+    def _due(self, test: str, spec: str, path: str, owner: str,
+             failure: Callable[[], tuple[list[Assertion], SpanCheck]], window: SpecWindow, trace_id: bytes,
              now: float) -> TestFailure | None:
-        """A failure to page: the spec's failures in the window reach the alerting thresholds."""
+        """A failure to page: the spec's failures in the window reach the alerting thresholds. ``failure``
+        gives the failed assertions and the first failed check (made only for a failure to page)."""
         alerting = self._config.alerting
         runs, failures = window.counts(now)
         if failures < alerting.min_failures or failures < alerting.failure_rate * runs:
             return None
-        bad = [a for a in r.assertions if not a.passed]
-        first = next(c for a in bad for c in a.checks if not c.passed)
+        bad, first = failure()
         service = first.span.service if first.span is not None else ""
         team = owner or self._owner_of(service)
         who = first.span.describe() if first.span is not None else "(no span)"
-        return TestFailure(test=test, spec=r.spec.name, file=path, team=team, service=service, trace_id=trace_id,
-                           failed_assertions=tuple(a.assertion.text for a in bad),
+        return TestFailure(test=test, spec=spec, file=path, team=team, service=service, trace_id=trace_id,
+                           failed_assertions=tuple(a.text for a in bad),
                            actual=f"{who}: {first.error or 'actual ' + first.actual}", failures=failures, runs=runs,
                            window_s=float(alerting.window), examples=tuple(window.examples))
 
@@ -455,15 +604,28 @@ class TraceTestsProcessor:
 
     @staticmethod
     def _annotate(trace: Trace, span_id: bytes, value: str) -> None:
+        """Set ``tracetest.failed`` on the first span with ``span_id``: in the wire bytes, re-encoding only that
+        span, when every span's header is canonical (its id at a known place); else in the decoded trace."""
+        if not trace.decoded:
+            for origin, chunk in list(trace.wire_chunks()):
+                at = span_entries(chunk, canonical=True)
+                if at is None:
+                    break  # (the decoded trace answers)
+                for j in range(len(at) - 1):
+                    k = at[j] + (2 if chunk[at[j] + 1] < 0x80 else 3)
+                    if chunk[k + 20:k + 28] == span_id:  # (0a 10 <trace id> 12 08 <span id>)
+                        span = Span.FromString(chunk[k:at[j + 1]])
+                        _set_failed(span, value)
+                        edited = bytearray(chunk)
+                        edited[at[j]:at[j + 1]] = span_entry(span.SerializeToString())
+                        trace.replace_chunks({origin: edited})
+                        return
+            else:
+                return  # (no span has that id)
         for group in trace.groups():
             for span in group.scope_spans.spans:
                 if span.span_id == span_id:
-                    for kv in span.attributes:
-                        if kv.key == FAILED_ATTRIBUTE:
-                            kv.value.string_value = value
-                            break
-                    else:
-                        span.attributes.add(key=FAILED_ATTRIBUTE).value.string_value = value
+                    _set_failed(span, value)
                     trace.mark_modified()
                     return
 

@@ -31,6 +31,15 @@ class SpecWindow:
             self.examples.appendleft(trace_id)
         self._expire(now)
 
+    def add_passes(self, now: float, runs: int) -> None:
+        """``runs`` passing runs at once (as many :meth:`add` calls that did not fail)."""
+        start = now - now % self._bucket_s
+        b = self._buckets
+        if not b or b[-1][0] != start:
+            b.append([start, 0, 0])
+        b[-1][1] += runs
+        self._expire(now)
+
     def _expire(self, now: float) -> None:
         horizon = now - self._bucket_s * BUCKETS
         b = self._buckets

@@ -452,3 +452,24 @@ def test_tests_about_one_service_of_a_common_name(tmp_path: Path, monkeypatch: p
     assert get("tracetriage_trace_tests_traces_total", {"processor": "trace_tests", "outcome": "untested"}) == (
         len(traces) - tested)
     assert 0 < get("tracetriage_trace_tests_chosen_entries", {"processor": "trace_tests"}) <= 2 * 8  # (two caches)
+
+
+def test_the_failed_mark_is_written_into_the_wire_bytes_as_into_decoded_spans() -> None:
+    """``tracetest.failed`` on the root: the wire path re-encodes only that span, and sends the same bytes as
+    the decoded path (which re-encodes the trace); a mark already there is replaced."""
+    from pipelines.trace_tests.processor import TraceTestsProcessor as P
+
+    for value in ("checkout: answers 2xx", "again"):
+        wire, decoded = checkout(7, status=500, db_ms=3, pay_error=True), checkout(7, status=500, db_ms=3,
+                                                                                   pay_error=True)
+        for t in (wire, decoded):
+            P._annotate(t, (1).to_bytes(8, "big"), "first")
+        decoded.groups()  # (decoded: the mark goes into the decoded spans)
+        assert not wire.decoded
+        P._annotate(wire, (1).to_bytes(8, "big"), value)
+        P._annotate(decoded, (1).to_bytes(8, "big"), value)
+        assert not wire.decoded and decoded.decoded
+        assert [bytes(c) for _, c in wire.wire_chunks()] == [bytes(c) for _, c in decoded.wire_chunks()]
+        assert root_attr(wire) == value
+        P._annotate(wire, (99).to_bytes(8, "big"), "nobody")  # (no such span: nothing changes)
+        assert root_attr(wire) == value

@@ -1,0 +1,644 @@
+"""The compiled check of live traces (numba, the ``jit`` extra): importing this module imports numba.
+Module-level functions, so numba's on-disk cache serves every later process. See
+:mod:`pipelines.trace_tests.compiled` for what the arrays hold.
+
+The kernel answers a trace only when it is certain: every test either does not apply, or applies and every
+spec of it that can be checked live passes. Anything else (a spec that fails, a value it cannot read exactly
+as the Python evaluation does, bytes it does not expect) is answered ``FALLBACK``: the processor evaluates
+that trace in Python, which writes the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from pipelines.trace_tests._layout import (
+    FAILED,
+    FALLBACK,
+    PASSED,
+    R_ASSERTION,
+    R_BAD,
+    R_SELECTED,
+    R_SPAN,
+    R_SPAN_END,
+    R_SPEC,
+    R_TRACE,
+    UNTESTED,
+)
+
+jit = numba.njit(cache=True, boundscheck=False, nogil=True)
+
+# assertion kinds
+A_COUNT, A_NUMBER, A_MASK, A_ATTR_NUMBER, A_ATTR_TEXT, A_NAME_TEXT = 0, 1, 2, 3, 4, 5
+# numeric span fields (A_NUMBER) and small-set fields (A_MASK)
+F_DURATION, F_START, F_END = 0, 1, 2
+F_KIND, F_STATUS = 0, 1
+# comparators
+C_EQ, C_NE, C_LT, C_LE, C_GT, C_GE, C_CONTAINS, C_NOT_CONTAINS = 0, 1, 2, 3, 4, 5, 6, 7
+# attribute value types
+V_NONE, V_STRING, V_INT, V_DOUBLE, V_BOOL, V_OTHER = 0, 1, 2, 3, 4, 5
+# per span columns
+(S_AT, S_END, S_NAME_AT, S_NAME_LEN, S_START, S_STOP, S_KIND, S_CODE, S_NAME_ID, S_ID, S_ID_AT, S_PARENT,
+ S_ATTRS) = range(13)
+S_COLS = 13
+
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@jit
+def fnv1a(buf: Any, at: int, length: int) -> np.uint64:
+    h = FNV_OFFSET
+    for q in range(at, at + length):
+        h ^= np.uint64(buf[q])
+        h *= FNV_PRIME
+    return h
+
+
+@jit
+def _varint(buf: Any, i: int, end: int) -> tuple[int, int]:
+    """(value, next index) of the varint at ``i``; next index -1 when malformed or longer than 64 bits."""
+    v = 0
+    shift = 0
+    while i < end:
+        b = int(buf[i])
+        i += 1
+        if shift == 63 and b > 1:
+            return 0, -1
+        v |= (b & 0x7F) << shift
+        if b < 0x80:
+            return v, i
+        shift += 7
+        if shift > 63:
+            return 0, -1
+    return 0, -1
+
+
+@jit
+def _skip(buf: Any, wt: int, i: int, end: int) -> int:
+    """Index past a field of wire type ``wt`` whose value starts at ``i``; -1 when malformed or a group."""
+    if wt == 0:
+        _, i = _varint(buf, i, end)
+        return i
+    if wt == 1:
+        return i + 8 if i + 8 <= end else -1
+    if wt == 5:
+        return i + 4 if i + 4 <= end else -1
+    if wt == 2:
+        ln, i = _varint(buf, i, end)
+        if i < 0 or ln < 0 or i + ln > end:
+            return -1
+        return i + ln
+    return -1
+
+
+@jit
+def _u64(buf: Any, p: int) -> int:
+    v = 0
+    for k in range(7, -1, -1):
+        v = (v << 8) | int(buf[p + k])
+    return v
+
+
+@jit
+def _same(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
+    if la != lb:
+        return False
+    for q in range(la):  # noqa: SIM110 - a loop numba compiles (no generator)
+        if buf[a + q] != text[b + q]:
+            return False
+    return True
+
+
+@jit
+def _contains(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
+    if lb == 0:
+        return True
+    for s in range(la - lb + 1):  # noqa: SIM110 - a loop numba compiles (no generator)
+        if _same(buf, a + s, lb, text, b, lb):
+            return True
+    return False
+
+
+@jit
+def _spans(buf: Any, start: int, end: int, spans: Any, names: Any, name_bounds: Any, name_table: Any,
+           counts: Any) -> int:
+    """Read the framed span entries of ``buf[start:end]`` into ``spans`` (rows of S_COLS), counting the spans
+    of each wanted name in ``counts`` (the last entry: spans of no wanted name); the number of spans,
+    or -1 when the kernel cannot be certain (malformed, repeated fields, more spans than rows, a time at or
+    above 2**63, a span id that is not 8 bytes)."""
+    n = 0
+    i = start
+    mask = name_table.shape[0] - 1
+    while i < end:
+        if buf[i] != 0x12:
+            return -1
+        ln, k = _varint(buf, i + 1, end)
+        if k < 0 or ln < 0 or k + ln > end or n >= spans.shape[0]:
+            return -1
+        e = k + ln
+        sid = 0
+        sid_at = 0
+        have_sid = False
+        parent = 0  # (0: none; a parent id of eight zero bytes is not a span's id either)
+        parent_len = -1
+        name_at = -1
+        name_len = 0
+        attrs_at = -1  # where the first attribute field starts (-1: none)
+        t0 = 0
+        t1 = 0
+        kind = 0
+        code = 0
+        j = k
+        while j < e:
+            f = j
+            t = int(buf[j])  # one-byte tags inline, the rest through _varint
+            if t < 0x80:
+                j += 1
+            else:
+                t, j = _varint(buf, j, e)
+                if j < 0:
+                    return -1
+            wt = t & 7
+            if t == 0x4A and attrs_at < 0:
+                attrs_at = f
+            if t == 0x4A or t == 0x0A or t == 0x5A or t == 0x6A:  # (skipped by their length)
+                if j >= e:
+                    return -1
+                ln2 = int(buf[j])
+                if ln2 < 0x80:
+                    j += 1 + ln2
+                    if j > e:
+                        return -1
+                else:
+                    j = _skip(buf, 2, j, e)
+                    if j < 0:
+                        return -1
+            elif t == 0x12:  # span_id
+                if have_sid:
+                    return -1
+                ln2, p = _varint(buf, j, e)
+                if p < 0 or ln2 != 8 or p + 8 > e:
+                    return -1
+                sid = _u64(buf, p)
+                sid_at = p
+                have_sid = True
+                j = p + 8
+            elif t == 0x22:  # parent_span_id
+                if parent_len >= 0:
+                    return -1
+                ln2, p = _varint(buf, j, e)
+                if p < 0 or (ln2 != 0 and ln2 != 8) or p + ln2 > e:
+                    return -1
+                parent_len = ln2
+                if ln2 == 8:
+                    parent = _u64(buf, p)
+                j = p + ln2
+            elif t == 0x2A:  # name
+                if name_at >= 0:
+                    return -1
+                ln2, p = _varint(buf, j, e)
+                if p < 0 or ln2 < 0 or p + ln2 > e:
+                    return -1
+                name_at = p
+                name_len = ln2
+                j = p + ln2
+            elif t == 0x39 or t == 0x41:  # start / end time
+                if j + 8 > e or buf[j + 7] >= 0x80:
+                    return -1
+                v = 0
+                for q in range(7, -1, -1):
+                    v = (v << 8) | int(buf[j + q])
+                if t == 0x39:
+                    t0 = v
+                else:
+                    t1 = v
+                j += 8
+            elif t == 0x30:  # kind
+                kind, j = _varint(buf, j, e)
+                if j < 0:
+                    return -1
+            elif t == 0x7A:  # status: messages merge, the last code set wins
+                ln2, p = _varint(buf, j, e)
+                if p < 0 or ln2 < 0 or p + ln2 > e:
+                    return -1
+                q = p
+                while q < p + ln2:
+                    t2, q = _varint(buf, q, p + ln2)
+                    if q < 0:
+                        return -1
+                    if t2 == 0x18:
+                        code, q = _varint(buf, q, p + ln2)
+                        if q < 0:
+                            return -1
+                    else:
+                        q = _skip(buf, t2 & 7, q, p + ln2)
+                        if q < 0:
+                            return -1
+                j = p + ln2
+            else:
+                j = _skip(buf, wt, j, e)
+                if j < 0:
+                    return -1
+        if j != e or not have_sid or sid == 0:
+            return -1  # (no id, or all zero: the Python evaluation answers)
+        if name_at < 0:  # (no name: the decoded span's is "")
+            name_at = k
+        name_id = -1
+        h = fnv1a(buf, name_at, name_len)
+        slot = np.int64(h & np.uint64(mask))
+        while name_table[slot] >= 0:
+            c = name_table[slot]
+            if _same(buf, name_at, name_len, names, name_bounds[c], name_bounds[c + 1] - name_bounds[c]):
+                name_id = c
+                break
+            slot = (slot + 1) & mask
+        spans[n, S_AT] = k
+        spans[n, S_END] = e
+        spans[n, S_NAME_AT] = name_at
+        spans[n, S_NAME_LEN] = name_len
+        spans[n, S_START] = t0
+        spans[n, S_STOP] = t1
+        spans[n, S_KIND] = kind
+        spans[n, S_CODE] = code
+        spans[n, S_NAME_ID] = name_id
+        spans[n, S_ID] = sid
+        spans[n, S_ID_AT] = sid_at
+        spans[n, S_PARENT] = parent if parent_len == 8 else 0
+        spans[n, S_ATTRS] = attrs_at
+        counts[name_id] += 1  # (-1: the last entry)
+        n += 1
+        i = e
+    return n
+
+
+@jit
+def _attribute(buf: Any, at: int, end: int, keys: Any, k0: int, k1: int) -> tuple[int, int, float, int, int]:
+    """The attribute named ``keys[k0:k1]`` of the span whose fields from its first attribute on are
+    ``buf[at:end]`` (the last one given, as the decoded attributes keep it):
+    (type, ok, number, text at, text length); ok 0 when the kernel cannot be certain of it."""
+    found = V_NONE
+    number = 0.0
+    text_at = 0
+    text_len = 0
+    want = k1 - k0
+    j = at
+    while j < end:
+        t = int(buf[j])  # one-byte tags and lengths inline, the rest through _varint
+        if t < 0x80:
+            j += 1
+        else:
+            t, j = _varint(buf, j, end)
+            if j < 0:
+                return V_NONE, 0, 0.0, 0, 0
+        if t != 0x4A:
+            j = _skip(buf, t & 7, j, end)
+            if j < 0:
+                return V_NONE, 0, 0.0, 0, 0
+            continue
+        if j < end and buf[j] < 0x80:
+            ln = int(buf[j])
+            p = j + 1
+        else:
+            ln, p = _varint(buf, j, end)
+        if p < 0 or ln < 0 or p + ln > end:
+            return V_NONE, 0, 0.0, 0, 0
+        e = p + ln
+        j = e
+        # The usual KeyValue (a short key first, then its value, each once): another key is passed over here.
+        if ln >= 2 and buf[p] == 0x0A and buf[p + 1] < 0x80:
+            kl = int(buf[p + 1])
+            v = p + 2 + kl
+            if v + 2 <= e and buf[v] == 0x12 and buf[v + 1] < 0x80 and v + 2 + int(buf[v + 1]) == e and not (
+                    kl == want and _same(buf, p + 2, kl, keys, k0, want)):
+                continue
+        key_at = -1
+        key_len = 0
+        value_at = -1
+        value_end = -1
+        q = p
+        while q < e:
+            t2, q = _varint(buf, q, e)
+            if q < 0:
+                return V_NONE, 0, 0.0, 0, 0
+            if t2 == 0x0A or t2 == 0x12:
+                l2, r = _varint(buf, q, e)
+                if r < 0 or l2 < 0 or r + l2 > e:
+                    return V_NONE, 0, 0.0, 0, 0
+                if t2 == 0x0A:
+                    if key_at >= 0:
+                        return V_NONE, 0, 0.0, 0, 0  # (a key given twice: protobuf keeps the last)
+                    key_at = r
+                    key_len = l2
+                else:
+                    if value_at >= 0:
+                        return V_NONE, 0, 0.0, 0, 0  # (values given twice merge)
+                    value_at = r
+                    value_end = r + l2
+                q = r + l2
+            else:
+                q = _skip(buf, t2 & 7, q, e)
+                if q < 0:
+                    return V_NONE, 0, 0.0, 0, 0
+        if key_at < 0 or not _same(buf, key_at, key_len, keys, k0, k1 - k0):
+            continue
+        # the value: the last field of the oneof that is set wins
+        found = V_OTHER
+        q = value_at
+        while value_at >= 0 and q < value_end:
+            t2, q = _varint(buf, q, value_end)
+            if q < 0:
+                return V_NONE, 0, 0.0, 0, 0
+            if t2 == 0x0A:
+                l2, r = _varint(buf, q, value_end)
+                if r < 0 or l2 < 0 or r + l2 > value_end:
+                    return V_NONE, 0, 0.0, 0, 0
+                found = V_STRING
+                text_at = r
+                text_len = l2
+                q = r + l2
+            elif t2 == 0x18:
+                v, q = _varint(buf, q, value_end)
+                if q < 0:
+                    return V_NONE, 0, 0.0, 0, 0
+                found = V_INT
+                number = float(np.int64(v))
+            elif t2 == 0x10:
+                v, q = _varint(buf, q, value_end)
+                if q < 0:
+                    return V_NONE, 0, 0.0, 0, 0
+                found = V_BOOL
+            elif t2 == 0x21:
+                if q + 8 > value_end:
+                    return V_NONE, 0, 0.0, 0, 0
+                found = V_DOUBLE
+                number = np.array([_u64(buf, q)], dtype=np.int64).view(np.float64)[0]
+                q += 8
+            else:
+                found = V_OTHER
+                q = _skip(buf, t2 & 7, q, value_end)
+                if q < 0:
+                    return V_NONE, 0, 0.0, 0, 0
+    return found, 1, number, text_at, text_len
+
+
+@jit
+def _ordered(cmp: int, a: float, b: float) -> bool:
+    if cmp == C_EQ:
+        return a == b
+    if cmp == C_NE:
+        return a != b
+    if cmp == C_LT:
+        return a < b
+    if cmp == C_LE:
+        return a <= b
+    if cmp == C_GT:
+        return a > b
+    return a >= b
+
+
+@jit
+def _text(cmp: int, buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
+    if cmp == C_EQ:
+        return _same(buf, a, la, text, b, lb)
+    if cmp == C_NE:
+        return not _same(buf, a, la, text, b, lb)
+    if cmp == C_CONTAINS:
+        return _contains(buf, a, la, text, b, lb)
+    return not _contains(buf, a, la, text, b, lb)
+
+
+HOLDS, FAILS, UNSURE = 1, 0, -1
+
+
+@jit
+def _holds(buf: Any, spans: Any, s: int, a: int, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any,
+           a_text: Any, text: Any) -> int:
+    """Assertion ``a`` on span row ``s``: HOLDS, FAILS (as the Python check answers it), or UNSURE (a value the
+    kernel does not read as Python does: text holding a number, a number as text, bytes, arrays, maps)."""
+    kind = a_kind[a]
+    cmp = a_cmp[a]
+    if kind == A_NUMBER:
+        f = a_field[a]
+        if f == F_DURATION:
+            t0 = spans[s, S_START]
+            t1 = spans[s, S_STOP]
+            v = max(0, t1 - t0) if t0 and t1 else 0
+        elif f == F_START:
+            v = spans[s, S_START]
+        else:
+            v = spans[s, S_STOP]
+        return HOLDS if _ordered(cmp, float(v), a_num[a]) else FAILS
+    if kind == A_MASK:
+        if a_field[a] == F_KIND:
+            v = spans[s, S_KIND]
+            v = v if 0 <= v <= 5 else 0
+        else:
+            v = spans[s, S_CODE]
+            v = v if 0 <= v <= 2 else 0
+        return HOLDS if (int(a_num[a]) >> v) & 1 == 1 else FAILS
+    if kind == A_NAME_TEXT:
+        same = _text(cmp, buf, spans[s, S_NAME_AT], spans[s, S_NAME_LEN], text, a_text[a, 0], a_text[a, 1])
+        return HOLDS if same else FAILS
+    # an attribute of the span's own
+    first = spans[s, S_ATTRS]
+    if first < 0:
+        return FAILS  # (the span has no attributes)
+    vt, ok, number, at, ln = _attribute(buf, first, spans[s, S_END], text, a_text[a, 2], a_text[a, 3])
+    if not ok:
+        return UNSURE
+    if vt == V_NONE:
+        return FAILS  # (the span has no such attribute)
+    if kind == A_ATTR_NUMBER:
+        if vt in (V_INT, V_DOUBLE):
+            return HOLDS if _ordered(cmp, number, a_num[a]) else FAILS
+        return FAILS if vt == V_BOOL else UNSURE
+    if vt == V_STRING:
+        return HOLDS if _text(cmp, buf, at, ln, text, a_text[a, 0], a_text[a, 1]) else FAILS
+    return UNSURE
+
+
+@jit
+def _spec(buf: Any, spans: Any, n: int, want: int, selected: int, first: int, last: int, a_kind: Any,
+          a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any) -> tuple[int, int, int, int]:
+    """The spec whose assertions are ``first`` to ``last`` on the ``selected`` spans named ``want`` (-1: any):
+    (HOLDS or FAILS or UNSURE, the failed assertions as bits, the first failed assertion, the row of the one
+    span it fails on or -1 with no span selected). UNSURE also when the first failed assertion fails on more
+    than one span (the report names the first in Tracetest's order, which the kernel does not build) or
+    when the spec has more than 62 assertions."""
+    if last - first > 62:
+        return UNSURE, 0, -1, -1
+    bad = 0
+    first_bad = -1
+    first_row = -1
+    for a in range(first, last):
+        if a_kind[a] == A_COUNT:
+            if not _ordered(a_cmp[a], float(selected), a_num[a]):
+                if selected > 1 and first_bad < 0:
+                    return UNSURE, 0, -1, -1
+                bad |= 1 << (a - first)
+                if first_bad < 0:
+                    first_bad = a
+                    first_row = -1
+                    if selected == 1:
+                        for r in range(n):
+                            if want < 0 or spans[r, S_NAME_ID] == want:
+                                first_row = r
+                                break
+            continue
+        if selected == 0:  # (no span selected: an assertion on a span fails)
+            bad |= 1 << (a - first)
+            if first_bad < 0:
+                first_bad = a
+            continue
+        failed_on = 0
+        row = -1
+        for r in range(n):
+            if want < 0 or spans[r, S_NAME_ID] == want:
+                h = _holds(buf, spans, r, a, a_kind, a_cmp, a_field, a_num, a_text, text)
+                if h == UNSURE:
+                    return UNSURE, 0, -1, -1
+                if h == FAILS:
+                    failed_on += 1
+                    row = r
+        if failed_on:
+            if first_bad < 0:
+                if failed_on > 1:
+                    return UNSURE, 0, -1, -1
+                first_bad = a
+                first_row = row
+            bad |= 1 << (a - first)
+    if bad == 0:
+        return HOLDS, 0, -1, -1
+    return FAILS, bad, first_bad, first_row
+
+
+@jit
+def _root(buf: Any, spans: Any, n: int) -> int:
+    """The row of the trace's root as Tracetest orders it: among the spans with no parent in the trace (or
+    their own id as parent), the first by start time, then span id (as bytes). -1 with no span."""
+    best = -1
+    for r in range(n):
+        parent = spans[r, S_PARENT]
+        root = parent == 0 or parent == spans[r, S_ID]
+        if not root:
+            root = True
+            for q in range(n):
+                if spans[q, S_ID] == parent:
+                    root = False
+                    break
+        if not root:
+            continue
+        if best < 0 or spans[r, S_START] < spans[best, S_START]:
+            best = r
+        elif spans[r, S_START] == spans[best, S_START]:
+            a, b = spans[r, S_ID_AT], spans[best, S_ID_AT]
+            for k in range(8):
+                if buf[a + k] != buf[b + k]:
+                    if buf[a + k] < buf[b + k]:
+                        best = r
+                    break
+    return best
+
+
+@jit
+def _unique(spans: Any, n: int) -> bool:
+    """Whether the first ``n`` span rows have different span ids."""
+    if n <= 24:
+        for a in range(1, n):
+            for b in range(a):
+                if spans[a, S_ID] == spans[b, S_ID]:
+                    return False
+        return True
+    ids = np.sort(spans[:n, S_ID])
+    for q in range(1, n):  # noqa: SIM110 - a loop numba compiles (no generator)
+        if ids[q] == ids[q - 1]:
+            return False
+    return True
+
+
+@jit
+def check(buf: Any, bounds: Any, rows: Any, verdicts: Any, names: Any, name_bounds: Any, name_table: Any,
+          sel_name: Any, test_first: Any, test_specs: Any, spec_sel: Any, spec_asserts: Any, a_kind: Any,
+          a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any, spans: Any, status: Any,
+          applied: Any, failed: Any, roots: Any) -> tuple[int, int]:
+    """Check each trace ``t`` (its framed span entries at ``buf[bounds[t]:bounds[t + 1]]``, its origin's
+    verdicts in ``verdicts[rows[t]]``): ``status[t]`` is UNTESTED (no test applies), PASSED (every live spec
+    of the tests that apply passes), FAILED (each such spec certainly passes or fails, one at least fails)
+    or FALLBACK. For PASSED and FAILED traces the tests that applied go to ``applied`` (rows of trace,
+    test), each failed spec to ``failed`` (rows of R_COLS: trace, spec, failed assertions as bits, the
+    first failed assertion, where the span it fails on starts and ends in the buffer or -1, the spans
+    selected), and
+    ``roots[t]`` is the buffer offset of the root span's id (-1: none). Returns the rows of ``applied``
+    and of ``failed``."""
+    na = 0
+    nf = 0
+    ntests = test_first.shape[0]
+    counts = np.zeros(name_bounds.shape[0], dtype=np.int64)  # per wanted name, and (last) any other
+    for t in range(bounds.shape[0] - 1):
+        counts[:] = 0
+        n = _spans(buf, bounds[t], bounds[t + 1], spans, names, name_bounds, name_table, counts)
+        if n < 0 or not _unique(spans, n):  # (the full evaluation keeps the first copy of a span id)
+            status[t] = FALLBACK
+            continue
+        row = rows[t]
+        result = UNTESTED
+        first_applied = na
+        first_failed = nf
+        for ti in range(ntests):
+            sel = test_first[ti]
+            verdict = verdicts[row, sel]
+            if verdict == 0:
+                continue
+            want = sel_name[sel]
+            if (n if want < 0 else counts[want]) == 0:
+                continue
+            if verdict != 1 or na >= applied.shape[0]:
+                result = FALLBACK
+                break
+            applied[na, 0] = t
+            applied[na, 1] = ti
+            na += 1
+            if result == UNTESTED:
+                result = PASSED
+            for p in range(test_specs[ti], test_specs[ti + 1]):
+                sp = spec_sel[p]
+                if sp == -1:
+                    continue  # (not checked live: not_applicable)
+                if sp == -2 or verdicts[row, sp] == 2:
+                    result = FALLBACK
+                    break
+                want = sel_name[sp]
+                selected = 0
+                if verdicts[row, sp] == 1:
+                    selected = n if want < 0 else counts[want]
+                got, bad, first_bad, span_row = _spec(buf, spans, n, want, selected, spec_asserts[p],
+                                                      spec_asserts[p + 1], a_kind, a_cmp, a_field, a_num,
+                                                      a_text, text)
+                if got == UNSURE or (got == FAILS and nf >= failed.shape[0]):
+                    result = FALLBACK
+                    break
+                if got == FAILS:
+                    failed[nf, R_TRACE] = t
+                    failed[nf, R_SPEC] = p
+                    failed[nf, R_BAD] = bad
+                    failed[nf, R_ASSERTION] = first_bad - spec_asserts[p]
+                    failed[nf, R_SPAN] = spans[span_row, S_AT] if span_row >= 0 else -1
+                    failed[nf, R_SPAN_END] = spans[span_row, S_END] if span_row >= 0 else -1
+                    failed[nf, R_SELECTED] = selected
+                    nf += 1
+                    result = FAILED
+            if result == FALLBACK:
+                break
+        if result in (FALLBACK, UNTESTED):
+            na = first_applied  # (a trace answered in Python: its rows are not counted here)
+            nf = first_failed
+        elif result == FAILED:
+            root = _root(buf, spans, n)
+            roots[t] = spans[root, S_ID_AT] if root >= 0 else -1
+        status[t] = result
+    return na, nf
