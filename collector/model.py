@@ -468,17 +468,19 @@ class Trace:
         """:meth:`groups` has decoded the spans (and they are what the trace sends)."""
         return self._decoded is not None
 
-    def replace_chunks(self, chunks: Mapping[Origin, bytes | bytearray]) -> None:
+    def replace_chunks(self, chunks: Mapping[Origin, bytes | bytearray], same_errors: bool = False) -> None:
         """Replace the framed span entries of some origins with changed ones holding the same spans, with
         the same statuses (a stage that edits the wire bytes of a few spans instead of decoding the
-        trace)."""
+        trace). ``same_errors`` promises that no ``error`` attribute was added or changed either: what the
+        wire walk found about errors still holds."""
         self._flush()  # changes made through groups() first: the new bytes replace those
         for origin, chunk in chunks.items():
             old = self.chunks[origin]
             self.chunks[origin] = chunk
             self.byte_size += len(chunk) - len(old)
         self._decoded = None
-        self.maybe_error = True
+        if not same_errors:
+            self.maybe_error = True
 
     def replace_origins(self, new_origin: Callable[[Origin], Origin]) -> None:
         """Move each origin's spans to ``new_origin(origin)`` (the same resource with changed scope

@@ -14,6 +14,9 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
+from numba.np.numpy_support import carray
 
 from pipelines.trace_tests._layout import (
     FAILED,
@@ -30,6 +33,20 @@ from pipelines.trace_tests._layout import (
 )
 
 jit = numba.njit(cache=True, boundscheck=False, nogil=True)
+
+
+_BYTES_POINTER = types.CPointer(types.uint8)  # type: ignore[no-untyped-call]
+
+
+@intrinsic
+def _pointer(typingctx: Any, address: Any) -> Any:
+    """The int64 ``address`` as a pointer to bytes (for :func:`numba.carray`)."""
+    sig = _BYTES_POINTER(types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], context.get_value_type(_BYTES_POINTER))
+
+    return sig, codegen
 
 # assertion kinds
 A_COUNT, A_NUMBER, A_MASK, A_ATTR_NUMBER, A_ATTR_TEXT, A_NAME_TEXT = 0, 1, 2, 3, 4, 5
@@ -562,26 +579,26 @@ def _unique(spans: Any, n: int) -> bool:
 
 
 @jit
-def check(buf: Any, bounds: Any, rows: Any, verdicts: Any, names: Any, name_bounds: Any, name_table: Any,
+def check(addresses: Any, lengths: Any, rows: Any, verdicts: Any, names: Any, name_bounds: Any, name_table: Any,
           sel_name: Any, test_first: Any, test_specs: Any, spec_sel: Any, spec_asserts: Any, a_kind: Any,
           a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any, spans: Any, status: Any,
           applied: Any, failed: Any, roots: Any) -> tuple[int, int]:
-    """Check each trace ``t`` (its framed span entries at ``buf[bounds[t]:bounds[t + 1]]``, its origin's
-    verdicts in ``verdicts[rows[t]]``): ``status[t]`` is UNTESTED (no test applies), PASSED (every live spec
-    of the tests that apply passes), FAILED (each such spec certainly passes or fails, one at least fails)
-    or FALLBACK. For PASSED and FAILED traces the tests that applied go to ``applied`` (rows of trace,
-    test), each failed spec to ``failed`` (rows of R_COLS: trace, spec, failed assertions as bits, the
-    first failed assertion, where the span it fails on starts and ends in the buffer or -1, the spans
-    selected), and
-    ``roots[t]`` is the buffer offset of the root span's id (-1: none). Returns the rows of ``applied``
-    and of ``failed``."""
+    """Check each trace ``t``: its framed span entries are the ``lengths[t]`` bytes at ``addresses[t]`` (the
+    caller keeps them alive and unchanged during the call), its origin's verdicts are ``verdicts[rows[t]]``.
+    ``status[t]`` is UNTESTED (no test applies), PASSED (every live spec of the tests that apply passes),
+    FAILED (each such spec certainly passes or fails, one at least fails) or FALLBACK. For PASSED and FAILED
+    traces the tests that applied go to ``applied`` (rows of trace, test), each failed spec to ``failed``
+    (rows of R_COLS: trace, spec, failed assertions as bits, the first failed assertion, where the span it
+    fails on starts and ends in the trace's bytes or -1, the spans selected), and ``roots[t]`` is where the
+    root span's id is in the trace's bytes (-1: none). Returns the rows of ``applied`` and of ``failed``."""
     na = 0
     nf = 0
     ntests = test_first.shape[0]
     counts = np.zeros(name_bounds.shape[0], dtype=np.int64)  # per wanted name, and (last) any other
-    for t in range(bounds.shape[0] - 1):
+    for t in range(addresses.shape[0]):
         counts[:] = 0
-        n = _spans(buf, bounds[t], bounds[t + 1], spans, names, name_bounds, name_table, counts)
+        buf = carray(_pointer(addresses[t]), (lengths[t],))  # type: ignore[call-arg]
+        n = _spans(buf, 0, lengths[t], spans, names, name_bounds, name_table, counts)
         if n < 0 or not _unique(spans, n):  # (the full evaluation keeps the first copy of a span id)
             status[t] = FALLBACK
             continue

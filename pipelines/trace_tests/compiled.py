@@ -78,17 +78,35 @@ def _fnv1a(data: bytes) -> int:
     return h
 
 
+def _bytes_offset() -> int | None:
+    """Where a ``bytes`` object's bytes start, from the object's address (CPython's ``ob_sval``), checked on
+    this interpreter; None when it does not hold (then each chunk's address is asked for)."""
+    offset = bytes.__basicsize__ - 1
+    probe = b"tracetriage"
+    return offset if np.frombuffer(probe, dtype=np.uint8).ctypes.data == id(probe) + offset else None
+
+
+_OFFSET = _bytes_offset()
+
+
+def _address(chunk: bytes | bytearray) -> int:
+    """Where the chunk's bytes are in memory."""
+    if _OFFSET is not None and type(chunk) is bytes:
+        return id(chunk) + _OFFSET
+    return int(np.frombuffer(chunk, dtype=np.uint8).ctypes.data) if chunk else 0
+
+
 class Checked:
     """What :meth:`CompiledTests.run` found: per trace its ``status`` (UNTESTED, PASSED, FAILED, FALLBACK);
     ``applied``: (trace, test) of the tests that applied to the PASSED and FAILED traces; ``failed``: a row per
-    failed spec (the kernel's R_* columns; offsets into ``data``, the traces' bytes joined); ``roots``: per
-    FAILED trace, the offset of its root span's id in ``data`` (-1: none)."""
+    failed spec (the kernel's R_* columns; offsets into the trace's chunk); ``roots``: per FAILED trace, where
+    its root span's id is in its chunk (-1: none). ``chunks``: the traces' bytes, as checked."""
 
-    __slots__ = ("applied", "data", "failed", "roots", "status")
+    __slots__ = ("applied", "chunks", "failed", "roots", "status")
 
-    def __init__(self, data: bytes, status: np.ndarray, applied: np.ndarray, failed: np.ndarray,
-                 roots: np.ndarray) -> None:
-        self.data = data
+    def __init__(self, chunks: Sequence[bytes | bytearray], status: np.ndarray, applied: np.ndarray,
+                 failed: np.ndarray, roots: np.ndarray) -> None:
+        self.chunks = chunks
         self.status = status
         self.applied = applied
         self.failed = failed
@@ -285,24 +303,23 @@ class CompiledTests:
 
     def run(self, chunks: Sequence[bytes | bytearray], rows: Sequence[int], most_spans: int) -> Checked:
         """Check the traces whose framed span entries are ``chunks`` (one origin each, its :meth:`row` in
-        ``rows``; at most ``most_spans`` spans each); see :class:`Checked`."""
+        ``rows``; at most ``most_spans`` spans each); see :class:`Checked`. The kernel reads each chunk where
+        it is (a ``bytes`` object's bytes are at a fixed offset from it in CPython; checked at load)."""
         k = self._kernel
         n = len(chunks)
-        joined = b"".join(chunks)
-        buf = np.frombuffer(joined, dtype=np.uint8)
-        bounds = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum([len(c) for c in chunks], out=bounds[1:])
+        addresses = np.fromiter(map(_address, chunks), dtype=np.int64, count=n)
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=n)
         if len(self._spans) < most_spans:
             self._spans = np.empty((max(most_spans, 2 * len(self._spans)), k.S_COLS), dtype=np.int64)
         status = np.empty(n, dtype=np.int64)
         applied = np.empty((2 * n + 16, 2), dtype=np.int64)
         failed = np.empty((n // 4 + 16, R_COLS), dtype=np.int64)
         roots = np.empty(n, dtype=np.int64)
-        na, nf = k.check(buf, bounds, np.array(rows, dtype=np.int64), self._verdicts, self._names,
+        na, nf = k.check(addresses, lengths, np.array(rows, dtype=np.int64), self._verdicts, self._names,
                          self._name_bounds, self._name_table, self._sel_name, self._test_first, self._test_specs,
                          self._spec_sel, self._spec_asserts, self._a_kind, self._a_cmp, self._a_field, self._a_num,
                          self._a_text, self._text, self._spans, status, applied, failed, roots)
-        return Checked(joined, status, applied[:na], failed[:nf], roots)
+        return Checked(chunks, status, applied[:na], failed[:nf], roots)
 
     def spec_of(self, p: int) -> tuple[int, int]:
         """(test index, spec index within the test) of the kernel's spec ``p``."""

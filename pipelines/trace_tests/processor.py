@@ -93,10 +93,11 @@ def _failure(r: SpecResult) -> tuple[list[Assertion], SpanCheck]:
     return [a.assertion for a in bad], next(c for a in bad for c in a.checks if not c.passed)
 
 
-def _kernel_failure(spec: Spec, row: list[int], data: bytes, resource: Mapping[str, Value]
+def _kernel_failure(spec: Spec, row: list[int], data: bytes | bytearray, resource: Mapping[str, Value]
                     ) -> tuple[list[Assertion], SpanCheck]:
     """:func:`_failure` of a spec the compiled check found failed (``row``: its R_* columns): the first failed
-    check is the Python check of that assertion on the one span it failed on (decoded from ``data``)."""
+    check is the Python check of that assertion on the one span it failed on (decoded from ``data``, the
+    trace's chunk)."""
     bad = [a for i, a in enumerate(spec.assertions) if row[R_BAD] >> i & 1]
     at, end = row[R_SPAN], row[R_SPAN_END]
     view = TestSpan(Span.FromString(data[at:end]), resource) if at >= 0 else None
@@ -387,12 +388,11 @@ class TraceTestsProcessor:
         chunks: list[bytes | bytearray] = []
         rows: list[int] = []
         picked: list[Trace] = []
-        origins: list[Origin] = []
+        add_chunk, add_row, add_trace = chunks.append, rows.append, picked.append
         untested = too_large = 0
         most = 1
         max_spans = self._config.max_spans
-        known = compiled.rows
-        resource = self._resource
+        known = compiled.rows.get
         for trace in traces:
             n = trace.span_count
             if n > max_spans:
@@ -402,17 +402,15 @@ class TraceTestsProcessor:
             if single is None:
                 rest.append(trace)
                 continue
-            origin, chunk = single
-            row = known.get(origin)
+            row = known(single[0])
             if row is None:
-                row = compiled.row(origin, resource(origin))
+                row = compiled.row(single[0], self._resource(single[0]))
             if row < 0:  # no test's first selector can select a span of this resource's
                 untested += 1
                 continue
-            chunks.append(chunk)
-            rows.append(row)
-            picked.append(trace)
-            origins.append(origin)
+            add_chunk(single[1])
+            add_row(row)
+            add_trace(trace)
             if n > most:
                 most = n
         if not picked:
@@ -445,18 +443,18 @@ class TraceTestsProcessor:
                         counts[key] = counts.get(key, 0) + passes
                         self._window(test.name, spec.name).add_passes(now, passes)
         if len(failed):  # (a round's passing runs are in the windows before its failures)
-            self._compiled_failures(compiled, checked, picked, origins, counts, now)
+            self._compiled_failures(compiled, checked, picked, counts, now)
         return rest, tested, untested, too_large
 
     def _compiled_failures(self, compiled: CompiledTests, checked: Checked, picked: list[Trace],
-                           origins: list[Origin], counts: dict[tuple[str, str, str], int], now: float) -> None:
+                           counts: dict[tuple[str, str, str], int], now: float) -> None:
         """Count, window, note and mark the failed specs the compiled check answered, trace by trace."""
-        data = checked.data
         rows = checked.failed.tolist()
         i = 0
         while i < len(rows):
             t = rows[i][R_TRACE]
             trace = picked[t]
+            data = checked.chunks[t]
             failed_names: list[str] = []
             notes: list[TestFailure] = []
             while i < len(rows) and rows[i][R_TRACE] == t:
@@ -470,13 +468,15 @@ class TraceTestsProcessor:
                 window = self._window(test.name, spec.name)
                 window.add(now, True, trace.trace_id)
                 failed_names.append(f"{test.name}: {spec.name}")
-                resource = self._resource(origins[t])
+                one = trace.single_chunk()
+                assert one is not None  # (the trace is marked after its failures are counted)
+                resource = self._resource(one[0])
                 note = self._due(test.name, spec.name, test.path, test.owner,
                                  partial(_kernel_failure, spec, row, data, resource), window, trace.trace_id, now)
                 if note is not None:
                     notes.append(note)
             at = int(checked.roots[t])
-            self._finish(trace, notes, failed_names, data[at:at + 8] if at >= 0 else None)
+            self._finish(trace, notes, failed_names, bytes(data[at:at + 8]) if at >= 0 else None)
 
     def _window(self, test: str, spec: str) -> SpecWindow:
         window = self._windows.get((test, spec))
@@ -618,7 +618,7 @@ class TraceTestsProcessor:
                         _set_failed(span, value)
                         edited = bytearray(chunk)
                         edited[at[j]:at[j + 1]] = span_entry(span.SerializeToString())
-                        trace.replace_chunks({origin: edited})
+                        trace.replace_chunks({origin: edited}, same_errors=True)  # (tracetest.failed only)
                         return
             else:
                 return  # (no span has that id)

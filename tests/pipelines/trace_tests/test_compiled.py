@@ -106,13 +106,17 @@ def random_spans(rnd: random.Random, t: int) -> list[tuple[Span, str]]:
     return out
 
 
-def traced(spans: list[tuple[Span, str]], region: str) -> Trace:
-    """The trace as the buffer holds it (wire bytes per resource), ``region`` in its resources when given."""
+def traced(spans: list[tuple[Span, str]], region: str, grown: bool = False) -> Trace:
+    """The trace as the buffer holds it (wire bytes per resource), ``region`` in its resources when given;
+    ``grown``: its bytes in a bytearray, as when more spans of its origin arrived later."""
     by_service: dict[str, list[Span]] = {}
     for s, service in spans:
         by_service.setdefault(service, []).append(s)
-    return make_trace([(Resource(attributes=[kv("service.name", svc), *([kv("region", region)] if region else [])]),
-                        ss) for svc, ss in by_service.items()])
+    trace = make_trace([(Resource(attributes=[kv("service.name", svc), *([kv("region", region)] if region else [])]),
+                         ss) for svc, ss in by_service.items()])
+    if grown:
+        trace.chunks = {origin: bytearray(chunk) for origin, chunk in trace.chunks.items()}
+    return trace
 
 
 def processor(directory: Path, alerting: dict[str, object] | None = None) -> tuple[TraceTestsProcessor, Telemetry]:
@@ -168,8 +172,9 @@ def test_the_compiled_check_answers_as_the_python_evaluation(tmp_path: Path, see
     for round_ in range(40):
         made = [random_spans(rnd, 1000 * round_ + i + 1) for i in range(60)]
         regions = [rnd.choice(["", "", "eu", "us"]) for _ in made]
-        a = [traced(s, r) for s, r in zip(made, regions, strict=True)]
-        b = [traced(s, r) for s, r in zip(made, regions, strict=True)]
+        grown = [rnd.random() < 0.2 for _ in made]
+        a = [traced(s, r, g) for s, r, g in zip(made, regions, grown, strict=True)]
+        b = [traced(s, r, g) for s, r, g in zip(made, regions, grown, strict=True)]
         fast.process_traces(a)
         slow.process_traces(b)
         for x, y in zip(a, b, strict=True):

@@ -473,3 +473,7 @@ def test_the_failed_mark_is_written_into_the_wire_bytes_as_into_decoded_spans() 
         assert root_attr(wire) == value
         P._annotate(wire, (99).to_bytes(8, "big"), "nobody")  # (no such span: nothing changes)
         assert root_attr(wire) == value
+    ok = checkout(8, status=500, db_ms=3, pay_error=False)
+    ok.maybe_error = False  # (as the intake's wire walk finds it: no span in error)
+    P._annotate(ok, (1).to_bytes(8, "big"), "checkout: answers 2xx")
+    assert root_attr(ok) == "checkout: answers 2xx" and ok.maybe_error is False  # (no error attribute added)
