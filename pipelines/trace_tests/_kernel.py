@@ -2,10 +2,13 @@
 Module-level functions, so numba's on-disk cache serves every later process. See
 :mod:`pipelines.trace_tests.compiled` for what the arrays hold.
 
-The kernel answers a trace only when it is certain: every test either does not apply, or applies and every
-spec of it that can be checked live passes. Anything else (a spec that fails, a value it cannot read exactly
-as the Python evaluation does, bytes it does not expect) is answered ``FALLBACK``: the processor evaluates
-that trace in Python, which writes the report.
+The kernel answers a trace only when it is certain of every spec of every test that applies: that it passes,
+or that it fails (which assertions, and the span the first of them fails on first in Tracetest's order).
+Anything else (a value it does not read exactly as the Python evaluation does, an origin that does not decide a
+selector, bytes it does not expect) is answered ``FALLBACK``: the processor evaluates that trace in Python.
+
+The traces' chunks stay where they are in memory: the kernel reads them through one array that starts at the
+lowest of their addresses (offsets in it are from there).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from pipelines.trace_tests._layout import (
 )
 
 jit = numba.njit(cache=True, boundscheck=False, nogil=True)
+# Small helpers inlined where they are called: a call that passes arrays costs their reference counting,
+# more than these helpers' own work.
+inline = numba.njit(cache=True, boundscheck=False, nogil=True, inline="always")
 
 
 _BYTES_POINTER = types.CPointer(types.uint8)  # type: ignore[no-untyped-call]
@@ -58,16 +64,16 @@ C_EQ, C_NE, C_LT, C_LE, C_GT, C_GE, C_CONTAINS, C_NOT_CONTAINS = 0, 1, 2, 3, 4, 
 # attribute value types
 V_NONE, V_STRING, V_INT, V_DOUBLE, V_BOOL, V_OTHER = 0, 1, 2, 3, 4, 5
 # per span columns
-(S_AT, S_END, S_NAME_AT, S_NAME_LEN, S_START, S_STOP, S_KIND, S_CODE, S_NAME_ID, S_ID, S_ID_AT, S_PARENT,
- S_ATTRS) = range(13)
-S_COLS = 13
+(S_AT, S_END, S_NAME_AT, S_NAME_LEN, S_START, S_STOP, S_KIND, S_CODE, S_NAME_ID, S_ID, S_ID_KEY, S_PARENT,
+ S_ATTRS, S_PART, S_ENTRY) = range(15)
+S_COLS = 15
 
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@jit
+@inline
 def fnv1a(buf: Any, at: int, length: int) -> np.uint64:
     h = FNV_OFFSET
     for q in range(at, at + length):
@@ -76,7 +82,7 @@ def fnv1a(buf: Any, at: int, length: int) -> np.uint64:
     return h
 
 
-@jit
+@inline
 def _varint(buf: Any, i: int, end: int) -> tuple[int, int]:
     """(value, next index) of the varint at ``i``; next index -1 when malformed or longer than 64 bits."""
     v = 0
@@ -95,7 +101,7 @@ def _varint(buf: Any, i: int, end: int) -> tuple[int, int]:
     return 0, -1
 
 
-@jit
+@inline
 def _skip(buf: Any, wt: int, i: int, end: int) -> int:
     """Index past a field of wire type ``wt`` whose value starts at ``i``; -1 when malformed or a group."""
     if wt == 0:
@@ -113,7 +119,7 @@ def _skip(buf: Any, wt: int, i: int, end: int) -> int:
     return -1
 
 
-@jit
+@inline
 def _u64(buf: Any, p: int) -> int:
     v = 0
     for k in range(7, -1, -1):
@@ -121,7 +127,7 @@ def _u64(buf: Any, p: int) -> int:
     return v
 
 
-@jit
+@inline
 def _same(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
     if la != lb:
         return False
@@ -131,7 +137,7 @@ def _same(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
     return True
 
 
-@jit
+@inline
 def _contains(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
     if lb == 0:
         return True
@@ -142,13 +148,12 @@ def _contains(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
 
 
 @jit
-def _spans(buf: Any, start: int, end: int, spans: Any, names: Any, name_bounds: Any, name_table: Any,
-           counts: Any) -> int:
-    """Read the framed span entries of ``buf[start:end]`` into ``spans`` (rows of S_COLS), counting the spans
-    of each wanted name in ``counts`` (the last entry: spans of no wanted name); the number of spans,
-    or -1 when the kernel cannot be certain (malformed, repeated fields, more spans than rows, a time at or
-    above 2**63, a span id that is not 8 bytes)."""
-    n = 0
+def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names: Any, name_bounds: Any,
+           name_table: Any, counts: Any) -> int:
+    """Read the framed span entries of ``buf[start:end]`` (the chunk ``part``) into ``spans`` from row ``n`` on
+    (rows of S_COLS), counting the spans of each wanted name in ``counts`` (the last entry: spans of no wanted
+    name); the number of rows then, or -1 when the kernel cannot be certain (malformed, repeated fields, more
+    spans than rows, a time at or above 2**63, a span id that is not 8 bytes or is all zero)."""
     i = start
     mask = name_table.shape[0] - 1
     while i < end:
@@ -284,7 +289,12 @@ def _spans(buf: Any, start: int, end: int, spans: Any, names: Any, name_bounds: 
         spans[n, S_CODE] = code
         spans[n, S_NAME_ID] = name_id
         spans[n, S_ID] = sid
-        spans[n, S_ID_AT] = sid_at
+        key = 0  # the id as big-endian bytes, its top bit flipped: ordered as the bytes are
+        for q in range(8):
+            key = (key << 8) | int(buf[sid_at + q])
+        spans[n, S_ID_KEY] = key ^ (1 << 63)
+        spans[n, S_PART] = part
+        spans[n, S_ENTRY] = i
         spans[n, S_PARENT] = parent if parent_len == 8 else 0
         spans[n, S_ATTRS] = attrs_at
         counts[name_id] += 1  # (-1: the last entry)
@@ -403,7 +413,7 @@ def _attribute(buf: Any, at: int, end: int, keys: Any, k0: int, k1: int) -> tupl
     return found, 1, number, text_at, text_len
 
 
-@jit
+@inline
 def _ordered(cmp: int, a: float, b: float) -> bool:
     if cmp == C_EQ:
         return a == b
@@ -418,7 +428,7 @@ def _ordered(cmp: int, a: float, b: float) -> bool:
     return a >= b
 
 
-@jit
+@inline
 def _text(cmp: int, buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
     if cmp == C_EQ:
         return _same(buf, a, la, text, b, lb)
@@ -479,53 +489,80 @@ def _holds(buf: Any, spans: Any, s: int, a: int, a_kind: Any, a_cmp: Any, a_fiel
     return UNSURE
 
 
+@inline
+def _picks(spans: Any, r: int, want: int, verdicts: Any, part_row: Any, sel: int) -> bool:
+    """Whether selector ``sel`` (spans named ``want``, -1 any) selects span row ``r`` (its origin decided)."""
+    return bool((want < 0 or spans[r, S_NAME_ID] == want) and verdicts[part_row[spans[r, S_PART]], sel] == 1)
+
+
 @jit
-def _spec(buf: Any, spans: Any, n: int, want: int, selected: int, first: int, last: int, a_kind: Any,
-          a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any) -> tuple[int, int, int, int]:
-    """The spec whose assertions are ``first`` to ``last`` on the ``selected`` spans named ``want`` (-1: any):
-    (HOLDS or FAILS or UNSURE, the failed assertions as bits, the first failed assertion, the row of the one
-    span it fails on or -1 with no span selected). UNSURE also when the first failed assertion fails on more
-    than one span (the report names the first in Tracetest's order, which the kernel does not build) or
-    when the spec has more than 62 assertions."""
+def _select(spans: Any, n: int, want: int, verdicts: Any, part_row: Any, sel: int) -> int:
+    """How many spans selector ``sel`` selects; -1 when the origin of a span of the name does not decide."""
+    count = 0
+    for r in range(n):
+        if want < 0 or spans[r, S_NAME_ID] == want:
+            v = verdicts[part_row[spans[r, S_PART]], sel]
+            if v == 2:
+                return -1
+            count += v
+    return count
+
+
+@jit
+def _spec(buf: Any, spans: Any, n: int, want: int, sel: int, verdicts: Any, part_row: Any, selected: int,
+          first: int, last: int, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any,
+          ranks: Any, seen: Any, stamp: int) -> tuple[int, int, int, int]:
+    """The spec whose assertions are ``first`` to ``last``, on the ``selected`` spans selector ``sel`` picks:
+    (HOLDS or FAILS or UNSURE, the failed assertions as bits, the first failed assertion, the row of the first
+    span in Tracetest's order it fails on, or -1 with no span selected). UNSURE when a value is not read as
+    Python reads it, or the spec has more than 62 assertions. ``ranks``: scratch for the order."""
     if last - first > 62:
         return UNSURE, 0, -1, -1
     bad = 0
     first_bad = -1
     first_row = -1
+    ranked = False
     for a in range(first, last):
         if a_kind[a] == A_COUNT:
             if not _ordered(a_cmp[a], float(selected), a_num[a]):
-                if selected > 1 and first_bad < 0:
-                    return UNSURE, 0, -1, -1
                 bad |= 1 << (a - first)
                 if first_bad < 0:
                     first_bad = a
-                    first_row = -1
-                    if selected == 1:
+                    if selected > 0:  # (every selected span fails it: the first in order is the report's)
+                        if not ranked:
+                            if not _ranks(spans, n, ranks, seen, stamp):
+                                return UNSURE, 0, -1, -1
+                            ranked = True
                         for r in range(n):
-                            if want < 0 or spans[r, S_NAME_ID] == want:
+                            if _picks(spans, r, want, verdicts, part_row, sel) and (
+                                    first_row < 0 or ranks[r] < ranks[first_row]):
                                 first_row = r
-                                break
             continue
         if selected == 0:  # (no span selected: an assertion on a span fails)
             bad |= 1 << (a - first)
             if first_bad < 0:
                 first_bad = a
             continue
-        failed_on = 0
         row = -1
+        failed_on = 0
         for r in range(n):
-            if want < 0 or spans[r, S_NAME_ID] == want:
+            if _picks(spans, r, want, verdicts, part_row, sel):
                 h = _holds(buf, spans, r, a, a_kind, a_cmp, a_field, a_num, a_text, text)
                 if h == UNSURE:
                     return UNSURE, 0, -1, -1
                 if h == FAILS:
                     failed_on += 1
-                    row = r
+                    if row < 0:
+                        row = r
+                    elif first_bad < 0:
+                        if not ranked:
+                            if not _ranks(spans, n, ranks, seen, stamp):
+                                return UNSURE, 0, -1, -1
+                            ranked = True
+                        if ranks[r] < ranks[row]:
+                            row = r
         if failed_on:
             if first_bad < 0:
-                if failed_on > 1:
-                    return UNSURE, 0, -1, -1
                 first_bad = a
                 first_row = row
             bad |= 1 << (a - first)
@@ -534,87 +571,158 @@ def _spec(buf: Any, spans: Any, n: int, want: int, selected: int, first: int, la
     return FAILS, bad, first_bad, first_row
 
 
+@inline
+def _slot(sid: int, mask: int) -> int:
+    return (sid * 0x9E3779B97F4A7C15) >> 40 & mask
+
+
 @jit
-def _root(buf: Any, spans: Any, n: int) -> int:
-    """The row of the trace's root as Tracetest orders it: among the spans with no parent in the trace (or
+def _unique(spans: Any, n: int, seen: Any, stamp: int) -> bool:
+    """Whether the first ``n`` span rows have different span ids; files each (id, stamp, row) in ``seen``, an
+    open-addressing table a power of two at least twice ``n`` long, for :func:`_parent` (a table row holds an
+    id of this trace only when it bears ``stamp``: no clearing between traces)."""
+    mask = seen.shape[0] - 1
+    for r in range(n):
+        sid = spans[r, S_ID]
+        slot = _slot(sid, mask)
+        while seen[slot, 1] == stamp:
+            if seen[slot, 0] == sid:
+                return False
+            slot = (slot + 1) & mask
+        seen[slot, 0] = sid
+        seen[slot, 1] = stamp
+        seen[slot, 2] = r
+    return True
+
+
+@inline
+def _parent(spans: Any, r: int, seen: Any, stamp: int) -> int:
+    """The row of span ``r``'s parent in the trace (-1: none there, or itself), from :func:`_unique`'s table."""
+    p = spans[r, S_PARENT]
+    if p == 0 or p == spans[r, S_ID]:
+        return -1
+    mask = seen.shape[0] - 1
+    slot = _slot(p, mask)
+    while seen[slot, 1] == stamp:
+        if seen[slot, 0] == p:
+            return int(seen[slot, 2])
+        slot = (slot + 1) & mask
+    return -1
+
+
+@inline
+def _before(spans: Any, a: int, b: int) -> bool:
+    """Span row ``a`` comes before ``b`` among siblings: by start time, then span id (as bytes)."""
+    return bool(spans[a, S_START] < spans[b, S_START] or (
+        spans[a, S_START] == spans[b, S_START] and spans[a, S_ID_KEY] < spans[b, S_ID_KEY]))
+
+
+@jit
+def _ranks(spans: Any, n: int, out: Any, seen: Any, stamp: int) -> bool:
+    """``out[r]``: span row ``r``'s place in Tracetest's order (depth first from the roots, children by start
+    time, then id), as TestTrace orders them. False when some span is not reached from a root (a cycle of
+    parents: the Python evaluation orders those)."""
+    parent = np.empty(n, dtype=np.int64)
+    first = np.zeros(n + 2, dtype=np.int64)  # children of row r: first[r + 1] to first[r + 2]; roots: 0 to first[1]
+    for r in range(n):
+        parent[r] = _parent(spans, r, seen, stamp)
+        first[parent[r] + 2] += 1
+    for r in range(n + 1):
+        first[r + 1] += first[r]
+    fill = first[:n + 1].copy()
+    children = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        g = parent[r] + 1
+        children[fill[g]] = r
+        fill[g] += 1
+    for g in range(n + 1):  # each list by start time, then id (insertion sort: lists are short)
+        for x in range(first[g] + 1, first[g + 1]):
+            v = children[x]
+            y = x - 1
+            while y >= first[g] and _before(spans, v, children[y]):
+                children[y + 1] = children[y]
+                y -= 1
+            children[y + 1] = v
+    stack = np.empty(n + 1, dtype=np.int64)
+    top = 0
+    for x in range(first[1] - 1, first[0] - 1, -1):  # the roots, the first on top
+        stack[top] = children[x]
+        top += 1
+    rank = 0
+    while top:
+        top -= 1
+        r = stack[top]
+        out[r] = rank
+        rank += 1
+        for x in range(first[r + 2] - 1, first[r + 1] - 1, -1):
+            stack[top] = children[x]
+            top += 1
+    return rank == n
+
+
+@jit
+def _root(spans: Any, n: int, seen: Any, stamp: int) -> int:
+    """The row of the trace's root in Tracetest's order: among the spans with no parent in the trace (or
     their own id as parent), the first by start time, then span id (as bytes). -1 with no span."""
     best = -1
     for r in range(n):
-        parent = spans[r, S_PARENT]
-        root = parent == 0 or parent == spans[r, S_ID]
-        if not root:
-            root = True
-            for q in range(n):
-                if spans[q, S_ID] == parent:
-                    root = False
-                    break
-        if not root:
-            continue
-        if best < 0 or spans[r, S_START] < spans[best, S_START]:
+        if _parent(spans, r, seen, stamp) < 0 and (best < 0 or _before(spans, r, best)):
             best = r
-        elif spans[r, S_START] == spans[best, S_START]:
-            a, b = spans[r, S_ID_AT], spans[best, S_ID_AT]
-            for k in range(8):
-                if buf[a + k] != buf[b + k]:
-                    if buf[a + k] < buf[b + k]:
-                        best = r
-                    break
     return best
 
 
 @jit
-def _unique(spans: Any, n: int) -> bool:
-    """Whether the first ``n`` span rows have different span ids."""
-    if n <= 24:
-        for a in range(1, n):
-            for b in range(a):
-                if spans[a, S_ID] == spans[b, S_ID]:
-                    return False
-        return True
-    ids = np.sort(spans[:n, S_ID])
-    for q in range(1, n):  # noqa: SIM110 - a loop numba compiles (no generator)
-        if ids[q] == ids[q - 1]:
-            return False
-    return True
+def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trace_parts: Any, verdicts: Any,
+          names: Any, name_bounds: Any, name_table: Any, sel_name: Any, test_first: Any, test_specs: Any,
+          spec_sel: Any, spec_asserts: Any, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any, a_text: Any,
+          text: Any, spans: Any, status: Any, applied: Any, failed: Any, roots: Any) -> tuple[int, int]:
+    """Check each trace ``t``: its chunks (framed span entries, one origin each) are parts
+    ``trace_parts[t]`` to ``trace_parts[t + 1]``; part ``p`` is the ``part_len[p]`` bytes at ``part_at[p]``
+    in the ``size`` bytes of memory from address ``base`` (the caller keeps them alive and unchanged during the
+    call), its origin's verdicts are ``verdicts[part_row[p]]``.
 
-
-@jit
-def check(addresses: Any, lengths: Any, rows: Any, verdicts: Any, names: Any, name_bounds: Any, name_table: Any,
-          sel_name: Any, test_first: Any, test_specs: Any, spec_sel: Any, spec_asserts: Any, a_kind: Any,
-          a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any, spans: Any, status: Any,
-          applied: Any, failed: Any, roots: Any) -> tuple[int, int]:
-    """Check each trace ``t``: its framed span entries are the ``lengths[t]`` bytes at ``addresses[t]`` (the
-    caller keeps them alive and unchanged during the call), its origin's verdicts are ``verdicts[rows[t]]``.
     ``status[t]`` is UNTESTED (no test applies), PASSED (every live spec of the tests that apply passes),
     FAILED (each such spec certainly passes or fails, one at least fails) or FALLBACK. For PASSED and FAILED
     traces the tests that applied go to ``applied`` (rows of trace, test), each failed spec to ``failed``
     (rows of R_COLS: trace, spec, failed assertions as bits, the first failed assertion, where the span it
-    fails on starts and ends in the trace's bytes or -1, the spans selected), and ``roots[t]`` is where the
-    root span's id is in the trace's bytes (-1: none). Returns the rows of ``applied`` and of ``failed``."""
+    fails on starts and ends or -1, the spans selected), and for FAILED traces ``roots[t]`` holds where the
+    root span's entry, span and end are (-1: no root). Offsets are from ``base``. Returns the rows of
+    ``applied`` and of ``failed``, or (-1, -1) when either has too few rows (call again with more)."""
+    buf = carray(_pointer(base), (size,))  # type: ignore[call-arg]
     na = 0
     nf = 0
     ntests = test_first.shape[0]
     counts = np.zeros(name_bounds.shape[0], dtype=np.int64)  # per wanted name, and (last) any other
-    for t in range(addresses.shape[0]):
+    ranks = np.empty(spans.shape[0], dtype=np.int64)
+    size = 16
+    while size < 2 * spans.shape[0]:
+        size *= 2
+    seen = np.zeros((size, 3), dtype=np.int64)  # (see _unique; stamps from 1)
+    for t in range(trace_parts.shape[0] - 1):
         counts[:] = 0
-        buf = carray(_pointer(addresses[t]), (lengths[t],))  # type: ignore[call-arg]
-        n = _spans(buf, 0, lengths[t], spans, names, name_bounds, name_table, counts)
-        if n < 0 or not _unique(spans, n):  # (the full evaluation keeps the first copy of a span id)
+        n = 0
+        for p in range(trace_parts[t], trace_parts[t + 1]):
+            n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds, name_table,
+                       counts)
+            if n < 0:
+                break
+        if n < 0 or not _unique(spans, n, seen, t + 1):  # (the full evaluation keeps a span id's first copy)
             status[t] = FALLBACK
             continue
-        row = rows[t]
         result = UNTESTED
         first_applied = na
         first_failed = nf
         for ti in range(ntests):
             sel = test_first[ti]
-            verdict = verdicts[row, sel]
-            if verdict == 0:
-                continue
             want = sel_name[sel]
             if (n if want < 0 else counts[want]) == 0:
+                continue  # (no span of the name: the test is not about the trace)
+            picked = _select(spans, n, want, verdicts, part_row, sel)
+            if picked == 0:
                 continue
-            if verdict != 1 or na >= applied.shape[0]:
+            if na >= applied.shape[0]:
+                return -1, -1  # (more rows needed: the caller calls again with more)
+            if picked < 0:
                 result = FALLBACK
                 break
             applied[na, 0] = t
@@ -626,17 +734,22 @@ def check(addresses: Any, lengths: Any, rows: Any, verdicts: Any, names: Any, na
                 sp = spec_sel[p]
                 if sp == -1:
                     continue  # (not checked live: not_applicable)
-                if sp == -2 or verdicts[row, sp] == 2:
+                if sp == -2:
                     result = FALLBACK
                     break
                 want = sel_name[sp]
                 selected = 0
-                if verdicts[row, sp] == 1:
-                    selected = n if want < 0 else counts[want]
-                got, bad, first_bad, span_row = _spec(buf, spans, n, want, selected, spec_asserts[p],
-                                                      spec_asserts[p + 1], a_kind, a_cmp, a_field, a_num,
-                                                      a_text, text)
-                if got == UNSURE or (got == FAILS and nf >= failed.shape[0]):
+                if (n if want < 0 else counts[want]) > 0:
+                    selected = _select(spans, n, want, verdicts, part_row, sp)
+                    if selected < 0:
+                        result = FALLBACK
+                        break
+                got, bad, first_bad, span_row = _spec(buf, spans, n, want, sp, verdicts, part_row, selected,
+                                                      spec_asserts[p], spec_asserts[p + 1], a_kind, a_cmp, a_field,
+                                                      a_num, a_text, text, ranks, seen, t + 1)
+                if got == FAILS and nf >= failed.shape[0]:
+                    return -1, -1  # (more rows needed: the caller calls again with more)
+                if got == UNSURE:
                     result = FALLBACK
                     break
                 if got == FAILS:
@@ -655,7 +768,9 @@ def check(addresses: Any, lengths: Any, rows: Any, verdicts: Any, names: Any, na
             na = first_applied  # (a trace answered in Python: its rows are not counted here)
             nf = first_failed
         elif result == FAILED:
-            root = _root(buf, spans, n)
-            roots[t] = spans[root, S_ID_AT] if root >= 0 else -1
+            root = _root(spans, n, seen, t + 1)
+            roots[t, 0] = spans[root, S_ENTRY] if root >= 0 else -1
+            roots[t, 1] = spans[root, S_AT] if root >= 0 else -1
+            roots[t, 2] = spans[root, S_END] if root >= 0 else -1
         status[t] = result
     return na, nf

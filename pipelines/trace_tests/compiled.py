@@ -99,18 +99,27 @@ def _address(chunk: bytes | bytearray) -> int:
 class Checked:
     """What :meth:`CompiledTests.run` found: per trace its ``status`` (UNTESTED, PASSED, FAILED, FALLBACK);
     ``applied``: (trace, test) of the tests that applied to the PASSED and FAILED traces; ``failed``: a row per
-    failed spec (the kernel's R_* columns; offsets into the trace's chunk); ``roots``: per FAILED trace, where
-    its root span's id is in its chunk (-1: none). ``chunks``: the traces' bytes, as checked."""
+    failed spec (the kernel's R_* columns); ``roots``: per FAILED trace, where its root span's entry, span and
+    end are (-1: no root). Offsets are the kernel's: :meth:`locate` makes them a chunk's."""
 
-    __slots__ = ("applied", "chunks", "failed", "roots", "status")
+    __slots__ = ("applied", "failed", "lengths", "roots", "starts", "status")
 
-    def __init__(self, chunks: Sequence[bytes | bytearray], status: np.ndarray, applied: np.ndarray,
+    def __init__(self, starts: np.ndarray, lengths: np.ndarray, status: np.ndarray, applied: np.ndarray,
                  failed: np.ndarray, roots: np.ndarray) -> None:
-        self.chunks = chunks
+        self.starts = starts
+        self.lengths = lengths
         self.status = status
         self.applied = applied
         self.failed = failed
         self.roots = roots
+
+    def locate(self, first: int, last: int, offset: int) -> tuple[int, int]:
+        """(chunk index, offset in it) of a kernel offset inside one of chunks ``first`` to ``last``."""
+        for c in range(first, last):  # (in memory, a trace's chunks are in any order)
+            at = offset - int(self.starts[c])
+            if 0 <= at < self.lengths[c]:
+                return c, at
+        raise ValueError(f"offset {offset} is in none of chunks {first} to {last}")
 
 
 class CompiledTests:
@@ -208,7 +217,7 @@ class CompiledTests:
         self._text = np.frombuffer(bytes(text) or b"\0", dtype=np.uint8)
         self._spans = np.empty((0, kernel.S_COLS), dtype=i64)
         self._verdicts = np.zeros((16, max(1, len(self._selectors))), dtype=i64)
-        self.rows: dict[Any, int] = {}  # origin -> its row of verdicts (-1: no test is about it)
+        self.rows: dict[Any, int] = {}  # origin -> its row of verdicts (see row)
         self._nrows = 0
 
     @classmethod
@@ -280,7 +289,8 @@ class CompiledTests:
         return out
 
     def row(self, origin: Any, resource: Mapping[str, Value]) -> int:
-        """The row of ``origin``'s verdicts, or -1 when no test's first selector can select a span of it."""
+        """The row of ``origin``'s verdicts; negative (the row's bitwise complement) when no test's first
+        selector can select a span of it."""
         got = self.rows.get(origin)
         if got is not None:
             return got
@@ -288,38 +298,46 @@ class CompiledTests:
             self.rows.clear()
             self._nrows = 0
         v = self.verdicts(resource)
-        if not v[self._test_first].any():
-            self.rows[origin] = -1
-            return -1
         n = self._nrows
         if n >= len(self._verdicts):
             grown = np.zeros((2 * len(self._verdicts), self._verdicts.shape[1]), dtype=np.int64)
             grown[:n] = self._verdicts[:n]
             self._verdicts = grown
         self._verdicts[n] = v
-        self.rows[origin] = n
         self._nrows = n + 1
-        return n
+        got = self.rows[origin] = n if v[self._test_first].any() else ~n
+        return got
 
-    def run(self, chunks: Sequence[bytes | bytearray], rows: Sequence[int], most_spans: int) -> Checked:
-        """Check the traces whose framed span entries are ``chunks`` (one origin each, its :meth:`row` in
-        ``rows``; at most ``most_spans`` spans each); see :class:`Checked`. The kernel reads each chunk where
-        it is (a ``bytes`` object's bytes are at a fixed offset from it in CPython; checked at load)."""
+    def run(self, chunks: Sequence[bytes | bytearray], rows: Sequence[int], parts: Sequence[int], most_spans: int
+            ) -> Checked:
+        """Check traces made of ``chunks`` (framed span entries of one origin each, its :meth:`row` in ``rows``):
+        trace ``t`` is chunks ``parts[t]`` to ``parts[t + 1]``; at most ``most_spans`` spans each. See
+        :class:`Checked`. The kernel reads each chunk where it is (a ``bytes`` object's bytes are at a fixed
+        offset from it in CPython, checked at load)."""
         k = self._kernel
-        n = len(chunks)
-        addresses = np.fromiter(map(_address, chunks), dtype=np.int64, count=n)
-        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=n)
+        n = len(parts) - 1
+        addresses = np.fromiter(map(_address, chunks), dtype=np.int64, count=len(chunks))
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+        base = int(addresses.min()) if len(chunks) else 0
+        size = int((addresses + lengths).max()) - base if len(chunks) else 0
         if len(self._spans) < most_spans:
             self._spans = np.empty((max(most_spans, 2 * len(self._spans)), k.S_COLS), dtype=np.int64)
         status = np.empty(n, dtype=np.int64)
-        applied = np.empty((2 * n + 16, 2), dtype=np.int64)
-        failed = np.empty((n // 4 + 16, R_COLS), dtype=np.int64)
-        roots = np.empty(n, dtype=np.int64)
-        na, nf = k.check(addresses, lengths, np.array(rows, dtype=np.int64), self._verdicts, self._names,
-                         self._name_bounds, self._name_table, self._sel_name, self._test_first, self._test_specs,
-                         self._spec_sel, self._spec_asserts, self._a_kind, self._a_cmp, self._a_field, self._a_num,
-                         self._a_text, self._text, self._spans, status, applied, failed, roots)
-        return Checked(chunks, status, applied[:na], failed[:nf], roots)
+        roots = np.empty((n, 3), dtype=np.int64)
+        starts = addresses - base
+        rows_a, parts_a = np.array(rows, dtype=np.int64), np.array(parts, dtype=np.int64)
+        room = 2 * n + 16  # (rows of tests applied and of specs failed: more when a round needs more)
+        while True:
+            applied = np.empty((room, 2), dtype=np.int64)
+            failed = np.empty((room, R_COLS), dtype=np.int64)
+            na, nf = k.check(base, size, starts, lengths, rows_a, parts_a, self._verdicts, self._names,
+                             self._name_bounds, self._name_table, self._sel_name, self._test_first, self._test_specs,
+                             self._spec_sel, self._spec_asserts, self._a_kind, self._a_cmp, self._a_field,
+                             self._a_num, self._a_text, self._text, self._spans, status, applied, failed, roots)
+            if na >= 0:
+                break
+            room *= 4
+        return Checked(starts, lengths, status, applied[:na], failed[:nf], roots)
 
     def spec_of(self, p: int) -> tuple[int, int]:
         """(test index, spec index within the test) of the kernel's spec ``p``."""
@@ -328,4 +346,4 @@ class CompiledTests:
 
     def warm(self) -> None:
         """Compile the kernel (or load it from numba's cache) now, not on the first trace."""
-        self.run([], [], 1)
+        self.run([], [], [0], 1)

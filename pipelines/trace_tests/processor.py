@@ -93,14 +93,13 @@ def _failure(r: SpecResult) -> tuple[list[Assertion], SpanCheck]:
     return [a.assertion for a in bad], next(c for a in bad for c in a.checks if not c.passed)
 
 
-def _kernel_failure(spec: Spec, row: list[int], data: bytes | bytearray, resource: Mapping[str, Value]
+def _kernel_failure(spec: Spec, row: list[int], span: tuple[bytes | bytearray, Mapping[str, Value]] | None
                     ) -> tuple[list[Assertion], SpanCheck]:
     """:func:`_failure` of a spec the compiled check found failed (``row``: its R_* columns): the first failed
-    check is the Python check of that assertion on the one span it failed on (decoded from ``data``, the
-    trace's chunk)."""
+    check is the Python check of that assertion on the span it failed on first (its bytes and resource
+    attributes: decoded only now), or on no span when none was selected."""
     bad = [a for i, a in enumerate(spec.assertions) if row[R_BAD] >> i & 1]
-    at, end = row[R_SPAN], row[R_SPAN_END]
-    view = TestSpan(Span.FromString(data[at:end]), resource) if at >= 0 else None
+    view = TestSpan(Span.FromString(span[0]), span[1]) if span is not None else None
     return bad, spec.assertions[row[R_ASSERTION]].check(view, row[R_SELECTED], {})
 
 
@@ -381,14 +380,15 @@ class TraceTestsProcessor:
 
     def _run_compiled(self, compiled: CompiledTests, traces: list[Trace], counts: dict[tuple[str, str, str], int],
                       now: float) -> tuple[list[Trace], int, int, int]:
-        """Check the traces of one origin each with the compiled check; counts what it answered (every
-        applying test's live specs passed) into ``counts`` and the windows. Returns the traces left for the
-        Python evaluation, and the traces tested, untested and too large."""
+        """Check the traces with the compiled check; counts what it answered into ``counts`` and the windows,
+        and marks its failures. Returns the traces left for the Python evaluation (a decoded trace, and those
+        the check hands on), and the traces tested, untested and too large."""
         rest: list[Trace] = []
         chunks: list[bytes | bytearray] = []
+        origins: list[Origin] = []  # (each chunk's)
         rows: list[int] = []
+        parts = [0]
         picked: list[Trace] = []
-        add_chunk, add_row, add_trace = chunks.append, rows.append, picked.append
         untested = too_large = 0
         most = 1
         max_spans = self._config.max_spans
@@ -399,23 +399,41 @@ class TraceTestsProcessor:
                 too_large += 1
                 continue
             single = trace.single_chunk()
-            if single is None:
-                rest.append(trace)
+            if single is not None:  # (most traces: one origin, no dict of chunks made)
+                row = known(single[0])
+                if row is None:
+                    row = compiled.row(single[0], self._resource(single[0]))
+                if row < 0:  # no test's first selector can select a span of this resource's
+                    untested += 1
+                    continue
+                chunks.append(single[1])
+                origins.append(single[0])
+                rows.append(row)
+            elif trace.decoded:
+                rest.append(trace)  # (what a stage changed is in the decoded spans)
                 continue
-            row = known(single[0])
-            if row is None:
-                row = compiled.row(single[0], self._resource(single[0]))
-            if row < 0:  # no test's first selector can select a span of this resource's
-                untested += 1
-                continue
-            add_chunk(single[1])
-            add_row(row)
-            add_trace(trace)
+            else:
+                testable = False
+                for origin, chunk in trace.chunks.items():
+                    row = known(origin)
+                    if row is None:
+                        row = compiled.row(origin, self._resource(origin))
+                    testable = testable or row >= 0
+                    if chunk:
+                        chunks.append(chunk)
+                        origins.append(origin)
+                        rows.append(row if row >= 0 else ~row)
+                if not testable:
+                    del chunks[parts[-1]:], origins[parts[-1]:], rows[parts[-1]:]
+                    untested += 1
+                    continue
+            parts.append(len(chunks))
+            picked.append(trace)
             if n > most:
                 most = n
         if not picked:
             return rest, 0, untested, too_large
-        checked = compiled.run(chunks, rows, most)
+        checked = compiled.run(chunks, rows, parts, most)
         status = checked.status
         rest.extend(picked[i] for i in np.flatnonzero(status == FALLBACK).tolist())
         tested = int(np.count_nonzero((status == PASSED) | (status == FAILED)))
@@ -443,10 +461,11 @@ class TraceTestsProcessor:
                         counts[key] = counts.get(key, 0) + passes
                         self._window(test.name, spec.name).add_passes(now, passes)
         if len(failed):  # (a round's passing runs are in the windows before its failures)
-            self._compiled_failures(compiled, checked, picked, counts, now)
+            self._compiled_failures(compiled, checked, picked, chunks, origins, parts, counts, now)
         return rest, tested, untested, too_large
 
     def _compiled_failures(self, compiled: CompiledTests, checked: Checked, picked: list[Trace],
+                           chunks: list[bytes | bytearray], origins: list[Origin], parts: list[int],
                            counts: dict[tuple[str, str, str], int], now: float) -> None:
         """Count, window, note and mark the failed specs the compiled check answered, trace by trace."""
         rows = checked.failed.tolist()
@@ -454,7 +473,6 @@ class TraceTestsProcessor:
         while i < len(rows):
             t = rows[i][R_TRACE]
             trace = picked[t]
-            data = checked.chunks[t]
             failed_names: list[str] = []
             notes: list[TestFailure] = []
             while i < len(rows) and rows[i][R_TRACE] == t:
@@ -468,15 +486,20 @@ class TraceTestsProcessor:
                 window = self._window(test.name, spec.name)
                 window.add(now, True, trace.trace_id)
                 failed_names.append(f"{test.name}: {spec.name}")
-                one = trace.single_chunk()
-                assert one is not None  # (the trace is marked after its failures are counted)
-                resource = self._resource(one[0])
-                note = self._due(test.name, spec.name, test.path, test.owner,
-                                 partial(_kernel_failure, spec, row, data, resource), window, trace.trace_id, now)
+                span: tuple[bytes | bytearray, Mapping[str, Value]] | None = None
+                if row[R_SPAN] >= 0:
+                    c, at = checked.locate(parts[t], parts[t + 1], row[R_SPAN])
+                    span = (chunks[c][at:at + row[R_SPAN_END] - row[R_SPAN]], self._resource(origins[c]))
+                note = self._due(test.name, spec.name, test.path, test.owner, partial(_kernel_failure, spec, row, span),
+                                 window, trace.trace_id, now)
                 if note is not None:
                     notes.append(note)
-            at = int(checked.roots[t])
-            self._finish(trace, notes, failed_names, bytes(data[at:at + 8]) if at >= 0 else None)
+            entry, at, end = checked.roots[t].tolist()
+            root = None
+            if entry >= 0 and self._config.annotate:
+                c, at_entry = checked.locate(parts[t], parts[t + 1], entry)
+                root = (origins[c], chunks[c], at_entry, at_entry + at - entry, at_entry + end - entry)
+            self._finish_marked(trace, notes, failed_names, root)
 
     def _window(self, test: str, spec: str) -> SpecWindow:
         window = self._windows.get((test, spec))
@@ -578,6 +601,21 @@ class TraceTestsProcessor:
             trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
         if failed_names and self._config.annotate and root_id is not None:
             self._annotate(trace, root_id, "; ".join(failed_names))
+
+    def _finish_marked(self, trace: Trace, notes: list[TestFailure], failed_names: list[str],
+                       root: tuple[Origin, bytes | bytearray, int, int, int] | None) -> None:
+        """:meth:`_finish` for a trace the compiled check found failing: its root span is the one at ``root``
+        (origin, its chunk, where the entry, span and end are in it): only that span is re-encoded."""
+        if root is None:
+            self._finish(trace, notes, failed_names, None)
+            return
+        self._finish(trace, notes, [], None)
+        origin, chunk, entry, at, end = root
+        span = Span.FromString(chunk[at:end])
+        _set_failed(span, "; ".join(failed_names))
+        edited = bytearray(chunk)
+        edited[entry:end] = span_entry(span.SerializeToString())
+        trace.replace_chunks({origin: edited}, same_errors=True)  # (tracetest.failed only)
 
     def _due(self, test: str, spec: str, path: str, owner: str,
              failure: Callable[[], tuple[list[Assertion], SpanCheck]], window: SpecWindow, trace_id: bytes,

@@ -235,12 +235,12 @@ def test_the_kernel_answers_the_passing_traces_and_hands_on_the_failing(tmp_path
         assert one is not None
         chunks.append(one[1])
         rows.append(compiled.row(one[0], proc._resource(one[0])))
-    checked = compiled.run(chunks, rows, 4)
-    # (the third fails on three spans: the report names the first in Tracetest's order, found in Python)
-    assert checked.status.tolist() == [PASSED] * 101 + [FAILED] * 2 + [FALLBACK]
-    assert checked.applied.tolist() == [[i, 0] for i in range(103)]
-    assert checked.failed[:, 0].tolist() == [101, 102]  # (one failed spec each)
-    assert compiled.row(traces[150].single_chunk()[0], {"service.name": "cart"}) == -1  # type: ignore[index]
+    checked = compiled.run(chunks, rows, list(range(len(chunks) + 1)), 4)
+    assert checked.status.tolist() == [PASSED] * 101 + [FAILED] * 3
+    assert checked.applied.tolist() == [[i, 0] for i in range(104)]
+    assert checked.failed[:, 0].tolist() == [101, 102, 103]  # (one failed spec each)
+    cart = traces[150].single_chunk()
+    assert cart is not None and compiled.row(cart[0], {"service.name": "cart"}) < 0  # (no test is about it)
 
     proc.process_traces(traces + passed + failing)
     get = telemetry.registry.get_sample_value
@@ -255,4 +255,13 @@ def test_the_kernel_answers_the_passing_traces_and_hands_on_the_failing(tmp_path
     assert (total("cart over https", "pass"), total("cart over https", "fail")) == (103, 1)
     assert total("trigger", "not_applicable") == 104
     assert [root_mark(t)[0] for t in failing] == ["shop: under 500ms", "shop: answers 2xx", "shop: cart over https"]
+    # The notes to page name the first failed check as the Python evaluation does (the third fails on three
+    # spans: the first in Tracetest's order is the one named).
+    slow, _ = processor(directory)
+    slow._compiled = None
+    again = [shop_trace(401, "checkout", ms=900), shop_trace(402, "checkout", status=503),
+             shop_trace(403, "checkout", scheme="http")]
+    slow.process_traces(again)
+    assert [note_keys(t) for t in failing] == [note_keys(t) for t in again]
+    assert "GET /cart (0000000000000002)" in note_keys(failing[2])[0][5]  # type: ignore[operator]
     assert proc._windows[("shop", "under 500ms")].counts(0.0) == (104, 1)
