@@ -1,6 +1,7 @@
 """The shape matrix: the same pipelines on payloads of many shapes,
 ``python -m bench.shapes [--rounds N] [--requests N] [--shape NAME ...]
-[--scenario pass|tail|full|servicegraph|spanmetrics ...] [--jit on|off ...]``.
+[--scenario pass|tail|full|servicegraph|spanmetrics|trace_tests|trace_tests_mix|trace_tests_idle ...]
+[--jit on|off ...]``.
 
 Every shape is the reference load (``bench.reference``: requests of 500 spans, traces of 10 spans, 5 services,
 8 attributes a span) changed in one way that instrumentations and encoders really produce: ``error = false``
@@ -13,7 +14,9 @@ trees are real (each span's parent is in the trace); 2 % of traces fail: a leaf 
 
 Each shape goes through ``pass`` (batch), ``tail`` (tail_sampling) and ``full`` (root_cause, alert_routing,
 tail_sampling) into a Kafka broker (and, when asked, ``servicegraph`` and ``spanmetrics``: ``full`` behind
-that processor, as ``bench.run``'s ``full_servicegraph`` and ``full_spanmetrics``), with the compiled walk
+that processor, as ``bench.run``'s ``full_servicegraph`` and ``full_spanmetrics``; ``trace_tests``,
+``trace_tests_mix`` and ``trace_tests_idle``: ``full`` with ``trace_tests`` and the 20 definitions of
+``bench.run``'s ``full_trace_tests*``, which the shapes' span names and services match), with the compiled walk
 (``jit on``) and without (``TRACETRIAGE_JIT=0``: what a plain install runs). A sender process
 (``python -m bench.shapes send``) sends the requests over gRPC, or OTLP/JSON over HTTP for ``json``. One
 collector per scenario and setting serves every shape in turn; rounds interleave everything, so a slow spell
@@ -48,7 +51,8 @@ from bench.harness import ROOT, Collector, emit, free_port, tansu
 
 SERVICES = ("frontend", "checkout", "cart", "payment", "inventory")
 SCENARIOS = {"pass": "passthrough", "tail": "tail_sampling", "full": "full", "servicegraph": "full_servicegraph",
-             "spanmetrics": "full_spanmetrics"}
+             "spanmetrics": "full_spanmetrics", "trace_tests": "full_trace_tests",
+             "trace_tests_mix": "full_trace_tests_mix", "trace_tests_idle": "full_trace_tests_idle"}
 DEFAULT_SCENARIOS = ("pass", "tail", "full")
 DECISION_WAIT_S = 2.0
 FAIL_EVERY = 50  # one trace in 50 fails (2 %)
