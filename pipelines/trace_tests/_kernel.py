@@ -13,7 +13,8 @@ lowest of their addresses (offsets in it are from there).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
@@ -39,9 +40,29 @@ jit = numba.njit(cache=True, boundscheck=False, nogil=True)
 # Small helpers inlined where they are called: a call that passes arrays costs their reference counting,
 # more than these helpers' own work.
 inline = numba.njit(cache=True, boundscheck=False, nogil=True, inline="always")
+# Helpers called per span or spec that allocate nothing: compiled without reference counting (the calls pass
+# many arrays, and counting each one's references costs more than these helpers' own work).
+_plain: Any = numba.njit(cache=True, boundscheck=False, nogil=True, _nrt=False)  # type: ignore[call-overload]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def plain(f: _F) -> _F:
+    return cast(_F, _plain(f))
+
 
 
 _BYTES_POINTER = types.CPointer(types.uint8)  # type: ignore[no-untyped-call]
+
+
+@intrinsic
+def _as_double(typingctx: Any, bits: Any) -> Any:
+    """The float64 whose bits are the int64 ``bits`` (a protobuf ``double``'s eight bytes, read little-endian)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
 
 
 @intrinsic
@@ -147,7 +168,7 @@ def _contains(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
     return False
 
 
-@jit
+@plain
 def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names: Any, name_bounds: Any,
            name_table: Any, counts: Any) -> int:
     """Read the framed span entries of ``buf[start:end]`` (the chunk ``part``) into ``spans`` from row ``n`` on
@@ -303,7 +324,7 @@ def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names:
     return n
 
 
-@jit
+@plain
 def _attribute(buf: Any, at: int, end: int, keys: Any, k0: int, k1: int) -> tuple[int, int, float, int, int]:
     """The attribute named ``keys[k0:k1]`` of the span whose fields from its first attribute on are
     ``buf[at:end]`` (the last one given, as the decoded attributes keep it):
@@ -403,7 +424,7 @@ def _attribute(buf: Any, at: int, end: int, keys: Any, k0: int, k1: int) -> tupl
                 if q + 8 > value_end:
                     return V_NONE, 0, 0.0, 0, 0
                 found = V_DOUBLE
-                number = np.array([_u64(buf, q)], dtype=np.int64).view(np.float64)[0]
+                number = _as_double(_u64(buf, q))  # type: ignore[call-arg]
                 q += 8
             else:
                 found = V_OTHER
@@ -442,7 +463,7 @@ def _text(cmp: int, buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bo
 HOLDS, FAILS, UNSURE = 1, 0, -1
 
 
-@jit
+@plain
 def _holds(buf: Any, spans: Any, s: int, a: int, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any,
            a_text: Any, text: Any) -> int:
     """Assertion ``a`` on span row ``s``: HOLDS, FAILS (as the Python check answers it), or UNSURE (a value the
@@ -495,7 +516,7 @@ def _picks(spans: Any, r: int, want: int, verdicts: Any, part_row: Any, sel: int
     return bool((want < 0 or spans[r, S_NAME_ID] == want) and verdicts[part_row[spans[r, S_PART]], sel] == 1)
 
 
-@jit
+@plain
 def _select(spans: Any, n: int, want: int, verdicts: Any, part_row: Any, sel: int) -> int:
     """How many spans selector ``sel`` selects; -1 when the origin of a span of the name does not decide."""
     count = 0
@@ -508,10 +529,10 @@ def _select(spans: Any, n: int, want: int, verdicts: Any, part_row: Any, sel: in
     return count
 
 
-@jit
+@plain
 def _spec(buf: Any, spans: Any, n: int, want: int, sel: int, verdicts: Any, part_row: Any, selected: int,
           first: int, last: int, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any, a_text: Any, text: Any,
-          ranks: Any, seen: Any, stamp: int) -> tuple[int, int, int, int]:
+          ranks: Any, seen: Any, stamp: int, work: Any) -> tuple[int, int, int, int]:
     """The spec whose assertions are ``first`` to ``last``, on the ``selected`` spans selector ``sel`` picks:
     (HOLDS or FAILS or UNSURE, the failed assertions as bits, the first failed assertion, the row of the first
     span in Tracetest's order it fails on, or -1 with no span selected). UNSURE when a value is not read as
@@ -530,7 +551,7 @@ def _spec(buf: Any, spans: Any, n: int, want: int, sel: int, verdicts: Any, part
                     first_bad = a
                     if selected > 0:  # (every selected span fails it: the first in order is the report's)
                         if not ranked:
-                            if not _ranks(spans, n, ranks, seen, stamp):
+                            if not _ranks(spans, n, ranks, seen, stamp, work):
                                 return UNSURE, 0, -1, -1
                             ranked = True
                         for r in range(n):
@@ -556,7 +577,7 @@ def _spec(buf: Any, spans: Any, n: int, want: int, sel: int, verdicts: Any, part
                         row = r
                     elif first_bad < 0:
                         if not ranked:
-                            if not _ranks(spans, n, ranks, seen, stamp):
+                            if not _ranks(spans, n, ranks, seen, stamp, work):
                                 return UNSURE, 0, -1, -1
                             ranked = True
                         if ranks[r] < ranks[row]:
@@ -576,7 +597,7 @@ def _slot(sid: int, mask: int) -> int:
     return (sid * 0x9E3779B97F4A7C15) >> 40 & mask
 
 
-@jit
+@plain
 def _unique(spans: Any, n: int, seen: Any, stamp: int) -> bool:
     """Whether the first ``n`` span rows have different span ids; files each (id, stamp, row) in ``seen``, an
     open-addressing table a power of two at least twice ``n`` long, for :func:`_parent` (a table row holds an
@@ -617,24 +638,29 @@ def _before(spans: Any, a: int, b: int) -> bool:
         spans[a, S_START] == spans[b, S_START] and spans[a, S_ID_KEY] < spans[b, S_ID_KEY]))
 
 
-@jit
-def _ranks(spans: Any, n: int, out: Any, seen: Any, stamp: int) -> bool:
+@plain
+def _ranks(spans: Any, n: int, out: Any, seen: Any, stamp: int, work: Any) -> bool:
     """``out[r]``: span row ``r``'s place in Tracetest's order (depth first from the roots, children by start
     time, then id), as TestTrace orders them. False when some span is not reached from a root (a cycle of
-    parents: the Python evaluation orders those)."""
-    parent = np.empty(n, dtype=np.int64)
-    first = np.zeros(n + 2, dtype=np.int64)  # children of row r: first[r + 1] to first[r + 2]; roots: 0 to first[1]
+    parents: the Python evaluation orders those). ``work``: scratch, 4 rows of at least ``n + 2``."""
+    parent = work[0]
+    first = work[1]  # children of row r: first[r + 1] to first[r + 2]; roots: 0 to first[1]
+    children = work[2]
+    stack = work[3]
+    for g in range(n + 2):
+        first[g] = 0
     for r in range(n):
         parent[r] = _parent(spans, r, seen, stamp)
         first[parent[r] + 2] += 1
     for r in range(n + 1):
         first[r + 1] += first[r]
-    fill = first[:n + 1].copy()
-    children = np.empty(n, dtype=np.int64)
-    for r in range(n):
+    for r in range(n):  # (first[g] serves as list g's fill pointer: it ends at the list's end, the next's start)
         g = parent[r] + 1
-        children[fill[g]] = r
-        fill[g] += 1
+        children[first[g]] = r
+        first[g] += 1
+    for g in range(n, -1, -1):
+        first[g + 1] = first[g]
+    first[0] = 0
     for g in range(n + 1):  # each list by start time, then id (insertion sort: lists are short)
         for x in range(first[g] + 1, first[g + 1]):
             v = children[x]
@@ -643,7 +669,6 @@ def _ranks(spans: Any, n: int, out: Any, seen: Any, stamp: int) -> bool:
                 children[y + 1] = children[y]
                 y -= 1
             children[y + 1] = v
-    stack = np.empty(n + 1, dtype=np.int64)
     top = 0
     for x in range(first[1] - 1, first[0] - 1, -1):  # the roots, the first on top
         stack[top] = children[x]
@@ -660,7 +685,7 @@ def _ranks(spans: Any, n: int, out: Any, seen: Any, stamp: int) -> bool:
     return rank == n
 
 
-@jit
+@plain
 def _root(spans: Any, n: int, seen: Any, stamp: int) -> int:
     """The row of the trace's root in Tracetest's order: among the spans with no parent in the trace (or
     their own id as parent), the first by start time, then span id (as bytes). -1 with no span."""
@@ -694,12 +719,14 @@ def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trac
     ntests = test_first.shape[0]
     counts = np.zeros(name_bounds.shape[0], dtype=np.int64)  # per wanted name, and (last) any other
     ranks = np.empty(spans.shape[0], dtype=np.int64)
+    work = np.empty((4, spans.shape[0] + 2), dtype=np.int64)  # (see _ranks)
     size = 16
     while size < 2 * spans.shape[0]:
         size *= 2
     seen = np.zeros((size, 3), dtype=np.int64)  # (see _unique; stamps from 1)
     for t in range(trace_parts.shape[0] - 1):
-        counts[:] = 0
+        for q in range(counts.shape[0]):
+            counts[q] = 0
         n = 0
         for p in range(trace_parts[t], trace_parts[t + 1]):
             n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds, name_table,
@@ -746,7 +773,7 @@ def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trac
                         break
                 got, bad, first_bad, span_row = _spec(buf, spans, n, want, sp, verdicts, part_row, selected,
                                                       spec_asserts[p], spec_asserts[p + 1], a_kind, a_cmp, a_field,
-                                                      a_num, a_text, text, ranks, seen, t + 1)
+                                                      a_num, a_text, text, ranks, seen, t + 1, work)
                 if got == FAILS and nf >= failed.shape[0]:
                     return -1, -1  # (more rows needed: the caller calls again with more)
                 if got == UNSURE:

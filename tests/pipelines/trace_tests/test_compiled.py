@@ -265,3 +265,43 @@ def test_the_kernel_answers_the_passing_traces_and_hands_on_the_failing(tmp_path
     assert [note_keys(t) for t in failing] == [note_keys(t) for t in again]
     assert "GET /cart (0000000000000002)" in note_keys(failing[2])[0][5]  # type: ignore[operator]
     assert proc._windows[("shop", "under 500ms")].counts(0.0) == (104, 1)
+
+
+def test_the_kernel_orders_spans_as_tracetest_does() -> None:
+    """Tracetest's order (depth first from the roots, children by start time then id) and the root, from the
+    kernel's id table, on random forests: parents missing, a span its own parent, equal start times, and
+    cycles of parents (which the kernel leaves to Python)."""
+    from pipelines.trace_tests import _kernel as k
+    from pipelines.trace_tests.spans import TestSpan, TestTrace
+
+    rnd = random.Random(7)
+    cycles = 0
+    for _ in range(400):
+        n = rnd.randint(1, 60)
+        ids = rnd.sample(range(1, 2**63), n)
+        parents = [rnd.choice([0, rnd.getrandbits(62) | 1, *ids]) if rnd.random() < 0.9 else ids[i]
+                   for i in range(n)]
+        starts = [rnd.randint(0, 5) for _ in range(n)]
+        made = [Span(span_id=i.to_bytes(8, "big"), parent_span_id=p.to_bytes(8, "big") if p else b"",
+                     start_time_unix_nano=s + 1, end_time_unix_nano=s + 2) for i, p, s in
+                zip(ids, parents, starts, strict=True)]
+        spans = np.zeros((n, k.S_COLS), dtype=np.int64)
+        for r, s in enumerate(made):
+            spans[r, k.S_ID] = int.from_bytes(s.span_id, "little", signed=True)
+            spans[r, k.S_ID_KEY] = int.from_bytes(s.span_id, "big") - (1 << 63)  # (top bit flipped)
+            spans[r, k.S_PARENT] = int.from_bytes(s.parent_span_id, "little", signed=True) if s.parent_span_id else 0
+            spans[r, k.S_START] = s.start_time_unix_nano
+        seen = np.zeros((256, 3), dtype=np.int64)
+        assert k._unique(spans, n, seen, 1)
+        ranks = np.empty(n, dtype=np.int64)
+        trace = TestTrace(b"t" * 16, [TestSpan(s, {}) for s in made])
+        ordered = [s.span_id for s in trace.ordered]
+        if k._ranks(spans, n, ranks, seen, 1, np.empty((4, n + 2), dtype=np.int64)):
+            assert [made[r].span_id for r in np.argsort(ranks)] == ordered
+        else:
+            cycles += 1
+            roots = {id(s) for s in trace.roots}
+            assert any(s.parent is None and id(s) not in roots for s in trace.spans)  # (a cycle's, cut)
+        root = k._root(spans, n, seen, 1)
+        assert (made[root].span_id if root >= 0 else None) == (trace.root.span_id if trace.root else None)
+    assert 0 < cycles < 400
