@@ -22,6 +22,8 @@ from numba import types
 from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
+from collector.wire._kernels import skip as _skip
+from collector.wire._kernels import varint as _varint
 from pipelines.trace_tests._layout import (
     FAILED,
     FALLBACK,
@@ -101,43 +103,6 @@ def fnv1a(buf: Any, at: int, length: int) -> np.uint64:
         h ^= np.uint64(buf[q])
         h *= FNV_PRIME
     return h
-
-
-@inline
-def _varint(buf: Any, i: int, end: int) -> tuple[int, int]:
-    """(value, next index) of the varint at ``i``; next index -1 when malformed or longer than 64 bits."""
-    v = 0
-    shift = 0
-    while i < end:
-        b = int(buf[i])
-        i += 1
-        if shift == 63 and b > 1:
-            return 0, -1
-        v |= (b & 0x7F) << shift
-        if b < 0x80:
-            return v, i
-        shift += 7
-        if shift > 63:
-            return 0, -1
-    return 0, -1
-
-
-@inline
-def _skip(buf: Any, wt: int, i: int, end: int) -> int:
-    """Index past a field of wire type ``wt`` whose value starts at ``i``; -1 when malformed or a group."""
-    if wt == 0:
-        _, i = _varint(buf, i, end)
-        return i
-    if wt == 1:
-        return i + 8 if i + 8 <= end else -1
-    if wt == 5:
-        return i + 4 if i + 4 <= end else -1
-    if wt == 2:
-        ln, i = _varint(buf, i, end)
-        if i < 0 or ln < 0 or i + ln > end:
-            return -1
-        return i + ln
-    return -1
 
 
 @inline
