@@ -22,6 +22,7 @@ from numba import types
 from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
+from collector.wire._column_kernels import _fnv, _u64
 from collector.wire._kernels import skip as _skip
 from collector.wire._kernels import varint as _varint
 from pipelines.trace_tests._layout import (
@@ -90,27 +91,6 @@ V_NONE, V_STRING, V_INT, V_DOUBLE, V_BOOL, V_OTHER = 0, 1, 2, 3, 4, 5
 (S_AT, S_END, S_NAME_AT, S_NAME_LEN, S_START, S_STOP, S_KIND, S_CODE, S_NAME_ID, S_ID, S_ID_KEY, S_PARENT,
  S_ATTRS, S_PART, S_ENTRY) = range(15)
 S_COLS = 15
-
-
-FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-FNV_PRIME = np.uint64(0x100000001B3)
-
-
-@inline
-def fnv1a(buf: Any, at: int, length: int) -> np.uint64:
-    h = FNV_OFFSET
-    for q in range(at, at + length):
-        h ^= np.uint64(buf[q])
-        h *= FNV_PRIME
-    return h
-
-
-@inline
-def _u64(buf: Any, p: int) -> int:
-    v = 0
-    for k in range(7, -1, -1):
-        v = (v << 8) | int(buf[p + k])
-    return v
 
 
 @inline
@@ -257,7 +237,7 @@ def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names:
         if name_at < 0:  # (no name: the decoded span's is "")
             name_at = k
         name_id = -1
-        h = fnv1a(buf, name_at, name_len)
+        h = _fnv(buf, name_at, name_at + name_len)
         slot = np.int64(h & np.uint64(mask))
         while name_table[slot] >= 0:
             c = name_table[slot]
