@@ -103,6 +103,23 @@ def _kernel_failure(spec: Spec, row: list[int], span: tuple[bytes | bytearray, M
     return bad, spec.assertions[row[R_ASSERTION]].check(view, row[R_SELECTED], {})
 
 
+def _attach(trace: Trace, notes: list[TestFailure]) -> None:
+    """Attach failures to be paged to the trace (after any it has)."""
+    if notes:
+        existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
+        trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
+
+
+def _mark(trace: Trace, origin: Origin, chunk: bytes | bytearray, entry: int, at: int, end: int, value: str) -> None:
+    """Set ``tracetest.failed`` on the span whose framed entry starts at ``entry`` of ``origin``'s chunk (the
+    span's bytes from ``at`` to ``end``): only that span is re-encoded."""
+    span = Span.FromString(chunk[at:end])
+    _set_failed(span, value)
+    edited = bytearray(chunk)
+    edited[entry:end] = span_entry(span.SerializeToString())
+    trace.replace_chunks({origin: edited}, same_errors=True)  # (tracetest.failed only)
+
+
 def _set_failed(span: Span, value: str) -> None:
     for kv in span.attributes:
         if kv.key == FAILED_ATTRIBUTE:
@@ -494,12 +511,12 @@ class TraceTestsProcessor:
                                  window, trace.trace_id, now)
                 if note is not None:
                     notes.append(note)
+            _attach(trace, notes)
             entry, at, end = checked.roots[t].tolist()
-            root = None
-            if entry >= 0 and self._config.annotate:
+            if entry >= 0 and self._config.annotate:  # (the root's place is known: no search for its id)
                 c, at_entry = checked.locate(parts[t], parts[t + 1], entry)
-                root = (origins[c], chunks[c], at_entry, at_entry + at - entry, at_entry + end - entry)
-            self._finish_marked(trace, notes, failed_names, root)
+                _mark(trace, origins[c], chunks[c], at_entry, at_entry + at - entry, at_entry + end - entry,
+                      "; ".join(failed_names))
 
     def _window(self, test: str, spec: str) -> SpecWindow:
         window = self._windows.get((test, spec))
@@ -596,26 +613,9 @@ class TraceTestsProcessor:
     def _finish(self, trace: Trace, notes: list[TestFailure], failed_names: list[str], root_id: bytes | None
                 ) -> None:
         """Attach a tested trace's failures to be paged, and name its failed specs on its root span."""
-        if notes:
-            existing: list[TestFailure] | None = trace.note(TEST_FAILURES)
-            trace.notes[TEST_FAILURES] = notes if not existing else existing + notes
+        _attach(trace, notes)
         if failed_names and self._config.annotate and root_id is not None:
             self._annotate(trace, root_id, "; ".join(failed_names))
-
-    def _finish_marked(self, trace: Trace, notes: list[TestFailure], failed_names: list[str],
-                       root: tuple[Origin, bytes | bytearray, int, int, int] | None) -> None:
-        """:meth:`_finish` for a trace the compiled check found failing: its root span is the one at ``root``
-        (origin, its chunk, where the entry, span and end are in it): only that span is re-encoded."""
-        if root is None:
-            self._finish(trace, notes, failed_names, None)
-            return
-        self._finish(trace, notes, [], None)
-        origin, chunk, entry, at, end = root
-        span = Span.FromString(chunk[at:end])
-        _set_failed(span, "; ".join(failed_names))
-        edited = bytearray(chunk)
-        edited[entry:end] = span_entry(span.SerializeToString())
-        trace.replace_chunks({origin: edited}, same_errors=True)  # (tracetest.failed only)
 
     def _due(self, test: str, spec: str, path: str, owner: str,
              failure: Callable[[], tuple[list[Assertion], SpanCheck]], window: SpecWindow, trace_id: bytes,
@@ -652,11 +652,7 @@ class TraceTestsProcessor:
                 for j in range(len(at) - 1):
                     k = at[j] + (2 if chunk[at[j] + 1] < 0x80 else 3)
                     if chunk[k + 20:k + 28] == span_id:  # (0a 10 <trace id> 12 08 <span id>)
-                        span = Span.FromString(chunk[k:at[j + 1]])
-                        _set_failed(span, value)
-                        edited = bytearray(chunk)
-                        edited[at[j]:at[j + 1]] = span_entry(span.SerializeToString())
-                        trace.replace_chunks({origin: edited}, same_errors=True)  # (tracetest.failed only)
+                        _mark(trace, origin, chunk, at[j], k, at[j + 1], value)
                         return
             else:
                 return  # (no span has that id)
