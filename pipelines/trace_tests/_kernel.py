@@ -22,7 +22,7 @@ from numba import types
 from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
-from collector.wire._column_kernels import _fnv, _u64
+from collector.wire._column_kernels import _u64
 from collector.wire._kernels import skip as _skip
 from collector.wire._kernels import varint as _varint
 from pipelines.trace_tests._layout import (
@@ -88,9 +88,12 @@ C_EQ, C_NE, C_LT, C_LE, C_GT, C_GE, C_CONTAINS, C_NOT_CONTAINS = 0, 1, 2, 3, 4, 
 # attribute value types
 V_NONE, V_STRING, V_INT, V_DOUBLE, V_BOOL, V_OTHER = 0, 1, 2, 3, 4, 5
 # per span columns
-(S_AT, S_END, S_NAME_AT, S_NAME_LEN, S_START, S_STOP, S_KIND, S_CODE, S_NAME_ID, S_ID, S_ID_KEY, S_PARENT,
- S_ATTRS, S_PART, S_ENTRY) = range(15)
-S_COLS = 15
+(S_AT, S_END, S_NAME_AT, S_NAME_LEN, S_START, S_STOP, S_KIND, S_CODE, S_NAME_ID, S_ID, S_PARENT, S_ATTRS,
+ S_PART, S_ENTRY) = range(14)
+S_COLS = 14
+# the span-name table's hash (see _name_hash), and the length from which names share one flag of name_lengths
+NAME_K1, NAME_K2 = 0x100000001B3, 0x2545F4914F6CDD1D
+LONG_NAME = 64
 
 
 @inline
@@ -113,9 +116,22 @@ def _contains(buf: Any, a: int, la: int, text: Any, b: int, lb: int) -> bool:
     return False
 
 
+@inline
+def _name_hash(buf: Any, at: int, length: int) -> int:
+    """The name table's hash of the ``length`` bytes at ``at`` (:func:`pipelines.trace_tests.compiled.name_hash`
+    is the same in Python): the first and last eight bytes, or a short name's bytes, mixed with the length."""
+    if length >= 8:
+        h = _u64(buf, at) * NAME_K1 ^ _u64(buf, at + length - 8)
+    else:
+        h = 0
+        for q in range(at, at + length):
+            h = (h << 8) | int(buf[q])
+    return ((h ^ length) * NAME_K2) >> 32
+
+
 @plain
 def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names: Any, name_bounds: Any,
-           name_table: Any, counts: Any) -> int:
+           name_table: Any, name_lengths: Any, counts: Any) -> int:
     """Read the framed span entries of ``buf[start:end]`` (the chunk ``part``) into ``spans`` from row ``n`` on
     (rows of S_COLS), counting the spans of each wanted name in ``counts`` (the last entry: spans of no wanted
     name); the number of rows then, or -1 when the kernel cannot be certain (malformed, repeated fields, more
@@ -130,7 +146,6 @@ def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names:
             return -1
         e = k + ln
         sid = 0
-        sid_at = 0
         have_sid = False
         parent = 0  # (0: none; a parent id of eight zero bytes is not a span's id either)
         parent_len = -1
@@ -173,7 +188,6 @@ def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names:
                 if p < 0 or ln2 != 8 or p + 8 > e:
                     return -1
                 sid = _u64(buf, p)
-                sid_at = p
                 have_sid = True
                 j = p + 8
             elif t == 0x22:  # parent_span_id
@@ -237,14 +251,14 @@ def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names:
         if name_at < 0:  # (no name: the decoded span's is "")
             name_at = k
         name_id = -1
-        h = _fnv(buf, name_at, name_at + name_len)
-        slot = np.int64(h & np.uint64(mask))
-        while name_table[slot] >= 0:
-            c = name_table[slot]
-            if _same(buf, name_at, name_len, names, name_bounds[c], name_bounds[c + 1] - name_bounds[c]):
-                name_id = c
-                break
-            slot = (slot + 1) & mask
+        if name_lengths[min(name_len, LONG_NAME)]:  # (some wanted name is as long)
+            slot = _name_hash(buf, name_at, name_len) & mask
+            while name_table[slot] >= 0:
+                c = name_table[slot]
+                if _same(buf, name_at, name_len, names, name_bounds[c], name_bounds[c + 1] - name_bounds[c]):
+                    name_id = c
+                    break
+                slot = (slot + 1) & mask
         spans[n, S_AT] = k
         spans[n, S_END] = e
         spans[n, S_NAME_AT] = name_at
@@ -255,10 +269,6 @@ def _spans(buf: Any, start: int, end: int, part: int, spans: Any, n: int, names:
         spans[n, S_CODE] = code
         spans[n, S_NAME_ID] = name_id
         spans[n, S_ID] = sid
-        key = 0  # the id as big-endian bytes, its top bit flipped: ordered as the bytes are
-        for q in range(8):
-            key = (key << 8) | int(buf[sid_at + q])
-        spans[n, S_ID_KEY] = key ^ (1 << 63)
         spans[n, S_PART] = part
         spans[n, S_ENTRY] = i
         spans[n, S_PARENT] = parent if parent_len == 8 else 0
@@ -577,10 +587,21 @@ def _parent(spans: Any, r: int, seen: Any, stamp: int) -> int:
 
 
 @inline
+def _id_key(sid: int) -> int:
+    """A span id read little-endian (its S_ID) as its bytes read big-endian with the top bit flipped: ordered
+    as the id's bytes are."""
+    key = 0
+    for _ in range(8):
+        key = (key << 8) | (sid & 0xFF)
+        sid >>= 8
+    return key ^ (1 << 63)
+
+
+@inline
 def _before(spans: Any, a: int, b: int) -> bool:
     """Span row ``a`` comes before ``b`` among siblings: by start time, then span id (as bytes)."""
     return bool(spans[a, S_START] < spans[b, S_START] or (
-        spans[a, S_START] == spans[b, S_START] and spans[a, S_ID_KEY] < spans[b, S_ID_KEY]))
+        spans[a, S_START] == spans[b, S_START] and _id_key(spans[a, S_ID]) < _id_key(spans[b, S_ID])))
 
 
 @plain
@@ -643,13 +664,15 @@ def _root(spans: Any, n: int, seen: Any, stamp: int) -> int:
 
 @jit
 def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trace_parts: Any, verdicts: Any,
-          names: Any, name_bounds: Any, name_table: Any, sel_name: Any, test_first: Any, test_specs: Any,
-          spec_sel: Any, spec_asserts: Any, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any, a_text: Any,
-          text: Any, spans: Any, status: Any, applied: Any, failed: Any, roots: Any) -> tuple[int, int]:
+          names: Any, name_bounds: Any, name_table: Any, name_lengths: Any, sel_name: Any, test_first: Any,
+          test_specs: Any, spec_sel: Any, spec_asserts: Any, a_kind: Any, a_cmp: Any, a_field: Any, a_num: Any,
+          a_text: Any, text: Any, spans: Any, status: Any, applied: Any, failed: Any, roots: Any) -> tuple[int, int]:
     """Check each trace ``t``: its chunks (framed span entries, one origin each) are parts
     ``trace_parts[t]`` to ``trace_parts[t + 1]``; part ``p`` is the ``part_len[p]`` bytes at ``part_at[p]``
     in the ``size`` bytes of memory from address ``base`` (the caller keeps them alive and unchanged during the
-    call), its origin's verdicts are ``verdicts[part_row[p]]``.
+    call), its origin's verdicts are ``verdicts[part_row[p]]``; a negative ``part_row[p]`` is the complement of
+    a row whose origin no test's first selector can select: that part is read only once a test applies, and
+    its row is then made the row itself (``part_row`` is changed).
 
     ``status[t]`` is UNTESTED (no test applies), PASSED (every live spec of the tests that apply passes),
     FAILED (each such spec certainly passes or fails, one at least fails) or FALLBACK. For PASSED and FAILED
@@ -674,10 +697,30 @@ def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trac
             counts[q] = 0
         n = 0
         for p in range(trace_parts[t], trace_parts[t + 1]):
-            n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds, name_table,
-                       counts)
-            if n < 0:
+            if part_row[p] >= 0:  # (the other parts are read once some test applies)
+                n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds, name_table,
+                           name_lengths, counts)
+                if n < 0:
+                    break
+        if n < 0:
+            status[t] = FALLBACK
+            continue
+        applies = False  # (a first selector selects spans of the parts read only)
+        for ti in range(ntests):
+            want = sel_name[test_first[ti]]
+            if (n if want < 0 else counts[want]) > 0 and _select(spans, n, want, verdicts, part_row, test_first[ti]):
+                applies = True
                 break
+        if not applies:
+            status[t] = UNTESTED
+            continue
+        for p in range(trace_parts[t], trace_parts[t + 1]):
+            if part_row[p] < 0:
+                part_row[p] = ~part_row[p]
+                n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds, name_table,
+                           name_lengths, counts)
+                if n < 0:
+                    break
         if n < 0 or not _unique(spans, n, seen, t + 1):  # (the full evaluation keeps a span id's first copy)
             status[t] = FALLBACK
             continue

@@ -25,6 +25,8 @@ test_compiled.py compares both on random traces and definitions.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,7 @@ MASK_VALUES = {0: ("unspecified", "internal", "server", "client", "producer", "c
                1: ("unset", "ok", "error")}
 NUMERIC = ("=", "!=", *ORDERING)
 COMPARATORS = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5, "contains": 6, "not-contains": 7}
-MAX_ORIGINS = 4096  # origins whose verdicts are kept (cleared when full)
+MAX_ORIGINS = 4096  # origins whose verdicts are kept (then forgotten, between rounds: see new_round)
 UNCOMPILED = -2  # a spec's selector index when the spec does not compile
 NOT_LIVE = -1  # ... when the spec is not checked live
 
@@ -74,11 +76,19 @@ class _Stub:
         return self.value
 
 
-def _fnv1a(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
+def _int64(v: int) -> int:
+    v &= 0xFFFFFFFFFFFFFFFF
+    return v - (1 << 64) if v >> 63 else v
+
+
+def name_hash(raw: bytes, k1: int, k2: int) -> int:
+    """The kernel's ``_name_hash`` of a name (its arithmetic on 64-bit signed integers)."""
+    n = len(raw)
+    if n >= 8:
+        h = _int64(int.from_bytes(raw[:8], "little") * k1) ^ _int64(int.from_bytes(raw[-8:], "little"))
+    else:
+        h = int.from_bytes(raw, "big")
+    return _int64((h ^ n) * k2) >> 32
 
 
 def _bytes_offset() -> int | None:
@@ -201,12 +211,15 @@ class CompiledTests:
         self._name_bounds = np.cumsum([0, *(len(n) for n in names)]).astype(i64)
         size = 1 << max(3, (2 * len(names) + 1).bit_length())
         table = np.full(size, -1, dtype=i64)
+        lengths = np.zeros(kernel.LONG_NAME + 1, dtype=np.uint8)  # (the kernel hashes a name of these lengths)
         for i, raw in enumerate(names):
-            slot = _fnv1a(raw) & (size - 1)
+            lengths[min(len(raw), kernel.LONG_NAME)] = 1
+            slot = name_hash(raw, kernel.NAME_K1, kernel.NAME_K2) & (size - 1)
             while table[slot] >= 0:
                 slot = (slot + 1) & (size - 1)
             table[slot] = i
         self._name_table = table
+        self._name_lengths = lengths
         self._sel_name = np.array(sel_name, dtype=i64)
         self._test_first = np.array(test_first, dtype=i64)
         self._test_specs = np.array(test_specs, dtype=i64)
@@ -297,9 +310,6 @@ class CompiledTests:
         got = self.rows.get(origin)
         if got is not None:
             return got
-        if len(self.rows) >= MAX_ORIGINS:
-            self.rows.clear()
-            self._nrows = 0
         v = self.verdicts(resource)
         n = self._nrows
         if n >= len(self._verdicts):
@@ -311,15 +321,26 @@ class CompiledTests:
         got = self.rows[origin] = n if v[self._test_first].any() else ~n
         return got
 
+    def new_round(self) -> None:
+        """Before a round's rows are asked for: forget the origins' rows when there are MAX_ORIGINS (not during
+        a round, whose rows must stay those of their origins)."""
+        if len(self.rows) >= MAX_ORIGINS:
+            self.rows.clear()
+            self._nrows = 0
+
     def run(self, chunks: Sequence[bytes | bytearray], rows: Sequence[int], parts: Sequence[int], most_spans: int
             ) -> Checked:
-        """Check traces made of ``chunks`` (framed span entries of one origin each, its :meth:`row` in ``rows``):
-        trace ``t`` is chunks ``parts[t]`` to ``parts[t + 1]``; at most ``most_spans`` spans each. See
+        """Check traces made of ``chunks`` (framed span entries of one origin each, its :meth:`row` in ``rows``:
+        a chunk of a negative row is read only when some test applies to its trace): trace ``t`` is chunks
+        ``parts[t]`` to ``parts[t + 1]``; at most ``most_spans`` spans each. See
         :class:`Checked`. The kernel reads each chunk where it is (a ``bytes`` object's bytes are at a fixed
         offset from it in CPython, checked at load)."""
         k = self._kernel
         n = len(parts) - 1
-        addresses = np.fromiter(map(_address, chunks), dtype=np.int64, count=len(chunks))
+        if _OFFSET is not None and all(map(is_, map(type, chunks), repeat(bytes))):  # (most rounds: maps in C)
+            addresses = np.fromiter(map(id, chunks), dtype=np.int64, count=len(chunks)) + _OFFSET
+        else:
+            addresses = np.fromiter(map(_address, chunks), dtype=np.int64, count=len(chunks))
         lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
         base = int(addresses.min()) if len(chunks) else 0
         size = int((addresses + lengths).max()) - base if len(chunks) else 0
@@ -334,11 +355,12 @@ class CompiledTests:
             applied = np.empty((room, 2), dtype=np.int64)
             failed = np.empty((room, R_COLS), dtype=np.int64)
             na, nf = k.check(base, size, starts, lengths, rows_a, parts_a, self._verdicts, self._names,
-                             self._name_bounds, self._name_table, self._sel_name, self._test_first, self._test_specs,
-                             self._spec_sel, self._spec_asserts, self._a_kind, self._a_cmp, self._a_field,
-                             self._a_num, self._a_text, self._text, self._spans, status, applied, failed, roots)
+                             self._name_bounds, self._name_table, self._name_lengths, self._sel_name,
+                             self._test_first, self._test_specs, self._spec_sel, self._spec_asserts, self._a_kind,
+                             self._a_cmp, self._a_field, self._a_num, self._a_text, self._text, self._spans, status,
+                             applied, failed, roots)
             if na >= 0:
-                break
+                break  # (else again: the parts the first call made positive in rows_a are read early, same answers)
             room *= 4
         return Checked(starts, lengths, status, applied[:na], failed[:nf], roots)
 

@@ -129,3 +129,22 @@ def test_a_trace_files_its_first_origin_in_slots_and_answers_as_with_a_dict() ->
     assert u.chunks == {a: bytearray(b"\x12\x01x\x12\x01y")} and list(u.wire_chunks()) == list(u.chunks.items())
     empty = Trace(b"\x03" * 16, 0.0)
     assert empty.chunks == {} and list(empty.wire_chunks()) == [] and empty.spans_of(a) == 0
+
+
+def test_singles_are_the_traces_held_in_two_slots_in_their_order() -> None:
+    """Trace.singles: the traces whose one origin's bytes are held without a dict, with their origins and
+    chunks, in order; a trace with a dict of chunks (two origins, or asked for) or decoded is among the others."""
+    a, b = make_origin(Resource()), make_origin(Resource(attributes=[KeyValue(key="service.name",
+                                                                           value=AnyValue(string_value="b"))]))
+    framed = ScopeSpans(spans=[Span(trace_id=b"t" * 16, span_id=b"s" * 8)]).SerializeToString()
+    plain = [Trace(bytes([i]) * 16, 0.0, origin=a if i % 2 else b, framed=framed, spans=1) for i in range(4)]
+    two = Trace(b"2" * 16, 0.0, origin=a, framed=framed, spans=1)
+    two.add(b, framed, 1, 0, 0)
+    asked = Trace(b"d" * 16, 0.0, origin=a, framed=framed, spans=1)
+    assert asked.chunks == {a: framed}  # (a dict made)
+    decoded = Trace(b"x" * 16, 0.0, origin=b, framed=framed, spans=1)
+    decoded.groups()
+    singles, origins, chunks, others = Trace.singles([plain[0], two, plain[1], asked, plain[2], decoded, plain[3]])
+    assert singles == plain and origins == [b, a, b, a] and chunks == [framed] * 4
+    assert others == [two, asked, decoded]
+    assert Trace.singles([]) == ([], [], [], [])
