@@ -21,8 +21,7 @@ Trace-level stages (``tail_sampling``, ``root_cause``, ``alert_routing``) implem
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import compress, repeat
-from operator import attrgetter, eq, not_
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -429,11 +428,12 @@ class Trace:
     @staticmethod
     def singles(traces: Sequence[Trace]) -> tuple[list[Trace], list[Origin], list[bytes | bytearray], list[Trace]]:
         """The traces :meth:`single_chunk` answers without a dict (one origin, not decoded: most of a decision
-        round's), their origins and their chunks; then the other traces. Each step is a map in C, no Python
-        code per trace (for stages that gather a round's wire bytes)."""
-        plain = list(map(eq, map(_PLAIN, traces), repeat((None, None))))
-        singles = list(compress(traces, plain))
-        others = list(compress(traces, map(not_, plain))) if len(singles) < len(traces) else []
+        round's), their origins and their chunks; then the other traces (for stages that gather a round's wire
+        bytes: one cheap test per trace, the rest maps in C)."""
+        singles: list[Trace] = []
+        others: list[Trace] = []
+        for trace in traces:
+            (singles if trace._chunks is None and trace._decoded is None else others).append(trace)
         return singles, list(map(_ORIGIN, singles)), list(map(_CHUNK, singles)), others
 
     def spans_of(self, origin: Origin) -> int:
@@ -552,7 +552,6 @@ class Trace:
         return f"Trace({self.trace_id.hex()}, spans={self.span_count})"
 
 
-_PLAIN = attrgetter("_chunks", "_decoded")  # (None, None): one origin's chunk, in two slots (see Trace.singles)
 _ORIGIN = attrgetter("_origin")
 _CHUNK = attrgetter("_chunk")
 

@@ -705,36 +705,30 @@ def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trac
         if n < 0:
             status[t] = FALLBACK
             continue
-        applies = False  # (a first selector selects spans of the parts read only)
-        for ti in range(ntests):
-            want = sel_name[test_first[ti]]
-            if (n if want < 0 else counts[want]) > 0 and _select(spans, n, want, verdicts, part_row, test_first[ti]):
-                applies = True
-                break
-        if not applies:
-            status[t] = UNTESTED
-            continue
-        for p in range(trace_parts[t], trace_parts[t + 1]):
-            if part_row[p] < 0:
-                part_row[p] = ~part_row[p]
-                n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds, name_table,
-                           name_lengths, counts)
-                if n < 0:
-                    break
-        if n < 0 or not _unique(spans, n, seen, t + 1):  # (the full evaluation keeps a span id's first copy)
-            status[t] = FALLBACK
-            continue
         result = UNTESTED
         first_applied = na
         first_failed = nf
+        whole = False  # (every part read, the span ids checked: once a first selector selects a span)
         for ti in range(ntests):
             sel = test_first[ti]
             want = sel_name[sel]
             if (n if want < 0 else counts[want]) == 0:
                 continue  # (no span of the name: the test is not about the trace)
-            picked = _select(spans, n, want, verdicts, part_row, sel)
+            picked = _select(spans, n, want, verdicts, part_row, sel)  # (the parts not yet read: none selected)
             if picked == 0:
                 continue
+            if not whole:
+                for p in range(trace_parts[t], trace_parts[t + 1]):
+                    if part_row[p] < 0:
+                        part_row[p] = ~part_row[p]
+                        n = _spans(buf, part_at[p], part_at[p] + part_len[p], p, spans, n, names, name_bounds,
+                                   name_table, name_lengths, counts)
+                        if n < 0:
+                            break
+                if n < 0 or not _unique(spans, n, seen, t + 1):  # (Python keeps a span id's first copy)
+                    result = FALLBACK
+                    break
+                whole = True
             if na >= applied.shape[0]:
                 return -1, -1  # (more rows needed: the caller calls again with more)
             if picked < 0:
