@@ -24,7 +24,10 @@ of a shared machine hits every cell alike.
 
 Figures, one JSON line per cell and round, then one ``median`` line per cell: spans per collector
 CPU-second, and that divided by protobuf's parse rate of the same shape's requests measured in this process
-in the same round (``of_parse``; for ``json``, of the same spans as protobuf).
+in the same round (``of_parse``; for ``json``, of the same spans as protobuf). Each cell line also gives
+``stage_cpu_share``: the CPU time each stage that counts its own spent (``tracetriage_trace_stage_cpu_seconds``,
+``tracetriage_span_stage_cpu_seconds``) over the collector's in that cell, as ``bench.run`` does: a stage's
+cost measured inside one run, which a slow spell of the machine moves much less than two runs' difference.
 """
 
 from __future__ import annotations
@@ -383,8 +386,9 @@ class Cell:
         self.col.wait_ready(60)
         self.accepted = 0.0
 
-    def measure(self, name: str, requests: int) -> tuple[int, float]:
-        """(spans sent, collector CPU seconds) for ``requests`` requests of shape ``name``."""
+    def measure(self, name: str, requests: int) -> tuple[int, float, dict[str, float]]:
+        """(spans sent, collector CPU seconds, CPU seconds of each stage that counts its own) for ``requests``
+        requests of shape ``name``."""
         col = self.col
         endpoint = f"127.0.0.1:{self.http if SHAPES[name].json else self.grpc}"
         warm = run_sender(name, endpoint, 2)  # connections, lazy imports, this shape's first request
@@ -398,12 +402,16 @@ class Cell:
             if cpu1 - cpu0 <= 0.02:
                 break
             cpu0 = cpu1
+        from bench.run import stage_cpu
+
         cpu0 = col.cpu()
+        stage0 = stage_cpu(col.scrape())
         stats = run_sender(name, endpoint, requests)
         if self.scenario != "pass":
             time.sleep(DECISION_WAIT_S)
         self._drain(stats["spans"])
-        return int(stats["spans"]), col.cpu() - cpu0
+        cpu = col.cpu() - cpu0
+        return int(stats["spans"]), cpu, {k: v - stage0.get(k, 0.0) for k, v in stage_cpu(col.scrape()).items()}
 
     def _drain(self, spans: float) -> None:
         self.accepted += spans
@@ -435,13 +443,14 @@ def matrix(shapes: list[str], scenarios: list[str], jits: list[bool], rounds: in
                         order = shapes if k % 2 == 0 else shapes[::-1]
                         for name in order:
                             n = requests * 500 // loads[name].spans_per_request
-                            spans, cpu = cell.measure(name, max(2, n))
+                            spans, cpu, stages = cell.measure(name, max(2, n))
                             rate = spans / cpu
                             results.setdefault((name, scenario, jit), []).append((rate, rate / rates[name]))
                             emit({"bench": "shape", "shape": name, "scenario": scenario, "jit": jit,
                                   "round": k + 1, "spans": spans, "collector_cpu_s": round(cpu, 3),
                                   "spans_per_cpu_s": round(rate), "of_parse": round(rate / rates[name], 4),
-                                  "parse_spans_per_s": round(rates[name])})
+                                  "parse_spans_per_s": round(rates[name]),
+                                  "stage_cpu_share": {stage: round(v / cpu, 4) for stage, v in sorted(stages.items())}})
                     finally:
                         cell.stop()
     for (name, scenario, jit), runs in results.items():

@@ -223,6 +223,8 @@ class CompiledTests:
         self._sel_name = np.array(sel_name, dtype=i64)
         self._test_first = np.array(test_first, dtype=i64)
         self._test_specs = np.array(test_specs, dtype=i64)
+        self._spec_of = [(ti, p - test_specs[ti]) for ti in range(len(test_first))
+                         for p in range(test_specs[ti], test_specs[ti + 1])]
         self._spec_sel = np.array(spec_sel, dtype=i64)
         self._spec_asserts = np.array(spec_asserts, dtype=i64)
         self._a_kind = np.array(kinds, dtype=i64)
@@ -366,8 +368,7 @@ class CompiledTests:
 
     def spec_of(self, p: int) -> tuple[int, int]:
         """(test index, spec index within the test) of the kernel's spec ``p``."""
-        ti = int(np.searchsorted(self._test_specs, p, side="right")) - 1
-        return ti, p - int(self._test_specs[ti])
+        return self._spec_of[p]
 
     def warm(self) -> None:
         """Compile the kernel (or load it from numba's cache) now, not on the first trace."""

@@ -43,7 +43,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 from collector import Host, Settings
 from collector.consumer import Capabilities, TraceBufferSettings
 from collector.model import Origin, Trace
-from collector.wire import span_entries, span_entry, span_name_field
+from collector.wire import frame, span_entries, span_entry, span_name_field
 from pipelines.ownership import OwnershipSource
 from pipelines.trace_tests._layout import R_ASSERTION, R_BAD, R_SELECTED, R_SPAN, R_SPAN_END, R_SPEC, R_TRACE
 from pipelines.trace_tests.assertion import Assertion, SpanCheck
@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 FAILED_ATTRIBUTE = "tracetest.failed"
+_FAILED_KEY = FAILED_ATTRIBUTE.encode()
+_FAILED_KEY_FIELD = frame(0x0A, _FAILED_KEY)  # (a KeyValue's key)
 UNKNOWN_TEAM = "unknown"
 MAX_NAME_SEARCHES = 1  # span names looked for with ``in``, one by one; more: one regular expression
 MAX_ORIGINS = 10_000  # resources whose attributes are kept decoded (then the cache starts again)
@@ -117,11 +119,18 @@ def _attach(trace: Trace, notes: list[TestFailure]) -> None:
 
 def _mark(trace: Trace, origin: Origin, chunk: bytes | bytearray, entry: int, at: int, end: int, value: str) -> None:
     """Set ``tracetest.failed`` on the span whose framed entry starts at ``entry`` of ``origin``'s chunk (the
-    span's bytes from ``at`` to ``end``): only that span is re-encoded."""
-    span = Span.FromString(chunk[at:end])
-    _set_failed(span, value)
+    span's bytes from ``at`` to ``end``): only that span's entry changes. The attribute is appended to the
+    span's bytes (a repeated field's entries may come anywhere, in order: it decodes as the last attribute);
+    a span whose bytes hold the key already (marked before) is decoded and its value replaced."""
+    body = chunk[at:end]
+    if _FAILED_KEY in body:
+        span = Span.FromString(body)
+        _set_failed(span, value)
+        body = span.SerializeToString()
+    else:
+        body += frame(0x4A, _FAILED_KEY_FIELD + frame(0x12, frame(0x0A, value.encode())))
     edited = bytearray(chunk)
-    edited[entry:end] = span_entry(span.SerializeToString())
+    edited[entry:end] = span_entry(body)
     trace.replace_chunks({origin: edited}, same_errors=True)  # (tracetest.failed only)
 
 

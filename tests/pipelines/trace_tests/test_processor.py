@@ -473,6 +473,19 @@ def test_the_failed_mark_is_written_into_the_wire_bytes_as_into_decoded_spans() 
         assert root_attr(wire) == value
         P._annotate(wire, (99).to_bytes(8, "big"), "nobody")  # (no such span: nothing changes)
         assert root_attr(wire) == value
+    # A first mark is appended to the span's bytes (the other spans' and its own fields untouched): the same
+    # spans once decoded as the decoded path's, the mark the last attribute.
+    wire, decoded = checkout(9, status=500, db_ms=3, pay_error=True), checkout(9, status=500, db_ms=3, pay_error=True)
+    decoded.groups()
+    before = [bytes(c) for _, c in wire.wire_chunks()]
+    P._annotate(wire, (1).to_bytes(8, "big"), "checkout: answers 2xx")
+    P._annotate(decoded, (1).to_bytes(8, "big"), "checkout: answers 2xx")
+    assert [s for _, s in wire.iter_spans()] == [s for _, s in decoded.iter_spans()]
+    after = [bytes(c) for _, c in wire.wire_chunks()]
+    grown = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(grown) == 1 and after[grown[0]].count(b"tracetest.failed") == 1
+    root = next(s for _, s in wire.iter_spans() if s.span_id == (1).to_bytes(8, "big"))
+    assert root.attributes[-1].key == "tracetest.failed"
     ok = checkout(8, status=500, db_ms=3, pay_error=False)
     ok.maybe_error = False  # (as the intake's wire walk finds it: no span in error)
     P._annotate(ok, (1).to_bytes(8, "big"), "checkout: answers 2xx")
