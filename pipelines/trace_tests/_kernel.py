@@ -672,7 +672,8 @@ def check(base: int, size: int, part_at: Any, part_len: Any, part_row: Any, trac
     in the ``size`` bytes of memory from address ``base`` (the caller keeps them alive and unchanged during the
     call), its origin's verdicts are ``verdicts[part_row[p]]``; a negative ``part_row[p]`` is the complement of
     a row whose origin no test's first selector can select: that part is read only once a test applies, and
-    its row is then made the row itself (``part_row`` is changed).
+    its row is then made the row itself (``part_row`` is changed). ``name_lengths[min(length, LONG_NAME)]`` is 1
+    when some wanted name is that long: only span names of such a length are looked up in ``name_table``.
 
     ``status[t]`` is UNTESTED (no test applies), PASSED (every live spec of the tests that apply passes),
     FAILED (each such spec certainly passes or fails, one at least fails) or FALLBACK. For PASSED and FAILED
