@@ -19,8 +19,9 @@ that processor, as ``bench.run``'s ``full_servicegraph`` and ``full_spanmetrics`
 ``bench.run``'s ``full_trace_tests*``, which the shapes' span names and services match), with the compiled walk
 (``jit on``) and without (``TRACETRIAGE_JIT=0``: what a plain install runs). A sender process
 (``python -m bench.shapes send``) sends the requests over gRPC, or OTLP/JSON over HTTP for ``json``. One
-collector per scenario and setting serves every shape in turn; rounds interleave everything, so a slow spell
-of a shared machine hits every cell alike.
+collector per scenario and setting serves every shape in turn, after a throw-away pass (so that no shape pays
+the fresh collector's heap growth); rounds interleave everything, so a slow spell of a shared machine hits
+every cell alike.
 
 Figures, one JSON line per cell and round, then one ``median`` line per cell: spans per collector
 CPU-second, and that divided by protobuf's parse rate of the same shape's requests measured in this process
@@ -441,6 +442,9 @@ def matrix(shapes: list[str], scenarios: list[str], jits: list[bool], rounds: in
                     cell = Cell(scenario, jit, brokers, Path(tmp) / f"{scenario}-{jit}-{k}")
                     try:
                         order = shapes if k % 2 == 0 else shapes[::-1]
+                        # A throw-away pass first: a fresh collector's first load grows its heap (page faults,
+                        # arenas), which made whichever shape came first cost up to twice as much.
+                        cell.measure(order[0], max(2, requests * 500 // loads[order[0]].spans_per_request))
                         for name in order:
                             n = requests * 500 // loads[name].spans_per_request
                             spans, cpu, stages = cell.measure(name, max(2, n))
