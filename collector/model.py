@@ -309,7 +309,7 @@ class Trace:
     """One trace: framed span bytes per origin, plus what stages learn about it in ``notes``."""
 
     __slots__ = (
-        "_chunk", "_chunks", "_counts", "_decoded", "_modified", "_notes", "_origin", "acks", "arrival", "byte_size",
+        "_chunk", "_chunks", "_counts", "_decoded", "_modified", "_notes", "_origin", "acks", "arrival",
         "decision_at", "end", "error_status", "maybe_error", "root_seen", "span_count", "start", "trace_id",
     )
 
@@ -330,7 +330,6 @@ class Trace:
         self._chunks: dict[Origin, bytes | bytearray] | None = None if origin is not None else {}
         self._counts: dict[Origin, int] | None = None  # spans per origin, kept once there are two origins
         self.span_count = spans
-        self.byte_size = len(framed)
         self.root_seen = False
         self.start = start  # earliest span start (unix ns; 0 if some span has none); -1: no spans yet
         self.end = end  # latest span end (unix ns)
@@ -373,7 +372,6 @@ class Trace:
                 first = self._chunk = bytearray(first)
             first += framed
             self.span_count += spans
-            self.byte_size += len(framed)
             self._decoded = None
             return
         chunks = self.chunks
@@ -392,8 +390,15 @@ class Trace:
             if self._counts is not None:
                 self._counts[origin] += spans
         self.span_count += spans
-        self.byte_size += len(framed)
         self._decoded = None
+
+    @property
+    def byte_size(self) -> int:
+        """The framed span entries' bytes (what the trace holds on the wire; a stage's changes to decoded spans
+        count once they are written back). Computed, not kept: an int a trace is 28 bytes."""
+        if self._chunks is None:
+            return len(self._chunk)
+        return sum(map(len, self._chunks.values()))
 
     @property
     def chunks(self) -> dict[Origin, bytes | bytearray]:
@@ -487,9 +492,7 @@ class Trace:
         wire walk found about errors still holds."""
         self._flush()  # changes made through groups() first: the new bytes replace those
         for origin, chunk in chunks.items():
-            old = self.chunks[origin]
             self.chunks[origin] = chunk
-            self.byte_size += len(chunk) - len(old)
         self._decoded = None
         if not same_errors:
             self.maybe_error = True
@@ -540,7 +543,6 @@ class Trace:
     def _flush(self) -> None:
         if self._modified and self._decoded is not None:
             self.chunks = {g.origin: g.scope_spans.SerializeToString() for g in self._decoded}
-            self.byte_size = sum(len(c) for c in self.chunks.values())
             self._modified = False
 
     def release(self) -> None:
