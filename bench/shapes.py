@@ -433,6 +433,10 @@ class Cell:
 
 def matrix(shapes: list[str], scenarios: list[str], jits: list[bool], rounds: int, requests: int) -> None:
     loads = {name: ShapeLoad(name) for name in shapes}
+
+    def count(name: str) -> int:  # requests of a shape: as many spans as ``requests`` reference requests
+        return max(2, requests * 500 // loads[name].spans_per_request)
+
     results: dict[tuple[str, str, bool], list[tuple[float, float]]] = {}
     with tansu() as brokers, tempfile.TemporaryDirectory() as tmp:
         for k in range(rounds):
@@ -444,10 +448,9 @@ def matrix(shapes: list[str], scenarios: list[str], jits: list[bool], rounds: in
                         order = shapes if k % 2 == 0 else shapes[::-1]
                         # A throw-away pass first: a fresh collector's first load grows its heap (page faults,
                         # arenas), which made whichever shape came first cost up to twice as much.
-                        cell.measure(order[0], max(2, requests * 500 // loads[order[0]].spans_per_request))
+                        cell.measure(order[0], count(order[0]))
                         for name in order:
-                            n = requests * 500 // loads[name].spans_per_request
-                            spans, cpu, stages = cell.measure(name, max(2, n))
+                            spans, cpu, stages = cell.measure(name, count(name))
                             rate = spans / cpu
                             results.setdefault((name, scenario, jit), []).append((rate, rate / rates[name]))
                             emit({"bench": "shape", "shape": name, "scenario": scenario, "jit": jit,

@@ -419,7 +419,8 @@ class TraceTestsProcessor:
         max_spans = self._config.max_spans
         compiled.new_round()
         known = compiled.rows.get
-        # Most traces: one origin, held in two slots. Gathered by maps in C, no Python code per trace.
+        # Most traces: one origin, held in two slots, gathered in bulk; the others (several origins, a dict of
+        # chunks, decoded) one by one below.
         picked, origins, chunks, others = Trace.singles(traces)
         sizes = list(map(_SPAN_COUNT, picked))
         most = max(sizes, default=1)
@@ -444,35 +445,23 @@ class TraceTestsProcessor:
             if n > max_spans:
                 too_large += 1
                 continue
-            single = trace.single_chunk()
-            if single is not None:  # (one origin, in a dict)
-                row = known(single[0])
-                if row is None:
-                    row = compiled.row(single[0], self._resource(single[0]))
-                if row < 0:
-                    untested += 1
-                    continue
-                chunks.append(single[1])
-                origins.append(single[0])
-                rows.append(row)
-            elif trace.decoded:
+            if trace.decoded:
                 rest.append(trace)  # (what a stage changed is in the decoded spans)
                 continue
-            else:
-                testable = False
-                for origin, chunk in trace.chunks.items():
-                    row = known(origin)
-                    if row is None:
-                        row = compiled.row(origin, self._resource(origin))
-                    testable = testable or row >= 0
-                    if chunk:
-                        chunks.append(chunk)
-                        origins.append(origin)
-                        rows.append(row)  # (a negative row: read only once a test applies)
-                if not testable:
-                    del chunks[parts[-1]:], origins[parts[-1]:], rows[parts[-1]:]
-                    untested += 1
-                    continue
+            testable = False
+            for origin, chunk in trace.chunks.items():
+                row = known(origin)
+                if row is None:
+                    row = compiled.row(origin, self._resource(origin))
+                testable = testable or row >= 0
+                if chunk:
+                    chunks.append(chunk)
+                    origins.append(origin)
+                    rows.append(row)  # (a negative row: read only once a test applies)
+            if not testable:
+                del chunks[parts[-1]:], origins[parts[-1]:], rows[parts[-1]:]
+                untested += 1
+                continue
             parts.append(len(chunks))
             picked.append(trace)
             if n > most:
